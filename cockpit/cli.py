@@ -1,0 +1,152 @@
+"""``cockpit`` command line: the cockpit (headless until the TUI lands), config and audit tools.
+
+Exit codes: 0 ok; 1 a check failed (e.g. audit chain broken); 2 bad input (profile, arguments);
+3 engine already running on this data dir; 4 storage problem (corrupt / locked / behind head).
+Every error is one line on stderr naming what and where. Importing this module does not import
+Textual: headless runs and scripts stay light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from engine.config import (
+    ConfigError,
+    load_config,
+    render_config,
+    render_env_sample,
+    resolve_data_dir,
+)
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_RUNNING, EXIT_STORAGE = 0, 1, 2, 3, 4
+
+
+def _err(msg: str) -> None:
+    print(f"cockpit: {msg}", file=sys.stderr)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", help="profile name (profiles/NAME.toml) or path to a .toml file")
+    p.add_argument("--data-dir", help="data directory (default ./data or $COCKPIT_DATA_DIR)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cockpit", description="Terminal trading cockpit")
+    _common(p)
+    p.add_argument("--headless", action="store_true", help="run the engine without the TUI")
+    p.add_argument("--duration", type=float, help="stop cleanly after S seconds")
+    p.add_argument("--seed", type=int, help="market simulator seed (sim.seed)")
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="cmd")
+    c = sub.add_parser("config", help="configuration tools")
+    csub = c.add_subparsers(dest="config_cmd", required=True)
+    show = csub.add_parser("show", help="effective configuration with sources, secrets redacted")
+    _common(show)
+    es = sub.add_parser("env-sample", help="write a documented env sample")
+    es.add_argument("--output", "-o", help="file to write (default: stdout)")
+    a = sub.add_parser("audit", help="audit chain tools")
+    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    v = asub.add_parser("verify", help="verify the hash chain; exit 0 when intact")
+    _common(v)
+    return p
+
+
+def _load(args: argparse.Namespace) -> object:
+    overrides: dict[str, object] = {}
+    if getattr(args, "seed", None) is not None:
+        overrides["sim.seed"] = args.seed
+    return load_config(args.profile, overrides=overrides or None)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "env-sample":
+            text = render_env_sample()
+            if args.output:
+                _write_atomic(Path(args.output), text)
+            else:
+                sys.stdout.write(text)
+            return EXIT_OK
+        if args.cmd == "config":
+            sys.stdout.write(render_config(_load(args)))  # type: ignore[arg-type]
+            return EXIT_OK
+        if args.cmd == "audit":
+            return _audit_verify(resolve_data_dir(args.data_dir))
+        cfg = _load(args)
+        data_dir = resolve_data_dir(args.data_dir)
+        return _run(cfg, data_dir, args)
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        _err(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}")
+        return EXIT_BAD_INPUT
+
+
+def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
+    from engine.lockfile import AlreadyRunning, acquire
+    from engine.logsetup import setup_logging
+    from engine.runner import run_headless
+    from engine.store import StoreError
+
+    if not args.headless and sys.stdout.isatty():
+        _err("the TUI arrives in step 4; running headless with a status line")
+    try:
+        # the lock comes first: a second instance must leave the data dir exactly as it was
+        lock = acquire(data_dir)
+        setup_logging(data_dir, args.log_level)
+        return asyncio.run(run_headless(cfg, data_dir, args.duration, lock))  # type: ignore[arg-type]
+    except AlreadyRunning as exc:
+        _err(str(exc))
+        return EXIT_RUNNING
+    except StoreError as exc:
+        _err(str(exc))
+        return EXIT_STORAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _audit_verify(data_dir: Path) -> int:
+    from engine.audit import HeadFile, load_or_create_key, verify_db
+    from engine.boot import db_path
+
+    db = db_path(data_dir)
+    if not db.exists():
+        _err(f"{db}: no database here (wrong --data-dir?)")
+        return EXIT_BAD_INPUT
+    if not (data_dir / "secrets" / "audit.key").exists() and not os.environ.get(
+        "COCKPIT_AUDIT_KEY"
+    ):
+        _err(f"{data_dir / 'secrets' / 'audit.key'}: audit key missing; cannot verify")
+        return EXIT_BAD_INPUT
+    try:
+        key = load_or_create_key(data_dir)
+        head = HeadFile(data_dir / "audit" / "head.json").read()
+        result = verify_db(db, key, head)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # noqa: BLE001 - e.g. DB locked by a running engine
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _err(f"{db}: cannot read: {first}")
+        return EXIT_STORAGE
+    if result.ok:
+        print(f"audit chain intact: {result.checked} rows verified")
+        return EXIT_OK
+    print(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.reason}")
+    return EXIT_CHECK_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""Open a data directory and assemble a running engine (lock, key, DB, state, venue, strategy).
+
+Start-up order matters and is fixed:
+1. the data-dir lock (a second instance stops here, having touched nothing);
+2. the audit key and external chain head (outside the DB);
+3. the DB file (a corrupt or locked file is a one-line error naming it), migrations;
+4. the DB must not be behind the external audit head (a lost tail is detected, not papered over);
+5. a new session number is committed *before* any decision, so client ids are never reused;
+6. open orders, positions, the paper venue's book and the model registry are loaded;
+7. the writer thread starts; a ``startup`` audit row is the first thing it commits.
+``Booted.close`` undoes it in reverse: final flush, ``shutdown`` audit row, textfile, DB, lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine import oms
+from engine.audit import AuditChain, HeadFile, load_or_create_key, tail_state
+from engine.clock import Clock
+from engine.config import Config, metrics_path
+from engine.engine import Engine
+from engine.journal import IntentJournal
+from engine.lockfile import EngineLock, acquire
+from engine.marketsim import symbol_spec
+from engine.metrics import EngineMetrics
+from engine.models import build_model
+from engine.paper import PaperVenue
+from engine.registry import ModelRegistry, build_reference
+from engine.risk import GATE_NAMES
+from engine.store import Batch, StoreError, Writer, migrate, open_db
+from engine.strategy import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
+from engine.textfile import clean_stale_temps, write_textfile
+
+log = logging.getLogger("engine.boot")
+
+DB_NAME = "cockpit.duckdb"
+
+
+def db_path(data_dir: Path) -> Path:
+    return data_dir / DB_NAME
+
+
+class Booted:
+    """Everything a runner needs, and the one way to shut it down cleanly."""
+
+    def __init__(self, **parts: Any) -> None:
+        self.engine: Engine = parts["engine"]
+        self.strategy: ModelStrategy | AlternatingStrategy | None = parts["strategy"]
+        self.writer: Writer = parts["writer"]
+        self.lock: EngineLock = parts["lock"]
+        self.con: Any = parts["con"]
+        self.metrics_path: Path = parts["metrics_path"]
+        self.data_dir: Path = parts["data_dir"]
+        self.journal: IntentJournal | None = parts["journal"]
+        self.rehydrated: dict[str, int] = {}
+        self._closed = False
+
+    def write_metrics(self) -> None:
+        write_textfile(self.metrics_path, self.engine.metrics.registry)
+
+    def flush(self) -> int:
+        """Hand rows to the writer; a failed write halts trading (checked on the loop thread)."""
+        err = self.writer.error
+        if err is not None and not self.engine.halted_reason:
+            self.engine.halt(f"DB write failed: {err}")
+        return self.engine.flush()
+
+    def close(self, reason: str = "shutdown") -> None:
+        """Flush everything, audit the shutdown, write the final textfile, release the DB."""
+        if self._closed:
+            return
+        self._closed = True
+        e = self.engine
+        try:
+            e.refresh()
+            e._audit("engine", "shutdown", {"reason": reason, "ticks": e.ticks,
+                                            "orders": len(e.orders)})  # fmt: skip
+            e.flush()
+            self.writer.wait_idle()
+            self.writer.close()
+            if self.writer.error is None and self.journal is not None:
+                self.journal.checkpoint()  # every intent is in the DB now
+            self.write_metrics()
+        finally:
+            try:
+                self.con.close()
+            finally:
+                if self.journal is not None:
+                    self.journal.close()
+                self.lock.release()
+        log.info("engine stopped (%s)", reason)
+
+
+def _state(con: Any) -> dict[str, str]:
+    return {
+        str(k): str(v) for k, v in con.execute("SELECT key, value FROM engine_state").fetchall()
+    }
+
+
+def _load_registry(con: Any, cfg: Config, now_us: int) -> ModelRegistry:
+    rows = con.execute("SELECT * FROM models").fetchall()
+    if rows:
+        return ModelRegistry.from_rows(rows)
+    reg = ModelRegistry()
+    ref = build_reference(n_ticks=REFERENCE_TICKS)  # built once, then stored in `models`
+    reg.register(build_model(cfg.models.champion), "champion", ref, now_us)
+    if cfg.models.challenger and cfg.models.challenger != cfg.models.champion:
+        reg.register(build_model(cfg.models.challenger), "challenger", ref, now_us)
+    reg.set_canary_share(cfg.models.canary_share)
+    return reg
+
+
+def boot(
+    cfg: Config,
+    data_dir: Path,
+    *,
+    clock: Clock,
+    strategy: str = "models",
+    bench_every: int = 100,
+    bench_qty_e8: int = 1_000_000,
+    call_later: Callable[..., Any] | None = None,
+    metrics_file: Path | None = None,
+    lock: EngineLock | None = None,
+) -> Booted:
+    if lock is None:
+        lock = acquire(data_dir)  # raises AlreadyRunning before anything is touched
+    con = None
+    try:
+        key = load_or_create_key(data_dir)
+        head_file = HeadFile(data_dir / "audit" / "head.json")
+        head = head_file.read()
+        path = db_path(data_dir)
+        con = open_db(path)
+        now = clock.now_us()
+        migrate(con, now)
+        seq, last_hash = tail_state(con)
+        if head is not None and head[0] > seq:
+            raise StoreError(
+                f"{path}: database is behind the external audit head (head seq {head[0]}, DB ends "
+                f"at seq {seq}): it lost committed rows; restore it with "
+                f"`cockpit restore --data-dir {data_dir} BACKUP`, do not trade on it"
+            )
+        state = _state(con)
+        session = int(state.get("session", "0")) + 1
+        con.execute(
+            "INSERT OR REPLACE INTO engine_state VALUES ('session', ?, ?)", [str(session), now]
+        )  # committed now (autocommit): ids of this session can never collide with a past one
+
+        symbols = tuple(cfg.symbols)
+        specs = {s: symbol_spec(s) for s in symbols}
+        lots = {s: sp.lot_size_e8 for s, sp in specs.items()}
+        if cfg.venue != "paper":
+            raise StoreError(f"venue {cfg.venue!r} arrives in step 2; use the paper profile")
+        venue = PaperVenue(
+            now_us=clock.now_us,
+            tick_size_e8={s: sp.tick_size_e8 for s, sp in specs.items()},
+            maker_fee_bps=cfg.paper.maker_fee_bps,
+            taker_fee_bps=cfg.paper.taker_fee_bps,
+            latency_ms_mean=cfg.paper.latency_ms_mean,
+            latency_ms_jitter=cfg.paper.latency_ms_jitter,
+            depth_levels=cfg.paper.depth_levels,
+            seed=cfg.sim.seed + session,
+            call_later=call_later,
+        )
+        open_rows = con.execute(
+            "SELECT * FROM orders WHERE status IN (" + ",".join(f"'{s}'" for s in oms.OPEN) + ")"
+        ).fetchall()
+        open_ids = [str(r[0]) for r in open_rows]
+        venue.load(
+            con.execute(
+                "SELECT * FROM paper_orders WHERE status IN ('accepted','partially_filled') "
+                "OR client_order_id IN (SELECT unnest(?::VARCHAR[]))",
+                [open_ids],
+            ).fetchall()
+        )
+        trade_ids: dict[str, set[str]] = {cid: set() for cid in open_ids}
+        if open_ids:
+            for cid, tid in con.execute(
+                "SELECT client_order_id, trade_id FROM fills "
+                "WHERE client_order_id IN (SELECT unnest(?::VARCHAR[]))",
+                [open_ids],
+            ).fetchall():
+                trade_ids[str(cid)].add(str(tid))
+        orders = [oms.Order.from_row(r, trade_ids[str(r[0])]) for r in open_rows]
+        positions = con.execute("SELECT * FROM positions").fetchall()
+
+        registry = _load_registry(con, cfg, now)
+        if "models" in state:
+            registry.load_state(msgspec.json.decode(state["models"]))
+
+        metrics = EngineMetrics(symbols, list(GATE_NAMES))
+        journal = None if venue.in_process else IntentJournal(data_dir / "journal" / "intents.bin")
+        mpath = metrics_file or metrics_path(cfg, data_dir)
+        clean_stale_temps(mpath.parent, mpath.name) if mpath.parent.exists() else None
+
+        def committed(batch: Batch) -> None:
+            metrics.db_batches.inc()
+            if batch.audit_head is not None:
+                head_file.write(*batch.audit_head)
+
+        def failed(exc: BaseException) -> None:
+            metrics.db_errors.inc()
+
+        writer = Writer(con, on_committed=committed, on_error=failed)
+        engine = Engine(
+            cfg=cfg,
+            clock=clock,
+            venue=venue,
+            audit=AuditChain(key, seq, last_hash),
+            metrics=metrics,
+            session=session,
+            lot_e8=lots,
+            journal=journal,
+            on_batch=writer.submit,
+        )
+        assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
+        if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
+            engine.risk.kill_switch = True
+            engine.risk.kill_reason = state.get("kill_reason", "armed before restart")
+        if state.get("safe_mode") == "1":
+            engine.risk.safe_mode = True
+        engine.adopt(orders, positions)
+        strat: ModelStrategy | AlternatingStrategy | None
+        if strategy == "models":
+            strat = ModelStrategy(engine, registry)
+            for row in registry.to_rows():
+                engine.batch.upsert["models"][row[0]] = row
+        elif strategy == "bench":
+            strat = AlternatingStrategy(engine, symbols[0], bench_every, bench_qty_e8)
+        else:
+            strat = None
+        engine.strategy = strat
+        engine._audit("engine", "startup", {
+            "session": session, "profile": cfg.name, "venue": venue.name, "pid": lock.pid,
+            "open_orders": len(orders), "wall_ts": time.time(),
+        })  # fmt: skip
+        engine.gates.refresh(now)
+        return Booted(
+            engine=engine,
+            strategy=strat,
+            writer=writer,
+            lock=lock,
+            con=con,
+            metrics_path=mpath,
+            data_dir=data_dir,
+            journal=journal,
+        )
+    except BaseException:
+        if con is not None:
+            con.close()
+        lock.release()
+        raise

@@ -1,0 +1,586 @@
+"""The trading engine: market state, the one order path, venue reports, operator commands.
+
+Order path (the only one): ``submit`` → risk gates → OMS (order + outbox) → venue port.
+
+Invariants:
+- Cache, then publish: in-memory state (orders, positions, risk counters) is updated before the
+  batch rows, audit records and events describing it are emitted.
+- Everything here runs on the engine's event-loop thread; nothing blocks on I/O except the
+  fsynced intent journal for venues outside the process (durable before send).
+- Rows for DuckDB accumulate in ``self.batch`` and leave via ``flush`` to the single writer.
+- An invariant violation (overfill, a fill for an order we never sent, a DB write failure) arms the
+  kill switch with a loud reason and keeps the process alive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import msgspec
+
+from engine import oms
+from engine.audit import AuditChain
+from engine.clock import Clock
+from engine.events import (
+    CommandResult,
+    Decision,
+    GateChanged,
+    SubmitOrder,
+    VenueFill,
+    VenueOrderUpdate,
+)
+from engine.gates import GateContext, GatePipeline, GateState
+from engine.metrics import EngineMetrics
+from engine.oms import Order
+from engine.positions import Position, slippage_bps
+from engine.risk import BudgetGate, RiskState, standard_gates
+from engine.store import Batch
+from engine.units import SCALE
+from engine.venue import VenuePort
+
+log = logging.getLogger("engine")
+
+_OUTBOX_STATUS = {
+    oms.PENDING: "pending",
+    oms.SUBMITTED: "sent",
+    oms.UNKNOWN: "unknown",
+    oms.NEVER_SENT: "never_sent",
+    oms.REJECTED: "rejected",
+}
+
+
+class Strategy(Protocol):
+    def on_quote(self, symbol: str, bid_e8: int, ask_e8: int, ts_ns: int) -> None: ...
+
+
+class IntentJournal(Protocol):
+    def append_durable(self, record: tuple[Any, ...]) -> None: ...
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        cfg: Any,
+        clock: Clock,
+        venue: VenuePort,
+        audit: AuditChain,
+        metrics: EngineMetrics,
+        session: int,
+        lot_e8: dict[str, int],
+        journal: IntentJournal | None = None,
+        on_batch: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self._clock_set: Callable[[int], None] | None = getattr(clock, "set_ns", None)
+        self.venue = venue
+        self.audit = audit
+        self.metrics = metrics
+        self.session = session
+        self.symbols: tuple[str, ...] = tuple(cfg.symbols)
+        self._lot = lot_e8
+        self.journal = journal
+        self._on_batch = on_batch
+        self.ids = oms.DecisionIds(cfg.oms.client_id_prefix, session)
+
+        self.quotes: dict[str, tuple[int, int, int, int]] = {}
+        self.last_quote_us: dict[str, int] = {s: 0 for s in self.symbols}
+        self.ticks = 0
+        self._ticks_exported = 0
+
+        self.start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
+        self.risk = RiskState(self.start_equity_e8)
+        self.risk.safe_mode = bool(cfg.risk.safe_mode)
+        if cfg.risk.kill_switch_armed_at_start:
+            self.risk.kill_switch, self.risk.kill_reason = True, "armed at start by profile"
+        gates = standard_gates(
+            risk=self.risk,
+            clock=clock,
+            last_quote_us=self.last_quote_us,
+            lot_e8=self.lot,
+            r=cfg.risk,
+            m=cfg.models,
+        )
+        self.budget_gate = next(g for g in gates if isinstance(g, BudgetGate))
+        self.gates = GatePipeline(gates, on_change=self._gate_changed)
+        self._ctx = GateContext()
+
+        self.orders: dict[str, Order] = {}
+        self.open_orders: dict[str, Order] = {}
+        self.positions: dict[str, Position] = {s: Position(s) for s in self.symbols}
+        self.realized_e8 = 0
+        self.fees_e8 = 0
+
+        self.batch = Batch()
+        self._dirty_orders: dict[str, Order] = {}
+        self._dirty_positions: set[str] = set()
+        self.events: deque[object] = deque(maxlen=2000)
+        self.halted_reason = ""
+        self.recent_slippage: deque[float] = deque(maxlen=500)
+        self.recent_latency_ms: deque[float] = deque(maxlen=500)
+        self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
+        self.denials = 0
+        self.log_orders = True
+
+        venue.bind(self)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def lot(self, symbol: str) -> int:
+        return self._lot.get(symbol, 1)
+
+    def mid_e8(self, symbol: str) -> int:
+        q = self.quotes.get(symbol)
+        return (q[0] + q[1]) // 2 if q else 0
+
+    def _audit(self, actor: str, kind: str, payload: object) -> None:
+        # an AuditRecord is a NamedTuple in audit_log column order: no copy needed
+        self.batch.append["audit_log"].append(
+            self.audit.append(self.clock.now_us(), actor, kind, payload)
+        )
+        self.batch.rows += 1
+
+    def _publish(self, event: object) -> None:
+        self.events.append(event)
+
+    # --- market data (hot path) ------------------------------------------------------------
+
+    def on_quote(
+        self, symbol: str, bid_e8: int, ask_e8: int, bid_sz_e8: int, ask_sz_e8: int, ts_ns: int
+    ) -> None:
+        if self._clock_set is not None:
+            self._clock_set(ts_ns)
+        if bid_e8 <= 0 or ask_e8 < bid_e8:
+            return  # malformed quote: never let it reach prices or the venue
+        self.quotes[symbol] = (bid_e8, ask_e8, bid_sz_e8, ask_sz_e8)
+        self.last_quote_us[symbol] = ts_ns // 1000
+        self.ticks += 1
+        self.venue.on_quote(symbol, bid_e8, ask_e8, bid_sz_e8, ask_sz_e8, ts_ns)
+        strategy = self.strategy
+        if strategy is not None:
+            strategy.on_quote(symbol, bid_e8, ask_e8, ts_ns)
+
+    strategy: Strategy | None = None
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def record_decision(self, d: Decision) -> None:
+        self.batch.append["decisions"].append(
+            (
+                d.decision_id,
+                d.ts_us,
+                d.symbol,
+                d.model_id,
+                d.action,
+                d.prob,
+                d.expected_return,
+                d.regime,
+                d.regime_reason,
+                d.risk_allowed,
+                d.position_size,
+                d.routed,
+                d.psi,
+            )
+        )
+        self.batch.rows += 1
+        self._audit("engine", "decision", d)
+        self.metrics.decisions.labels(d.model_id, d.action).inc()
+
+    # --- the order path ----------------------------------------------------------------------
+
+    def submit(self, cmd: SubmitOrder, routed: str = "") -> CommandResult:
+        """Risk gates → OMS → venue. Never raises for a refusal: returns a CommandResult."""
+        now = self.clock.now_us()
+        risk = self.risk
+        if risk.roll(now):
+            self._audit("engine", "day_rolled", {"day": risk.day})
+        q = self.quotes.get(cmd.symbol)
+        ctx = self._ctx
+        ctx.symbol = cmd.symbol
+        ctx.side = cmd.side
+        ctx.qty_e8 = cmd.qty_e8
+        ctx.price_e8 = (q[1] if cmd.side == "buy" else q[0]) if q else 0
+        if cmd.order_type == "limit" and cmd.limit_price_e8 > 0:
+            ctx.price_e8 = cmd.limit_price_e8
+        ctx.strategy = cmd.strategy
+        ctx.model_id = cmd.model_id
+        ctx.routed = routed
+        ctx.decision_id = cmd.decision_id
+        ctx.now_us = now
+        pos = risk.position_qty.get(cmd.symbol, 0)
+        ctx.reduces = (cmd.side == "buy" and 0 < cmd.qty_e8 <= -pos) or (
+            cmd.side == "sell" and 0 < cmd.qty_e8 <= pos
+        )
+        if ctx.notes:
+            ctx.notes.clear()
+        if cmd.qty_e8 <= 0 or cmd.symbol not in self.positions:
+            return self._deny(cmd, "input", f"bad order: {cmd.symbol} qty_e8={cmd.qty_e8}", now)
+        denied = self.gates.evaluate(ctx)
+        for gate, reason in ctx.notes:
+            self._gate_event(now, gate, "scale", cmd.symbol, cmd.decision_id, reason)
+            log.info("gate %s scaled %s: %s", gate, cmd.decision_id, reason)
+        if denied is not None:
+            return self._deny(cmd, denied[0], denied[1], now)
+        cid = oms.client_order_id(cmd.decision_id)
+        if cid in self.orders:
+            return self._deny(cmd, "idempotency", f"client order id {cid} already used", now)
+        order = Order(
+            cid,
+            cmd.decision_id,
+            cmd.symbol,
+            cmd.side,
+            ctx.qty_e8,
+            order_type=cmd.order_type,
+            limit_price_e8=cmd.limit_price_e8,
+            strategy=cmd.strategy,
+            model_id=cmd.model_id,
+            routed=routed,
+            arrival_mid_e8=(q[0] + q[1]) // 2 if q else 0,
+            created_us=now,
+        )
+        self.orders[cid] = order
+        self.open_orders[cid] = order
+        risk.note_sent(ctx)
+        if self.journal is not None and not self.venue.in_process:
+            # durable before it leaves: an intent for an outside venue survives any crash
+            self.journal.append_durable(
+                (cid, cmd.decision_id, cmd.symbol, cmd.side, cmd.order_type, ctx.qty_e8,
+                 cmd.limit_price_e8, now)
+            )  # fmt: skip
+        order.transition(oms.SUBMITTED, now)
+        order.submitted_us = now
+        self._dirty_orders[cid] = order
+        self._audit(cmd.actor, "order_submitted", {
+            "client_order_id": cid, "decision_id": cmd.decision_id, "symbol": cmd.symbol,
+            "side": cmd.side, "qty_e8": ctx.qty_e8, "type": cmd.order_type,
+            "limit_price_e8": cmd.limit_price_e8, "model_id": cmd.model_id, "routed": routed,
+        })  # fmt: skip
+        m = self.metrics
+        sub = m.orders_submitted_by.get(cmd.symbol)
+        (sub or m.orders_submitted.labels(cmd.symbol)).inc()
+        m.status_by["submitted"].inc()
+        m.trades.inc()
+        if routed == "challenger":
+            m.canary_trades.inc()
+        if self.log_orders:
+            log.info("order submitted %s %s %s %s", cid, cmd.symbol, cmd.side, ctx.qty_e8 / SCALE)
+        self.venue.submit(order)
+        return CommandResult(ok=True, message="submitted", ref=cid)
+
+    def _deny(self, cmd: SubmitOrder, gate: str, reason: str, now: int) -> CommandResult:
+        self.denials += 1
+        self._gate_event(now, gate, "deny", cmd.symbol, cmd.decision_id, reason)
+        self.metrics.orders_denied.labels(gate).inc()
+        if self.log_orders:
+            log.info("order denied %s by %s: %s", cmd.decision_id, gate, reason)
+        return CommandResult(ok=False, message=f"denied by {gate}: {reason}", ref=gate)
+
+    def _gate_event(
+        self, now: int, gate: str, action: str, symbol: str, decision_id: str, reason: str
+    ) -> None:
+        self.batch.append["gate_events"].append((now, gate, action, symbol, decision_id, reason))
+        self.batch.rows += 1
+
+    def _gate_changed(self, st: GateState) -> None:
+        now = self.clock.now_us()
+        action = "active" if st.active else "clear"
+        self._gate_event(now, st.name, action, "", "", st.reason or "cleared")
+        self._audit("engine", "gate_changed", {"gate": st.name, "active": st.active,
+                                               "reason": st.reason})  # fmt: skip
+        g = self.metrics.gate_active.get(st.name)
+        if g is not None:
+            g.set(1 if st.active else 0)
+        self._publish(GateChanged(gate=st.name, active=st.active, reason=st.reason,
+                                  since_us=st.since_us))  # fmt: skip
+        log.warning("gate %s %s: %s", st.name, action, st.reason or "-")
+
+    # --- venue reports (VenueSink) -----------------------------------------------------------
+
+    def on_venue_update(self, u: VenueOrderUpdate) -> None:
+        o = self.orders.get(u.client_order_id)
+        if o is None:
+            self.metrics.orders_error.labels("unknown_order").inc()
+            log.error("venue update for unknown order %s (%s)", u.client_order_id, u.status)
+            return
+        if u.venue_order_id and not o.venue_order_id:
+            o.venue_order_id = u.venue_order_id
+            self._dirty_orders[o.client_order_id] = o
+        was = o.status
+        if was in (oms.SUBMITTED, oms.UNKNOWN) and u.status != oms.REJECTED:
+            lat_ms = (u.ts_us - o.submitted_us) / 1000.0
+            self.recent_latency_ms.append(lat_ms)
+            self.metrics.place_latency.observe(max(lat_ms, 0.0) / 1000.0)
+        if u.status in (oms.PARTIALLY_FILLED, oms.FILLED) and u.filled_qty_e8 > o.filled_qty_e8:
+            return  # fills carry the quantity; the status follows when they arrive
+        if not o.transition(u.status, u.ts_us, u.reason):
+            return  # late, duplicate or out-of-order report: never move backward
+        self._order_changed(o, was)
+
+    def _order_changed(self, o: Order, was: str) -> None:
+        self._dirty_orders[o.client_order_id] = o
+        st = self.metrics.status_by.get(o.status)
+        if st is not None:
+            st.inc()
+        if o.status == oms.REJECTED:
+            self.recent_outcomes.append(1)
+            self.metrics.orders_error.labels(_reason_class(o.reason)).inc()
+            log.warning("order rejected %s: %s", o.client_order_id, o.reason)
+        if o.status in oms.TERMINAL:
+            self.open_orders.pop(o.client_order_id, None)
+            if o.status != oms.REJECTED:
+                self.recent_outcomes.append(0)
+            self._audit("venue", "order_final", {
+                "client_order_id": o.client_order_id, "status": o.status,
+                "filled_qty_e8": o.filled_qty_e8, "avg_price_e8": o.avg_price_e8,
+                "reason": o.reason,
+            })  # fmt: skip
+
+    def on_venue_fill(self, f: VenueFill) -> None:
+        o = self.orders.get(f.client_order_id)
+        if o is None:
+            self.halt(f"fill {f.trade_id} for unknown order {f.client_order_id}")
+            return
+        if f.trade_id in o.trade_ids:
+            return  # duplicate delivery (reconnect backlog, REST catch-up)
+        was = o.status
+        if not o.apply_fill(f.trade_id, f.qty_e8, f.price_e8, f.ts_us):
+            self.halt(f"overfill on {o.client_order_id}: trade {f.trade_id} qty {f.qty_e8}")
+            return
+        pos = self.positions[f.symbol]
+        self.realized_e8 += pos.apply_fill(f.side, f.qty_e8, f.price_e8, f.fee_e8, f.ts_us)
+        self.fees_e8 += f.fee_e8
+        self.risk.position_qty[f.symbol] = pos.qty_e8
+        slip = slippage_bps(f.side, f.price_e8, o.arrival_mid_e8)
+        lat_ms = (f.ts_us - o.submitted_us) / 1000.0 if o.submitted_us else 0.0
+        self.batch.append["fills"].append(
+            (f.trade_id, f.client_order_id, f.venue_order_id, f.symbol, f.side, f.qty_e8,
+             f.price_e8, f.fee_e8, f.liquidity, f.ts_us, slip, lat_ms)
+        )  # fmt: skip
+        self.batch.rows += 1
+        self._dirty_positions.add(f.symbol)
+        self.recent_slippage.append(slip)
+        self._audit("venue", "fill", f)
+        fb = self.metrics.fills_by.get(f.symbol)
+        (fb or self.metrics.fills.labels(f.symbol)).inc()
+        self._order_changed(o, was)
+
+    # --- operator / engine commands ----------------------------------------------------------
+
+    def arm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+        r = self.risk
+        r.kill_switch, r.kill_reason = True, reason or f"armed by {actor}"
+        self._set_state("kill_switch", "1")
+        self._set_state("kill_reason", r.kill_reason)
+        self._audit(actor, "kill_switch_armed", {"reason": r.kill_reason})
+        self.gates.refresh(self.clock.now_us())
+        self.metrics.kill_switch.set(1)
+        for o in list(self.open_orders.values()):  # stop resting exposure too
+            if o.status in (oms.ACCEPTED, oms.PARTIALLY_FILLED):
+                self.venue.cancel(o.client_order_id, o.symbol)
+        log.warning("kill switch armed by %s: %s", actor, r.kill_reason)
+        return CommandResult(ok=True, message=f"kill switch armed: {r.kill_reason}")
+
+    def disarm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+        if self.halted_reason:
+            return CommandResult(ok=False, message=f"halted: {self.halted_reason}; restart needed")
+        self.risk.kill_switch, self.risk.kill_reason = False, ""
+        self._set_state("kill_switch", "0")
+        self._audit(actor, "kill_switch_disarmed", {"reason": reason})
+        self.gates.refresh(self.clock.now_us())
+        self.metrics.kill_switch.set(0)
+        return CommandResult(ok=True, message="kill switch disarmed")
+
+    def set_safe_mode(self, on: bool, actor: str, reason: str) -> CommandResult:
+        self.risk.safe_mode = on
+        self._set_state("safe_mode", "1" if on else "0")
+        self._audit(actor, "safe_mode", {"on": on, "reason": reason})
+        self.gates.refresh(self.clock.now_us())
+        self.metrics.safe_mode.set(1 if on else 0)
+        return CommandResult(ok=True, message=f"safe mode {'on' if on else 'off'}")
+
+    def cancel(self, client_order_id: str, actor: str, reason: str = "") -> CommandResult:
+        o = self.open_orders.get(client_order_id)
+        if o is None:
+            return CommandResult(ok=False, message=f"no open order {client_order_id}")
+        self._audit(actor, "cancel_requested", {"client_order_id": client_order_id,
+                                                "reason": reason})  # fmt: skip
+        self.venue.cancel(client_order_id, o.symbol)
+        return CommandResult(ok=True, message=f"cancel sent for {client_order_id}")
+
+    def halt(self, reason: str) -> None:
+        """Invariant violation: stop trading loudly, keep running for the operator."""
+        if not self.halted_reason:
+            self.halted_reason = reason
+            log.critical("HALT: %s", reason)
+            self.arm_kill_switch("engine", f"halted: {reason}")
+
+    def _set_state(self, key: str, value: str) -> None:
+        self.batch.upsert["engine_state"][key] = (key, value, self.clock.now_us())
+
+    # --- periodic work -----------------------------------------------------------------------
+
+    def mark_to_market(self) -> int:
+        unreal = sum(p.unrealized_e8(self.mid_e8(s)) for s, p in self.positions.items())
+        self.risk.equity_e8 = self.start_equity_e8 + self.realized_e8 - self.fees_e8 + unreal
+        return unreal
+
+    def refresh(self) -> None:
+        """Once a second or so: standing gate states, equity, gauges."""
+        now = self.clock.now_us()
+        if self.risk.roll(now):
+            self._audit("engine", "day_rolled", {"day": self.risk.day})
+        unreal = self.mark_to_market()
+        self.gates.refresh(now)
+        m = self.metrics
+        m.ticks.inc(self.ticks - self._ticks_exported)
+        self._ticks_exported = self.ticks
+        for s in self.symbols:
+            last = self.last_quote_us.get(s, 0)
+            m.stale_by[s].set((now - last) / 1e6 if last else 0.0)
+            m.position_by[s].set(self.positions[s].qty_e8 / SCALE)
+        m.pnl_realized.set((self.realized_e8 - self.fees_e8) / SCALE)
+        m.pnl_unrealized.set(unreal / SCALE)
+        m.equity.set(self.risk.equity_e8 / SCALE)
+        m.positions_open.set(self.risk.open_positions())
+        m.skew.set(self.clock.skew_ms() / 1000.0)
+        m.kill_switch.set(1 if self.risk.kill_switch else 0)
+        m.safe_mode.set(1 if self.risk.safe_mode else 0)
+        m.budget_left.labels("account", "all").set(self.budget_gate.left())
+        for s in self.symbols:
+            used = self.risk.orders_by_symbol.get(s, 0)
+            m.budget_left.labels("symbol", s).set(self.budget_gate.per_symbol - used)
+        for st in self.gates.states.values():
+            g = m.gate_active.get(st.name)
+            if g is not None:
+                g.set(1 if st.active else 0)
+        m.outbox_pending.set(
+            sum(1 for o in self.open_orders.values() if o.status in _OUTBOX_STATUS)
+        )
+        m.audit_seq.set(self.audit.last_seq)
+        if self.recent_slippage:
+            m.slippage_p95.set(_p95(self.recent_slippage))
+        if self.recent_latency_ms:
+            m.place_p95.set(_p95(self.recent_latency_ms) / 1000.0)
+        if self.recent_outcomes:
+            m.error_rate.set(sum(self.recent_outcomes) / len(self.recent_outcomes))
+        for model_id, psi in self.risk.psi.items():
+            m.psi.labels(model_id).set(psi)
+
+    def flush(self) -> int:
+        """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
+        b = self.batch
+        if self._dirty_orders:
+            orders_up = b.upsert["orders"]
+            outbox_up = b.upsert["order_outbox"]
+            for cid, o in self._dirty_orders.items():
+                orders_up[cid] = o.row()
+                outbox_up[cid] = (
+                    cid, o.decision_id, o.symbol, o.side, o.order_type, o.qty_e8,
+                    o.limit_price_e8, _OUTBOX_STATUS.get(o.status, "acked"), o.created_us,
+                    o.submitted_us, o.updated_us if o.status not in _OUTBOX_STATUS else 0, 1,
+                )  # fmt: skip
+            b.rows += 2 * len(self._dirty_orders)
+            self._dirty_orders.clear()
+        if self._dirty_positions:
+            pos_up = b.upsert["positions"]
+            for s in self._dirty_positions:
+                pos_up[s] = self.positions[s].row()
+            self._dirty_positions.clear()
+        drain = getattr(self.venue, "drain_dirty", None)
+        if drain is not None:
+            for row in drain():
+                b.upsert["paper_orders"][row[0]] = row
+        if b.empty():
+            return 0
+        if b.append["audit_log"]:
+            b.audit_head = (self.audit.last_seq, self.audit.last_hash)
+        self.batch = Batch()
+        if self._on_batch is not None:
+            self._on_batch(b)
+        return b.rows
+
+    # --- rehydrate ---------------------------------------------------------------------------
+
+    def adopt(self, orders: list[Order], positions: list[tuple[Any, ...]]) -> None:
+        """Load open orders and positions from the DB at start (before any tick)."""
+        for o in orders:
+            self.orders[o.client_order_id] = o
+            if o.is_open:
+                self.open_orders[o.client_order_id] = o
+        for row in positions:
+            sym = str(row[0])
+            p = self.positions.get(sym) or Position(sym)
+            p.qty_e8, p.avg_price_e8, p.realized_pnl_e8, p.fees_e8, p.updated_us = (
+                int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5])
+            )  # fmt: skip
+            self.positions[sym] = p
+            self.risk.position_qty[sym] = p.qty_e8
+            self.realized_e8 += p.realized_pnl_e8
+            self.fees_e8 += p.fees_e8
+
+    async def resolve_open_orders(self) -> dict[str, int]:
+        """Ask the venue about every open order; adopt its answer, or mark never-sent.
+
+        An intent the venue has no trace of is never re-sent automatically: a new decision
+        gets a new client id.
+        """
+        counts = {"adopted": 0, "never_sent": 0, "unchanged": 0}
+        for o in list(self.open_orders.values()):
+            u = await self.venue.query_order(o.client_order_id, o.symbol)
+            if u is None:
+                if o.status in (oms.PENDING, oms.SUBMITTED, oms.UNKNOWN):
+                    was = o.status
+                    o.transition(oms.NEVER_SENT, self.clock.now_us(), "venue has no such order")
+                    self._order_changed(o, was)
+                    counts["never_sent"] += 1
+                else:
+                    log.error("open order %s unknown to the venue", o.client_order_id)
+                    counts["unchanged"] += 1
+                continue
+            before = (o.status, o.venue_order_id)
+            self.on_venue_update(u)
+            counts["adopted" if (o.status, o.venue_order_id) != before else "unchanged"] += 1
+        return counts
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain, immutable-by-convention summary (status line now, panels in step 4)."""
+        return {
+            "ticks": self.ticks,
+            "orders": len(self.orders),
+            "open_orders": len(self.open_orders),
+            "denials": self.denials,
+            "positions": {s: p.qty_e8 / SCALE for s, p in self.positions.items() if p.qty_e8},
+            "pnl": (self.realized_e8 - self.fees_e8) / SCALE,
+            "equity": self.risk.equity_e8 / SCALE,
+            "kill_switch": self.risk.kill_switch,
+            "safe_mode": self.risk.safe_mode,
+            "active_gates": [s.name for s in self.gates.states.values() if s.active],
+        }
+
+
+def _p95(values: deque[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+def _reason_class(reason: str) -> str:
+    low = reason.lower()
+    for key, cls in (
+        ("duplicate", "duplicate"),
+        ("insufficient", "insufficient_funds"),
+        ("filter", "invalid_order"),
+        ("no market", "no_market"),
+        ("timeout", "timeout"),
+        ("rate", "rate_limit"),
+    ):
+        if key in low:
+            return cls
+    return "other"
+
+
+def encode(obj: object) -> bytes:
+    return msgspec.json.encode(obj)

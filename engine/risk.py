@@ -1,0 +1,352 @@
+"""The concrete risk gates of step 1 and the counters they read.
+
+Invariants:
+- ``RiskState`` is mutated only by the engine loop: ``note_sent`` after an order passed every gate,
+  ``roll`` at each UTC day boundary. Gates only read it (sizing gates shrink ``ctx.qty_e8``).
+- Kill switch and safe mode default to *blocking* when their state cannot be read (they are plain
+  booleans here, loaded from the DB at start with "armed" winning over config).
+- Reducing orders (``ctx.reduces``) are still subject to kill switch, safe mode, skew and staleness,
+  but not to max-open-positions or drawdown: an operator must always be able to get flat via the
+  normal path once those two are the only blockers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.clock import Clock
+from engine.gates import Gate, GateContext
+from engine.units import SCALE
+
+US_PER_DAY = 86_400_000_000
+
+
+class RiskState:
+    def __init__(self, equity_e8: int) -> None:
+        self.kill_switch = False
+        self.kill_reason = ""
+        self.safe_mode = False
+        self.day = -1
+        self.orders_today = 0
+        self.orders_by_strategy: dict[str, int] = {}
+        self.orders_by_symbol: dict[str, int] = {}
+        self.equity_e8 = equity_e8
+        self.equity_day_start_e8 = equity_e8
+        self.last_intent_us: dict[tuple[str, str, str], int] = {}
+        self.last_order_by_router: dict[str, int] = {}
+        self.psi: dict[str, float] = {}
+        self.position_qty: dict[str, int] = {}
+
+    def roll(self, now_us: int) -> bool:
+        """Start a new UTC day when ``now_us`` crosses midnight; returns True when it did."""
+        day = now_us // US_PER_DAY
+        if day == self.day:
+            return False
+        self.day = day
+        self.orders_today = 0
+        self.orders_by_strategy.clear()
+        self.orders_by_symbol.clear()
+        self.equity_day_start_e8 = self.equity_e8
+        return True
+
+    def note_sent(self, ctx: GateContext) -> None:
+        self.orders_today += 1
+        self.orders_by_strategy[ctx.strategy] = self.orders_by_strategy.get(ctx.strategy, 0) + 1
+        self.orders_by_symbol[ctx.symbol] = self.orders_by_symbol.get(ctx.symbol, 0) + 1
+        self.last_intent_us[(ctx.symbol, ctx.side, ctx.strategy)] = ctx.now_us
+        self.last_order_by_router[ctx.routed] = ctx.now_us
+
+    def open_positions(self) -> int:
+        return sum(1 for q in self.position_qty.values() if q)
+
+    def drawdown_pct(self) -> float:
+        start = self.equity_day_start_e8
+        return (start - self.equity_e8) * 100.0 / start if start > 0 else 0.0
+
+
+class KillSwitchGate:
+    name = "kill_switch"
+
+    def __init__(self, risk: RiskState) -> None:
+        self.risk = risk
+
+    def probe(self, now_us: int) -> str | None:
+        r = self.risk
+        return f"kill switch armed: {r.kill_reason or 'no reason given'}" if r.kill_switch else None
+
+    def check(self, ctx: GateContext) -> str | None:
+        return self.probe(ctx.now_us)
+
+
+class SafeModeGate:
+    name = "safe_mode"
+
+    def __init__(self, risk: RiskState) -> None:
+        self.risk = risk
+
+    def probe(self, now_us: int) -> str | None:
+        return "SAFE_MODE=1: new orders blocked (cancels allowed)" if self.risk.safe_mode else None
+
+    def check(self, ctx: GateContext) -> str | None:
+        return self.probe(ctx.now_us)
+
+
+class ClockSkewGate:
+    name = "clock_skew"
+
+    def __init__(self, clock: Clock, max_ms: float) -> None:
+        self.clock = clock
+        self.max_ms = max_ms
+
+    def probe(self, now_us: int) -> str | None:
+        skew = self.clock.skew_ms()
+        if abs(skew) > self.max_ms:
+            return f"clock skew {skew:+.0f} ms exceeds MAX_TIME_SKEW_MS={self.max_ms:g}"
+        return None
+
+    def check(self, ctx: GateContext) -> str | None:
+        return self.probe(ctx.now_us)
+
+
+class StaleDataGate:
+    name = "stale_data"
+
+    def __init__(self, last_quote_us: dict[str, int], max_ms: float) -> None:
+        self.last_quote_us = last_quote_us
+        self.max_us = int(max_ms * 1000)
+
+    def _reason(self, symbol: str, now_us: int) -> str | None:
+        last = self.last_quote_us.get(symbol, 0)
+        if not last:
+            return f"{symbol}: no market data yet"
+        age = now_us - last
+        if age > self.max_us:
+            return f"{symbol}: market data {age / 1000:.0f} ms old > {self.max_us / 1000:.0f} ms"
+        return None
+
+    def probe(self, now_us: int) -> str | None:
+        stale = [r for s in self.last_quote_us if (r := self._reason(s, now_us))]
+        return "; ".join(stale) if stale else None
+
+    def check(self, ctx: GateContext) -> str | None:
+        return self._reason(ctx.symbol, ctx.now_us)
+
+
+class DupeIntentGate:
+    name = "dupe_intent"
+
+    def __init__(self, risk: RiskState, window_ms: float) -> None:
+        self.risk = risk
+        self.window_us = int(window_ms * 1000)
+
+    def check(self, ctx: GateContext) -> str | None:
+        last = self.risk.last_intent_us.get((ctx.symbol, ctx.side, ctx.strategy))
+        if last is not None and ctx.now_us - last < self.window_us:
+            return (
+                f"duplicate intent {ctx.symbol} {ctx.side} ({ctx.strategy}) within "
+                f"{self.window_us // 1000} ms"
+            )
+        return None
+
+
+class CooldownGate:
+    name = "cooldown"
+
+    def __init__(self, risk: RiskState, cooldown_ms: float) -> None:
+        self.risk = risk
+        self.cooldown_us = int(cooldown_ms * 1000)
+
+    def check(self, ctx: GateContext) -> str | None:
+        if not self.cooldown_us:
+            return None
+        last = self.risk.last_order_by_router.get(ctx.routed)
+        if last is not None and ctx.now_us - last < self.cooldown_us:
+            left = (self.cooldown_us - (ctx.now_us - last)) / 1000
+            return f"router {ctx.routed or 'default'} cooling down ({left:.0f} ms left)"
+        return None
+
+
+class BudgetGate:
+    name = "budget"
+
+    def __init__(self, risk: RiskState, per_strategy: int, per_symbol: int, account: int) -> None:
+        self.risk = risk
+        self.per_strategy = per_strategy
+        self.per_symbol = per_symbol
+        self.account = account
+
+    def left(self) -> int:
+        return self.account - self.risk.orders_today
+
+    def probe(self, now_us: int) -> str | None:
+        if self.risk.orders_today >= self.account:
+            return f"account daily order budget spent ({self.risk.orders_today}/{self.account})"
+        return None
+
+    def check(self, ctx: GateContext) -> str | None:
+        r = self.risk
+        if r.orders_today >= self.account:
+            return f"account daily order budget spent ({r.orders_today}/{self.account})"
+        n = r.orders_by_symbol.get(ctx.symbol, 0)
+        if n >= self.per_symbol:
+            return f"{ctx.symbol} daily order budget spent ({n}/{self.per_symbol})"
+        n = r.orders_by_strategy.get(ctx.strategy, 0)
+        if n >= self.per_strategy:
+            return f"strategy {ctx.strategy} daily order budget spent ({n}/{self.per_strategy})"
+        return None
+
+
+class MaxTradesGate:
+    name = "max_trades_per_day"
+
+    def __init__(self, risk: RiskState, max_trades: int) -> None:
+        self.risk = risk
+        self.max_trades = max_trades
+
+    def probe(self, now_us: int) -> str | None:
+        if self.risk.orders_today >= self.max_trades:
+            return f"MAX_TRADES_PER_DAY={self.max_trades} reached"
+        return None
+
+    def check(self, ctx: GateContext) -> str | None:
+        return self.probe(ctx.now_us)
+
+
+class MaxOpenPositionsGate:
+    name = "max_open_positions"
+
+    def __init__(self, risk: RiskState, max_open: int) -> None:
+        self.risk = risk
+        self.max_open = max_open
+
+    def check(self, ctx: GateContext) -> str | None:
+        if ctx.reduces or self.risk.position_qty.get(ctx.symbol, 0):
+            return None
+        n = self.risk.open_positions()
+        if n >= self.max_open:
+            return f"MAX_OPEN_POSITIONS={self.max_open} reached ({n} open)"
+        return None
+
+
+class DrawdownGate:
+    name = "daily_drawdown"
+
+    def __init__(self, risk: RiskState, max_pct: float) -> None:
+        self.risk = risk
+        self.max_pct = max_pct
+
+    def probe(self, now_us: int) -> str | None:
+        dd = self.risk.drawdown_pct()
+        if dd >= self.max_pct:
+            return f"daily drawdown {dd:.2f}% >= MAX_DAILY_DRAWDOWN_PCT={self.max_pct:g}"
+        return None
+
+    def check(self, ctx: GateContext) -> str | None:
+        return None if ctx.reduces else self.probe(ctx.now_us)
+
+
+class RiskPerTradeGate:
+    """Sizing: notional ≤ equity × RISK_PER_TRADE_PCT and ≤ MAX_ORDER_NOTIONAL_USD, in whole lots."""
+
+    name = "risk_per_trade"
+
+    def __init__(
+        self, risk: RiskState, pct: float, max_notional_usd: float, lot_e8: Callable[[str], int]
+    ) -> None:
+        self.risk = risk
+        self.pct = pct
+        self.max_notional_e8 = int(max_notional_usd * SCALE)
+        self.lot_e8 = lot_e8
+
+    def check(self, ctx: GateContext) -> str | None:
+        if ctx.price_e8 <= 0:
+            return f"{ctx.symbol}: no reference price for sizing"
+        cap = min(int(self.risk.equity_e8 * self.pct / 100.0), self.max_notional_e8)
+        if ctx.notional_e8 > cap and not ctx.reduces:
+            lot = self.lot_e8(ctx.symbol)
+            qty = cap * SCALE // ctx.price_e8 // lot * lot
+            if qty <= 0:
+                return f"{ctx.symbol}: risk cap {cap / SCALE:.2f} is below one lot"
+            ctx.notes.append(
+                (
+                    self.name,
+                    f"sized {ctx.qty_e8 / SCALE:g} -> {qty / SCALE:g} (cap {cap / SCALE:.2f})",
+                )
+            )
+            ctx.qty_e8 = qty
+        return None
+
+
+class DriftGate:
+    name = "drift"
+
+    def __init__(self, risk: RiskState, halve: float, block: float, lot_e8: Callable[[str], int]):
+        self.risk = risk
+        self.halve = halve
+        self.block = block
+        self.lot_e8 = lot_e8
+
+    def probe(self, now_us: int) -> str | None:
+        worst = max(self.risk.psi.values(), default=0.0)
+        return f"PSI {worst:.2f} > {self.block:g}" if worst > self.block else None
+
+    def check(self, ctx: GateContext) -> str | None:
+        psi = self.risk.psi.get(ctx.model_id, 0.0)
+        if psi > self.block:
+            return f"model {ctx.model_id} drift PSI {psi:.3f} > {self.block:g}: no trade"
+        if psi > self.halve and not ctx.reduces:
+            lot = self.lot_e8(ctx.symbol)
+            qty = ctx.qty_e8 // 2 // lot * lot
+            if qty <= 0:
+                return f"model {ctx.model_id} drift PSI {psi:.3f}: halved size is below one lot"
+            ctx.notes.append((self.name, f"PSI {psi:.3f} > {self.halve:g}: size halved"))
+            ctx.qty_e8 = qty
+        return None
+
+
+GATE_NAMES = (
+    "kill_switch",
+    "safe_mode",
+    "clock_skew",
+    "stale_data",
+    "dupe_intent",
+    "cooldown",
+    "budget",
+    "max_trades_per_day",
+    "max_open_positions",
+    "daily_drawdown",
+    "risk_per_trade",
+    "drift",
+)
+
+
+def standard_gates(
+    *,
+    risk: RiskState,
+    clock: Clock,
+    last_quote_us: dict[str, int],
+    lot_e8: Callable[[str], int],
+    r: object,
+    m: object,
+) -> list[Gate]:
+    """The step-1 pipeline in evaluation order. ``r``/``m`` are the risk and models config."""
+    g = getattr
+    return [
+        KillSwitchGate(risk),
+        SafeModeGate(risk),
+        ClockSkewGate(clock, g(r, "max_time_skew_ms")),
+        StaleDataGate(last_quote_us, g(r, "max_data_staleness_ms")),
+        DupeIntentGate(risk, g(r, "dupe_intent_window_ms")),
+        CooldownGate(risk, g(r, "cooldown_ms")),
+        BudgetGate(
+            risk,
+            g(r, "budget_orders_per_day_strategy"),
+            g(r, "budget_orders_per_day_symbol"),
+            g(r, "budget_orders_per_day_account"),
+        ),
+        MaxTradesGate(risk, g(r, "max_trades_per_day")),
+        MaxOpenPositionsGate(risk, g(r, "max_open_positions")),
+        DrawdownGate(risk, g(r, "max_daily_drawdown_pct")),
+        RiskPerTradeGate(risk, g(r, "risk_per_trade_pct"), g(r, "max_order_notional_usd"), lot_e8),
+        DriftGate(risk, g(m, "psi_halve"), g(m, "psi_block"), lot_e8),
+    ]

@@ -1,0 +1,216 @@
+"""DuckDB persistence: one file per data dir, one writer thread, batched transactions.
+
+Invariants:
+- Exactly one connection writes (the ``Writer`` thread); the engine loop never waits on DuckDB on
+  its hot path. The engine hands over whole ``Batch`` objects (reference swap, no copying).
+- A batch is committed in ONE transaction: for the in-process paper venue that makes the outbox,
+  the venue's own order book and the engine's orders/fills/positions consistent with each other after
+  any crash (both sides lose the same tail).
+- The external audit head is advanced only after the rows it names are committed, so a DB that is
+  behind the head was truncated or replaced, never merely interrupted.
+- The DB file is mode 0600.
+- A write failure is never swallowed: ``Writer.error`` is set and ``on_error`` is called so the
+  engine can halt trading (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from engine.schema import COLUMNS, LATEST_VERSION, MIGRATIONS, UPSERT_TABLES
+
+log = logging.getLogger("engine.store")
+
+_PL_TYPES = {"VARCHAR": pl.Utf8, "BIGINT": pl.Int64, "DOUBLE": pl.Float64, "BOOLEAN": pl.Boolean}
+_PL_TYPES["INTEGER"] = pl.Int64
+
+
+def _schema(table: str) -> list[tuple[str, Any]]:
+    return [(name, _PL_TYPES[ddl.split()[0]]) for name, ddl in COLUMNS[table]]
+
+
+_SCHEMAS = {t: _schema(t) for t in COLUMNS}
+
+
+class StoreError(Exception):
+    """A one-line, operator-facing storage failure (names the file)."""
+
+
+def open_db(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the DB file, naming the file in any failure (corrupt, locked, unreadable)."""
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:  # IOException (lock), SerializationException (corrupt), ...
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(f"{path}: cannot open database: {first}") from exc
+    if not read_only:
+        os.chmod(path, 0o600)
+    return con
+
+
+def migrate(con: duckdb.DuckDBPyConnection, now_us: int) -> int:
+    """Apply pending migrations in order, each in its own transaction; returns the version."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, applied_us BIGINT NOT NULL, description VARCHAR NOT NULL)"
+    )
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    current = int(row[0]) if row and row[0] is not None else 0
+    if current > LATEST_VERSION:
+        raise StoreError(
+            f"schema version {current} is newer than this build supports ({LATEST_VERSION})"
+        )
+    for version, description, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for stmt in statements:
+                con.execute(stmt)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, now_us, description]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+class Batch:
+    """Rows accumulated on the engine loop between two flushes.
+
+    Append-only tables are lists of row tuples; upsert tables are dicts keyed by primary key, so
+    several transitions of one order inside a flush window become one row (the latest).
+    """
+
+    __slots__ = ("append", "upsert", "audit_head", "rows")
+
+    def __init__(self) -> None:
+        self.append: dict[str, list[tuple[Any, ...]]] = {
+            t: [] for t in COLUMNS if t not in UPSERT_TABLES
+        }
+        self.append["audit_log"] = []
+        self.upsert: dict[str, dict[Any, tuple[Any, ...]]] = {t: {} for t in UPSERT_TABLES}
+        self.audit_head: tuple[int, str] | None = None
+        self.rows = 0
+
+    def empty(self) -> bool:
+        return not any(self.append.values()) and not any(self.upsert.values())
+
+
+_AUDIT_SCHEMA = [
+    ("seq", pl.Int64),
+    ("ts_us", pl.Int64),
+    ("actor", pl.Utf8),
+    ("kind", pl.Utf8),
+    ("payload", pl.Utf8),
+    ("prev_hash", pl.Utf8),
+    ("hash", pl.Utf8),
+]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[Any],
+            schema: list[tuple[str, Any]]) -> None:  # fmt: skip
+    # polars -> Arrow -> DuckDB: ~200k rows/s, vs ~1.4k rows/s for executemany
+    con.register("_batch_frame", pl.DataFrame(rows, schema=schema, orient="row"))
+    try:
+        con.execute(f"{verb} INTO {table} SELECT * FROM _batch_frame")
+    finally:
+        con.unregister("_batch_frame")
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
+    """Commit one batch atomically (all tables or none)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, rows in batch.append.items():
+            if rows:
+                schema = _AUDIT_SCHEMA if table == "audit_log" else _SCHEMAS[table]
+                _insert(con, "INSERT", table, rows, schema)
+        for table, keyed in batch.upsert.items():
+            if keyed:
+                _insert(con, "INSERT OR REPLACE", table, list(keyed.values()), _SCHEMAS[table])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+class Writer:
+    """The single DB writer: a thread draining batches in order, one transaction each."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        on_committed: Callable[[Batch], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._con = con
+        self._q: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._on_committed = on_committed
+        self._on_error = on_error
+        self.error: BaseException | None = None
+        self.committed_batches = 0
+        self.committed_rows = 0
+        self.commit_seconds = 0.0
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, batch: Batch) -> None:
+        if batch.empty():
+            return
+        with self._idle:
+            self._pending += 1
+        self._q.put(batch)
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until every submitted batch is committed (or failed)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            batch = self._q.get()
+            if batch is None:
+                return
+            try:
+                if self.error is None:  # after a failure nothing more is written: fail closed
+                    t0 = time.perf_counter()
+                    write_batch(self._con, batch)
+                    self.commit_seconds += time.perf_counter() - t0
+                    self.committed_batches += 1
+                    self.committed_rows += batch.rows
+                    if self._on_committed is not None:
+                        self._on_committed(batch)
+            except BaseException as exc:  # noqa: BLE001 - reported to the engine, never lost
+                self.error = exc
+                log.error("db write failed: %s", exc)
+                if self._on_error is not None:
+                    self._on_error(exc)
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()

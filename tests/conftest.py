@@ -1,0 +1,69 @@
+"""Shared fixtures: a real engine on a real DuckDB file in a temp dir, driven by a SimClock."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def cockpit_cmd(*args: str) -> list[str]:
+    return [PY, "-m", "cockpit", *args]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for subprocesses: no profile overrides leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COCKPIT_", "EXEC_PROFILE"))}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def make_booted(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    from engine.boot import boot
+    from engine.clock import SimClock
+    from engine.config import load_config
+
+    opened: list[Any] = []
+
+    def make(overrides: dict[str, object] | None = None, strategy: str = "none",
+             data_dir: Path | None = None, clock: SimClock | None = None) -> Any:  # fmt: skip
+        ov: dict[str, object] = {
+            "paper.latency_ms_mean": 0.0,
+            "risk.dupe_intent_window_ms": 0.0,
+            "risk.risk_per_trade_pct": 5.0,
+        }
+        ov.update(overrides or {})
+        cfg = load_config("paper", env={}, overrides=ov)
+        b = boot(cfg, data_dir or tmp_path / "data", clock=clock or SimClock(), strategy=strategy)
+        b.engine.log_orders = False
+        opened.append(b)
+        return b
+
+    yield make
+    for b in opened:
+        b.close("test teardown")
+
+
+def feed(engine: Any, symbol: str, bid: float, ask: float, size: float = 1.0,
+         dt_ms: float = 10.0) -> None:  # fmt: skip
+    """One quote, ``dt_ms`` after the previous one on the engine's SimClock."""
+    from engine.units import to_e8
+
+    clock = engine.clock
+    clock.advance_ms(dt_ms)
+    engine.on_quote(symbol, to_e8(bid), to_e8(ask), to_e8(size), to_e8(size), clock.now_ns())
+
+
+def feed_all(engine: Any, prices: dict[str, float] | None = None, spread_bps: float = 1.0) -> None:
+    prices = prices or {"BTC/USDT": 65000.0, "ETH/USDT": 3200.0, "SOL/USDT": 150.0}
+    for sym, mid in prices.items():
+        half = mid * spread_bps / 20_000
+        feed(engine, sym, round(mid - half, 2), round(mid + half, 2), dt_ms=1.0)
