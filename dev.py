@@ -40,7 +40,9 @@ def ensure_venv() -> None:
         try:
             venv.EnvBuilder(with_pip=True).create(VENV)
         except Exception as exc:  # noqa: BLE001 - e.g. Debian without python3-venv
-            sys.exit(f"dev.py: cannot create .venv ({exc}); on Debian: apt-get install python3-venv")
+            sys.exit(
+                f"dev.py: cannot create .venv ({exc}); on Debian: apt-get install python3-venv"
+            )
     _say("installing the project and its dev dependencies into .venv (first run or changed)")
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
@@ -58,7 +60,16 @@ def system_deps() -> None:
 
 def check() -> int:
     steps = [
-        [str(BIN / "ruff"), "format", "--check", "engine", "cockpit", "widgets", "tests", "scripts"],
+        [
+            str(BIN / "ruff"),
+            "format",
+            "--check",
+            "engine",
+            "cockpit",
+            "widgets",
+            "tests",
+            "scripts",
+        ],
         [str(BIN / "ruff"), "check", "engine", "cockpit", "widgets", "tests", "scripts"],
         [str(BIN / "mypy"), "engine"],
         [str(BIN / "lint-imports")],

@@ -14,6 +14,7 @@ import signal
 import time
 from pathlib import Path
 
+from engine import oms
 from engine.boot import Booted, boot
 from engine.clock import RealClock
 from engine.config import Config
@@ -23,6 +24,8 @@ from engine.marketsim import MarketSimulator
 from engine.strategy import ModelStrategy
 
 log = logging.getLogger("engine.runner")
+
+_IN_FLIGHT = frozenset({oms.PENDING, oms.SUBMITTED, oms.UNKNOWN})
 
 
 async def _feed(booted: Booted, cfg: Config, clock: RealClock) -> None:
@@ -61,6 +64,25 @@ def _status(booted: Booted) -> None:
         ",".join(s["active_gates"]) or "-",
         extra={"fields": {"status": s}},
     )  # fmt: skip
+
+
+async def drain_in_flight(booted: Booted, timeout_s: float = 3.0) -> int:
+    """Stop accepting work, then wait for orders already sent to get their venue answer.
+
+    An order in flight at shutdown is neither failed nor re-sent: we wait (bounded) for the
+    venue's ack; whatever is still unanswered stays ``submitted`` and start-up resolves it by
+    asking the venue.
+    """
+    engine = booted.engine
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        in_flight = sum(1 for o in engine.open_orders.values() if o.status in _IN_FLIGHT)
+        if not in_flight:
+            return 0
+        await asyncio.sleep(0.005)
+    left = sum(1 for o in engine.open_orders.values() if o.status in _IN_FLIGHT)
+    log.warning("shutdown with %d order(s) still unanswered: resolved at next start", left)
+    return left
 
 
 async def run_headless(
@@ -108,6 +130,7 @@ async def run_headless(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await drain_in_flight(booted)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         _status(booted)
