@@ -532,9 +532,8 @@ class Engine:
         for o in list(self.open_orders.values()):
             u = await self.venue.query_order(o.client_order_id, o.symbol)
             if u is None:
-                if o.status in (oms.PENDING, oms.SUBMITTED, oms.UNKNOWN):
-                    was = o.status
-                    o.transition(oms.NEVER_SENT, self.clock.now_us(), "venue has no such order")
+                was = o.status
+                if o.transition(oms.NEVER_SENT, self.clock.now_us(), "venue has no such order"):
                     self._order_changed(o, was)
                     counts["never_sent"] += 1
                 else:

@@ -272,3 +272,29 @@ def test_restart_when_booted_again_then_new_session_and_distinct_client_ids(make
     second = submit(b2).ref
     assert first.split("-")[1] != second.split("-")[1]
     assert oms.CLIENT_ID_RE.match(first) and oms.CLIENT_ID_RE.match(second)
+
+
+def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_resent(
+    make_booted, tmp_path
+):
+    import asyncio
+
+    from engine.clock import SimClock
+
+    clock = SimClock()
+    b = make_booted(clock=clock)
+    e = b.engine
+    feed_all(e)
+    held: list = []
+    e.venue.submit = held.append  # the process dies before the venue ever sees it
+    res = submit(b)
+    assert res.ok and e.orders[res.ref].status == oms.SUBMITTED
+    e.flush()
+    b.writer.wait_idle()
+    b.close("crash stand-in")
+    b2 = make_booted(clock=clock)
+    counts = asyncio.run(b2.engine.resolve_open_orders())
+    assert counts["never_sent"] == 1
+    o = b2.engine.orders[res.ref]
+    assert o.status == oms.NEVER_SENT and res.ref not in b2.engine.venue.orders
+    assert not b2.engine.open_orders
