@@ -191,9 +191,11 @@ def boot(
         orders = [oms.Order.from_row(r, trade_ids[str(r[0])]) for r in open_rows]
         positions = con.execute("SELECT * FROM positions").fetchall()
 
-        registry = _load_registry(con, cfg, now)
-        if "models" in state:
-            registry.load_state(msgspec.json.decode(state["models"]))
+        registry = None
+        if strategy == "models":  # the reference is built once, then read from `models`
+            registry = _load_registry(con, cfg, now)
+            if "models" in state:
+                registry.load_state(msgspec.json.decode(state["models"]))
 
         metrics = EngineMetrics(symbols, list(GATE_NAMES))
         journal = None if venue.in_process else IntentJournal(data_dir / "journal" / "intents.bin")
@@ -228,7 +230,7 @@ def boot(
             engine.risk.safe_mode = True
         engine.adopt(orders, positions)
         strat: ModelStrategy | AlternatingStrategy | None
-        if strategy == "models":
+        if registry is not None:
             strat = ModelStrategy(engine, registry)
             for row in registry.to_rows():
                 engine.batch.upsert["models"][row[0]] = row
