@@ -1,13 +1,19 @@
 """Text views of the configuration schema: ``config show`` and the ``.env`` sample.
 
-Role: render an effective :class:`~engine.config.Config` (with the provenance of each value) and a
-documented env sample, both generated from the field declarations in :mod:`engine.config`.
+Role: render an effective :class:`~engine.config_schema.Config` (with the provenance of each
+value) and a documented env sample, both generated from the field declarations in
+:mod:`engine.config_schema`. Re-exported by :mod:`engine.config`; import them from there.
 
 Invariants:
-- No key is listed here by hand; everything iterates :func:`engine.config.iter_fields`.
+- No key is listed here by hand; everything iterates :func:`engine.config_schema.iter_fields`.
 - A secret's value is never rendered: ``"***"`` when set, ``""`` when empty. The env sample leaves
   secrets blank.
-- Output is deterministic (declaration order), so it can be diffed and golden-tested.
+- The env sample is inert as written: every ``VAR=default`` line is commented out, so copying it
+  to ``.env`` never overrides a profile (in particular its safety settings) until a line is
+  deliberately uncommented.
+- Output is deterministic (declaration order) and ends with a newline, so it can be diffed and
+  golden-tested.
+- Imports only :mod:`engine.config_schema` (not :mod:`engine.config`), so there is no import cycle.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from engine.config import Config, FieldSpec, iter_fields
+from engine.config_schema import Config, FieldSpec, iter_fields
 
 
 def _toml_value(value: Any) -> str:
@@ -77,13 +83,18 @@ def render_config(cfg: Config) -> str:
 
 
 def render_env_sample() -> str:
-    """Documented ``.env`` sample: per env-backed key, a doc comment then ``VAR=default``."""
+    """Documented ``.env`` sample: per env-backed key, a doc comment then ``# VAR=default``.
+
+    Every assignment is commented out: a copied sample must not silently override a profile's
+    safety settings (e.g. ``SAFE_MODE=false`` beating ``safe_mode = true`` in live.toml).
+    """
     lines = [
-        "# Trading cockpit environment sample, generated from engine/config.py; do not edit.",
+        "# Trading cockpit env sample, generated from engine/config_schema.py; do not edit.",
         "# Precedence: defaults < profile (profiles/<EXEC_PROFILE>.toml) < environment < CLI.",
         "# Booleans: 0/1/true/false/yes/no. Lists: comma-separated. An empty value means unset.",
-        "# Every assignment overrides the profile (e.g. SAFE_MODE=false beats safe_mode = true",
-        "# in live.toml): keep only the lines you mean to change.",
+        "# Every VAR=value line below is commented out, so this file changes nothing as copied.",
+        "# Uncommenting a line overrides the profile for that key (e.g. SAFE_MODE=false beats",
+        "# safe_mode = true in live.toml): uncomment only the lines you mean to change.",
         "# Also read (not config keys):",
         "#   EXEC_PROFILE          profile name or path to a .toml file (default paper)",
         "#   COCKPIT_DATA_DIR      data directory (default ./data)",
@@ -102,5 +113,5 @@ def render_env_sample() -> str:
         parts = [spec.key, _type_name(spec), *(["secret"] if spec.secret else []), rule]
         parts.append(f"default {default}")
         lines.append(f"# {spec.meta['doc']} ({', '.join(p for p in parts if p)})")
-        lines.append(f"{spec.env}={'' if spec.secret else _env_value(spec.default)}")
+        lines.append(f"# {spec.env}={'' if spec.secret else _env_value(spec.default)}")
     return "\n".join(lines) + "\n"

@@ -91,6 +91,8 @@ class Engine:
         self.last_quote_us: dict[str, int] = {s: 0 for s in self.symbols}
         self.ticks = 0
         self._ticks_exported = 0
+        self.last_trade: dict[str, tuple[int, int, int]] = {}
+        self.trade_volume_e8: dict[str, int] = {}
 
         self.start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
         self.risk = RiskState(self.start_equity_e8)
@@ -165,6 +167,15 @@ class Engine:
             strategy.on_quote(symbol, bid_e8, ask_e8, ts_ns)
 
     strategy: Strategy | None = None
+
+    def on_trade(self, symbol: str, price_e8: int, qty_e8: int, ts_ns: int) -> None:
+        """A public trade print: kept as last price / volume in the market-state cache."""
+        if self._clock_set is not None:
+            self._clock_set(ts_ns)
+        if price_e8 <= 0 or qty_e8 <= 0:
+            return
+        self.last_trade[symbol] = (price_e8, qty_e8, ts_ns)
+        self.trade_volume_e8[symbol] = self.trade_volume_e8.get(symbol, 0) + qty_e8
 
     # --- decisions ---------------------------------------------------------------------------
 
@@ -410,6 +421,30 @@ class Engine:
                                                 "reason": reason})  # fmt: skip
         self.venue.cancel(client_order_id, o.symbol)
         return CommandResult(ok=True, message=f"cancel sent for {client_order_id}")
+
+    def cancel_all(self, symbol: str | None, actor: str, reason: str = "") -> CommandResult:
+        targets = [o for o in self.open_orders.values() if symbol is None or o.symbol == symbol]
+        self._audit(actor, "cancel_all_requested", {"symbol": symbol, "reason": reason,
+                                                    "orders": len(targets)})  # fmt: skip
+        for o in targets:
+            self.venue.cancel(o.client_order_id, o.symbol)
+        return CommandResult(ok=True, message=f"cancel sent for {len(targets)} open order(s)")
+
+    def reset_risk(self, actor: str, reason: str) -> CommandResult:
+        """Re-baseline the daily drawdown at current equity and forget recent intents.
+
+        Budgets and trade counts are *not* reset (they are the day's limits), nor are the kill
+        switch and safe mode (each has its own critical action).
+        """
+        self.mark_to_market()
+        r = self.risk
+        before = r.drawdown_pct()
+        r.equity_day_start_e8 = r.equity_e8
+        r.last_intent_us.clear()
+        r.last_order_by_router.clear()
+        self._audit(actor, "risk_reset", {"reason": reason, "drawdown_pct_before": before})
+        self.gates.refresh(self.clock.now_us())
+        return CommandResult(ok=True, message=f"risk reset (drawdown was {before:.2f}%)")
 
     def halt(self, reason: str) -> None:
         """Invariant violation: stop trading loudly, keep running for the operator."""

@@ -47,6 +47,8 @@ async def _feed(booted: Booted, cfg: Config, clock: RealClock) -> None:
                 if isinstance(tick, QuoteTick):
                     engine.on_quote(tick.symbol, tick.bid_e8, tick.ask_e8, tick.bid_size_e8,
                                     tick.ask_size_e8, now_ns)  # fmt: skip
+                else:
+                    engine.on_trade(tick.symbol, tick.price_e8, tick.qty_e8, now_ns)
         await asyncio.sleep(max(0.0, t0 + steps * interval - time.monotonic()))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import statistics
 import sys
@@ -145,6 +146,7 @@ def main() -> int:
     ap.add_argument("--intents", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=42)
     args = ap.parse_args()
+    logging.basicConfig(level=logging.ERROR)  # as the peer: logging at ERROR
 
     sim = MarketSimulator((SYMBOL,), seed=args.seed)
     cols = sim.quote_columns(SYMBOL, max(args.ticks, args.sat_ticks), dt_ns=1_000_000)

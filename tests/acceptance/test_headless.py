@@ -169,3 +169,36 @@ def test_audit_verify_when_row_tampered_then_exit1_naming_row(tmp_path):
     con.close()
     res = run("audit", "verify", "--data-dir", str(d))
     assert res.returncode == 1 and "seq 3" in res.stdout
+
+
+def test_start_when_db_behind_external_audit_head_then_exit4_naming_file(tmp_path):
+    import shutil
+
+    d = tmp_path / "d"
+    prof = str(fast_profile(tmp_path))
+    assert (
+        run("--headless", "--profile", prof, "--duration", "1.5", "--data-dir", str(d)).returncode
+        == 0
+    )
+    shutil.copy(d / "cockpit.duckdb", tmp_path / "old.duckdb")  # an older copy of the ledger
+    assert (
+        run("--headless", "--profile", prof, "--duration", "1.5", "--data-dir", str(d)).returncode
+        == 0
+    )
+    shutil.copy(tmp_path / "old.duckdb", d / "cockpit.duckdb")  # the DB lost its tail
+    before = (d / "cockpit.duckdb").read_bytes()
+    res = run("--headless", "--profile", prof, "--duration", "1", "--data-dir", str(d))
+    assert res.returncode == 4
+    assert "cockpit.duckdb" in res.stderr and "behind the external audit head" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert run("audit", "verify", "--data-dir", str(d)).returncode == 1
+    assert (d / "cockpit.duckdb").read_bytes()[:4096] == before[:4096]
+
+
+def test_start_when_db_file_corrupt_then_exit4_one_line_naming_file(tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "cockpit.duckdb").write_bytes(b"this is not a duckdb file" * 100)
+    res = run("--headless", "--data-dir", str(d), "--duration", "1")
+    assert res.returncode == 4, res.stderr
+    assert str(d / "cockpit.duckdb") in res.stderr and len(res.stderr.strip().splitlines()) == 1

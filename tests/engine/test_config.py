@@ -363,22 +363,28 @@ def test_render_config_when_secret_invalid_then_error_does_not_echo_it(tmp_path:
     assert "123456789" not in message and "exchange.api_key: must be a string" in message
 
 
-def test_render_env_sample_when_generated_then_every_env_var_once_with_doc() -> None:
+def test_render_env_sample_when_generated_then_every_env_var_once_commented_with_doc() -> None:
     sample = render_env_sample()
+    assert sample.endswith("\n")
     lines = sample.splitlines()
-    assignments = [line for line in lines if re.match(r"^[A-Z][A-Z0-9_]*=", line)]
+    # Nothing is assigned as generated: a copied sample must never override a profile.
+    assert not [line for line in lines if re.match(r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*=", line)]
+    assignments = [line for line in lines if re.match(r"^# [A-Z][A-Z0-9_]*=", line)]
     env_fields = [spec for spec in iter_fields() if spec.env]
     assert len(assignments) == len(env_fields)
     for var in ENV_VARS:
-        assert sum(line.startswith(f"{var}=") for line in lines) == 1, var
-    assert {a.split("=", 1)[0] for a in assignments} == set(ENV_VARS)
+        assert sum(line.startswith(f"# {var}=") for line in lines) == 1, var
+    assert {a[2:].split("=", 1)[0] for a in assignments} == set(ENV_VARS)
     for i, line in enumerate(lines):
         if line in assignments:
-            assert lines[i - 1].startswith("# ")  # the doc line sits right above
-    assert "MAX_ERROR_RATE=0.01" in lines
-    assert "READINESS_REQUIRED=market_data,recon,venue" in lines
-    assert "API_SECRET=" in lines and "TELEGRAM_BOT_TOKEN=" in lines
+            doc = lines[i - 1]  # the doc line sits right above
+            assert doc.startswith("# ") and doc not in assignments
+    assert "# SAFE_MODE=false" in lines
+    assert "# MAX_ERROR_RATE=0.01" in lines
+    assert "# READINESS_REQUIRED=market_data,recon,venue" in lines
+    assert "# API_SECRET=" in lines and "# TELEGRAM_BOT_TOKEN=" in lines
     assert any("(risk.max_error_rate, float, in [0, 1], default 0.01)" in line for line in lines)
+    assert any("uncommenting a line overrides the profile" in line.lower() for line in lines)
 
 
 # ------------------------------------------------------------------------------- paths, immutability
