@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from engine import oms
+from engine import oms, rehydrate
 from engine.audit import AuditChain, HeadFile, load_or_create_key, tail_state
 from engine.clock import Clock
 from engine.config import Config, metrics_path
@@ -229,7 +229,7 @@ def boot(
             engine.risk.kill_reason = state.get("kill_reason", "armed before restart")
         if state.get("safe_mode") == "1":
             engine.risk.safe_mode = True
-        engine.adopt(orders, positions)
+        rehydrate.adopt(engine, orders, positions)
         strat: ModelStrategy | AlternatingStrategy | None
         if registry is not None:
             strat = ModelStrategy(engine, registry)

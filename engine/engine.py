@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine import oms
+from engine import oms, operator
 from engine.audit import AuditChain
 from engine.clock import Clock
 from engine.events import (
@@ -38,6 +38,7 @@ from engine.oms import Order
 from engine.positions import Position, slippage_bps
 from engine.risk import BudgetGate, RiskState, standard_gates
 from engine.store import Batch
+from engine.telemetry import export_metrics
 from engine.units import SCALE
 from engine.venue import VenuePort
 
@@ -379,80 +380,6 @@ class Engine:
         (fb or self.metrics.fills.labels(f.symbol)).inc()
         self._order_changed(o, was)
 
-    # --- operator / engine commands ----------------------------------------------------------
-
-    def arm_kill_switch(self, actor: str, reason: str) -> CommandResult:
-        r = self.risk
-        r.kill_switch, r.kill_reason = True, reason or f"armed by {actor}"
-        self._set_state("kill_switch", "1")
-        self._set_state("kill_reason", r.kill_reason)
-        self._audit(actor, "kill_switch_armed", {"reason": r.kill_reason})
-        self.gates.refresh(self.clock.now_us())
-        self.metrics.kill_switch.set(1)
-        for o in list(self.open_orders.values()):  # stop resting exposure too
-            if o.status in (oms.ACCEPTED, oms.PARTIALLY_FILLED):
-                self.venue.cancel(o.client_order_id, o.symbol)
-        log.warning("kill switch armed by %s: %s", actor, r.kill_reason)
-        return CommandResult(ok=True, message=f"kill switch armed: {r.kill_reason}")
-
-    def disarm_kill_switch(self, actor: str, reason: str) -> CommandResult:
-        if self.halted_reason:
-            return CommandResult(ok=False, message=f"halted: {self.halted_reason}; restart needed")
-        self.risk.kill_switch, self.risk.kill_reason = False, ""
-        self._set_state("kill_switch", "0")
-        self._audit(actor, "kill_switch_disarmed", {"reason": reason})
-        self.gates.refresh(self.clock.now_us())
-        self.metrics.kill_switch.set(0)
-        return CommandResult(ok=True, message="kill switch disarmed")
-
-    def set_safe_mode(self, on: bool, actor: str, reason: str) -> CommandResult:
-        self.risk.safe_mode = on
-        self._set_state("safe_mode", "1" if on else "0")
-        self._audit(actor, "safe_mode", {"on": on, "reason": reason})
-        self.gates.refresh(self.clock.now_us())
-        self.metrics.safe_mode.set(1 if on else 0)
-        return CommandResult(ok=True, message=f"safe mode {'on' if on else 'off'}")
-
-    def cancel(self, client_order_id: str, actor: str, reason: str = "") -> CommandResult:
-        o = self.open_orders.get(client_order_id)
-        if o is None:
-            return CommandResult(ok=False, message=f"no open order {client_order_id}")
-        self._audit(actor, "cancel_requested", {"client_order_id": client_order_id,
-                                                "reason": reason})  # fmt: skip
-        self.venue.cancel(client_order_id, o.symbol)
-        return CommandResult(ok=True, message=f"cancel sent for {client_order_id}")
-
-    def cancel_all(self, symbol: str | None, actor: str, reason: str = "") -> CommandResult:
-        targets = [o for o in self.open_orders.values() if symbol is None or o.symbol == symbol]
-        self._audit(actor, "cancel_all_requested", {"symbol": symbol, "reason": reason,
-                                                    "orders": len(targets)})  # fmt: skip
-        for o in targets:
-            self.venue.cancel(o.client_order_id, o.symbol)
-        return CommandResult(ok=True, message=f"cancel sent for {len(targets)} open order(s)")
-
-    def reset_risk(self, actor: str, reason: str) -> CommandResult:
-        """Re-baseline the daily drawdown at current equity and forget recent intents.
-
-        Budgets and trade counts are *not* reset (they are the day's limits), nor are the kill
-        switch and safe mode (each has its own critical action).
-        """
-        self.mark_to_market()
-        r = self.risk
-        before = r.drawdown_pct()
-        r.equity_day_start_e8 = r.equity_e8
-        r.last_intent_us.clear()
-        r.last_order_by_router.clear()
-        self._audit(actor, "risk_reset", {"reason": reason, "drawdown_pct_before": before})
-        self.gates.refresh(self.clock.now_us())
-        return CommandResult(ok=True, message=f"risk reset (drawdown was {before:.2f}%)")
-
-    def halt(self, reason: str) -> None:
-        """Invariant violation: stop trading loudly, keep running for the operator."""
-        if not self.halted_reason:
-            self.halted_reason = reason
-            log.critical("HALT: %s", reason)
-            self.arm_kill_switch("engine", f"halted: {reason}")
-
     def _set_state(self, key: str, value: str) -> None:
         self.batch.upsert["engine_state"][key] = (key, value, self.clock.now_us())
 
@@ -464,46 +391,13 @@ class Engine:
         return unreal
 
     def refresh(self) -> None:
-        """Once a second or so: standing gate states, equity, gauges."""
+        """Once a second or so: day roll, equity, standing gate states, exported gauges."""
         now = self.clock.now_us()
         if self.risk.roll(now):
             self._audit("engine", "day_rolled", {"day": self.risk.day})
         unreal = self.mark_to_market()
         self.gates.refresh(now)
-        m = self.metrics
-        m.ticks.inc(self.ticks - self._ticks_exported)
-        self._ticks_exported = self.ticks
-        for s in self.symbols:
-            last = self.last_quote_us.get(s, 0)
-            m.stale_by[s].set((now - last) / 1e6 if last else 0.0)
-            m.position_by[s].set(self.positions[s].qty_e8 / SCALE)
-        m.pnl_realized.set((self.realized_e8 - self.fees_e8) / SCALE)
-        m.pnl_unrealized.set(unreal / SCALE)
-        m.equity.set(self.risk.equity_e8 / SCALE)
-        m.positions_open.set(self.risk.open_positions())
-        m.skew.set(self.clock.skew_ms() / 1000.0)
-        m.kill_switch.set(1 if self.risk.kill_switch else 0)
-        m.safe_mode.set(1 if self.risk.safe_mode else 0)
-        m.budget_left.labels("account", "all").set(self.budget_gate.left())
-        for s in self.symbols:
-            used = self.risk.orders_by_symbol.get(s, 0)
-            m.budget_left.labels("symbol", s).set(self.budget_gate.per_symbol - used)
-        for st in self.gates.states.values():
-            g = m.gate_active.get(st.name)
-            if g is not None:
-                g.set(1 if st.active else 0)
-        m.outbox_pending.set(
-            sum(1 for o in self.open_orders.values() if o.status in _OUTBOX_STATUS)
-        )
-        m.audit_seq.set(self.audit.last_seq)
-        if self.recent_slippage:
-            m.slippage_p95.set(_p95(self.recent_slippage))
-        if self.recent_latency_ms:
-            m.place_p95.set(_p95(self.recent_latency_ms) / 1000.0)
-        if self.recent_outcomes:
-            m.error_rate.set(sum(self.recent_outcomes) / len(self.recent_outcomes))
-        for model_id, psi in self.risk.psi.items():
-            m.psi.labels(model_id).set(psi)
+        export_metrics(self, now, unreal)
 
     def flush(self) -> int:
         """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
@@ -538,47 +432,28 @@ class Engine:
             self._on_batch(b)
         return b.rows
 
-    # --- rehydrate ---------------------------------------------------------------------------
+    # --- operator / safety commands (bodies in engine/operator.py) -----------------------
 
-    def adopt(self, orders: list[Order], positions: list[tuple[Any, ...]]) -> None:
-        """Load open orders and positions from the DB at start (before any tick)."""
-        for o in orders:
-            self.orders[o.client_order_id] = o
-            if o.is_open:
-                self.open_orders[o.client_order_id] = o
-        for row in positions:
-            sym = str(row[0])
-            p = self.positions.get(sym) or Position(sym)
-            p.qty_e8, p.avg_price_e8, p.realized_pnl_e8, p.fees_e8, p.updated_us = (
-                int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5])
-            )  # fmt: skip
-            self.positions[sym] = p
-            self.risk.position_qty[sym] = p.qty_e8
-            self.realized_e8 += p.realized_pnl_e8
-            self.fees_e8 += p.fees_e8
+    def arm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+        return operator.arm_kill_switch(self, actor, reason)
 
-    async def resolve_open_orders(self) -> dict[str, int]:
-        """Ask the venue about every open order; adopt its answer, or mark never-sent.
+    def disarm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+        return operator.disarm_kill_switch(self, actor, reason)
 
-        An intent the venue has no trace of is never re-sent automatically: a new decision
-        gets a new client id.
-        """
-        counts = {"adopted": 0, "never_sent": 0, "unchanged": 0}
-        for o in list(self.open_orders.values()):
-            u = await self.venue.query_order(o.client_order_id, o.symbol)
-            if u is None:
-                was = o.status
-                if o.transition(oms.NEVER_SENT, self.clock.now_us(), "venue has no such order"):
-                    self._order_changed(o, was)
-                    counts["never_sent"] += 1
-                else:
-                    log.error("open order %s unknown to the venue", o.client_order_id)
-                    counts["unchanged"] += 1
-                continue
-            before = (o.status, o.venue_order_id)
-            self.on_venue_update(u)
-            counts["adopted" if (o.status, o.venue_order_id) != before else "unchanged"] += 1
-        return counts
+    def set_safe_mode(self, on: bool, actor: str, reason: str) -> CommandResult:
+        return operator.set_safe_mode(self, on, actor, reason)
+
+    def cancel(self, client_order_id: str, actor: str, reason: str = "") -> CommandResult:
+        return operator.cancel(self, client_order_id, actor, reason)
+
+    def cancel_all(self, symbol: str | None, actor: str, reason: str = "") -> CommandResult:
+        return operator.cancel_all(self, symbol, actor, reason)
+
+    def reset_risk(self, actor: str, reason: str) -> CommandResult:
+        return operator.reset_risk(self, actor, reason)
+
+    def halt(self, reason: str) -> None:
+        return operator.halt(self, reason)
 
     def snapshot(self) -> dict[str, Any]:
         """A plain, immutable-by-convention summary (status line now, panels in step 4)."""
@@ -594,11 +469,6 @@ class Engine:
             "safe_mode": self.risk.safe_mode,
             "active_gates": [s.name for s in self.gates.states.values() if s.active],
         }
-
-
-def _p95(values: deque[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
 def _reason_class(reason: str) -> str:

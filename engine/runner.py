@@ -14,7 +14,7 @@ import signal
 import time
 from pathlib import Path
 
-from engine import oms
+from engine import oms, rehydrate
 from engine.boot import Booted, boot
 from engine.clock import RealClock
 from engine.config import Config
@@ -105,7 +105,7 @@ async def run_headless(
         loop.add_signal_handler(sig, on_signal, sig)
     tasks: list[asyncio.Task[None]] = []
     try:
-        counts = await engine.resolve_open_orders()
+        counts = await rehydrate.resolve_open_orders(engine)
         log.info("rehydrated open orders: %s", counts, extra={"fields": {"rehydrate": counts}})
         booted.rehydrated = counts
 

@@ -25,6 +25,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the engine's DB file (read-only) after the engine closed it."""
+    import duckdb
+
+    con = duckdb.connect(str(data_dir / "cockpit.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def make_booted(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     from engine.boot import boot

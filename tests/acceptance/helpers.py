@@ -6,9 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-import duckdb
-
-from tests.conftest import ROOT, clean_env, cockpit_cmd
+from tests.conftest import ROOT, clean_env, cockpit_cmd, query  # noqa: F401 (re-export)
 
 FAST_PROFILE = """
 kind = "paper"
@@ -66,14 +64,6 @@ def wait_for_log(data_dir: Path, needle: str, timeout: float = 30.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{needle!r} not logged within {timeout}s")
-
-
-def query(data_dir: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(data_dir / "cockpit.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 SIGNED_FILLS = (

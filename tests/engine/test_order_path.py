@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import duckdb
-
-from engine import oms
+from engine import oms, rehydrate
 from engine.events import SubmitOrder, VenueOrderUpdate
 from engine.units import to_e8
 from tests.conftest import feed, feed_all
+from tests.conftest import query as rows
 
 
 def order(symbol: str = "BTC/USDT", side: str = "buy", qty: str = "0.01", did: str = "",
@@ -20,14 +17,6 @@ def order(symbol: str = "BTC/USDT", side: str = "buy", qty: str = "0.01", did: s
 def submit(b, *args, **kw):  # noqa: ANN001, ANN002, ANN003
     e = b.engine
     return e.submit(order(*args, did=kw.pop("did", "") or e.ids.next(), **kw))
-
-
-def rows(data_dir: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(data_dir / "cockpit.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_submit_when_gates_pass_then_filled_and_position_equals_signed_fills(make_booted, tmp_path):
@@ -293,7 +282,7 @@ def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_
     b.writer.wait_idle()
     b.close("crash stand-in")
     b2 = make_booted(clock=clock)
-    counts = asyncio.run(b2.engine.resolve_open_orders())
+    counts = asyncio.run(rehydrate.resolve_open_orders(b2.engine))
     assert counts["never_sent"] == 1
     o = b2.engine.orders[res.ref]
     assert o.status == oms.NEVER_SENT and res.ref not in b2.engine.venue.orders
