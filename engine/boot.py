@@ -26,7 +26,7 @@ from engine.audit import AuditChain, HeadFile, load_or_create_key, tail_state
 from engine.clock import Clock
 from engine.config import Config, metrics_path
 from engine.engine import Engine
-from engine.journal import IntentJournal
+from engine.journal import IntentJournal, replay
 from engine.lockfile import EngineLock, acquire
 from engine.marketsim import symbol_spec
 from engine.metrics import EngineMetrics
@@ -60,17 +60,30 @@ class Booted:
         self.data_dir: Path = parts["data_dir"]
         self.journal: IntentJournal | None = parts["journal"]
         self.rehydrated: dict[str, int] = {}
+        self._journal_mark = -1
         self._closed = False
 
     def write_metrics(self) -> None:
         write_textfile(self.metrics_path, self.engine.metrics.registry)
 
     def flush(self) -> int:
-        """Hand rows to the writer; a failed write halts trading (checked on the loop thread)."""
+        """Hand rows to the writer; a failed write halts trading (checked on the loop thread).
+
+        The intent journal is truncated once the DB provably holds every intent in it: the
+        previous batch is committed (writer idle) and no intent was appended since that flush.
+        """
         err = self.writer.error
         if err is not None and not self.engine.halted_reason:
             self.engine.halt(f"DB write failed: {err}")
-        return self.engine.flush()
+        j = self.journal
+        if j is not None and j.appended and j.appended == self._journal_mark:
+            if self.writer.pending == 0 and self.writer.error is None:
+                j.checkpoint()
+                j.appended = 0
+        n = self.engine.flush()
+        if j is not None:
+            self._journal_mark = j.appended
+        return n
 
     def close(self, reason: str = "shutdown") -> None:
         """Flush everything, audit the shutdown, write the final textfile, release the DB."""
@@ -117,6 +130,32 @@ def _load_registry(con: Any, cfg: Config, now_us: int) -> ModelRegistry:
     return reg
 
 
+def _journal_orders(con: Any, path: Path, known: set[str]) -> list[oms.Order]:
+    """Intents that were made durable (and maybe sent) but never reached the DB: a crash between
+    the journal append and the next commit. They come back as ``submitted`` so start-up asks the
+    venue about each one; none is re-sent."""
+    recs = [r for r in replay(path) if r[0] not in known]
+    if not recs:
+        return []
+    in_db = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT client_order_id FROM orders WHERE client_order_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [[r[0] for r in recs]],
+        ).fetchall()
+    }
+    out = []
+    for cid, did, sym, side, otype, qty, lpx, ts in recs:
+        if cid in in_db:
+            continue
+        o = oms.Order(cid, did, sym, side, qty, order_type=otype, limit_price_e8=lpx, created_us=ts)
+        o.status, o.submitted_us = oms.SUBMITTED, ts
+        out.append(o)
+    log.warning("recovered %d intent(s) from the journal that the DB never saw", len(out))
+    return out
+
+
 def boot(
     cfg: Config,
     data_dir: Path,
@@ -128,7 +167,9 @@ def boot(
     call_later: Callable[..., Any] | None = None,
     metrics_file: Path | None = None,
     lock: EngineLock | None = None,
+    venue: Any = None,
 ) -> Booted:
+    """Assemble the engine. ``venue``: an already-connected outside venue (ccxt); else paper."""
     if lock is None:
         lock = acquire(data_dir)  # raises AlreadyRunning before anything is touched
     con = None
@@ -157,30 +198,34 @@ def boot(
         symbols = tuple(cfg.symbols)
         specs = {s: symbol_spec(s) for s in symbols}
         lots = {s: sp.lot_size_e8 for s, sp in specs.items()}
-        if cfg.venue != "paper":
-            raise StoreError(f"venue {cfg.venue!r} arrives in step 2; use the paper profile")
-        venue = PaperVenue(
-            now_us=clock.now_us,
-            tick_size_e8={s: sp.tick_size_e8 for s, sp in specs.items()},
-            maker_fee_bps=cfg.paper.maker_fee_bps,
-            taker_fee_bps=cfg.paper.taker_fee_bps,
-            latency_ms_mean=cfg.paper.latency_ms_mean,
-            latency_ms_jitter=cfg.paper.latency_ms_jitter,
-            depth_levels=cfg.paper.depth_levels,
-            seed=cfg.sim.seed + session,
-            call_later=call_later,
-        )
+        if venue is not None:
+            lots.update(getattr(venue, "lots_e8", {}))
+        elif cfg.venue != "paper":
+            raise StoreError(f"venue {cfg.venue!r} needs a connected venue (see venue_setup)")
+        else:
+            venue = PaperVenue(
+                now_us=clock.now_us,
+                tick_size_e8={s: sp.tick_size_e8 for s, sp in specs.items()},
+                maker_fee_bps=cfg.paper.maker_fee_bps,
+                taker_fee_bps=cfg.paper.taker_fee_bps,
+                latency_ms_mean=cfg.paper.latency_ms_mean,
+                latency_ms_jitter=cfg.paper.latency_ms_jitter,
+                depth_levels=cfg.paper.depth_levels,
+                seed=cfg.sim.seed + session,
+                call_later=call_later,
+            )
         open_rows = con.execute(
             "SELECT * FROM orders WHERE status IN (" + ",".join(f"'{s}'" for s in oms.OPEN) + ")"
         ).fetchall()
         open_ids = [str(r[0]) for r in open_rows]
-        venue.load(
-            con.execute(
-                "SELECT * FROM paper_orders WHERE status IN ('accepted','partially_filled') "
-                "OR client_order_id IN (SELECT unnest(?::VARCHAR[]))",
-                [open_ids],
-            ).fetchall()
-        )
+        if isinstance(venue, PaperVenue):
+            venue.load(
+                con.execute(
+                    "SELECT * FROM paper_orders WHERE status IN ('accepted','partially_filled') "
+                    "OR client_order_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [open_ids],
+                ).fetchall()
+            )
         trade_ids: dict[str, set[str]] = {cid: set() for cid in open_ids}
         if open_ids:
             for cid, tid in con.execute(
@@ -190,6 +235,9 @@ def boot(
             ).fetchall():
                 trade_ids[str(cid)].add(str(tid))
         orders = [oms.Order.from_row(r, trade_ids[str(r[0])]) for r in open_rows]
+        journal = None if venue.in_process else IntentJournal(data_dir / "journal" / "intents.bin")
+        if journal is not None:
+            orders += _journal_orders(con, journal.path, {o.client_order_id for o in orders})
         positions = con.execute("SELECT * FROM positions").fetchall()
 
         registry = None
@@ -199,7 +247,6 @@ def boot(
                 registry.load_state(msgspec.json.decode(state["models"]))
 
         metrics = EngineMetrics(symbols, list(GATE_NAMES))
-        journal = None if venue.in_process else IntentJournal(data_dir / "journal" / "intents.bin")
         mpath = metrics_file or metrics_path(cfg, data_dir)
         clean_stale_temps(mpath.parent, mpath.name) if mpath.parent.exists() else None
 

@@ -42,10 +42,12 @@ from engine.config_schema import (
     ClockConfig,
     Config,
     ExchangeConfig,
+    FeedsConfig,
     FieldSpec,
     LiveConfig,
     MetricsConfig,
     ModelsConfig,
+    NetSimConfig,
     OmsConfig,
     PaperConfig,
     RiskConfig,
@@ -61,6 +63,8 @@ __all__ = [
     "KINDS",
     "VENUES",
     "AlertsConfig",
+    "FeedsConfig",
+    "NetSimConfig",
     "ClockConfig",
     "Config",
     "ConfigError",
@@ -359,6 +363,18 @@ def _cross_check(cfg: Config) -> None:
             "kind 'live' cannot be offline (got offline = true)",
             origin=origin_of("kind", "offline"),
             key="offline",
+        )
+    ns = cfg.netsim
+    if cfg.kind == "live" and any(
+        (ns.latency_ms, ns.jitter_ms, ns.drop_rate, ns.disconnect_interval_s, ns.reorder_rate)
+    ):
+        keys = [f"netsim.{k}" for k in ("latency_ms", "jitter_ms", "drop_rate",
+                                        "disconnect_interval_s", "reorder_rate")]  # fmt: skip
+        bad = next(k for k in keys if src[k] != "default")
+        raise ConfigError(
+            "NET_SIM_* fault injection is refused in the live profile",
+            origin=origin_of(*keys),
+            key=bad,
         )
     if cfg.venue == "paper" and cfg.kind != "paper":
         raise ConfigError(

@@ -215,6 +215,36 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NetSimConfig:
+    """Network faults injected into feed and venue connections: for reproducing incidents and for
+    tests only. Applied by the loopback venue simulator on its side of the wire; refused in live."""
+
+    latency_ms: float = _f(0.0, "Added latency per message/response, ms", "NET_SIM_LATENCY_MS",
+                           rng=">= 0")  # fmt: skip
+    jitter_ms: float = _f(0.0, "Latency jitter (uniform ±), ms", "NET_SIM_JITTER_MS", rng=">= 0")
+    drop_rate: float = _f(0.0, "Share of market-data frames dropped", "NET_SIM_DROP_RATE",
+                          rng="[0, 1]")  # fmt: skip
+    disconnect_interval_s: float = _f(
+        0.0, "Close every websocket this often, s (0 = never)", "NET_SIM_DISCONNECT_INTERVAL_S",
+        rng=">= 0",
+    )  # fmt: skip
+    reorder_rate: float = _f(0.0, "Share of adjacent market frames swapped", "NET_SIM_REORDER_RATE",
+                             rng="[0, 1]")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FeedsConfig:
+    reconnect_base_ms: float = _f(100.0, "First reconnect delay, ms (doubles, with jitter)",
+                                  rng="> 0")  # fmt: skip
+    reconnect_max_ms: float = _f(5000.0, "Reconnect delay cap, ms", rng="> 0")
+    catch_up_interval_s: float = _f(15.0, "Periodic REST catch-up of orders and trades, s",
+                                    rng="> 0")  # fmt: skip
+    unknown_grace_s: float = _f(3.0, "Query an unknown-outcome order this long before never-sent",
+                                rng="> 0")  # fmt: skip
+    dislocation_alert_bps: float = _f(5.0, "feed_dislocation_bps alert threshold", rng=">= 0")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The effective configuration. Frozen; build it with :func:`load_config`."""
 
@@ -246,6 +276,10 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig, metadata={"doc": "Journal"})
     live: LiveConfig = field(default_factory=LiveConfig, metadata={"doc": "Live trading gates"})
     alerts: AlertsConfig = field(default_factory=AlertsConfig, metadata={"doc": "Alert channels"})
+    netsim: NetSimConfig = field(
+        default_factory=NetSimConfig, metadata={"doc": "Injected network faults (tests only)"}
+    )
+    feeds: FeedsConfig = field(default_factory=FeedsConfig, metadata={"doc": "Websocket feeds"})
     # Not a config key: provenance of every dotted key, excluded from equality and hashing.
     sources: Mapping[str, str] = field(
         default_factory=lambda: MappingProxyType({}),

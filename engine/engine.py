@@ -93,6 +93,8 @@ class Engine:
         self.ticks = 0
         self._ticks_exported = 0
         self.last_trade: dict[str, tuple[int, int, int]] = {}
+        self.market_blocked: dict[str, str] = {}  # symbol -> reason (e.g. order-book gap)
+        self.worst_gap_us: dict[str, int] = {s: 0 for s in self.symbols}
         self.trade_volume_e8: dict[str, int] = {}
 
         self.start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
@@ -105,6 +107,7 @@ class Engine:
             clock=clock,
             last_quote_us=self.last_quote_us,
             lot_e8=self.lot,
+            market_blocked=self.market_blocked,
             r=cfg.risk,
             m=cfg.models,
         )
@@ -160,7 +163,11 @@ class Engine:
         if bid_e8 <= 0 or ask_e8 < bid_e8:
             return  # malformed quote: never let it reach prices or the venue
         self.quotes[symbol] = (bid_e8, ask_e8, bid_sz_e8, ask_sz_e8)
-        self.last_quote_us[symbol] = ts_ns // 1000
+        ts_us = ts_ns // 1000
+        last = self.last_quote_us.get(symbol, 0)
+        if last and ts_us - last > self.worst_gap_us.get(symbol, 0):
+            self.worst_gap_us[symbol] = ts_us - last  # worst staleness actually experienced
+        self.last_quote_us[symbol] = ts_us
         self.ticks += 1
         self.venue.on_quote(symbol, bid_e8, ask_e8, bid_sz_e8, ask_sz_e8, ts_ns)
         strategy = self.strategy

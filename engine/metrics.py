@@ -69,6 +69,10 @@ class EngineMetrics:
         self.psi = Gauge("model_drift_psi", "PSI vs training reference", ["model_id"], registry=reg)
         self.skew = Gauge("time_skew_seconds", "Local clock minus reference", registry=reg)
         self.stale = Gauge("data_stale_seconds", "Age of the last quote", ["symbol"], registry=reg)
+        self.stale_worst = Gauge(
+            "data_stale_worst_seconds", "Longest gap between quotes since start", ["symbol"],
+            registry=reg,
+        )  # fmt: skip
         self.place_latency = Histogram(
             "order_place_latency_seconds",
             "Submit to venue acknowledgement",

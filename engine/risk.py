@@ -111,11 +111,17 @@ class ClockSkewGate:
 class StaleDataGate:
     name = "stale_data"
 
-    def __init__(self, last_quote_us: dict[str, int], max_ms: float) -> None:
+    def __init__(
+        self, last_quote_us: dict[str, int], max_ms: float, blocked: dict[str, str] | None = None
+    ) -> None:
         self.last_quote_us = last_quote_us
         self.max_us = int(max_ms * 1000)
+        self.blocked = {} if blocked is None else blocked  # symbol -> why (e.g. book gap)
 
     def _reason(self, symbol: str, now_us: int) -> str | None:
+        why = self.blocked.get(symbol)
+        if why is not None:
+            return why
         last = self.last_quote_us.get(symbol, 0)
         if not last:
             return f"{symbol}: no market data yet"
@@ -326,6 +332,7 @@ def standard_gates(
     clock: Clock,
     last_quote_us: dict[str, int],
     lot_e8: Callable[[str], int],
+    market_blocked: dict[str, str] | None = None,
     r: object,
     m: object,
 ) -> list[Gate]:
@@ -335,7 +342,7 @@ def standard_gates(
         KillSwitchGate(risk),
         SafeModeGate(risk),
         ClockSkewGate(clock, g(r, "max_time_skew_ms")),
-        StaleDataGate(last_quote_us, g(r, "max_data_staleness_ms")),
+        StaleDataGate(last_quote_us, g(r, "max_data_staleness_ms"), market_blocked),
         DupeIntentGate(risk, g(r, "dupe_intent_window_ms")),
         CooldownGate(risk, g(r, "cooldown_ms")),
         BudgetGate(

@@ -22,6 +22,7 @@ from engine.events import QuoteTick
 from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
 from engine.strategy import ModelStrategy
+from engine.wiring_ccxt import CcxtWiring
 
 log = logging.getLogger("engine.runner")
 
@@ -92,7 +93,15 @@ async def run_headless(
 ) -> int:
     loop = asyncio.get_running_loop()
     clock = RealClock()
-    booted = boot(cfg, data_dir, clock=clock, call_later=loop.call_later, lock=lock)
+    wiring = CcxtWiring(cfg, data_dir, clock, duration_s) if cfg.venue == "ccxt" else None
+    try:
+        venue = await wiring.connect() if wiring is not None else None
+        booted = boot(cfg, data_dir, clock=clock, call_later=loop.call_later, lock=lock,
+                      venue=venue)  # fmt: skip
+    except BaseException:
+        if wiring is not None:
+            await wiring.close()
+        raise
     engine = booted.engine
     stop = asyncio.Event()
     why = ["duration elapsed"]
@@ -111,13 +120,17 @@ async def run_headless(
 
         def refresh() -> None:
             engine.refresh()
+            if wiring is not None:
+                wiring.export()
             if isinstance(booted.strategy, ModelStrategy):
                 booted.strategy.update_psi()
 
         refresh()
         booted.write_metrics()
+        if wiring is not None:
+            wiring.start(engine)
         tasks = [
-            asyncio.create_task(_feed(booted, cfg, clock)),
+            *([] if wiring is not None else [asyncio.create_task(_feed(booted, cfg, clock))]),
             asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
             asyncio.create_task(_every(1.0, refresh)),
             asyncio.create_task(_every(cfg.metrics.interval_s, booted.write_metrics)),
@@ -132,9 +145,16 @@ async def run_headless(
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await drain_in_flight(booted)
+        if wiring is not None:
+            await wiring.stop_feeds()
+        grace = cfg.feeds.unknown_grace_s + 1.0 if wiring is not None else 3.0
+        await drain_in_flight(booted, grace)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         _status(booted)
-        booted.close(why[0])
+        try:
+            booted.close(why[0])
+        finally:
+            if wiring is not None:
+                await wiring.close()
     return 0

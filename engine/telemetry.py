@@ -29,6 +29,7 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
     for s in e.symbols:
         last = e.last_quote_us.get(s, 0)
         m.stale_by[s].set((now - last) / 1e6 if last else 0.0)
+        m.stale_worst.labels(s).set(max(e.worst_gap_us.get(s, 0), now - last if last else 0) / 1e6)
         m.position_by[s].set(e.positions[s].qty_e8 / SCALE)
     m.pnl_realized.set((e.realized_e8 - e.fees_e8) / SCALE)
     m.pnl_unrealized.set(unreal / SCALE)

@@ -1,0 +1,273 @@
+"""Websocket feeds over ccxt.pro: market data in, user data in, reconnecting forever.
+
+Invariants:
+- Each stream is one ``StreamLoop``: on any network error it waits an exponentially growing delay
+  with full jitter (capped), calls ``watch_*`` again — ccxt then reconnects and resubscribes — and
+  after every *re*connect runs the REST catch-up hook, because events in the gap are lost.
+- A cancelled loop stops; every other exception is counted and retried: the feed never dies.
+- An order-book sequence gap (``ChecksumError``) is not a clock problem: the book's symbol is
+  blocked for trading (``Engine.market_blocked``) until a fresh snapshot arrives.
+- Handlers run on the engine loop and call the engine directly (no queue hop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import ccxt.pro as ccxtpro
+from prometheus_client import Counter, Gauge
+
+from engine.units import to_e8
+
+log = logging.getLogger("engine.feeds")
+
+
+class FeedMetrics:
+    def __init__(self, registry: Any) -> None:
+        self.uptime = Gauge(
+            "ws_uptime_seconds", "Seconds since the stream (re)connected; 0 while down", ["ws"],
+            registry=registry,
+        )  # fmt: skip
+        self.reconnects = Counter(
+            "ws_reconnects_total", "Websocket reconnects", ["ws"], registry=registry
+        )
+        self.dislocation = Gauge(
+            "feed_dislocation_bps", "Mid difference between bookTicker and order book", ["symbol"],
+            registry=registry,
+        )  # fmt: skip
+        self.book_resyncs = Counter(
+            "order_book_resyncs_total", "Order-book gaps that forced a resync", ["symbol"],
+            registry=registry,
+        )  # fmt: skip
+
+
+class StreamLoop:
+    def __init__(
+        self,
+        name: str,
+        watch: Callable[[], Awaitable[Any]],
+        handle: Callable[[Any], None],
+        *,
+        metrics: FeedMetrics,
+        on_reconnect: Callable[[], Awaitable[Any]] | None = None,
+        on_gap: Callable[[BaseException], None] | None = None,
+        base_delay_s: float = 0.1,
+        max_delay_s: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.watch = watch
+        self.handle = handle
+        self.metrics = metrics
+        self.on_reconnect = on_reconnect
+        self.on_gap = on_gap
+        self.base = base_delay_s
+        self.max = max_delay_s
+        self.rng = rng or random.Random()
+        self.connected = False
+        self.up_since = 0.0
+        self.down_since = time.monotonic()
+        self.reconnects = 0
+        self.messages = 0
+        self.errors = 0
+        self.last_error = ""
+        self.worst_outage_s = 0.0
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.up_since if self.connected else 0.0
+
+    async def run(self) -> None:
+        delay = self.base
+        ever = False
+        while True:
+            try:
+                data = await self.watch()
+            except asyncio.CancelledError:
+                raise
+            except ccxtpro.ChecksumError as exc:  # book gap: resubscribe at once, no backoff
+                self.errors += 1
+                if self.on_gap is not None:
+                    self.on_gap(exc)
+                continue
+            except Exception as exc:  # noqa: BLE001 - network errors, venue errors: retry forever
+                self.errors += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+                if self.connected:
+                    self.connected = False
+                    self.down_since = time.monotonic()
+                    self.metrics.uptime.labels(self.name).set(0)
+                    log.warning("stream %s down: %s", self.name, self.last_error)
+                # full jitter: spreads reconnect storms when many clients drop at once
+                await asyncio.sleep(self.rng.uniform(0, delay))
+                delay = min(delay * 2, self.max)
+                continue
+            if not self.connected:
+                self.connected = True
+                now = time.monotonic()
+                self.up_since = now
+                delay = self.base
+                if ever:
+                    outage = now - self.down_since
+                    self.worst_outage_s = max(self.worst_outage_s, outage)
+                    self.reconnects += 1
+                    self.metrics.reconnects.labels(self.name).inc()
+                    log.info("stream %s reconnected after %.2fs", self.name, outage)
+                    if self.on_reconnect is not None:
+                        try:
+                            await self.on_reconnect()
+                        except asyncio.CancelledError:
+                            raise
+                        except Exception as exc:  # noqa: BLE001 - catch-up retried next time
+                            log.warning("catch-up after %s reconnect failed: %s", self.name, exc)
+                ever = True
+            self.messages += 1
+            self.handle(data)
+
+
+class FeedSupervisor:
+    """Builds and runs the stream loops for one ccxt.pro exchange and one engine."""
+
+    def __init__(
+        self,
+        ex: Any,
+        engine: Any,
+        venue: Any,
+        *,
+        symbols: tuple[str, ...],
+        metrics: FeedMetrics,
+        base_delay_s: float = 0.1,
+        max_delay_s: float = 5.0,
+        seed: int = 0,
+    ) -> None:
+        self.ex = ex
+        self.engine = engine
+        self.venue = venue
+        self.symbols = symbols
+        self.metrics = metrics
+        self.ticker_mid: dict[str, float] = {}
+        self.book_mid: dict[str, float] = {}
+        self.dislocation_bps: dict[str, float] = {}
+        rng = random.Random(seed)
+        common: dict[str, Any] = {"metrics": metrics, "base_delay_s": base_delay_s,
+                                  "max_delay_s": max_delay_s, "rng": rng}  # fmt: skip
+        self.loops = [
+            StreamLoop(
+                "bookticker", lambda: ex.watch_bids_asks(list(symbols)), self._on_tickers, **common
+            ),  # fmt: skip
+            StreamLoop(
+                "trades",
+                lambda: ex.watch_trades_for_symbols(list(symbols)),
+                self._on_trades,
+                **common,
+            ),  # fmt: skip
+            StreamLoop(
+                "orders", ex.watch_orders, self._on_orders, on_reconnect=self.catch_up, **common
+            ),  # fmt: skip
+            StreamLoop(
+                "mytrades",
+                ex.watch_my_trades,
+                self._on_my_trades,
+                on_reconnect=self.catch_up,
+                **common,
+            ),  # fmt: skip
+        ]
+        for s in symbols:
+            self.loops.append(
+                StreamLoop(
+                    f"book:{s}",
+                    lambda s=s: ex.watch_order_book(s),  # type: ignore[misc]
+                    self._on_book,
+                    on_gap=lambda exc, s=s: self._gap(s, exc),  # type: ignore[misc]
+                    **common,
+                )  # fmt: skip
+            )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._catching_up = False
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(sl.run(), name=f"feed:{sl.name}") for sl in self.loops]
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def export(self) -> None:
+        for sl in self.loops:
+            self.metrics.uptime.labels(sl.name).set(round(sl.uptime_s(), 3))
+        for s, d in self.dislocation_bps.items():
+            self.metrics.dislocation.labels(s).set(round(d, 3))
+
+    # --- handlers ----------------------------------------------------------------------------
+
+    def _on_tickers(self, tickers: dict[str, Any]) -> None:
+        now_ns = self.engine.clock.now_ns()
+        for sym, t in tickers.items():
+            info = t.get("info") or {}
+            try:
+                bid, ask = to_e8(info["b"]), to_e8(info["a"])
+                bsz, asz = to_e8(info["B"]), to_e8(info["A"])
+            except (KeyError, ValueError, ArithmeticError):
+                log.warning("malformed bookTicker for %s dropped", sym)
+                continue  # malformed frame: never reaches prices
+            self.ticker_mid[sym] = (bid + ask) / 2e8
+            self._dislocation(sym)
+            self.engine.on_quote(sym, bid, ask, bsz, asz, now_ns)
+
+    def _on_trades(self, trades: list[dict[str, Any]]) -> None:
+        now_ns = self.engine.clock.now_ns()
+        for t in trades:
+            try:
+                self.engine.on_trade(t["symbol"], to_e8(str(t["price"])), to_e8(str(t["amount"])),
+                                     now_ns)  # fmt: skip
+            except (KeyError, ValueError, ArithmeticError):
+                log.warning("malformed trade dropped")
+
+    def _on_book(self, book: Any) -> None:
+        sym = book["symbol"]
+        if book["bids"] and book["asks"]:
+            self.book_mid[sym] = (book["bids"][0][0] + book["asks"][0][0]) / 2
+            self._dislocation(sym)
+        if sym in self.engine.market_blocked:
+            del self.engine.market_blocked[sym]
+            log.info("order book %s resynced: trading allowed again", sym)
+
+    def _gap(self, symbol: str, exc: BaseException) -> None:
+        self.engine.market_blocked[symbol] = f"{symbol}: order book gap, resyncing"
+        self.metrics.book_resyncs.labels(symbol).inc()
+        log.warning("order book gap on %s (%s): blocked until resynced", symbol, exc)
+
+    def _dislocation(self, sym: str) -> None:
+        a, b = self.ticker_mid.get(sym), self.book_mid.get(sym)
+        if a and b:
+            self.dislocation_bps[sym] = abs(a - b) / ((a + b) / 2) * 10_000
+
+    def _on_orders(self, orders: list[dict[str, Any]]) -> None:
+        for o in orders:
+            self.venue.on_ws_order(o)
+
+    def _on_my_trades(self, trades: list[dict[str, Any]]) -> None:
+        for t in trades:
+            self.venue.on_ws_trade(t)
+
+    async def catch_up(self) -> int:
+        """REST catch-up of the gap (shared by both user streams; one at a time)."""
+        if self._catching_up:
+            return 0
+        self._catching_up = True
+        try:
+            engine = self.engine
+
+            def open_cids(symbol: str) -> list[str]:
+                return [c for c, o in engine.open_orders.items() if o.symbol == symbol]
+
+            n: int = await self.venue.catch_up(open_cids)
+            return n
+        finally:
+            self._catching_up = False
