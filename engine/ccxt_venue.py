@@ -115,8 +115,8 @@ class CcxtVenue:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.ex.close()
         session = getattr(self.ex, "session", None)  # caller-owned: ccxt leaves it open
+        await self.ex.close()  # (and forgets it, so take it first)
         if session is not None and not session.closed:
             await session.close()
 

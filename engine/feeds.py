@@ -77,17 +77,53 @@ class StreamLoop:
         self.errors = 0
         self.last_error = ""
         self.worst_outage_s = 0.0
+        self.quiet_ok_s = 1.0
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.up_since if self.connected else 0.0
+
+    def _mark_up(self, ever: bool) -> bool:
+        """Returns True when this is a *re*connect (catch-up needed)."""
+        self.connected = True
+        now = time.monotonic()
+        self.up_since = now
+        if not ever:
+            return False
+        outage = now - self.down_since
+        self.worst_outage_s = max(self.worst_outage_s, outage)
+        self.reconnects += 1
+        self.metrics.reconnects.labels(self.name).inc()
+        log.info("stream %s reconnected after %.2fs", self.name, outage)
+        return True
+
+    async def _catch_up(self) -> None:
+        if self.on_reconnect is None:
+            return
+        try:
+            await self.on_reconnect()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - retried at the next reconnect / period
+            log.warning("catch-up after %s reconnect failed: %s", self.name, exc)
 
     async def run(self) -> None:
         delay = self.base
         ever = False
         while True:
+            fut = asyncio.ensure_future(self.watch())
             try:
-                data = await self.watch()
+                if not self.connected:
+                    # a quiet stream (no orders, no fills) is still up if the watch stays
+                    # pending without an error: the socket is open and subscribed
+                    done, _ = await asyncio.wait({fut}, timeout=self.quiet_ok_s)
+                    if not done:
+                        if self._mark_up(ever):
+                            await self._catch_up()
+                        ever = True
+                        delay = self.base
+                data = await fut
             except asyncio.CancelledError:
+                fut.cancel()
                 raise
             except ccxtpro.ChecksumError as exc:  # book gap: resubscribe at once, no backoff
                 self.errors += 1
@@ -107,24 +143,10 @@ class StreamLoop:
                 delay = min(delay * 2, self.max)
                 continue
             if not self.connected:
-                self.connected = True
-                now = time.monotonic()
-                self.up_since = now
-                delay = self.base
-                if ever:
-                    outage = now - self.down_since
-                    self.worst_outage_s = max(self.worst_outage_s, outage)
-                    self.reconnects += 1
-                    self.metrics.reconnects.labels(self.name).inc()
-                    log.info("stream %s reconnected after %.2fs", self.name, outage)
-                    if self.on_reconnect is not None:
-                        try:
-                            await self.on_reconnect()
-                        except asyncio.CancelledError:
-                            raise
-                        except Exception as exc:  # noqa: BLE001 - catch-up retried next time
-                            log.warning("catch-up after %s reconnect failed: %s", self.name, exc)
+                if self._mark_up(ever):
+                    await self._catch_up()
                 ever = True
+                delay = self.base
             self.messages += 1
             self.handle(data)
 
@@ -188,6 +210,11 @@ class FeedSupervisor:
             )
         self._tasks: list[asyncio.Task[None]] = []
         self._catching_up = False
+        # de-duplication state (ccxt hands back whole caches: newUpdates is off)
+        self._ticker_u: dict[str, Any] = {}
+        self._trade_id: dict[str, int] = {}
+        self._order_seen: dict[str, tuple[Any, Any]] = {}
+        self._my_trades_seen: set[str] = set()
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -210,6 +237,9 @@ class FeedSupervisor:
         now_ns = self.engine.clock.now_ns()
         for sym, t in tickers.items():
             info = t.get("info") or {}
+            if info.get("u") == self._ticker_u.get(sym):
+                continue  # unchanged since the last frame we handled
+            self._ticker_u[sym] = info.get("u")
             try:
                 bid, ask = to_e8(info["b"]), to_e8(info["a"])
                 bsz, asz = to_e8(info["B"]), to_e8(info["A"])
@@ -224,6 +254,10 @@ class FeedSupervisor:
         now_ns = self.engine.clock.now_ns()
         for t in trades:
             try:
+                tid = int(t["id"])
+                if tid <= self._trade_id.get(t["symbol"], -1):
+                    continue
+                self._trade_id[t["symbol"]] = tid
                 self.engine.on_trade(t["symbol"], to_e8(str(t["price"])), to_e8(str(t["amount"])),
                                      now_ns)  # fmt: skip
             except (KeyError, ValueError, ArithmeticError):
@@ -250,10 +284,20 @@ class FeedSupervisor:
 
     def _on_orders(self, orders: list[dict[str, Any]]) -> None:
         for o in orders:
+            info = o.get("info") or {}
+            key = (info.get("X"), info.get("z"))
+            oid = str(o.get("id"))
+            if self._order_seen.get(oid) == key:
+                continue
+            self._order_seen[oid] = key
             self.venue.on_ws_order(o)
 
     def _on_my_trades(self, trades: list[dict[str, Any]]) -> None:
         for t in trades:
+            tid = str(t.get("id"))
+            if tid in self._my_trades_seen:
+                continue
+            self._my_trades_seen.add(tid)
             self.venue.on_ws_trade(t)
 
     async def catch_up(self) -> int:

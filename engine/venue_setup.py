@@ -127,12 +127,15 @@ def _urls_from(rest_url: str, ws_url: str) -> dict[str, Any]:
 
 
 def make_exchange(cfg: Config, guard: EgressGuard, *, api_key: str, secret: str,
-                  urls: dict[str, Any] | None) -> Any:  # fmt: skip
+                  urls: dict[str, Any] | None, throttle: bool = True) -> Any:  # fmt: skip
+    """``throttle``: ccxt's client-side rate limiter (50 ms per request weight on binance). On for
+    real exchanges; off against the loopback simulator, whose only limits are injected 429s —
+    which the adapter honours anyway (Retry-After)."""
     ex = ccxtpro.binance(
         {
             "apiKey": api_key,
             "secret": secret,
-            "enableRateLimit": True,
+            "enableRateLimit": throttle,
             "timeout": cfg.exchange.timeout_ms,
             "session": guard.session(),
             "options": {
@@ -146,6 +149,9 @@ def make_exchange(cfg: Config, guard: EgressGuard, *, api_key: str, secret: str,
             },
         }
     )
+    # newUpdates=True returns only frames that arrive while a watch call is pending: a burst of
+    # bookTickers for several symbols loses all but one. Full caches + our own de-duplication.
+    ex.newUpdates = False
     if urls is None:
         ex.set_sandbox_mode(True)
     else:
@@ -181,7 +187,7 @@ async def open_ccxt_venue(
         urls = _urls_from(cfg.exchange.rest_url, cfg.exchange.ws_url)
     else:
         urls = None
-    ex = make_exchange(cfg, guard, api_key=key, secret=secret, urls=urls)
+    ex = make_exchange(cfg, guard, api_key=key, secret=secret, urls=urls, throttle=proc is None)
     venue = CcxtVenue(ex, clock=clock, symbols=tuple(cfg.symbols),
                       unknown_grace_s=cfg.feeds.unknown_grace_s, metrics=metrics)  # fmt: skip
     try:
