@@ -237,19 +237,23 @@ class CcxtVenue:
             self._apply_response(o, res["info"])
             return
 
-    def _reject(self, o: OrderRequest, reason: str) -> None:
+    def _report(self, cid: str, status: str, reason: str) -> None:
+        """A status the venue did not (or could not) tell us itself: no venue id, no fills."""
         assert self._sink is not None
-        log.warning("order %s rejected: %s", o.client_order_id, reason)
         self._sink.on_venue_update(
             VenueOrderUpdate(
-                client_order_id=o.client_order_id,
+                client_order_id=cid,
                 venue_order_id="",
-                status="rejected",
+                status=status,
                 filled_qty_e8=0,
                 ts_us=self.clock.now_us(),
                 reason=reason,
             )
         )
+
+    def _reject(self, o: OrderRequest, reason: str) -> None:
+        log.warning("order %s rejected: %s", o.client_order_id, reason)
+        self._report(o.client_order_id, "rejected", reason)
 
     def _auth_failure(self, o: OrderRequest, exc: Exception) -> None:
         self._count("auth")
@@ -259,19 +263,9 @@ class CcxtVenue:
             halt(f"venue authentication failed: {exc}")
 
     def _unknown(self, o: OrderRequest, exc: Exception) -> None:
-        assert self._sink is not None
         self._count("unknown_outcome")
         log.warning("order %s outcome unknown (%s): querying the venue", o.client_order_id, exc)
-        self._sink.on_venue_update(
-            VenueOrderUpdate(
-                client_order_id=o.client_order_id,
-                venue_order_id="",
-                status="unknown",
-                filled_qty_e8=0,
-                ts_us=self.clock.now_us(),
-                reason=f"{type(exc).__name__}: {exc}"[:300],
-            )
-        )
+        self._report(o.client_order_id, "unknown", f"{type(exc).__name__}: {exc}"[:300])
         self._spawn(self._resolve(o, reason="unknown outcome"))
 
     async def _resolve(self, o: OrderRequest, reason: str) -> None:
@@ -295,16 +289,8 @@ class CcxtVenue:
                     await self._fetch_fills(o.symbol, u.venue_order_id)
                     return
                 if time.monotonic() >= deadline:
-                    sink.on_venue_update(
-                        VenueOrderUpdate(
-                            client_order_id=o.client_order_id,
-                            venue_order_id="",
-                            status="never_sent",
-                            filled_qty_e8=0,
-                            ts_us=self.clock.now_us(),
-                            reason=f"{reason}: no trace at the venue after {self.unknown_grace_s:g}s",
-                        )
-                    )
+                    self._report(o.client_order_id, "never_sent",
+                                 f"{reason}: no trace at the venue after {self.unknown_grace_s:g}s")  # fmt: skip
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

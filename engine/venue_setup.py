@@ -31,6 +31,7 @@ from engine.ccxt_venue import CcxtVenue
 from engine.clock import Clock
 from engine.config import Config, ConfigError
 from engine.egress import EgressGuard
+from engine.venuesim import binance_urls
 
 log = logging.getLogger("engine.venue_setup")
 
@@ -116,14 +117,7 @@ class VenueProcess:
 
 
 def _urls_from(rest_url: str, ws_url: str) -> dict[str, Any]:
-    http = rest_url.rstrip("/")
-    ws = ws_url.rstrip("/") or http.replace("http", "ws", 1)
-    return {
-        "public": f"{http}/api/v3",
-        "private": f"{http}/api/v3",
-        "v1": f"{http}/api/v1",
-        "ws": {"spot": f"{ws}/ws", "margin": f"{ws}/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}},
-    }
+    return binance_urls(rest_url, ws_url.rstrip("/") or rest_url.replace("http", "ws", 1))
 
 
 def make_exchange(cfg: Config, guard: EgressGuard, *, api_key: str, secret: str,

@@ -17,9 +17,9 @@ from typing import Any
 from engine.venuesim.venue import LOOPBACK, VenueSim
 
 
-def venue_urls(port: int) -> dict[str, Any]:
-    """The exact ``ex.urls["api"]`` dict to install (replace, never merge) on a ccxt binance."""
-    http, ws = f"http://{LOOPBACK}:{port}", f"ws://{LOOPBACK}:{port}"
+def binance_urls(http: str, ws: str) -> dict[str, Any]:
+    """The ``ex.urls["api"]`` dict (VENUE.md §2) for any Binance-compatible base URLs."""
+    http, ws = http.rstrip("/"), ws.rstrip("/")
     return {
         "public": f"{http}/api/v3",
         "private": f"{http}/api/v3",
@@ -30,6 +30,11 @@ def venue_urls(port: int) -> dict[str, Any]:
             "ws-api": {"spot": f"{ws}/ws-api/v3"},
         },
     }
+
+
+def venue_urls(port: int) -> dict[str, Any]:
+    """The exact ``ex.urls["api"]`` dict to install (replace, never merge) on a ccxt binance."""
+    return binance_urls(f"http://{LOOPBACK}:{port}", f"ws://{LOOPBACK}:{port}")
 
 
 def ccxt_config(
@@ -52,4 +57,4 @@ def ccxt_config(
     }
 
 
-__all__ = ["LOOPBACK", "VenueSim", "ccxt_config", "venue_urls"]
+__all__ = ["LOOPBACK", "VenueSim", "binance_urls", "ccxt_config", "venue_urls"]
