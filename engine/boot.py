@@ -60,6 +60,7 @@ class Booted:
         self.data_dir: Path = parts["data_dir"]
         self.journal: IntentJournal | None = parts["journal"]
         self.rehydrated: dict[str, int] = {}
+        self.reconciler: Any = None
         self._journal_mark = -1
         self._closed = False
 
@@ -271,6 +272,7 @@ def boot(
             on_batch=writer.submit,
         )
         assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
+        engine._state_cache = state
         if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
             engine.risk.kill_switch = True
             engine.risk.kill_reason = state.get("kill_reason", "armed before restart")

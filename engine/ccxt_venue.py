@@ -29,10 +29,11 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
+from engine import crashpoints
 from engine.clock import Clock
 from engine.events import VenueFill, VenueOrderUpdate
 from engine.units import SCALE, to_e8
-from engine.venue import OrderRequest, VenueSink
+from engine.venue import OrderRequest, VenueOrderView, VenueSink
 
 log = logging.getLogger("engine.ccxt")
 
@@ -231,6 +232,8 @@ class CcxtVenue:
                 return self._unknown(o, exc)
             except ccxt_async.ExchangeError as exc:
                 return self._reject(o, str(exc))
+            if crashpoints.ENABLED:
+                crashpoints.hit("after_venue_accept")
             self._backoff_s = 0.5
             self._auth_strikes = 0
             self.place_latency_ms.append((time.perf_counter() - t0) * 1000)
@@ -378,6 +381,59 @@ class CcxtVenue:
             log.warning("cancel %s failed: %s", cid, exc)
         finally:
             self._cancels_waiting -= 1
+
+    # --- reconciliation views -----------------------------------------------------------------
+
+    async def fetch_open(self, symbol: str) -> list[VenueOrderView]:
+        await self._wait_backoff(cancel=True)
+        out = []
+        for o in await self.ex.fetch_open_orders(symbol):
+            info = o["info"]
+            cid = str(info.get("clientOrderId") or "")
+            void = str(info.get("orderId", ""))
+            if cid and void:
+                self.venue_to_cid.setdefault(void, cid)
+            out.append(VenueOrderView(cid, void, symbol, str(info.get("side", "")).lower(),
+                                      str(info.get("type", "")).lower(),
+                                      STATUS.get(str(info.get("status")), "accepted"),
+                                      _e8(info.get("origQty")), _e8(info.get("executedQty")),
+                                      _e8(info.get("price"))))  # fmt: skip
+        return out
+
+    async def fetch_fills(self, symbol: str, since_ms: int | None) -> list[VenueFill]:
+        """Our trades since ``since_ms`` (client ids resolved through the order they belong to)."""
+        await self._wait_backoff(cancel=True)
+        out = []
+        for t in await self.ex.fetch_my_trades(symbol, since_ms, 1000):
+            void = str(t["info"].get("orderId", t.get("order", "")))
+            cid = self.venue_to_cid.get(void)
+            if cid is None:
+                try:
+                    o = await self.ex.fetch_order(void, symbol)
+                    cid = str(o["info"].get("clientOrderId") or "")
+                except ccxt_async.OrderNotFound:
+                    cid = ""
+                self.venue_to_cid[void] = cid
+            fee = t.get("fee") or {}
+            price_e8 = _e8(t["price"])
+            fee_e8 = _e8(fee.get("cost"))
+            base, quote = symbol.split("/")
+            asset = _asset(self.ex, fee.get("currency"))
+            if asset == base:
+                fee_e8 = fee_e8 * price_e8 // SCALE
+            elif asset not in (quote, ""):
+                fee_e8 = 0
+            out.append(VenueFill(client_order_id=cid, venue_order_id=void, trade_id=str(t["id"]),
+                                 symbol=symbol, side=t["side"], qty_e8=_e8(t["amount"]),
+                                 price_e8=price_e8, fee_e8=fee_e8,
+                                 liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
+                                 ts_us=int(t["timestamp"]) * 1000))  # fmt: skip
+        return out
+
+    async def fetch_balances(self) -> dict[str, int] | None:
+        await self._wait_backoff(cancel=True)
+        bal = await self.ex.fetch_balance()
+        return {a: _e8(v) for a, v in (bal.get("total") or {}).items() if v is not None}
 
     # --- user stream handlers and catch-up ------------------------------------------------
 

@@ -141,6 +141,11 @@ class OmsConfig:
         5000.0, "Unconfirmed orders are reconciled after, ms", "CONFIRM_TIMEOUT_MS", rng="> 0"
     )
     client_id_prefix: str = _f("ck", "Client order id prefix", pattern=r"[A-Za-z0-9]{1,6}")
+    reconcile_interval_s: float = _f(30.0, "Periodic reconciliation against the venue, s",
+                                     "RECONCILE_INTERVAL_S", rng="> 0")  # fmt: skip
+    cancel_on_disconnect: bool = _f(
+        False, "Cancel every open order when the venue's user stream drops", "CANCEL_ON_DISCONNECT"
+    )
 
 
 @dataclass(frozen=True, slots=True)

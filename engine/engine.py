@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine import oms, operator
+from engine import crashpoints, oms, operator
 from engine.audit import AuditChain
 from engine.clock import Clock
 from engine.events import (
@@ -94,9 +94,13 @@ class Engine:
         self._ticks_exported = 0
         self.last_trade: dict[str, tuple[int, int, int]] = {}
         self.market_blocked: dict[str, str] = {}  # symbol -> reason (e.g. order-book gap)
+        # readiness signals: name -> (ok, expiry on the engine clock in s, reason)
+        self.readiness: dict[str, tuple[bool, float, str]] = {}
         self.worst_gap_us: dict[str, int] = {s: 0 for s in self.symbols}
         self.trade_volume_e8: dict[str, int] = {}
 
+        self.orders: dict[str, Order] = {}
+        self.open_orders: dict[str, Order] = {}
         self.start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
         self.risk = RiskState(self.start_equity_e8)
         self.risk.safe_mode = bool(cfg.risk.safe_mode)
@@ -108,6 +112,9 @@ class Engine:
             last_quote_us=self.last_quote_us,
             lot_e8=self.lot,
             market_blocked=self.market_blocked,
+            readiness=self.readiness,
+            required=tuple(cfg.live.readiness_required),
+            open_orders=self.open_orders,
             r=cfg.risk,
             m=cfg.models,
         )
@@ -115,8 +122,6 @@ class Engine:
         self.gates = GatePipeline(gates, on_change=self._gate_changed)
         self._ctx = GateContext()
 
-        self.orders: dict[str, Order] = {}
-        self.open_orders: dict[str, Order] = {}
         self.positions: dict[str, Position] = {s: Position(s) for s in self.symbols}
         self.realized_e8 = 0
         self.fees_e8 = 0
@@ -131,6 +136,10 @@ class Engine:
         self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
         self.denials = 0
         self.log_orders = True
+        self._baseline: dict[str, int] | None = None
+        self._state_cache: dict[str, str] = {}  # engine_state rows read at boot
+        self.metrics_recovered = metrics.outbox_recovered
+        self.metrics_dupes = metrics.outbox_dupes
 
         venue.bind(self)
 
@@ -246,6 +255,7 @@ class Engine:
             return self._deny(cmd, denied[0], denied[1], now)
         cid = oms.client_order_id(cmd.decision_id)
         if cid in self.orders:
+            self.metrics_dupes.inc()
             return self._deny(cmd, "idempotency", f"client order id {cid} already used", now)
         order = Order(
             cid,
@@ -270,6 +280,8 @@ class Engine:
                 (cid, cmd.decision_id, cmd.symbol, cmd.side, cmd.order_type, ctx.qty_e8,
                  cmd.limit_price_e8, now)
             )  # fmt: skip
+            if crashpoints.ENABLED:
+                crashpoints.hit("after_intent_durable")
         order.transition(oms.SUBMITTED, now)
         order.submitted_us = now
         self._dirty_orders[cid] = order
@@ -386,6 +398,36 @@ class Engine:
         fb = self.metrics.fills_by.get(f.symbol)
         (fb or self.metrics.fills.labels(f.symbol)).inc()
         self._order_changed(o, was)
+
+    def record_recon(self, report: dict[str, Any]) -> None:
+        """Persist and audit one reconciliation run (rows leave with the next flush)."""
+        self.batch.append["reconciliation_runs"].append(
+            (report["ts_us"], report["source"], report["venue"], report["duration_ms"],
+             report["ok"], msgspec.json.encode(report["mismatches"]).decode(),
+             msgspec.json.encode(report["alerts"]).decode())
+        )  # fmt: skip
+        self.batch.rows += 1
+        self._audit("reconciler", "reconciled", {k: report[k] for k in
+                                                 ("source", "ok", "mismatches", "alerts")})  # fmt: skip
+
+    def venue_baseline(self, balances: dict[str, int]) -> dict[str, int]:
+        """Venue balances that correspond to a flat book: fixed the first time they are seen.
+
+        Stored as balances minus our positions at that moment, so later runs compare
+        ``balance == baseline + position`` for every base asset.
+        """
+        if self._baseline is None:
+            raw = self._state_cache.get("venue_baseline")
+            if raw:
+                self._baseline = {k: int(v) for k, v in msgspec.json.decode(raw).items()}
+            else:
+                base = dict(balances)
+                for sym, p in self.positions.items():
+                    asset = sym.split("/")[0]
+                    base[asset] = base.get(asset, 0) - p.qty_e8
+                self._baseline = base
+                self._set_state("venue_baseline", msgspec.json.encode(base).decode())
+        return self._baseline
 
     def _set_state(self, key: str, value: str) -> None:
         self.batch.upsert["engine_state"][key] = (key, value, self.clock.now_us())

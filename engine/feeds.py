@@ -56,6 +56,7 @@ class StreamLoop:
         metrics: FeedMetrics,
         on_reconnect: Callable[[], Awaitable[Any]] | None = None,
         on_gap: Callable[[BaseException], None] | None = None,
+        on_down: Callable[[], None] | None = None,
         base_delay_s: float = 0.1,
         max_delay_s: float = 5.0,
         rng: random.Random | None = None,
@@ -66,6 +67,7 @@ class StreamLoop:
         self.metrics = metrics
         self.on_reconnect = on_reconnect
         self.on_gap = on_gap
+        self.on_down = on_down
         self.base = base_delay_s
         self.max = max_delay_s
         self.rng = rng or random.Random()
@@ -138,6 +140,8 @@ class StreamLoop:
                     self.down_since = time.monotonic()
                     self.metrics.uptime.labels(self.name).set(0)
                     log.warning("stream %s down: %s", self.name, self.last_error)
+                    if self.on_down is not None:
+                        self.on_down()
                 # full jitter: spreads reconnect storms when many clients drop at once
                 await asyncio.sleep(self.rng.uniform(0, delay))
                 delay = min(delay * 2, self.max)
@@ -165,6 +169,7 @@ class FeedSupervisor:
         base_delay_s: float = 0.1,
         max_delay_s: float = 5.0,
         seed: int = 0,
+        cancel_on_disconnect: bool = False,
     ) -> None:
         self.ex = ex
         self.engine = engine
@@ -271,6 +276,11 @@ class FeedSupervisor:
         if sym in self.engine.market_blocked:
             del self.engine.market_blocked[sym]
             log.info("order book %s resynced: trading allowed again", sym)
+
+    def _user_stream_down(self) -> None:
+        """Cancel-on-disconnect policy: without order updates we cannot manage resting orders."""
+        res = self.engine.cancel_all(None, "engine", "user stream disconnected (policy)")
+        log.warning("cancel-on-disconnect: %s", res.message)
 
     def _gap(self, symbol: str, exc: BaseException) -> None:
         self.engine.market_blocked[symbol] = f"{symbol}: order book gap, resyncing"

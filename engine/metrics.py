@@ -98,6 +98,16 @@ class EngineMetrics:
         self.outbox_pending = Gauge(
             "idempotency_outbox_pending", "Outbox intents not yet resolved", registry=reg
         )
+        self.outbox_recovered = Counter(
+            "idempotency_outbox_recovered_total",
+            "Intents resolved after a restart or an unknown outcome (adopted or never_sent)",
+            registry=reg,
+        )
+        self.outbox_dupes = Counter(
+            "idempotency_outbox_duplicates_prevented_total",
+            "Sends refused or adopted because the client id was already used",
+            registry=reg,
+        )
         self.positions_open = Gauge("positions_open", "Symbols with a position", registry=reg)
         self.position_qty = Gauge(
             "position_quantity", "Signed position in base units", ["symbol"], registry=reg

@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.events import VenueFill, VenueOrderUpdate
 from engine.units import SCALE
-from engine.venue import OrderRequest, VenueSink
+from engine.venue import OrderRequest, VenueOrderView, VenueSink
 
 _OPEN = ("accepted", "partially_filled")
 
@@ -72,6 +72,12 @@ class PaperOrder:
             self.created_us,
             self.updated_us,
         )
+
+
+def _view(o: PaperOrder) -> VenueOrderView:
+    return VenueOrderView(o.client_order_id, str(o.venue_order_id), o.symbol, o.side,
+                          o.order_type, o.status, o.qty_e8, o.filled_qty_e8,
+                          o.limit_price_e8)  # fmt: skip
 
 
 class _Book:
@@ -166,6 +172,15 @@ class PaperVenue:
     async def query_order(self, client_order_id: str, symbol: str) -> VenueOrderUpdate | None:
         o = self.orders.get(client_order_id)
         return None if o is None else self._update(o)
+
+    async def fetch_open(self, symbol: str) -> list[VenueOrderView]:
+        return [_view(o) for o in self.orders.values() if o.symbol == symbol and o.status in _OPEN]
+
+    async def fetch_fills(self, symbol: str, since_ms: int | None) -> list[VenueFill]:
+        return []  # fills are committed atomically with the engine's own rows: nothing to fetch
+
+    async def fetch_balances(self) -> dict[str, int] | None:
+        return None  # the paper account is the engine's own ledger
 
     def open_orders(self) -> list[PaperOrder]:
         return [o for o in self.orders.values() if o.status in _OPEN]

@@ -1,8 +1,7 @@
-"""Start-up rehydrate: load open orders and positions, then settle every open order with the venue.
+"""Start-up rehydrate, first half: load open orders and positions from the DB into the engine.
 
-Invariants: an intent the venue has no trace of becomes ``never_sent`` and is never re-sent
-automatically (a new decision gets a new client id); a venue answer is applied through the same
-``on_venue_update`` path as live reports, so start-up and runtime share one state machine.
+The second half — settling every open order with the venue — is the reconciler's start-up run
+(``engine.reconcile``), the same code path as periodic runs and ``cockpit reconcile``.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from engine import oms
 from engine.oms import Order
 from engine.positions import Position
 
@@ -36,27 +34,3 @@ def adopt(e: Engine, orders: list[Order], positions: list[tuple[Any, ...]]) -> N
         e.risk.position_qty[sym] = p.qty_e8
         e.realized_e8 += p.realized_pnl_e8
         e.fees_e8 += p.fees_e8
-
-
-async def resolve_open_orders(e: Engine) -> dict[str, int]:
-    """Ask the venue about every open order; adopt its answer, or mark never-sent.
-
-    An intent the venue has no trace of is never re-sent automatically: a new decision
-    gets a new client id.
-    """
-    counts = {"adopted": 0, "never_sent": 0, "unchanged": 0}
-    for o in list(e.open_orders.values()):
-        u = await e.venue.query_order(o.client_order_id, o.symbol)
-        if u is None:
-            was = o.status
-            if o.transition(oms.NEVER_SENT, e.clock.now_us(), "venue has no such order"):
-                e._order_changed(o, was)
-                counts["never_sent"] += 1
-            else:
-                log.error("open order %s unknown to the venue", o.client_order_id)
-                counts["unchanged"] += 1
-            continue
-        before = (o.status, o.venue_order_id)
-        e.on_venue_update(u)
-        counts["adopted" if (o.status, o.venue_order_id) != before else "unchanged"] += 1
-    return counts

@@ -13,12 +13,14 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from engine.clock import Clock
 from engine.gates import Gate, GateContext
 from engine.units import SCALE
 
 US_PER_DAY = 86_400_000_000
+_UNRESOLVED = frozenset({"pending", "submitted", "unknown"})
 
 
 class RiskState:
@@ -62,6 +64,35 @@ class RiskState:
     def drawdown_pct(self) -> float:
         start = self.equity_day_start_e8
         return (start - self.equity_e8) * 100.0 / start if start > 0 else 0.0
+
+
+class ReadinessGate:
+    """READINESS_REQUIRED: every required signal must be ok and not expired (TTL)."""
+
+    name = "readiness"
+
+    def __init__(
+        self, signals: dict[str, tuple[bool, float, str]], required: tuple[str, ...], clock: Clock
+    ) -> None:
+        self.signals = signals
+        self.required = required
+        self.clock = clock
+
+    def probe(self, now_us: int) -> str | None:
+        now_s = self.clock.monotonic_ns() / 1e9
+        bad = []
+        for name in self.required:
+            sig = self.signals.get(name)
+            if sig is None:
+                bad.append(f"{name}: no signal yet")
+            elif not sig[0]:
+                bad.append(f"{name}: {sig[2]}")
+            elif sig[1] < now_s:
+                bad.append(f"{name}: stale ({now_s - sig[1]:.0f}s past its TTL)")
+        return "not ready: " + "; ".join(bad) if bad else None
+
+    def check(self, ctx: GateContext) -> str | None:
+        return self.probe(ctx.now_us) if self.required else None
 
 
 class KillSwitchGate:
@@ -221,16 +252,19 @@ class MaxTradesGate:
 class MaxOpenPositionsGate:
     name = "max_open_positions"
 
-    def __init__(self, risk: RiskState, max_open: int) -> None:
+    def __init__(self, risk: RiskState, max_open: int, open_orders: dict[str, Any]) -> None:
         self.risk = risk
         self.max_open = max_open
+        self.open_orders = open_orders
 
     def check(self, ctx: GateContext) -> str | None:
-        if ctx.reduces or self.risk.position_qty.get(ctx.symbol, 0):
+        # an unresolved intent (pending / sent / unknown) is open exposure until settled
+        exposed = {s for s, q in self.risk.position_qty.items() if q}
+        exposed |= {o.symbol for o in self.open_orders.values() if o.status in _UNRESOLVED}
+        if ctx.reduces or ctx.symbol in exposed:
             return None
-        n = self.risk.open_positions()
-        if n >= self.max_open:
-            return f"MAX_OPEN_POSITIONS={self.max_open} reached ({n} open)"
+        if len(exposed) >= self.max_open:
+            return f"MAX_OPEN_POSITIONS={self.max_open} reached ({len(exposed)} open or pending)"
         return None
 
 
@@ -313,6 +347,7 @@ class DriftGate:
 GATE_NAMES = (
     "kill_switch",
     "safe_mode",
+    "readiness",
     "clock_skew",
     "stale_data",
     "dupe_intent",
@@ -333,6 +368,9 @@ def standard_gates(
     last_quote_us: dict[str, int],
     lot_e8: Callable[[str], int],
     market_blocked: dict[str, str] | None = None,
+    readiness: dict[str, tuple[bool, float, str]] | None = None,
+    required: tuple[str, ...] = (),
+    open_orders: dict[str, Any] | None = None,
     r: object,
     m: object,
 ) -> list[Gate]:
@@ -341,6 +379,7 @@ def standard_gates(
     return [
         KillSwitchGate(risk),
         SafeModeGate(risk),
+        ReadinessGate({} if readiness is None else readiness, required, clock),
         ClockSkewGate(clock, g(r, "max_time_skew_ms")),
         StaleDataGate(last_quote_us, g(r, "max_data_staleness_ms"), market_blocked),
         DupeIntentGate(risk, g(r, "dupe_intent_window_ms")),
@@ -352,7 +391,9 @@ def standard_gates(
             g(r, "budget_orders_per_day_account"),
         ),
         MaxTradesGate(risk, g(r, "max_trades_per_day")),
-        MaxOpenPositionsGate(risk, g(r, "max_open_positions")),
+        MaxOpenPositionsGate(
+            risk, g(r, "max_open_positions"), {} if open_orders is None else open_orders
+        ),
         DrawdownGate(risk, g(r, "max_daily_drawdown_pct")),
         RiskPerTradeGate(risk, g(r, "risk_per_trade_pct"), g(r, "max_order_notional_usd"), lot_e8),
         DriftGate(risk, g(m, "psi_halve"), g(m, "psi_block"), lot_e8),

@@ -12,15 +12,17 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from engine import oms, rehydrate
+from engine import oms
 from engine.boot import Booted, boot
 from engine.clock import RealClock
 from engine.config import Config
 from engine.events import QuoteTick
 from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
+from engine.reconcile import Reconciler
 from engine.strategy import ModelStrategy
 from engine.wiring_ccxt import CcxtWiring
 
@@ -57,6 +59,17 @@ async def _every(seconds: float, fn: object) -> None:
     while True:
         await asyncio.sleep(seconds)
         fn()  # type: ignore[operator]
+
+
+async def _periodic(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed run is retried next period
+            log.warning("%s failed: %s", what, exc)
 
 
 def _status(booted: Booted) -> None:
@@ -114,11 +127,24 @@ async def run_headless(
         loop.add_signal_handler(sig, on_signal, sig)
     tasks: list[asyncio.Task[None]] = []
     try:
-        counts = await rehydrate.resolve_open_orders(engine)
-        log.info("rehydrated open orders: %s", counts, extra={"fields": {"rehydrate": counts}})
-        booted.rehydrated = counts
+        # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
+        reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
+                                ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s))  # fmt: skip
+        booted.reconciler = reconciler
+        report = await reconciler.run("startup")
+        booted.rehydrated = report["mismatches"]
+        staleness_us = cfg.risk.max_data_staleness_ms * 1000
 
         def refresh() -> None:
+            now_us = clock.now_us()
+            ttl = clock.monotonic_ns() / 1e9 + 5.0
+            stale = [s for s in engine.symbols
+                     if now_us - engine.last_quote_us.get(s, 0) > staleness_us]  # fmt: skip
+            engine.readiness["market_data"] = (not stale, ttl, f"stale: {', '.join(stale)}"
+                                               if stale else "quotes fresh")  # fmt: skip
+            venue_ok = wiring.venue_ready() if wiring is not None else True
+            engine.readiness["venue"] = (venue_ok, ttl, "user stream up" if venue_ok
+                                         else "venue user stream down")  # fmt: skip
             engine.refresh()
             if wiring is not None:
                 wiring.export()
@@ -135,7 +161,11 @@ async def run_headless(
             asyncio.create_task(_every(1.0, refresh)),
             asyncio.create_task(_every(cfg.metrics.interval_s, booted.write_metrics)),
             asyncio.create_task(_every(5.0, lambda: _status(booted))),
-        ]
+            asyncio.create_task(_periodic(cfg.oms.reconcile_interval_s,
+                                          lambda: reconciler.run("periodic"), "reconcile")),
+            asyncio.create_task(_periodic(1.0, lambda: reconciler.confirm_timeouts(
+                cfg.oms.confirm_timeout_ms), "confirm timeouts")),
+        ]  # fmt: skip
         log.info("engine running: profile=%s data_dir=%s", cfg.name, data_dir)
         try:
             await asyncio.wait_for(stop.wait(), timeout=duration_s)

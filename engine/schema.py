@@ -119,6 +119,15 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("created_us", "BIGINT NOT NULL"),
         ("updated_us", "BIGINT NOT NULL"),
     ),
+    "reconciliation_runs": (
+        ("ts_us", "BIGINT NOT NULL"),
+        ("source", "VARCHAR NOT NULL"),
+        ("venue", "VARCHAR NOT NULL"),
+        ("duration_ms", "DOUBLE NOT NULL"),
+        ("ok", "BOOLEAN NOT NULL"),
+        ("mismatches", "VARCHAR NOT NULL"),  # JSON {class: count}
+        ("alerts", "VARCHAR NOT NULL"),  # JSON [text]
+    ),
     "incidents": (
         ("ts_us", "BIGINT NOT NULL"),
         ("actor", "VARCHAR NOT NULL"),
@@ -138,17 +147,22 @@ def _create(table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 
+# Version 1's tables, frozen: later tables arrive in later versions (migrations are append-only).
+_V1_TABLES = ("decisions", "orders", "fills", "order_outbox", "positions", "gate_events", "models",
+              "engine_state", "paper_orders", "incidents")  # fmt: skip
+
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
         "initial schema",
-        tuple(_create(t) for t in COLUMNS)
+        tuple(_create(t) for t in _V1_TABLES)
         + (
             AUDIT_TABLE_DDL,
             "CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id)",
             "CREATE INDEX IF NOT EXISTS orders_status ON orders (status)",
         ),
     ),
+    (2, "reconciliation runs", (_create("reconciliation_runs"),)),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

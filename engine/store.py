@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from engine import crashpoints
 from engine.schema import COLUMNS, LATEST_VERSION, MIGRATIONS, UPSERT_TABLES
 
 log = logging.getLogger("engine.store")
@@ -149,6 +150,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
         for table, keyed in batch.upsert.items():
             if keyed:
                 _insert(con, "INSERT OR REPLACE", table, list(keyed.values()), _SCHEMAS[table])
+        if crashpoints.ENABLED:
+            crashpoints.hit("before_commit")
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -210,6 +213,8 @@ class Writer:
                     self.commit_seconds += time.perf_counter() - t0
                     self.committed_batches += 1
                     self.committed_rows += batch.rows
+                    if crashpoints.ENABLED:
+                        crashpoints.hit("after_commit")
                     if self._on_committed is not None:
                         self._on_committed(batch)
             except BaseException as exc:  # noqa: BLE001 - reported to the engine, never lost

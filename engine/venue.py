@@ -13,9 +13,25 @@ Invariants:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from engine.events import VenueFill, VenueOrderUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrderView:
+    """What the venue says about one order, for reconciliation (amounts e8)."""
+
+    client_order_id: str
+    venue_order_id: str
+    symbol: str
+    side: str
+    order_type: str
+    status: str
+    qty_e8: int
+    filled_qty_e8: int
+    price_e8: int
 
 
 class VenueSink(Protocol):
@@ -48,3 +64,10 @@ class VenuePort(Protocol):
     def on_quote(
         self, symbol: str, bid_e8: int, ask_e8: int, bid_sz_e8: int, ask_sz_e8: int, ts_ns: int
     ) -> None: ...
+
+    # reconciliation (one code path for start-up, periodic runs and `cockpit reconcile`)
+    async def fetch_open(self, symbol: str) -> list[VenueOrderView]: ...
+
+    async def fetch_fills(self, symbol: str, since_ms: int | None) -> list[VenueFill]: ...
+
+    async def fetch_balances(self) -> dict[str, int] | None: ...

@@ -77,6 +77,7 @@ class CcxtWiring:
             metrics=FeedMetrics(engine.metrics.registry),
             base_delay_s=cfg.feeds.reconnect_base_ms / 1000,
             max_delay_s=cfg.feeds.reconnect_max_ms / 1000, seed=cfg.sim.seed,
+            cancel_on_disconnect=cfg.oms.cancel_on_disconnect,
         )  # fmt: skip
         self.feeds.start()
         ex = venue.ex
@@ -106,6 +107,12 @@ class CcxtWiring:
                 raise
             except Exception as exc:  # noqa: BLE001 - retried next period
                 log.warning("periodic catch-up failed: %s", exc)
+
+    def venue_ready(self) -> bool:
+        """The venue's user streams are up (orders and fills reach us)."""
+        return self.feeds is not None and all(
+            sl.connected for sl in self.feeds.loops if sl.name in ("orders", "mytrades")
+        )
 
     def export(self) -> None:
         if self.feeds is not None:

@@ -75,6 +75,9 @@ def run_case(cols: dict, n: int, every: int) -> dict:
                 "risk.max_trades_per_day": 10_000_000,
                 # on, and tight: same side repeats every 2*every ticks (ms)
                 "risk.dupe_intent_window_ms": every * 1.5,
+                # readiness (recon / venue signals with TTLs) is evaluated but has no required
+                # signal in a replay: no reconciler runs on a simulated day
+                "live.readiness_required": [],
             },
         )
         clock = SimClock(start_ns=cols["ts_ns"][0] - 1_000_000)

@@ -50,6 +50,7 @@ def make_booted(tmp_path: Path) -> Iterator[Callable[..., Any]]:
             "paper.latency_ms_mean": 0.0,
             "risk.dupe_intent_window_ms": 0.0,
             "risk.risk_per_trade_pct": 5.0,
+            "live.readiness_required": [],  # no reconciler runs in these unit rigs
         }
         ov.update(overrides or {})
         cfg = load_config("paper", env={}, overrides=ov)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from engine import oms, rehydrate
+from engine import oms
 from engine.events import SubmitOrder, VenueOrderUpdate
+from engine.reconcile import Reconciler
 from engine.units import to_e8
 from tests.conftest import feed, feed_all
 from tests.conftest import query as rows
@@ -282,8 +283,8 @@ def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_
     b.writer.wait_idle()
     b.close("crash stand-in")
     b2 = make_booted(clock=clock)
-    counts = asyncio.run(rehydrate.resolve_open_orders(b2.engine))
-    assert counts["never_sent"] == 1
+    report = asyncio.run(Reconciler(b2.engine, grace_s=0.0).run("startup"))
+    assert report["mismatches"]["missing_in_broker"] == 1 and report["ok"]
     o = b2.engine.orders[res.ref]
     assert o.status == oms.NEVER_SENT and res.ref not in b2.engine.venue.orders
     assert not b2.engine.open_orders

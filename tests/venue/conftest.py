@@ -83,7 +83,7 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
             "risk.safe_mode": False, "risk.dupe_intent_window_ms": 0.0,
             "risk.risk_per_trade_pct": 5.0, "exchange.timeout_ms": timeout_ms,
             "feeds.unknown_grace_s": 1.5, "feeds.reconnect_base_ms": 50.0,
-            "feeds.reconnect_max_ms": 500.0,
+            "feeds.reconnect_max_ms": 500.0, "live.readiness_required": [],
         }  # fmt: skip
         ov.update(overrides or {})
         cfg = load_config("testnet", env={}, overrides=ov)

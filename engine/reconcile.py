@@ -1,0 +1,244 @@
+"""Reconciliation: the DB/engine view against the venue's truth. One code path for start-up
+("rehydrate"), periodic runs and ``cockpit reconcile``.
+
+Classes (``reconciliation_mismatches_total{type,symbol}``):
+- ``missing_in_db``: a venue order with our id prefix that we have no record of → adopted.
+- ``missing_in_broker``: an order we think is open that the venue does not know. Unsent intents
+  (pending/submitted/unknown) older than the grace period → ``never_sent`` (never re-sent); an
+  order the venue had acknowledged → alert (fail closed: safe mode on).
+- ``status_mismatch``: the venue's state differs → the venue's state is adopted when the state
+  machine allows it (it never moves an order backward); fills are fetched for closed orders.
+- ``missing_fill``: a venue trade of ours not in the DB → recorded (deduplicated by trade id).
+- ``orphan``: a venue order with a foreign id → adopted read-only as external; its symbol is blocked
+  for trading until an operator acknowledges it.
+- ``position_mismatch``: venue balances vs baseline + our positions (base assets) → fail closed:
+  safe mode on, alert.
+
+Each run is persisted (when, duration, classes) and audited; the ``recon`` readiness signal is set
+for ``ttl_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from typing import Any
+
+from prometheus_client import Counter as PromCounter
+
+from engine import oms
+from engine.oms import Order
+from engine.venue import VenueOrderView
+
+log = logging.getLogger("engine.reconcile")
+
+UNSENT = frozenset({oms.PENDING, oms.SUBMITTED, oms.UNKNOWN})
+CLASSES = ("missing_in_db", "missing_in_broker", "status_mismatch", "missing_fill", "orphan",
+           "position_mismatch")  # fmt: skip
+
+
+class Reconciler:
+    def __init__(self, engine: Any, *, grace_s: float = 3.0, ttl_s: float = 90.0) -> None:
+        self.engine = engine
+        self.venue = engine.venue
+        self.grace_us = int(grace_s * 1e6)
+        self.ttl_s = ttl_s
+        self.prefix = f"{engine.cfg.oms.client_id_prefix}-"
+        self.mismatches = PromCounter(
+            "reconciliation_mismatches_total", "Reconciliation findings by class",
+            ["type", "symbol"], registry=engine.metrics.registry,
+        )  # fmt: skip
+        self.last: dict[str, Any] | None = None
+        self.external: dict[str, VenueOrderView] = {}  # orphan orders, read-only
+        self._since_ms: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    async def run(self, source: str) -> dict[str, Any]:
+        async with self._lock:  # one run at a time (periodic vs manual)
+            return await self._run(source)
+
+    async def _run(self, source: str) -> dict[str, Any]:
+        e = self.engine
+        t0 = time.perf_counter()
+        found: Counter[str] = Counter()
+        details: list[dict[str, Any]] = []
+        alerts: list[str] = []
+
+        def note(kind: str, symbol: str, cid: str, action: str, detail: str = "") -> None:
+            found[kind] += 1
+            self.mismatches.labels(kind, symbol).inc()
+            details.append({"type": kind, "symbol": symbol, "client_order_id": cid,
+                            "action": action, "detail": detail})  # fmt: skip
+
+        venue_open: dict[str, VenueOrderView] = {}
+        for symbol in e.symbols:
+            for v in await self.venue.fetch_open(symbol):
+                venue_open[v.client_order_id or f"venue:{v.venue_order_id}"] = v
+        for key, v in venue_open.items():
+            o = e.orders.get(v.client_order_id)
+            if o is not None:
+                if o.status != v.status and self._adopt_state(o, v):
+                    note("status_mismatch", v.symbol, o.client_order_id, "adopted venue state",
+                         f"{v.status}")  # fmt: skip
+            elif v.client_order_id.startswith(self.prefix):
+                self._adopt_missing(v)
+                note("missing_in_db", v.symbol, v.client_order_id, "adopted")
+            elif key not in self.external:
+                self.external[key] = v
+                e.market_blocked[v.symbol] = (
+                    f"{v.symbol}: orphan venue order {v.client_order_id or v.venue_order_id} "
+                    "(foreign id): acknowledge to trade"
+                )
+                note("orphan", v.symbol, v.client_order_id, "blocked symbol, read-only")
+                alerts.append(f"orphan order {key} on {v.symbol}")
+        now_us = e.clock.now_us()
+        later: list[Order] = []
+        for o in list(e.open_orders.values()):
+            if o.client_order_id in venue_open:
+                continue
+            if o.status in UNSENT and now_us - (o.submitted_us or o.created_us) < self.grace_us:
+                later.append(o)  # may still be in flight: look again after the grace period
+                continue
+            await self._settle_missing(o, note, alerts)
+        if later:
+            oldest = min(o.submitted_us or o.created_us for o in later)
+            await asyncio.sleep(max(0.0, (oldest + self.grace_us - e.clock.now_us()) / 1e6))
+            for o in later:
+                if o.is_open:
+                    await self._settle_missing(o, note, alerts)
+        for symbol in e.symbols:
+            await self._fills(symbol, note)
+        await self._positions(note, alerts)
+        duration_ms = (time.perf_counter() - t0) * 1000
+        ok = not alerts
+        report = {
+            "ts_us": e.clock.now_us(),
+            "source": source,
+            "venue": self.venue.name,
+            "duration_ms": round(duration_ms, 2),
+            "ok": ok,
+            "mismatches": {c: found.get(c, 0) for c in CLASSES},
+            "resolved": sum(found.values()) - len(alerts),
+            "alerts": alerts,
+            "details": details[:200],
+        }
+        self.last = report
+        e.readiness["recon"] = (ok, time.monotonic() + self.ttl_s,
+                                "; ".join(alerts) or "reconciled")  # fmt: skip
+        e.record_recon(report)
+        if alerts:
+            e.set_safe_mode(True, "reconciler", "reconciliation alert: " + "; ".join(alerts))
+            log.error("reconciliation (%s) found problems: %s", source, alerts)
+        else:
+            log.info("reconciliation (%s) ok in %.1f ms: %s", source, duration_ms,
+                     report["mismatches"], extra={"fields": {"recon": report["mismatches"]}})  # fmt: skip
+        return report
+
+    # --- pieces ------------------------------------------------------------------------------
+
+    def _adopt_state(self, o: Order, v: VenueOrderView) -> bool:
+        before = o.status
+        self.engine.on_venue_update(_update(v, self.engine.clock.now_us()))
+        return o.status != before
+
+    def _adopt_missing(self, v: VenueOrderView) -> None:
+        e = self.engine
+        cid = v.client_order_id
+        o = Order(cid, cid.rsplit(".", 1)[0], v.symbol, v.side, v.qty_e8, order_type=v.order_type,
+                  limit_price_e8=v.price_e8, created_us=e.clock.now_us())  # fmt: skip
+        o.status = oms.SUBMITTED
+        o.submitted_us = o.created_us
+        e.orders[cid] = o
+        e.open_orders[cid] = o
+        e.on_venue_update(_update(v, e.clock.now_us()))
+
+    async def _settle_missing(self, o: Order, note: Any, alerts: list[str]) -> None:
+        e = self.engine
+        u = await self.venue.query_order(o.client_order_id, o.symbol)
+        if u is not None:  # closed at the venue while we were away
+            before = o.status
+            e.on_venue_update(u)
+            if o.status != before:
+                note("status_mismatch", o.symbol, o.client_order_id, "adopted final state",
+                     u.status)  # fmt: skip
+            return
+        if o.status in UNSENT:
+            was = o.status
+            if o.transition(oms.NEVER_SENT, e.clock.now_us(), "venue has no such order"):
+                e._order_changed(o, was)
+                e.metrics_recovered.inc()
+                note("missing_in_broker", o.symbol, o.client_order_id, "marked never_sent")
+            return
+        note("missing_in_broker", o.symbol, o.client_order_id, "alert",
+             f"venue forgot an acknowledged order ({o.status})")  # fmt: skip
+        alerts.append(f"acknowledged order {o.client_order_id} unknown to the venue")
+
+    async def _fills(self, symbol: str, note: Any) -> None:
+        e = self.engine
+        since = self._since_ms.get(symbol)
+        fills = await self.venue.fetch_fills(symbol, since - 60_000 if since else None)
+        for f in fills:
+            self._since_ms[symbol] = max(self._since_ms.get(symbol, 0), f.ts_us // 1000)
+            o = e.orders.get(f.client_order_id)
+            if o is None or f.trade_id in o.trade_ids:
+                continue  # unknown (orphan: counted once above) or already recorded
+            e.on_venue_fill(f)
+            note("missing_fill", symbol, f.client_order_id, "recorded", f.trade_id)
+
+    async def _positions(self, note: Any, alerts: list[str]) -> None:
+        e = self.engine
+        balances = await self.venue.fetch_balances()
+        if balances is None:
+            return  # paper: positions are the engine's own ledger
+        baseline = e.venue_baseline(balances)
+        for symbol in e.symbols:
+            base = symbol.split("/")[0]
+            expected = baseline.get(base, 0) + e.positions[symbol].qty_e8
+            actual = balances.get(base, 0)
+            if abs(actual - expected) >= e.lot(symbol):
+                note("position_mismatch", symbol, "", "alert",
+                     f"venue {base} {actual / 1e8:g} vs expected {expected / 1e8:g}")  # fmt: skip
+                alerts.append(f"position mismatch on {symbol}")
+
+    async def confirm_timeouts(self, timeout_ms: float) -> int:
+        """Orders sent but unanswered for longer than the confirmation timeout → unknown → ask."""
+        e = self.engine
+        now = e.clock.now_us()
+        late = [o for o in e.open_orders.values()
+                if o.status == oms.SUBMITTED and now - o.submitted_us > timeout_ms * 1000]  # fmt: skip
+        for o in late:
+            was = o.status
+            if o.transition(oms.UNKNOWN, now, f"no ack within {timeout_ms:g} ms"):
+                e._order_changed(o, was)
+            u = await self.venue.query_order(o.client_order_id, o.symbol)
+            if u is not None:
+                e.on_venue_update(u)
+        return len(late)
+
+
+def _update(v: VenueOrderView, ts_us: int) -> Any:
+    from engine.events import VenueOrderUpdate
+
+    return VenueOrderUpdate(client_order_id=v.client_order_id, venue_order_id=v.venue_order_id,
+                            status=v.status, filled_qty_e8=v.filled_qty_e8, ts_us=ts_us)  # fmt: skip
+
+
+def render(report: dict[str, Any]) -> str:
+    """The human form of a report (same text whether the engine ran it or the CLI did)."""
+    m = report["mismatches"]
+    lines = [
+        f"reconciliation {'OK' if report['ok'] else 'ALERT'} ({report['source']}, "
+        f"{report['venue']}, {report['duration_ms']:.1f} ms)",
+        "  " + "  ".join(f"{k}={m[k]}" for k in CLASSES),
+    ]
+    lines += [f"  alert: {a}" for a in report["alerts"]]
+    lines += [f"  {d['type']} {d['symbol']} {d['client_order_id']} -> {d['action']}"
+              + (f" ({d['detail']})" if d["detail"] else "") for d in report["details"][:50]]  # fmt: skip
+    return "\n".join(lines)
+
+
+def to_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, sort_keys=True)

@@ -1,0 +1,462 @@
+#!/usr/bin/env python3
+"""Crash harness: SIGKILL the headless testnet engine at random instants, restart, check the books.
+
+One data directory and one loopback venue process for the whole run (the venue is a separate
+process, so it keeps the truth while the engine dies). Each trial starts ``cockpit --headless`` on a
+fast-deciding testnet profile pointed at that venue and kills it, either at a named crash point
+(``COCKPIT_CRASH_AT``, see ``engine/crashpoints.py``: after the intent is durable but before it is
+sent, after the venue accepted but before the answer is applied, before/after a DB commit) or with a
+plain SIGKILL at a random instant after "engine running". Every ``--check-every`` trials, and at the
+end, a clean run (no crash, ``--duration`` a few seconds) lets the engine rehydrate and reconcile;
+then, with the engine stopped, the DuckDB file is compared with the venue's ``/admin/state``:
+
+- duplicates: client ids (``ck-`` prefix) that appear more than once among the venue's orders;
+- lost_fills: venue trades of our orders missing from DB ``fills``, DB fills the venue never made
+  (phantoms), and fills whose client id / side / quantity / price differ (recorded twice or wrong);
+- position_mismatches: symbols where DB ``positions`` differ from the signed sum of the venue's
+  trades of our orders, or from the signed sum of DB fills;
+- stuck: DB orders still pending/submitted/unknown after the clean run (reported);
+- audit: ``cockpit audit verify`` on the data directory.
+
+Prints one line per trial and per check; the last line is a JSON summary. Exit 0 only when
+duplicates, lost_fills and position_mismatches are all zero, the audit chain verifies and every
+clean run exited 0. Reproducible: ``--seed`` drives every random choice (timing still varies).
+Never leaves a process behind: the engine and the venue are killed in ``finally`` blocks, and the
+venue also stops by itself after a bounded lifetime or when this process dies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import duckdb  # noqa: E402
+
+from engine.units import to_e8  # noqa: E402
+
+CRASH_POINTS = ("after_intent_durable", "after_venue_accept", "before_commit", "after_commit")
+TIMED = "timed"  # a plain SIGKILL at a random instant
+PREFIX = "ck-"  # the engine's client order id prefix
+OPEN_STATES = ("pending", "submitted", "unknown")
+
+PROFILE = """
+kind = "testnet"
+venue = "ccxt"
+feed = "exchange"
+offline = true
+[exchange]
+rest_url = "http://127.0.0.1:{port}"
+ws_url = "ws://127.0.0.1:{port}"
+[risk]
+safe_mode = false
+risk_per_trade_pct = 2.0
+dupe_intent_window_ms = 0.0
+max_data_staleness_ms = 1000.0
+[models]
+prob_min = 0.5
+min_expected_return = 0.0
+decision_interval_ms = 120.0
+risk_max = 5.0
+[storage]
+flush_interval_ms = 50.0
+[metrics]
+interval_s = 1.0
+[feeds]
+catch_up_interval_s = 2.0
+reconnect_base_ms = 50.0
+reconnect_max_ms = 500.0
+unknown_grace_s = 1.5
+"""
+
+
+@dataclass
+class Run:
+    work: Path
+    data: Path
+    profile: Path
+    env: dict[str, str]
+    rng: random.Random
+    deadline: float
+    kills: Counter[str] = field(default_factory=Counter)
+    fallback_kills: int = 0
+    submitted: int = 0
+    trials_with_orders: int = 0
+    trials_blocked: int = 0
+    last_clean_log: Path | None = None
+    start_failures: list[str] = field(default_factory=list)
+    clean_failures: list[str] = field(default_factory=list)
+
+
+def _engine_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("COCKPIT_", "NET_SIM_", "EXEC_PROFILE", "LIVE_"))}  # fmt: skip
+    env.update(SAFE_MODE="0", API_KEY="sim-key", API_SECRET="sim-secret", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _kill(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGKILL) -> None:
+    """Signal one child (and its own process group) by id; reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def start_venue(
+    work: Path, seed: int, lifetime_s: float, tps: float
+) -> tuple[subprocess.Popen[Any], int]:
+    port_file = work / "venue.port"
+    port_file.unlink(missing_ok=True)
+    log = (work / "venue.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.venuesim", "--state", str(work / "venue"), "--port", "0",
+         "--port-file", str(port_file), "--max-lifetime", str(lifetime_s), "--seed", str(seed),
+         "--ticks-per-second", str(tps), "--exit-with-parent"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    t_end = time.monotonic() + 30
+    while time.monotonic() < t_end:
+        if port_file.exists():
+            return proc, int(port_file.read_text().strip())
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    _kill(proc)
+    raise RuntimeError(f"venue simulator did not start; see {work / 'venue.log'}")
+
+
+def _spawn(
+    run: Run, tag: str, duration: float, crash_at: str
+) -> tuple[subprocess.Popen[Any], Path]:
+    out = run.work / "runs" / f"{tag}.log"
+    env = dict(run.env)
+    if crash_at:
+        env["COCKPIT_CRASH_AT"] = crash_at
+    with out.open("wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cockpit", "--headless", "--profile", str(run.profile),
+             "--duration", str(duration), "--data-dir", str(run.data), "--seed", "7"],
+            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return proc, out
+
+
+def _running(out: Path) -> bool:
+    try:
+        return '"msg": "engine running' in out.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def _tail(out: Path, n: int = 6) -> str:
+    """The last lines of a run's output, without the interpreter's leak report after a crash."""
+    try:
+        lines = out.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    cut = next((k for k, x in enumerate(lines) if x.startswith("nanobind:")), len(lines))
+    return " | ".join(lines[:cut][-n:])[-800:]
+
+
+def _scan(out: Path) -> dict[str, Any]:
+    """What a run's log says: orders submitted, and the blocking gates / halts it ran into."""
+    try:
+        text = out.read_text(errors="replace")
+    except OSError:
+        text = ""
+    blocked = sorted(
+        {g for g in ("kill_switch", "safe_mode") if f'"msg": "gate {g} active' in text}
+    )
+    return {"submitted": text.count('"msg": "order submitted'), "blocked": blocked,
+            "halted": '"msg": "HALT' in text}  # fmt: skip
+
+
+def crash_trial(run: Run, i: int, point: str, timeout_s: float) -> dict[str, Any]:
+    """Start the engine and kill it: at ``point`` (its n-th pass) or, for ``timed``, after a delay."""
+    rng = run.rng
+    if point == TIMED:
+        n, delay = 0, rng.uniform(0.3, 3.0)
+        crash_at = ""
+    else:
+        # order points pass once per order; commit points pass every flush (~50 ms) from boot on
+        n = rng.randint(1, 4) if point in ("after_intent_durable", "after_venue_accept") else (
+            rng.randint(2, 40))  # fmt: skip
+        delay, crash_at = 0.0, f"{point}:{n}"
+    t0 = time.monotonic()
+    proc, out = _spawn(run, f"trial-{i:04d}", 600.0, crash_at)
+    how = point
+    try:
+        running_at = None
+        t_end = t0 + timeout_s
+        while proc.poll() is None and time.monotonic() < t_end:
+            if running_at is None and _running(out):
+                running_at = time.monotonic()
+                if point == TIMED:
+                    t_end = running_at + delay
+                else:  # a crash point never reached within a few seconds: kill it anyway
+                    t_end = min(t0 + timeout_s, running_at + 5.0)
+            time.sleep(0.02)
+        if proc.poll() is None:
+            if point != TIMED or running_at is None:
+                how = f"{point}->timed"
+                run.fallback_kills += 1
+            _kill(proc)
+        rc = proc.wait(timeout=10)
+    finally:
+        _kill(proc)
+    if rc != -signal.SIGKILL:
+        run.start_failures.append(f"trial {i}: exit {rc}: {_tail(out)}")
+    run.kills[how] += 1
+    seen = _scan(out)
+    run.submitted += seen["submitted"]
+    run.trials_with_orders += seen["submitted"] > 0
+    run.trials_blocked += bool(seen["blocked"]) or seen["halted"]
+    return {"trial": i, "kill": how, "n": n, "delay_s": round(delay, 2), "exit": rc,
+            "reached_running": running_at is not None, "s": round(time.monotonic() - t0, 2),
+            **seen}  # fmt: skip
+
+
+def clean_run(run: Run, tag: str, duration: float) -> tuple[int, str]:
+    proc, out = _spawn(run, tag, duration, "")
+    run.last_clean_log = out
+    try:
+        rc = proc.wait(timeout=duration + 90)
+    except subprocess.TimeoutExpired:
+        rc = -999
+    finally:
+        _kill(proc)
+    tail = "" if rc == 0 else _tail(out)
+    if rc != 0:
+        run.clean_failures.append(f"{tag}: exit {rc}: {tail}")
+    return rc, tail
+
+
+def venue_state(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/state", timeout=30) as r:
+        return dict(json.loads(r.read()))
+
+
+def _sym(s: str) -> str:
+    return s.replace("/", "").upper()
+
+
+def _signed(side: str, qty: int) -> int:
+    return qty if side.lower() == "buy" else -qty
+
+
+def check(run: Run, port: int) -> dict[str, Any]:
+    """Compare the stopped engine's DB with the venue's truth."""
+    truth = venue_state(port)
+    con = duckdb.connect(str(run.data / "cockpit.duckdb"), read_only=True)
+    try:
+        db_fills = {str(r[0]): (r[1], r[2].lower(), int(r[3]), int(r[4]), _sym(r[5]))
+                    for r in con.execute("SELECT trade_id, client_order_id, side, qty_e8, "
+                                         "price_e8, symbol FROM fills").fetchall()}  # fmt: skip
+        db_pos = {_sym(r[0]): int(r[1])
+                  for r in con.execute("SELECT symbol, qty_e8 FROM positions").fetchall()}  # fmt: skip
+        db_orders = dict(con.execute("SELECT client_order_id, status FROM orders").fetchall())
+    finally:
+        con.close()
+    v_orders = [o for o in truth["orders"] if str(o.get("clientOrderId", "")).startswith(PREFIX)]
+    cids = Counter(o["clientOrderId"] for o in v_orders)
+    dup_ids = sorted(c for c, k in cids.items() if k > 1)
+    v_fills = {str(t["id"]): (t["clientOrderId"], str(t["side"]).lower(), to_e8(t["qty"]),
+                              to_e8(t["price"]), _sym(t["symbol"]))
+               for t in truth["trades"] if str(t.get("clientOrderId", "")).startswith(PREFIX)}  # fmt: skip
+    lost = sorted(set(v_fills) - set(db_fills))
+    phantom = sorted(set(db_fills) - set(v_fills))
+    differ = sorted(t for t in set(v_fills) & set(db_fills) if v_fills[t] != db_fills[t])
+    v_pos: Counter[str] = Counter()
+    f_pos: Counter[str] = Counter()
+    for _cid, side, qty, _px, sym in v_fills.values():
+        v_pos[sym] += _signed(side, qty)
+    for _cid, side, qty, _px, sym in db_fills.values():
+        f_pos[sym] += _signed(side, qty)
+    syms = set(v_pos) | set(f_pos) | set(db_pos)
+    bad_venue = sorted(s for s in syms if db_pos.get(s, 0) != v_pos.get(s, 0))
+    bad_fills = sorted(s for s in syms if db_pos.get(s, 0) != f_pos.get(s, 0))
+    stuck = sorted(c for c, st in db_orders.items() if st in OPEN_STATES)
+    missing_in_db = sorted(set(cids) - set(db_orders))
+    audit = subprocess.run(
+        [sys.executable, "-m", "cockpit", "audit", "verify", "--data-dir", str(run.data)],
+        cwd=ROOT, env=run.env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return {
+        "duplicates": sum(cids[c] - 1 for c in dup_ids),
+        "lost_fills": len(lost) + len(phantom) + len(differ),
+        "position_mismatches": len(set(bad_venue) | set(bad_fills)),
+        "stuck": len(stuck),
+        "audit_ok": audit.returncode == 0,
+        "venue_orders": len(v_orders),
+        "venue_fills": len(v_fills),
+        "db_orders": len(db_orders),
+        "db_fills": len(db_fills),
+        "orders_missing_in_db": len(missing_in_db),
+        "detail": {
+            "duplicate_ids": dup_ids[:10], "lost": lost[:10], "phantom": phantom[:10],
+            "differ": [(t, v_fills[t], db_fills[t]) for t in differ[:5]],
+            "positions_db": {s: db_pos.get(s, 0) for s in sorted(syms)},
+            "positions_venue": {s: v_pos.get(s, 0) for s in sorted(syms)},
+            "positions_fills": {s: f_pos.get(s, 0) for s in sorted(syms)},
+            "bad_vs_venue": bad_venue, "bad_vs_fills": bad_fills, "stuck_ids": stuck[:10],
+            "missing_in_db": missing_in_db[:10],
+            "audit": (audit.stdout + audit.stderr).strip()[-300:],
+        },
+    }  # fmt: skip
+
+
+def _violations(c: dict[str, Any]) -> bool:
+    return bool(c["duplicates"] or c["lost_fills"] or c["position_mismatches"] or not c["audit_ok"])
+
+
+def _points(args: argparse.Namespace) -> list[str]:
+    names = [p.strip() for p in args.points.split(",") if p.strip()]
+    for p in names:
+        if p not in (*CRASH_POINTS, TIMED):
+            raise SystemExit(f"--points: unknown point {p!r} (known: {', '.join(CRASH_POINTS)}, "
+                             f"{TIMED})")  # fmt: skip
+    return names
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", type=int, default=20, help="number of crash trials")
+    ap.add_argument("--json", action="store_true", help="progress on stderr; stdout: JSON only")
+    ap.add_argument("--seed", type=int, default=1, help="seed of every random choice")
+    ap.add_argument("--points", default=",".join((*CRASH_POINTS, TIMED)),
+                    help="comma-separated kill kinds to draw from (crash points and 'timed')")  # fmt: skip
+    ap.add_argument("--cycle-points", action="store_true",
+                    help="trial i uses point i mod len(points) instead of a random draw")  # fmt: skip
+    ap.add_argument("--check-every", type=int, default=10, help="clean run + check every K trials")
+    ap.add_argument("--clean-duration", type=float, default=3.0, help="seconds of each clean run")
+    ap.add_argument("--trial-timeout", type=float, default=25.0, help="max seconds per trial")
+    ap.add_argument("--ticks-per-second", type=float, default=60.0, help="venue market ticks/s")
+    ap.add_argument("--keep", type=Path, help="keep the work dir (data, venue, logs) here")
+    args = ap.parse_args()
+    if args.trials < 1 or args.check_every < 1:
+        ap.error("--trials and --check-every must be >= 1")
+    points = _points(args)
+    progress = sys.stderr if args.json else sys.stdout
+
+    def say(msg: str) -> None:
+        print(msg, file=progress, flush=True)
+
+    if args.keep:
+        if args.keep.exists() and any(args.keep.iterdir()):
+            ap.error(f"--keep {args.keep}: directory exists and is not empty")
+        args.keep.mkdir(parents=True, exist_ok=True)
+        work = args.keep.resolve()
+    else:
+        work = Path(tempfile.mkdtemp(prefix="crashharness-"))
+    (work / "runs").mkdir(exist_ok=True)
+    t_start = time.monotonic()
+    budget = args.trials * (args.trial_timeout + 15) + (args.trials // args.check_every + 2) * 150
+    venue = None
+    checks: list[dict[str, Any]] = []
+    first_violation: int | None = None
+    summary: dict[str, Any] = {"trials": 0}
+    try:
+        venue, port = start_venue(work, args.seed, budget + 120, args.ticks_per_second)
+        profile = work / "crash.toml"
+        profile.write_text(PROFILE.format(port=port))
+        run = Run(work, work / "data", profile, _engine_env(), random.Random(args.seed),
+                  t_start + budget)  # fmt: skip
+        rc, tail = clean_run(run, "boot", 2.0)  # first start: builds the model reference etc.
+        if rc != 0:
+            raise RuntimeError(f"first clean run failed (exit {rc}): {tail}")
+        done = 0
+        for i in range(args.trials):
+            point = points[i % len(points)] if args.cycle_points else run.rng.choice(points)
+            r = crash_trial(run, i, point, args.trial_timeout)
+            done += 1
+            say(f"trial {i:>4} kill={r['kill']:<26} n={r['n']:<2} delay={r['delay_s']:<4} "
+                f"exit={r['exit']} running={'y' if r['reached_running'] else 'n'} "
+                f"submitted={r['submitted']} {r['s']}s"
+                + (f" blocked={','.join(r['blocked'])}" if r["blocked"] else "")
+                + (" HALT" if r["halted"] else ""))  # fmt: skip
+            last = i == args.trials - 1
+            if (i + 1) % args.check_every == 0 or last:
+                crc, _ = clean_run(run, f"clean-{i:04d}", args.clean_duration)
+                c = check(run, port)
+                c["after_trial"], c["clean_exit"] = i, crc
+                c["clean_run"] = _scan(run.last_clean_log) if run.last_clean_log else {}
+                checks.append(c)
+                if (_violations(c) or crc != 0) and first_violation is None:
+                    first_violation = i
+                say(f"check after trial {i}: clean_exit={crc} dup={c['duplicates']} "
+                    f"lost={c['lost_fills']} pos={c['position_mismatches']} stuck={c['stuck']} "
+                    f"audit={'ok' if c['audit_ok'] else 'BROKEN'} orders={c['venue_orders']} "
+                    f"fills={c['venue_fills']} clean_run={json.dumps(c['clean_run'])}"
+                    + (f"  {json.dumps(c['detail'])}" if _violations(c) or c["stuck"] else ""))  # fmt: skip
+            if time.monotonic() > run.deadline:
+                say("time budget exhausted; stopping early")
+                break
+        final = checks[-1] if checks else {}
+        wall = time.monotonic() - t_start
+        ok = bool(final) and not _violations(final) and not run.clean_failures
+        summary = {
+            "trials": done,
+            "duplicates": final.get("duplicates"),
+            "lost_fills": final.get("lost_fills"),
+            "position_mismatches": final.get("position_mismatches"),
+            "stuck": final.get("stuck"),
+            "audit_ok": final.get("audit_ok"),
+            "ok": ok,
+            "orders_missing_in_db": final.get("orders_missing_in_db"),
+            "venue_orders": final.get("venue_orders"),
+            "venue_fills": final.get("venue_fills"),
+            "db_orders": final.get("db_orders"),
+            "db_fills": final.get("db_fills"),
+            "kills": dict(sorted(run.kills.items())),
+            "fallback_kills": run.fallback_kills,
+            "orders_submitted_in_trials": run.submitted,
+            "trials_with_orders": run.trials_with_orders,
+            "trials_blocked": run.trials_blocked,
+            "start_failures": run.start_failures[:5],
+            "clean_failures": run.clean_failures[:5],
+            "checks": len(checks),
+            "first_violation_after_trial": first_violation,
+            "wall_s": round(wall, 1),
+            "s_per_trial": round(wall / max(done, 1), 2),
+            "trials_per_s": round(done / wall, 3),
+            "seed": args.seed,
+            "work_dir": str(work) if args.keep else None,
+        }
+        if not ok:
+            summary["detail"] = final.get("detail")
+    except Exception as e:  # noqa: BLE001 - reported in the JSON line, exit 1
+        summary.update(ok=False, error=f"{type(e).__name__}: {e}")
+    finally:
+        _kill(venue, signal.SIGTERM)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(summary), flush=True)
+    return 0 if summary.get("ok") else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
