@@ -13,7 +13,9 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
+from cockpit import ops_cli
 from engine.config import (
     ConfigError,
     load_config,
@@ -52,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     asub = a.add_subparsers(dest="audit_cmd", required=True)
     v = asub.add_parser("verify", help="verify the hash chain; exit 0 when intact")
     _common(v)
+    ops_cli.add_parsers(sub, _common)
     return p
 
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.cmd == "audit":
             return _audit_verify(resolve_data_dir(args.data_dir))
+        if args.cmd in ("reconcile", "healthcheck", "backup", "restore"):
+            return ops_cli.run(args)
         cfg = _load(args)
         data_dir = resolve_data_dir(args.data_dir)
         return _run(cfg, data_dir, args)
@@ -118,8 +123,14 @@ def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
 
 
 def _audit_verify(data_dir: Path) -> int:
-    from engine.audit import HeadFile, load_or_create_key, verify_db
+    from engine.audit import HeadFile, VerifyResult, load_or_create_key, verify_db
     from engine.boot import db_path
+    from engine.control import NotRunning, call
+
+    try:  # a running engine owns the file: it verifies through its own connection
+        return _verify_result(VerifyResult(**call(data_dir, "audit_verify")))
+    except NotRunning:
+        pass
 
     db = db_path(data_dir)
     if not db.exists():
@@ -141,6 +152,10 @@ def _audit_verify(data_dir: Path) -> int:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         _err(f"{db}: cannot read: {first}")
         return EXIT_STORAGE
+    return _verify_result(result)
+
+
+def _verify_result(result: Any) -> int:
     if result.ok:
         print(f"audit chain intact: {result.checked} rows verified")
         return EXIT_OK

@@ -229,20 +229,27 @@ def verify_db(db_path: Path, key: bytes, head: tuple[int, str] | None) -> Verify
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return VerifyResult(False, 0, None, f"cannot open {db_path} read-only: {first}")
     try:
-        found = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'"
-        ).fetchone()
-        if not found or found[0] == 0:
-            return VerifyResult(False, 0, None, f"{db_path}: no audit_log table")
-        head_seq = head[0] if head is not None else None
-        v = _Verifier(key, watch_seq=head_seq)
-        cur = con.execute(_SELECT_ROWS)
-        while True:
-            chunk = cur.fetchmany(_FETCH_CHUNK)
-            if not chunk or not v.feed(chunk):
-                break
+        return verify_connection(con, key, head, name=str(db_path))
     finally:
         con.close()
+
+
+def verify_connection(
+    con: duckdb.DuckDBPyConnection, key: bytes, head: tuple[int, str] | None, name: str = "DB"
+) -> VerifyResult:
+    """Verify through an open connection (a running engine verifies its own DB this way)."""
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'"
+    ).fetchone()
+    if not found or found[0] == 0:
+        return VerifyResult(False, 0, None, f"{name}: no audit_log table")
+    head_seq = head[0] if head is not None else None
+    v = _Verifier(key, watch_seq=head_seq)
+    cur = con.execute(_SELECT_ROWS)
+    while True:
+        chunk = cur.fetchmany(_FETCH_CHUNK)
+        if not chunk or not v.feed(chunk):
+            break
     if v.failure is not None:
         return v.failure
     db_end = v.expected_seq - 1

@@ -186,9 +186,8 @@ def boot(
         if head is not None and head[0] > seq:
             raise StoreError(
                 f"{path}: database is behind the external audit head (head seq {head[0]}, DB ends "
-                f"at seq {seq}): committed rows are missing; not trading. Restore a copy of "
-                f"{DB_NAME} taken after seq {head[0]} into {data_dir}, or move it aside to start "
-                "a fresh ledger"
+                f"at seq {seq}): committed rows are missing; not trading. Restore a backup: "
+                f"`cockpit restore --data-dir {data_dir} BACKUP` (see `ls {data_dir}/backups`)"
             )
         state = _state(con)
         session = int(state.get("session", "0")) + 1

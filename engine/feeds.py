@@ -193,8 +193,13 @@ class FeedSupervisor:
                 **common,
             ),  # fmt: skip
             StreamLoop(
-                "orders", ex.watch_orders, self._on_orders, on_reconnect=self.catch_up, **common
-            ),  # fmt: skip
+                "orders",
+                ex.watch_orders,
+                self._on_orders,
+                on_reconnect=self.catch_up,
+                on_down=self._user_stream_down if cancel_on_disconnect else None,
+                **common,
+            ),
             StreamLoop(
                 "mytrades",
                 ex.watch_my_trades,

@@ -98,6 +98,10 @@ class EngineMetrics:
         self.outbox_pending = Gauge(
             "idempotency_outbox_pending", "Outbox intents not yet resolved", registry=reg
         )
+        self.recon_mismatches = Counter(
+            "reconciliation_mismatches_total", "Reconciliation findings by class",
+            ["type", "symbol"], registry=reg,
+        )  # fmt: skip
         self.outbox_recovered = Counter(
             "idempotency_outbox_recovered_total",
             "Intents resolved after a restart or an unknown outcome (adopted or never_sent)",

@@ -27,8 +27,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from prometheus_client import Counter as PromCounter
-
 from engine import oms
 from engine.oms import Order
 from engine.venue import VenueOrderView
@@ -47,10 +45,7 @@ class Reconciler:
         self.grace_us = int(grace_s * 1e6)
         self.ttl_s = ttl_s
         self.prefix = f"{engine.cfg.oms.client_id_prefix}-"
-        self.mismatches = PromCounter(
-            "reconciliation_mismatches_total", "Reconciliation findings by class",
-            ["type", "symbol"], registry=engine.metrics.registry,
-        )  # fmt: skip
+        self.mismatches = engine.metrics.recon_mismatches
         self.last: dict[str, Any] | None = None
         self.external: dict[str, VenueOrderView] = {}  # orphan orders, read-only
         self._since_ms: dict[str, int] = {}

@@ -14,14 +14,18 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from engine import oms
-from engine.boot import Booted, boot
+from engine.audit import HeadFile, load_or_create_key, verify_connection
+from engine.boot import Booted, boot, db_path
 from engine.clock import RealClock
 from engine.config import Config
+from engine.control import ControlServer, socket_path
 from engine.events import QuoteTick
 from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
+from engine.ops import copy_db, default_backup_path, healthcheck_online
 from engine.reconcile import Reconciler
 from engine.strategy import ModelStrategy
 from engine.wiring_ccxt import CcxtWiring
@@ -82,6 +86,57 @@ def _status(booted: Booted) -> None:
     )  # fmt: skip
 
 
+def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, Any]:
+    """Commands the CLI sends to a running engine; each returns what the offline path returns."""
+    engine = booted.engine
+
+    async def on_writer(fn: Callable[[Any], Any]) -> Any:
+        booted.flush()  # everything decided so far is in the DB before we look at it
+        return await asyncio.wrap_future(booted.writer.call(fn))
+
+    async def reconcile(args: dict[str, Any]) -> Any:
+        return await booted.reconciler.run("manual")
+
+    async def healthcheck(args: dict[str, Any]) -> Any:
+        ready = wiring.venue_ready() if wiring is not None else True
+        return healthcheck_online(engine, booted.reconciler, ready)
+
+    async def audit_verify(args: dict[str, Any]) -> Any:
+        key = load_or_create_key(data_dir)
+        head_file = HeadFile(data_dir / "audit" / "head.json")
+        result = await on_writer(lambda con: verify_connection(con, key, head_file.read()))
+        return result._asdict()
+
+    async def backup(args: dict[str, Any]) -> Any:
+        out = Path(args["out"]) if args.get("out") else default_backup_path(data_dir)
+        return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
+
+    async def status(args: dict[str, Any]) -> Any:
+        return engine.snapshot()
+
+    return {"reconcile": reconcile, "healthcheck": healthcheck, "audit_verify": audit_verify,
+            "backup": backup, "status": status}  # fmt: skip
+
+
+async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> dict[str, Any]:
+    """``cockpit reconcile`` with no engine running: the same start-up path, then stop."""
+    clock = RealClock()
+    wiring = CcxtWiring(cfg, data_dir, clock, 60.0) if cfg.venue == "ccxt" else None
+    try:
+        venue = await wiring.connect() if wiring is not None else None
+        booted = boot(cfg, data_dir, clock=clock, strategy="none", lock=lock, venue=venue)
+        try:
+            report = await Reconciler(booted.engine, grace_s=cfg.feeds.unknown_grace_s).run(
+                "manual"
+            )
+        finally:
+            booted.close("reconcile (engine not running)")
+    finally:
+        if wiring is not None:
+            await wiring.close()
+    return report
+
+
 async def drain_in_flight(booted: Booted, timeout_s: float = 3.0) -> int:
     """Stop accepting work, then wait for orders already sent to get their venue answer.
 
@@ -126,6 +181,7 @@ async def run_headless(
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, on_signal, sig)
     tasks: list[asyncio.Task[None]] = []
+    control: ControlServer | None = None
     try:
         # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
         reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
@@ -153,6 +209,8 @@ async def run_headless(
 
         refresh()
         booted.write_metrics()
+        control = ControlServer(socket_path(data_dir), control_handlers(booted, wiring, data_dir))
+        await control.start()
         if wiring is not None:
             wiring.start(engine)
         tasks = [
@@ -172,6 +230,8 @@ async def run_headless(
         except TimeoutError:
             pass
     finally:
+        if control is not None:
+            await control.stop()
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

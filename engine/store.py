@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,10 @@ def open_db(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.Error as exc:  # IOException (lock), SerializationException (corrupt), ...
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StoreError(f"{path}: cannot open database: {first}") from exc
+        raise StoreError(
+            f"{path}: cannot open database: {first}; not trading. If it is damaged, restore a "
+            f"backup: `cockpit restore --data-dir {path.parent} BACKUP`"
+        ) from exc
     if not read_only:
         os.chmod(path, 0o600)
     for stmt in _DB_SETTINGS:
@@ -136,7 +140,10 @@ def _insert(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[An
     try:
         con.execute(f"{verb} INTO {table} SELECT * FROM _batch_frame")
     finally:
-        con.unregister("_batch_frame")
+        try:
+            con.unregister("_batch_frame")
+        except duckdb.Error:
+            pass  # the transaction already failed: keep the original error, not this one
 
 
 def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
@@ -169,7 +176,7 @@ class Writer:
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self._con = con
-        self._q: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[Batch | Callable[[], Any] | None] = queue.SimpleQueue()
         self._on_committed = on_committed
         self._on_error = on_error
         self.error: BaseException | None = None
@@ -197,6 +204,20 @@ class Writer:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
+    def call(self, fn: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future[Any]:
+        """Run ``fn(con)`` on the writer thread between two batches (backups, checkpoints):
+        nothing else writes while it runs."""
+        fut: Future[Any] = Future()
+
+        def job() -> None:
+            try:
+                fut.set_result(fn(self._con))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                fut.set_exception(exc)
+
+        self._q.put(job)
+        return fut
+
     def close(self) -> None:
         self._q.put(None)
         self._thread.join()
@@ -206,6 +227,9 @@ class Writer:
             batch = self._q.get()
             if batch is None:
                 return
+            if not isinstance(batch, Batch):
+                batch()  # an exclusive job (see ``call``)
+                continue
             try:
                 if self.error is None:  # after a failure nothing more is written: fail closed
                     t0 = time.perf_counter()

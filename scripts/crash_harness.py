@@ -51,6 +51,7 @@ import duckdb  # noqa: E402
 from engine.units import to_e8  # noqa: E402
 
 CRASH_POINTS = ("after_intent_durable", "after_venue_accept", "before_commit", "after_commit")
+ORDER_POINTS = ("after_intent_durable", "after_venue_accept")
 TIMED = "timed"  # a plain SIGKILL at a random instant
 PREFIX = "ck-"  # the engine's client order id prefix
 OPEN_STATES = ("pending", "submitted", "unknown")
@@ -195,7 +196,7 @@ def _scan(out: Path) -> dict[str, Any]:
             "halted": '"msg": "HALT' in text}  # fmt: skip
 
 
-def crash_trial(run: Run, i: int, point: str, timeout_s: float) -> dict[str, Any]:
+def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[str, Any]:
     """Start the engine and kill it: at ``point`` (its n-th pass) or, for ``timed``, after a delay."""
     rng = run.rng
     if point == TIMED:
@@ -203,9 +204,9 @@ def crash_trial(run: Run, i: int, point: str, timeout_s: float) -> dict[str, Any
         crash_at = ""
     else:
         # order points pass once per order; commit points pass every flush (~50 ms) from boot on
-        n = rng.randint(1, 4) if point in ("after_intent_durable", "after_venue_accept") else (
-            rng.randint(2, 40))  # fmt: skip
+        n = rng.randint(1, args.max_n) if point in ORDER_POINTS else rng.randint(2, 40)
         delay, crash_at = 0.0, f"{point}:{n}"
+    timeout_s = args.trial_timeout
     t0 = time.monotonic()
     proc, out = _spawn(run, f"trial-{i:04d}", 600.0, crash_at)
     how = point
@@ -218,7 +219,7 @@ def crash_trial(run: Run, i: int, point: str, timeout_s: float) -> dict[str, Any
                 if point == TIMED:
                     t_end = running_at + delay
                 else:  # a crash point never reached within a few seconds: kill it anyway
-                    t_end = min(t0 + timeout_s, running_at + 5.0)
+                    t_end = min(t0 + timeout_s, running_at + args.point_wait)
             time.sleep(0.02)
         if proc.poll() is None:
             if point != TIMED or running_at is None:
@@ -353,12 +354,17 @@ def main() -> int:
                     help="trial i uses point i mod len(points) instead of a random draw")  # fmt: skip
     ap.add_argument("--check-every", type=int, default=10, help="clean run + check every K trials")
     ap.add_argument("--clean-duration", type=float, default=3.0, help="seconds of each clean run")
+    ap.add_argument("--max-n", type=int, default=3,
+                    help="order crash points fire on a pass drawn from 1..N")  # fmt: skip
+    ap.add_argument("--point-wait", type=float, default=5.0,
+                    help="seconds after 'engine running' to wait for a crash point before a plain "
+                    "SIGKILL")  # fmt: skip
     ap.add_argument("--trial-timeout", type=float, default=25.0, help="max seconds per trial")
     ap.add_argument("--ticks-per-second", type=float, default=60.0, help="venue market ticks/s")
     ap.add_argument("--keep", type=Path, help="keep the work dir (data, venue, logs) here")
     args = ap.parse_args()
-    if args.trials < 1 or args.check_every < 1:
-        ap.error("--trials and --check-every must be >= 1")
+    if args.trials < 1 or args.check_every < 1 or args.max_n < 1:
+        ap.error("--trials, --check-every and --max-n must be >= 1")
     points = _points(args)
     progress = sys.stderr if args.json else sys.stdout
 
@@ -391,7 +397,7 @@ def main() -> int:
         done = 0
         for i in range(args.trials):
             point = points[i % len(points)] if args.cycle_points else run.rng.choice(points)
-            r = crash_trial(run, i, point, args.trial_timeout)
+            r = crash_trial(run, i, point, args)
             done += 1
             say(f"trial {i:>4} kill={r['kill']:<26} n={r['n']:<2} delay={r['delay_s']:<4} "
                 f"exit={r['exit']} running={'y' if r['reached_running'] else 'n'} "
@@ -417,7 +423,9 @@ def main() -> int:
                 break
         final = checks[-1] if checks else {}
         wall = time.monotonic() - t_start
-        ok = bool(final) and not _violations(final) and not run.clean_failures
+        # a run where nothing traded proves nothing; an engine that died by itself is a failure
+        ok = (bool(final) and not _violations(final) and not run.clean_failures
+              and not run.start_failures and final.get("venue_orders", 0) > 0)  # fmt: skip
         summary = {
             "trials": done,
             "duplicates": final.get("duplicates"),
@@ -432,6 +440,7 @@ def main() -> int:
             "db_orders": final.get("db_orders"),
             "db_fills": final.get("db_fills"),
             "kills": dict(sorted(run.kills.items())),
+            "points_hit": sorted(k for k in run.kills if k in CRASH_POINTS),
             "fallback_kills": run.fallback_kills,
             "orders_submitted_in_trials": run.submitted,
             "trials_with_orders": run.trials_with_orders,

@@ -1,0 +1,145 @@
+"""Operator subcommands that work whether or not the engine runs (SPEC §5).
+
+Engine running → the request goes over its control socket (the engine owns the DB file).
+Engine stopped → we take the data-dir lock (so no engine can start meanwhile) and do the same work
+ourselves, printing the same output. Exit codes: 0 ok, 1 check failed / degraded, 2 bad input /
+failing, 3 the engine holds the lock but its socket does not answer, 4 storage problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.config import load_config, resolve_data_dir
+from engine.control import NotRunning, call
+
+
+def add_parsers(sub: Any, common: Any) -> None:
+    r = sub.add_parser("reconcile", help="reconcile DB and venue; exit 0 ok, 1 alerts")
+    common(r)
+    r.add_argument("--json", action="store_true")
+    h = sub.add_parser("healthcheck", help="exit 0 ok, 1 degraded, 2 failing")
+    common(h)
+    h.add_argument("--json", action="store_true")
+    b = sub.add_parser("backup", help="consistent copy of the DB")
+    common(b)
+    b.add_argument("--out", help="backup file (default <data-dir>/backups/cockpit-<utc>.duckdb)")
+    rs = sub.add_parser("restore", help="replace the DB with a verified backup (engine stopped)")
+    common(rs)
+    rs.add_argument("backup", help="backup file to restore")
+
+
+def _err(msg: str) -> None:
+    print(f"cockpit: {msg}", file=sys.stderr)
+
+
+def _running_call(data_dir: Path, cmd: str, args: dict[str, Any] | None = None) -> Any:
+    """Result from the running engine, or None when no engine runs (lock is then free)."""
+    try:
+        return call(data_dir, cmd, args)
+    except NotRunning:
+        return None
+
+
+def _lock_or_exit(data_dir: Path) -> Any:
+    from engine.lockfile import AlreadyRunning, acquire
+
+    try:
+        return acquire(data_dir)
+    except AlreadyRunning as exc:
+        _err(f"{exc}, but its control socket does not answer ({data_dir / 'control.sock'})")
+        raise SystemExit(3) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.cmd == "reconcile":
+        return _reconcile(args, data_dir)
+    if args.cmd == "healthcheck":
+        return _healthcheck(args, data_dir)
+    if args.cmd == "backup":
+        return _backup(args, data_dir)
+    return _restore(args, data_dir)
+
+
+def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
+    from engine.reconcile import render
+
+    report = _running_call(data_dir, "reconcile")
+    if report is None:
+        if not (data_dir / "cockpit.duckdb").exists():
+            _err(f"{data_dir / 'cockpit.duckdb'}: no database here (wrong --data-dir?)")
+            return 2
+        cfg = load_config(args.profile)
+        lock = _lock_or_exit(data_dir)
+        from engine.logsetup import setup_logging
+        from engine.runner import reconcile_once
+
+        setup_logging(data_dir, "INFO", stdout=False)
+        report = asyncio.run(reconcile_once(cfg, data_dir, lock))
+    print(json.dumps(report, sort_keys=True) if args.json else render(report))
+    return 0 if report["ok"] else 1
+
+
+def _healthcheck(args: argparse.Namespace, data_dir: Path) -> int:
+    from engine.ops import healthcheck_offline, render_health
+
+    report = _running_call(data_dir, "healthcheck")
+    if report is None:
+        report = healthcheck_offline(data_dir / "cockpit.duckdb", load_config(args.profile))
+    print(json.dumps(report, sort_keys=True) if args.json else render_health(report))
+    return int(report["exit_code"])
+
+
+def _backup(args: argparse.Namespace, data_dir: Path) -> int:
+    import duckdb
+
+    from engine.ops import copy_db, default_backup_path
+
+    out = Path(args.out).absolute() if args.out else default_backup_path(data_dir)
+    result = _running_call(data_dir, "backup", {"out": str(out)})
+    if result is None:
+        db = data_dir / "cockpit.duckdb"
+        if not db.exists():
+            _err(f"{db}: no database here (wrong --data-dir?)")
+            return 2
+        lock = _lock_or_exit(data_dir)
+        try:
+            con = duckdb.connect(str(db))
+            try:
+                result = copy_db(con, db, out)
+            finally:
+                con.close()
+        finally:
+            lock.release()
+    print(f"backup written: {result['backup']} ({result['bytes']} bytes, audit seq "
+          f"{result['audit_seq']})")  # fmt: skip
+    return 0
+
+
+def _restore(args: argparse.Namespace, data_dir: Path) -> int:
+    from engine.ops import restore
+
+    if _running_call(data_dir, "status") is not None:
+        _err("stop the engine before restoring (it owns the database)")
+        return 3
+    backup = Path(args.backup).absolute()
+    if not backup.is_file():
+        _err(f"{backup}: no such backup file")
+        return 2
+    lock = _lock_or_exit(data_dir)
+    try:
+        result = restore(data_dir, data_dir / "cockpit.duckdb", backup, actor="operator")
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
+    finally:
+        lock.release()
+    print(f"restored {result['restored_from']}; previous file kept as {result['replaced_file']}; "
+          f"audit head re-anchored at seq {result['audit_seq']}")  # fmt: skip
+    return 0

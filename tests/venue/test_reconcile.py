@@ -1,0 +1,160 @@
+"""Reconciliation classes against the loopback venue (the venue's truth decides)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine import oms
+from engine.events import SubmitOrder
+from engine.reconcile import Reconciler
+from engine.units import to_e8
+from tests.venue.conftest import until
+
+
+def order(e, symbol="BTC/USDT", side="buy", qty="0.001", **kw):  # noqa: ANN001, ANN003
+    return SubmitOrder(decision_id=e.ids.next(), symbol=symbol, side=side, qty_e8=to_e8(qty), **kw)
+
+
+def far_bid(e, symbol="BTC/USDT") -> int:  # noqa: ANN001
+    bid = e.quotes[symbol][0]
+    return (bid - bid // 20) // 1_000_000 * 1_000_000
+
+
+async def test_reconcile_when_venue_has_our_order_unknown_to_db_then_adopted(rig_factory):
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    cid = f"ck-zz-{e.ids.seq + 1}.0"  # our prefix: as if we crashed after the venue accepted it
+    await rig.venue.ex.create_order("BTC/USDT", "limit", "buy", 0.001, far_bid(e) / 1e8,
+                                    {"newClientOrderId": cid})  # fmt: skip
+    report = await Reconciler(e, grace_s=0.2).run("manual")
+    assert report["mismatches"]["missing_in_db"] == 1 and report["ok"]
+    assert e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id
+
+
+async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts(rig_factory):
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.venue.ex.create_order("ETH/USDT", "limit", "buy", 0.01,
+                                    far_bid(e, "ETH/USDT") / 1e8,
+                                    {"newClientOrderId": "manual-by-human-1"})  # fmt: skip
+    report = await Reconciler(e, grace_s=0.2).run("manual")
+    assert report["mismatches"]["orphan"] == 1 and not report["ok"]
+    assert "ETH/USDT" in e.market_blocked and e.risk.safe_mode  # fail closed
+    e.set_safe_mode(False, "op", "reviewed")
+    res = e.submit(order(e, "ETH/USDT"))
+    assert not res.ok and "orphan" in res.message
+    assert e.submit(order(e, "BTC/USDT")).ok  # other symbols still trade
+
+
+async def test_reconcile_when_venue_canceled_behind_our_back_then_status_adopted(rig_factory):
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    res = e.submit(order(e, order_type="limit", limit_price_e8=far_bid(e)))
+    await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack")
+    await rig.feeds.stop()  # we are deaf: the cancel's WS event never reaches us
+    await rig.venue.ex.cancel_order(None, "BTC/USDT", {"origClientOrderId": res.ref})
+    assert e.orders[res.ref].status == oms.ACCEPTED
+    report = await Reconciler(e, grace_s=0.2).run("periodic")
+    assert report["mismatches"]["status_mismatch"] == 1 and report["ok"]
+    assert e.orders[res.ref].status == oms.CANCELED
+
+
+async def test_reconcile_when_fill_missed_while_deaf_then_recorded_once(rig_factory):
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.feeds.stop()  # deaf to the user stream
+    venue = rig.venue
+    real_apply = venue._apply_response
+
+    def ack_only(o, info):  # noqa: ANN001 - the answer carried fills we never got to apply
+        real_apply(o, {**info, "fills": [], "status": "NEW", "executedQty": "0"})
+
+    venue._apply_response = ack_only
+    res = e.submit(order(e))
+    await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack without fills")
+    pos_before = e.positions["BTC/USDT"].qty_e8
+    r = Reconciler(e, grace_s=0.2)
+    report = await r.run("manual")
+    o = e.orders[res.ref]
+    assert report["mismatches"]["missing_fill"] >= 1
+    assert o.status == oms.FILLED and e.positions["BTC/USDT"].qty_e8 == pos_before + o.qty_e8
+    again = await r.run("manual")
+    assert again["mismatches"]["missing_fill"] == 0  # recorded once
+    rig.booted.flush()
+    rig.booted.writer.wait_idle()
+    assert rig.booted.writer.error is None
+
+
+async def test_reconcile_when_balance_differs_then_position_mismatch_safe_mode(rig_factory):
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    r = Reconciler(e, grace_s=0.2)
+    assert (await r.run("startup"))["ok"]  # fixes the baseline
+    res = e.submit(order(e, qty="0.002"))
+    await rig.settle()
+    assert (await r.run("periodic"))["mismatches"]["position_mismatch"] == 0
+    state = await rig.venue_state()
+    btc = float(state["balances"]["BTC"]["free"]) if isinstance(state["balances"]["BTC"], dict) \
+        else float(state["balances"]["BTC"])  # fmt: skip
+    await rig.admin("balances", {"BTC": str(btc + 1.0)})  # someone moved funds
+    report = await r.run("periodic")
+    assert report["mismatches"]["position_mismatch"] == 1 and not report["ok"]
+    assert e.risk.safe_mode
+    assert res.ok
+
+
+async def test_confirm_timeout_when_no_ack_then_unknown_then_resolved_by_query(rig_factory):
+    rig = await rig_factory({"oms.confirm_timeout_ms": 300.0}, timeout_ms=5000)
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
+                               "kind": "delay", "delay_ms": 1500})  # fmt: skip
+    res = e.submit(order(e))
+    await asyncio.sleep(0.4)
+    r = Reconciler(e, grace_s=0.2)
+    assert await r.confirm_timeouts(300.0) == 1
+    assert e.orders[res.ref].status in (oms.UNKNOWN, oms.FILLED)
+    await rig.settle()
+    assert e.orders[res.ref].status == oms.FILLED
+    assert len([o for o in (await rig.venue_state())["orders"]
+                if o["clientOrderId"] == res.ref]) == 1  # fmt: skip
+
+
+async def test_unresolved_intent_when_max_open_positions_then_counts_as_exposure(rig_factory):
+    rig = await rig_factory({"risk.max_open_positions": 1})
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
+                               "kind": "delay", "delay_ms": 1500})  # fmt: skip
+    first = e.submit(order(e, "BTC/USDT"))
+    assert first.ok and e.orders[first.ref].status == oms.SUBMITTED
+    second = e.submit(order(e, "SOL/USDT", qty="0.1"))
+    assert not second.ok and "max_open_positions" in second.message
+    await rig.settle()
+
+
+async def test_cancel_on_disconnect_when_user_stream_drops_then_resting_orders_canceled(
+    rig_factory,
+):
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.feeds.stop()
+    from engine.feeds import FeedSupervisor
+
+    rig.feeds = FeedSupervisor(rig.venue.ex, e, rig.venue, symbols=e.symbols,
+                               metrics=rig.feeds.metrics, base_delay_s=0.05,
+                               max_delay_s=0.5, cancel_on_disconnect=True)  # fmt: skip
+    rig.feeds.start()
+    res = e.submit(order(e, order_type="limit", limit_price_e8=far_bid(e)))
+    await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack")
+    await until(lambda: all(sl.connected for sl in rig.feeds.loops), 15, "streams up")
+    await rig.admin("ws_drop", {"which": "user"})
+    await until(lambda: e.orders[res.ref].status == oms.CANCELED, 10, "canceled by policy")
+    venue = [o for o in (await rig.venue_state())["orders"] if o["clientOrderId"] == res.ref]
+    assert venue[0]["status"] == "CANCELED"
