@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from engine.engine import Engine
 from engine.events import (
+    AcknowledgeOrphans,
     ArmKillSwitch,
     CancelAll,
     CancelOrder,
@@ -55,6 +56,8 @@ class EngineAPI:
                 return e.set_safe_mode(cmd.on, cmd.actor, cmd.reason)
             case ResetRisk():
                 return e.reset_risk(cmd.actor, cmd.reason)
+            case AcknowledgeOrphans():
+                return e.acknowledge_orphans(cmd.symbol, cmd.actor, cmd.reason)
             case PinModel() | PromoteChallenger() | RollbackModel() | SetCanaryShare():
                 return self._models(cmd)
         return CommandResult(ok=False, message=f"unknown command {type(cmd).__name__}")

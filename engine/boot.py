@@ -239,6 +239,8 @@ def boot(
         if journal is not None:
             orders += _journal_orders(con, journal.path, {o.client_order_id for o in orders})
         positions = con.execute("SELECT * FROM positions").fetchall()
+        last_fill_ms = {str(sym): int(ts) // 1000 for sym, ts in con.execute(
+            "SELECT symbol, max(ts_us) FROM fills GROUP BY symbol").fetchall()}  # fmt: skip
 
         registry = None
         if strategy == "models":  # the reference is built once, then read from `models`
@@ -272,6 +274,7 @@ def boot(
         )
         assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
         engine._state_cache = state
+        engine.last_fill_ms = last_fill_ms
         if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
             engine.risk.kill_switch = True
             engine.risk.kill_reason = state.get("kill_reason", "armed before restart")

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine import crashpoints, oms, operator
+from engine import crashpoints, oms, operator, telemetry
 from engine.audit import AuditChain
 from engine.clock import Clock
 from engine.events import (
@@ -43,14 +43,6 @@ from engine.units import SCALE
 from engine.venue import VenuePort
 
 log = logging.getLogger("engine")
-
-_OUTBOX_STATUS = {
-    oms.PENDING: "pending",
-    oms.SUBMITTED: "sent",
-    oms.UNKNOWN: "unknown",
-    oms.NEVER_SENT: "never_sent",
-    oms.REJECTED: "rejected",
-}
 
 
 class Strategy(Protocol):
@@ -138,6 +130,7 @@ class Engine:
         self.log_orders = True
         self._baseline: dict[str, int] | None = None
         self._state_cache: dict[str, str] = {}  # engine_state rows read at boot
+        self.last_fill_ms: dict[str, int] = {}  # per symbol, from the DB at boot
         self.metrics_recovered = metrics.outbox_recovered
         self.metrics_dupes = metrics.outbox_dupes
 
@@ -399,36 +392,6 @@ class Engine:
         (fb or self.metrics.fills.labels(f.symbol)).inc()
         self._order_changed(o, was)
 
-    def record_recon(self, report: dict[str, Any]) -> None:
-        """Persist and audit one reconciliation run (rows leave with the next flush)."""
-        self.batch.append["reconciliation_runs"].append(
-            (report["ts_us"], report["source"], report["venue"], report["duration_ms"],
-             report["ok"], msgspec.json.encode(report["mismatches"]).decode(),
-             msgspec.json.encode(report["alerts"]).decode())
-        )  # fmt: skip
-        self.batch.rows += 1
-        self._audit("reconciler", "reconciled", {k: report[k] for k in
-                                                 ("source", "ok", "mismatches", "alerts")})  # fmt: skip
-
-    def venue_baseline(self, balances: dict[str, int]) -> dict[str, int]:
-        """Venue balances that correspond to a flat book: fixed the first time they are seen.
-
-        Stored as balances minus our positions at that moment, so later runs compare
-        ``balance == baseline + position`` for every base asset.
-        """
-        if self._baseline is None:
-            raw = self._state_cache.get("venue_baseline")
-            if raw:
-                self._baseline = {k: int(v) for k, v in msgspec.json.decode(raw).items()}
-            else:
-                base = dict(balances)
-                for sym, p in self.positions.items():
-                    asset = sym.split("/")[0]
-                    base[asset] = base.get(asset, 0) - p.qty_e8
-                self._baseline = base
-                self._set_state("venue_baseline", msgspec.json.encode(base).decode())
-        return self._baseline
-
     def _set_state(self, key: str, value: str) -> None:
         self.batch.upsert["engine_state"][key] = (key, value, self.clock.now_us())
 
@@ -450,36 +413,7 @@ class Engine:
 
     def flush(self) -> int:
         """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
-        b = self.batch
-        if self._dirty_orders:
-            orders_up = b.upsert["orders"]
-            outbox_up = b.upsert["order_outbox"]
-            for cid, o in self._dirty_orders.items():
-                orders_up[cid] = o.row()
-                outbox_up[cid] = (
-                    cid, o.decision_id, o.symbol, o.side, o.order_type, o.qty_e8,
-                    o.limit_price_e8, _OUTBOX_STATUS.get(o.status, "acked"), o.created_us,
-                    o.submitted_us, o.updated_us if o.status not in _OUTBOX_STATUS else 0, 1,
-                )  # fmt: skip
-            b.rows += 2 * len(self._dirty_orders)
-            self._dirty_orders.clear()
-        if self._dirty_positions:
-            pos_up = b.upsert["positions"]
-            for s in self._dirty_positions:
-                pos_up[s] = self.positions[s].row()
-            self._dirty_positions.clear()
-        drain = getattr(self.venue, "drain_dirty", None)
-        if drain is not None:
-            for row in drain():
-                b.upsert["paper_orders"][row[0]] = row
-        if b.empty():
-            return 0
-        if b.append["audit_log"]:
-            b.audit_head = (self.audit.last_seq, self.audit.last_hash)
-        self.batch = Batch()
-        if self._on_batch is not None:
-            self._on_batch(b)
-        return b.rows
+        return telemetry.flush_rows(self)
 
     # --- operator / safety commands (bodies in engine/operator.py) -----------------------
 
@@ -504,20 +438,11 @@ class Engine:
     def halt(self, reason: str) -> None:
         return operator.halt(self, reason)
 
+    def acknowledge_orphans(self, symbol: str, actor: str, reason: str = "") -> CommandResult:
+        return operator.acknowledge_orphans(self, symbol, actor, reason)
+
     def snapshot(self) -> dict[str, Any]:
-        """A plain, immutable-by-convention summary (status line now, panels in step 4)."""
-        return {
-            "ticks": self.ticks,
-            "orders": len(self.orders),
-            "open_orders": len(self.open_orders),
-            "denials": self.denials,
-            "positions": {s: p.qty_e8 / SCALE for s, p in self.positions.items() if p.qty_e8},
-            "pnl": (self.realized_e8 - self.fees_e8) / SCALE,
-            "equity": self.risk.equity_e8 / SCALE,
-            "kill_switch": self.risk.kill_switch,
-            "safe_mode": self.risk.safe_mode,
-            "active_gates": [s.name for s in self.gates.states.values() if s.active],
-        }
+        return telemetry.snapshot(self)
 
 
 def _reason_class(reason: str) -> str:

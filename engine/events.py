@@ -131,6 +131,14 @@ class SetCanaryShare(_Frozen, frozen=True):
     actor: str = "operator"
 
 
+class AcknowledgeOrphans(_Frozen, frozen=True):
+    """The operator has seen the foreign venue orders on ``symbol``: unblock it for trading."""
+
+    symbol: str
+    actor: str = "operator"
+    reason: str = ""
+
+
 class ResetRisk(_Frozen, frozen=True):
     actor: str = "operator"
     reason: str = ""
@@ -148,6 +156,7 @@ Command = (
     | RollbackModel
     | SetCanaryShare
     | ResetRisk
+    | AcknowledgeOrphans
 )
 
 

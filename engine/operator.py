@@ -97,3 +97,14 @@ def halt(e: Engine, reason: str) -> None:
         e.halted_reason = reason
         log.critical("HALT: %s", reason)
         e.arm_kill_switch("engine", f"halted: {reason}")
+
+
+def acknowledge_orphans(e: Engine, symbol: str, actor: str, reason: str = "") -> CommandResult:
+    """Lift an orphan block (the orphan stays tracked read-only by the reconciler)."""
+    why = e.market_blocked.get(symbol, "")
+    if "orphan" not in why:
+        return CommandResult(ok=False, message=f"{symbol}: no orphan block to acknowledge")
+    del e.market_blocked[symbol]
+    e._audit(actor, "orphans_acknowledged", {"symbol": symbol, "reason": reason, "was": why})
+    e.gates.refresh(e.clock.now_us())
+    return CommandResult(ok=True, message=f"{symbol}: orphan acknowledged, trading allowed")

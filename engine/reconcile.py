@@ -27,6 +27,8 @@ import time
 from collections import Counter
 from typing import Any
 
+import msgspec
+
 from engine import oms
 from engine.oms import Order
 from engine.venue import VenueOrderView
@@ -48,7 +50,8 @@ class Reconciler:
         self.mismatches = engine.metrics.recon_mismatches
         self.last: dict[str, Any] | None = None
         self.external: dict[str, VenueOrderView] = {}  # orphan orders, read-only
-        self._since_ms: dict[str, int] = {}
+        # fetch venue trades from our last recorded fill on (not the venue's whole history)
+        self._since_ms: dict[str, int] = dict(getattr(engine, "last_fill_ms", {}))
         self._lock = asyncio.Lock()
 
     async def run(self, source: str) -> dict[str, Any]:
@@ -123,7 +126,7 @@ class Reconciler:
         self.last = report
         e.readiness["recon"] = (ok, time.monotonic() + self.ttl_s,
                                 "; ".join(alerts) or "reconciled")  # fmt: skip
-        e.record_recon(report)
+        record_run(e, report)
         if alerts:
             e.set_safe_mode(True, "reconciler", "reconciliation alert: " + "; ".join(alerts))
             log.error("reconciliation (%s) found problems: %s", source, alerts)
@@ -188,7 +191,7 @@ class Reconciler:
         balances = await self.venue.fetch_balances()
         if balances is None:
             return  # paper: positions are the engine's own ledger
-        baseline = e.venue_baseline(balances)
+        baseline = venue_baseline(e, balances)
         for symbol in e.symbols:
             base = symbol.split("/")[0]
             expected = baseline.get(base, 0) + e.positions[symbol].qty_e8
@@ -212,6 +215,38 @@ class Reconciler:
             if u is not None:
                 e.on_venue_update(u)
         return len(late)
+
+
+def record_run(e: Any, report: dict[str, Any]) -> None:
+    """Persist and audit one reconciliation run (rows leave with the next flush)."""
+    e.batch.append["reconciliation_runs"].append(
+        (report["ts_us"], report["source"], report["venue"], report["duration_ms"],
+         report["ok"], msgspec.json.encode(report["mismatches"]).decode(),
+         msgspec.json.encode(report["alerts"]).decode())
+    )  # fmt: skip
+    e.batch.rows += 1
+    e._audit("reconciler", "reconciled", {k: report[k] for k in
+                                             ("source", "ok", "mismatches", "alerts")})  # fmt: skip
+
+
+def venue_baseline(e: Any, balances: dict[str, int]) -> dict[str, int]:
+    """Venue balances that correspond to a flat book: fixed the first time they are seen.
+
+    Stored as balances minus our positions at that moment, so later runs compare
+    ``balance == baseline + position`` for every base asset.
+    """
+    if e._baseline is None:
+        raw = e._state_cache.get("venue_baseline")
+        if raw:
+            e._baseline = {k: int(v) for k, v in msgspec.json.decode(raw).items()}
+        else:
+            base = dict(balances)
+            for sym, p in e.positions.items():
+                asset = sym.split("/")[0]
+                base[asset] = base.get(asset, 0) - p.qty_e8
+            e._baseline = base
+            e._set_state("venue_baseline", msgspec.json.encode(base).decode())
+    return e._baseline
 
 
 def _update(v: VenueOrderView, ts_us: int) -> Any:

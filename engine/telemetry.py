@@ -1,4 +1,5 @@
-"""Export the engine's state to its Prometheus registry (called from ``Engine.refresh``).
+"""Engine state out: Prometheus gauges (``Engine.refresh``), DB rows (``Engine.flush``) and the
+snapshot for screens.
 
 Kept apart from the hot path: counters that change per tick (ticks) are accumulated as plain ints
 and exported here in one step; percentiles are computed over bounded recent windows.
@@ -7,14 +8,18 @@ and exported here in one step; percentiles are computed over bounded recent wind
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from engine.store import Batch
 from engine.units import SCALE
 
 if TYPE_CHECKING:
     from engine.engine import Engine
 
 _IN_FLIGHT = ("pending", "submitted", "unknown")
+# outbox status by order status; anything else means the venue acknowledged it
+OUTBOX_STATUS = {"pending": "pending", "submitted": "sent", "unknown": "unknown",
+                 "never_sent": "never_sent", "rejected": "rejected"}  # fmt: skip
 
 
 def p95(values: deque[float]) -> float:
@@ -56,3 +61,53 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
         m.error_rate.set(sum(e.recent_outcomes) / len(e.recent_outcomes))
     for model_id, psi in e.risk.psi.items():
         m.psi.labels(model_id).set(psi)
+
+
+def flush_rows(e: Engine) -> int:
+    """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
+    b = e.batch
+    if e._dirty_orders:
+        orders_up = b.upsert["orders"]
+        outbox_up = b.upsert["order_outbox"]
+        for cid, o in e._dirty_orders.items():
+            orders_up[cid] = o.row()
+            outbox_up[cid] = (
+                cid, o.decision_id, o.symbol, o.side, o.order_type, o.qty_e8,
+                o.limit_price_e8, OUTBOX_STATUS.get(o.status, "acked"), o.created_us,
+                o.submitted_us, o.updated_us if o.status not in OUTBOX_STATUS else 0, 1,
+            )  # fmt: skip
+        b.rows += 2 * len(e._dirty_orders)
+        e._dirty_orders.clear()
+    if e._dirty_positions:
+        pos_up = b.upsert["positions"]
+        for s in e._dirty_positions:
+            pos_up[s] = e.positions[s].row()
+        e._dirty_positions.clear()
+    drain = getattr(e.venue, "drain_dirty", None)
+    if drain is not None:
+        for row in drain():
+            b.upsert["paper_orders"][row[0]] = row
+    if b.empty():
+        return 0
+    if b.append["audit_log"]:
+        b.audit_head = (e.audit.last_seq, e.audit.last_hash)
+    e.batch = Batch()
+    if e._on_batch is not None:
+        e._on_batch(b)
+    return b.rows
+
+
+def snapshot(e: Engine) -> dict[str, Any]:
+    """A plain, immutable-by-convention summary (status line now, panels in step 4)."""
+    return {
+        "ticks": e.ticks,
+        "orders": len(e.orders),
+        "open_orders": len(e.open_orders),
+        "denials": e.denials,
+        "positions": {s: p.qty_e8 / SCALE for s, p in e.positions.items() if p.qty_e8},
+        "pnl": (e.realized_e8 - e.fees_e8) / SCALE,
+        "equity": e.risk.equity_e8 / SCALE,
+        "kill_switch": e.risk.kill_switch,
+        "safe_mode": e.risk.safe_mode,
+        "active_gates": [s.name for s in e.gates.states.values() if s.active],
+    }

@@ -27,11 +27,11 @@ from typing import Any
 import aiohttp
 import ccxt.pro as ccxtpro
 
+from engine.binance_urls import binance_urls
 from engine.ccxt_venue import CcxtVenue
 from engine.clock import Clock
 from engine.config import Config, ConfigError
 from engine.egress import EgressGuard
-from engine.venuesim import binance_urls
 
 log = logging.getLogger("engine.venue_setup")
 
@@ -123,8 +123,8 @@ def _urls_from(rest_url: str, ws_url: str) -> dict[str, Any]:
 def make_exchange(cfg: Config, guard: EgressGuard, *, api_key: str, secret: str,
                   urls: dict[str, Any] | None, throttle: bool = True) -> Any:  # fmt: skip
     """``throttle``: ccxt's client-side rate limiter (50 ms per request weight on binance). On for
-    real exchanges; off against the loopback simulator, whose only limits are injected 429s —
-    which the adapter honours anyway (Retry-After)."""
+    real exchanges; off when offline (the egress guard confines us to loopback, i.e. the
+    simulator, whose only limits are injected 429s — which the adapter honours: Retry-After)."""
     ex = ccxtpro.binance(
         {
             "apiKey": api_key,
@@ -181,7 +181,7 @@ async def open_ccxt_venue(
         urls = _urls_from(cfg.exchange.rest_url, cfg.exchange.ws_url)
     else:
         urls = None
-    ex = make_exchange(cfg, guard, api_key=key, secret=secret, urls=urls, throttle=proc is None)
+    ex = make_exchange(cfg, guard, api_key=key, secret=secret, urls=urls, throttle=not cfg.offline)
     venue = CcxtVenue(ex, clock=clock, symbols=tuple(cfg.symbols),
                       unknown_grace_s=cfg.feeds.unknown_grace_s, metrics=metrics)  # fmt: skip
     try:

@@ -14,22 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.binance_urls import binance_urls
 from engine.venuesim.venue import LOOPBACK, VenueSim
-
-
-def binance_urls(http: str, ws: str) -> dict[str, Any]:
-    """The ``ex.urls["api"]`` dict (VENUE.md §2) for any Binance-compatible base URLs."""
-    http, ws = http.rstrip("/"), ws.rstrip("/")
-    return {
-        "public": f"{http}/api/v3",
-        "private": f"{http}/api/v3",
-        "v1": f"{http}/api/v1",
-        "ws": {
-            "spot": f"{ws}/ws",
-            "margin": f"{ws}/ws",
-            "ws-api": {"spot": f"{ws}/ws-api/v3"},
-        },
-    }
 
 
 def venue_urls(port: int) -> dict[str, Any]:

@@ -46,6 +46,11 @@ async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts
     res = e.submit(order(e, "ETH/USDT"))
     assert not res.ok and "orphan" in res.message
     assert e.submit(order(e, "BTC/USDT")).ok  # other symbols still trade
+    assert not e.acknowledge_orphans("SOL/USDT", "op").ok  # nothing to acknowledge there
+    assert e.acknowledge_orphans("ETH/USDT", "op", "human order, known").ok
+    assert e.submit(order(e, "ETH/USDT")).ok
+    again = await Reconciler(e, grace_s=0.2).run("periodic")
+    assert "ETH/USDT" not in e.market_blocked or again["mismatches"]["orphan"] == 1
 
 
 async def test_reconcile_when_venue_canceled_behind_our_back_then_status_adopted(rig_factory):
