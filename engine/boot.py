@@ -64,6 +64,15 @@ class Booted:
         self._journal_mark = -1
         self._closed = False
 
+    async def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Read committed rows through the single writer (the engine owns the DB file)."""
+        import asyncio
+
+        self.flush()
+        return await asyncio.wrap_future(
+            self.writer.call(lambda con: con.execute(sql, params or []).fetchall())
+        )
+
     def write_metrics(self) -> None:
         write_textfile(self.metrics_path, self.engine.metrics.registry)
 
@@ -239,8 +248,13 @@ def boot(
         if journal is not None:
             orders += _journal_orders(con, journal.path, {o.client_order_id for o in orders})
         positions = con.execute("SELECT * FROM positions").fetchall()
-        last_fill_ms = {str(sym): int(ts) // 1000 for sym, ts in con.execute(
-            "SELECT symbol, max(ts_us) FROM fills GROUP BY symbol").fetchall()}  # fmt: skip
+        last_fill_ms: dict[str, int] = {}
+        base_fees: dict[str, int] = {}
+        for sym, ts, fb in con.execute(
+            "SELECT symbol, max(ts_us), sum(fee_base_e8) FROM fills GROUP BY symbol"
+        ).fetchall():
+            last_fill_ms[str(sym)] = int(ts) // 1000
+            base_fees[str(sym)] = int(fb or 0)
 
         registry = None
         if strategy == "models":  # the reference is built once, then read from `models`
@@ -275,6 +289,9 @@ def boot(
         assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
         engine._state_cache = state
         engine.last_fill_ms = last_fill_ms
+        engine.base_fees_e8 = base_fees
+        if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
+            venue.last_trade_ms.update(last_fill_ms)
         if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
             engine.risk.kill_switch = True
             engine.risk.kill_reason = state.get("kill_reason", "armed before restart")

@@ -342,8 +342,10 @@ class CcxtVenue:
         assert self._sink is not None
         price_e8 = _e8(price)
         fee_e8 = _e8(fee)
+        fee_base = 0
         base, quote = symbol.split("/")
         if fee_asset == base:
+            fee_base = fee_e8  # the account holds this much less base than the fills say
             fee_e8 = fee_e8 * price_e8 // SCALE  # commission taken in base: value it in quote
         elif fee_asset not in (quote, None, ""):
             fee_e8 = 0  # a third asset (e.g. BNB): not in our quote PnL
@@ -360,6 +362,7 @@ class CcxtVenue:
                 fee_e8=fee_e8,
                 liquidity=liquidity,  # type: ignore[arg-type]
                 ts_us=ts_us,
+                fee_base_e8=fee_base,
             )
         )
 
@@ -419,7 +422,9 @@ class CcxtVenue:
             fee_e8 = _e8(fee.get("cost"))
             base, quote = symbol.split("/")
             asset = _asset(self.ex, fee.get("currency"))
+            fee_base = 0
             if asset == base:
+                fee_base = fee_e8
                 fee_e8 = fee_e8 * price_e8 // SCALE
             elif asset not in (quote, ""):
                 fee_e8 = 0
@@ -427,7 +432,8 @@ class CcxtVenue:
                                  symbol=symbol, side=t["side"], qty_e8=_e8(t["amount"]),
                                  price_e8=price_e8, fee_e8=fee_e8,
                                  liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
-                                 ts_us=int(t["timestamp"]) * 1000))  # fmt: skip
+                                 ts_us=int(t["timestamp"]) * 1000,
+                                 fee_base_e8=fee_base))  # fmt: skip
         return out
 
     async def fetch_balances(self) -> dict[str, int] | None:

@@ -131,6 +131,8 @@ class Engine:
         self._baseline: dict[str, int] | None = None
         self._state_cache: dict[str, str] = {}  # engine_state rows read at boot
         self.last_fill_ms: dict[str, int] = {}  # per symbol, from the DB at boot
+        self.unmatched_fills: dict[str, VenueFill] = {}  # trade id -> fill of an unknown order
+        self.base_fees_e8: dict[str, int] = {}  # commissions paid in the base asset, per symbol
         self.metrics_recovered = metrics.outbox_recovered
         self.metrics_dupes = metrics.outbox_dupes
 
@@ -366,7 +368,9 @@ class Engine:
     def on_venue_fill(self, f: VenueFill) -> None:
         o = self.orders.get(f.client_order_id)
         if o is None:
-            self.halt(f"fill {f.trade_id} for unknown order {f.client_order_id}")
+            # an order of an earlier session (only open orders are loaded at start), or a
+            # foreign one: the reconciler settles it against the DB; never applied blind
+            self.unmatched_fills[f.trade_id] = f
             return
         if f.trade_id in o.trade_ids:
             return  # duplicate delivery (reconnect backlog, REST catch-up)
@@ -377,12 +381,14 @@ class Engine:
         pos = self.positions[f.symbol]
         self.realized_e8 += pos.apply_fill(f.side, f.qty_e8, f.price_e8, f.fee_e8, f.ts_us)
         self.fees_e8 += f.fee_e8
+        if f.fee_base_e8:
+            self.base_fees_e8[f.symbol] = self.base_fees_e8.get(f.symbol, 0) + f.fee_base_e8
         self.risk.position_qty[f.symbol] = pos.qty_e8
         slip = slippage_bps(f.side, f.price_e8, o.arrival_mid_e8)
         lat_ms = (f.ts_us - o.submitted_us) / 1000.0 if o.submitted_us else 0.0
         self.batch.append["fills"].append(
             (f.trade_id, f.client_order_id, f.venue_order_id, f.symbol, f.side, f.qty_e8,
-             f.price_e8, f.fee_e8, f.liquidity, f.ts_us, slip, lat_ms)
+             f.price_e8, f.fee_e8, f.liquidity, f.ts_us, slip, lat_ms, f.fee_base_e8)
         )  # fmt: skip
         self.batch.rows += 1
         self._dirty_positions.add(f.symbol)

@@ -193,6 +193,7 @@ class VenueFill(_Frozen, frozen=True, gc=False):
     fee_e8: int
     liquidity: Literal["maker", "taker"]
     ts_us: int
+    fee_base_e8: int = 0  # commission taken in the base asset (spot buys), already in fee_e8
 
 
 # --- engine events (published to UI and logs) ------------------------------------------------

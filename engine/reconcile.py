@@ -41,8 +41,13 @@ CLASSES = ("missing_in_db", "missing_in_broker", "status_mismatch", "missing_fil
 
 
 class Reconciler:
-    def __init__(self, engine: Any, *, grace_s: float = 3.0, ttl_s: float = 90.0) -> None:
+    def __init__(
+        self, engine: Any, *, grace_s: float = 3.0, ttl_s: float = 90.0, db: Any = None
+    ) -> None:
+        """``db``: ``async (sql, params) -> rows`` over the engine's DB (to settle fills of orders
+        that are not in memory: earlier sessions' closed orders)."""
         self.engine = engine
+        self.db = db
         self.venue = engine.venue
         self.grace_us = int(grace_s * 1e6)
         self.ttl_s = ttl_s
@@ -109,6 +114,7 @@ class Reconciler:
                     await self._settle_missing(o, note, alerts)
         for symbol in e.symbols:
             await self._fills(symbol, note)
+        await self._unmatched(note, alerts)
         await self._positions(note, alerts)
         duration_ms = (time.perf_counter() - t0) * 1000
         ok = not alerts
@@ -186,6 +192,43 @@ class Reconciler:
             e.on_venue_fill(f)
             note("missing_fill", symbol, f.client_order_id, "recorded", f.trade_id)
 
+    async def _unmatched(self, note: Any, alerts: list[str]) -> None:
+        """Fills whose order is not in memory: a duplicate of a recorded fill is dropped; a fill
+        of an earlier session's order is applied after loading that order from the DB; a fill
+        of a foreign order is an alert. Nothing is applied without knowing which case it is."""
+        e = self.engine
+        if not e.unmatched_fills or self.db is None:
+            return
+        for tid, f in list(e.unmatched_fills.items()):
+            if await self.db("SELECT 1 FROM fills WHERE trade_id = ?", [tid]):
+                del e.unmatched_fills[tid]  # already recorded: a late duplicate delivery
+                continue
+            cid = f.client_order_id
+            rows = await self.db("SELECT * FROM orders WHERE client_order_id = ?", [cid])
+            if rows:
+                tids = {r[0] for r in await self.db(
+                    "SELECT trade_id FROM fills WHERE client_order_id = ?", [cid])}  # fmt: skip
+                e.orders[cid] = Order.from_row(rows[0], tids)
+                del e.unmatched_fills[tid]
+                e.on_venue_fill(f)
+                note("missing_fill", f.symbol, cid, "recorded (order of an earlier session)", tid)
+            elif cid.startswith(self.prefix):
+                u = await self.venue.query_order(cid, f.symbol)
+                if u is not None:
+                    o = Order(cid, cid.rsplit(".", 1)[0], f.symbol, f.side, f.qty_e8,
+                              created_us=f.ts_us)  # fmt: skip
+                    o.status, o.submitted_us = oms.SUBMITTED, f.ts_us
+                    e.orders[cid] = o
+                    e.open_orders[cid] = o
+                    del e.unmatched_fills[tid]
+                    e.on_venue_update(u)
+                    e.on_venue_fill(f)
+                    note("missing_in_db", f.symbol, cid, "adopted with its fill", tid)
+            else:
+                del e.unmatched_fills[tid]
+                note("orphan", f.symbol, cid, "alert", f"foreign trade {tid}")
+                alerts.append(f"trade {tid} of a foreign order on {f.symbol}")
+
     async def _positions(self, note: Any, alerts: list[str]) -> None:
         e = self.engine
         balances = await self.venue.fetch_balances()
@@ -194,7 +237,8 @@ class Reconciler:
         baseline = venue_baseline(e, balances)
         for symbol in e.symbols:
             base = symbol.split("/")[0]
-            expected = baseline.get(base, 0) + e.positions[symbol].qty_e8
+            held = e.positions[symbol].qty_e8 - e.base_fees_e8.get(symbol, 0)
+            expected = baseline.get(base, 0) + held
             actual = balances.get(base, 0)
             if abs(actual - expected) >= e.lot(symbol):
                 note("position_mismatch", symbol, "", "alert",

@@ -141,9 +141,9 @@ async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> dict[
         venue = await wiring.connect() if wiring is not None else None
         booted = boot(cfg, data_dir, clock=clock, strategy="none", lock=lock, venue=venue)
         try:
-            report = await Reconciler(booted.engine, grace_s=cfg.feeds.unknown_grace_s).run(
-                "manual"
-            )
+            report = await Reconciler(
+                booted.engine, grace_s=cfg.feeds.unknown_grace_s, db=booted.query
+            ).run("manual")
         finally:
             booted.close("reconcile (engine not running)")
     finally:
@@ -200,7 +200,8 @@ async def run_headless(
     try:
         # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
         reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
-                                ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s))  # fmt: skip
+                                ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
+                                db=booted.query)  # fmt: skip
         booted.reconciler = reconciler
         report = await reconciler.run("startup")
         booted.rehydrated = report["mismatches"]

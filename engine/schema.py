@@ -61,6 +61,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("ts_us", "BIGINT NOT NULL"),
         ("slippage_bps", "DOUBLE"),
         ("place_latency_ms", "DOUBLE"),
+        ("fee_base_e8", "BIGINT DEFAULT 0"),  # migration 3
     ),
     "order_outbox": (
         ("client_order_id", "VARCHAR PRIMARY KEY"),
@@ -148,6 +149,15 @@ def _create(table: str) -> str:
 
 
 # Version 1's tables, frozen: later tables arrive in later versions (migrations are append-only).
+# Columns that arrived after version 1 (added by ALTER in their migration, appended at the end).
+_LATER_COLUMNS = {("fills", "fee_base_e8")}
+
+
+def _create_v1(table: str) -> str:
+    cols = ", ".join(f"{n} {d}" for n, d in COLUMNS[table] if (table, n) not in _LATER_COLUMNS)
+    return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
+
+
 _V1_TABLES = ("decisions", "orders", "fills", "order_outbox", "positions", "gate_events", "models",
               "engine_state", "paper_orders", "incidents")  # fmt: skip
 
@@ -155,7 +165,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
         "initial schema",
-        tuple(_create(t) for t in _V1_TABLES)
+        tuple(_create_v1(t) for t in _V1_TABLES)
         + (
             AUDIT_TABLE_DDL,
             "CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id)",
@@ -163,6 +173,11 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ),
     ),
     (2, "reconciliation runs", (_create("reconciliation_runs"),)),
+    (
+        3,
+        "base-asset commission per fill",
+        ("ALTER TABLE fills ADD COLUMN IF NOT EXISTS fee_base_e8 BIGINT DEFAULT 0",),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

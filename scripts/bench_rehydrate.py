@@ -192,7 +192,7 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
         fee = qty * price // SCALE * 10 // 10_000
         fills.append((str(800_000_000 + i), cid, void, sym, side, qty, price, fee,
                       "taker" if i % 4 else "maker", created + 3500, rng.uniform(-2, 2),
-                      rng.uniform(5, 40)))  # fmt: skip
+                      rng.uniform(5, 40), 0))  # fmt: skip
     all_orders = orders + list(open_rows)
     outbox = [(o[0], o[1], o[3], o[4], o[5], o[6], o[7], "acked", o[16], o[17],
                o[18] if o[10] == "filled" else 0, 1) for o in all_orders]  # fmt: skip

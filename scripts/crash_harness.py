@@ -18,9 +18,12 @@ then, with the engine stopped, the DuckDB file is compared with the venue's ``/a
 - stuck: DB orders still pending/submitted/unknown after the clean run (reported);
 - audit: ``cockpit audit verify`` on the data directory.
 
-Prints one line per trial and per check; the last line is a JSON summary. Exit 0 only when
-duplicates, lost_fills and position_mismatches are all zero, the audit chain verifies and every
-clean run exited 0. Reproducible: ``--seed`` drives every random choice (timing still varies).
+Prints one line per trial and per check (on stderr with ``--json``); the last stdout line is a JSON
+summary. Exit 0 only when duplicates, lost_fills and position_mismatches are all zero, the audit
+chain verifies, every clean run exited 0, no engine exited by itself, something was traded, and the
+engine is not halted / fail-closed (kill switch, safe mode) after the final reconciling run.
+Reproducible: ``--seed`` drives every random choice (timing still varies). ``--keep DIR`` keeps the
+data dir, venue state and every run's log for diagnosis.
 Never leaves a process behind: the engine and the venue are killed in ``finally`` blocks, and the
 venue also stops by itself after a bounded lifetime or when this process dies.
 """
@@ -100,6 +103,7 @@ class Run:
     trials_with_orders: int = 0
     trials_blocked: int = 0
     last_clean_log: Path | None = None
+    halts: set[str] = field(default_factory=set)
     start_failures: list[str] = field(default_factory=list)
     clean_failures: list[str] = field(default_factory=list)
 
@@ -192,8 +196,10 @@ def _scan(out: Path) -> dict[str, Any]:
     blocked = sorted(
         {g for g in ("kill_switch", "safe_mode") if f'"msg": "gate {g} active' in text}
     )
+    halts = sorted({line.split('"msg": "HALT: ', 1)[1].split('"', 1)[0]
+                    for line in text.splitlines() if '"msg": "HALT: ' in line})  # fmt: skip
     return {"submitted": text.count('"msg": "order submitted'), "blocked": blocked,
-            "halted": '"msg": "HALT' in text}  # fmt: skip
+            "halted": bool(halts), "halts": halts}  # fmt: skip
 
 
 def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -236,6 +242,7 @@ def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[
     run.submitted += seen["submitted"]
     run.trials_with_orders += seen["submitted"] > 0
     run.trials_blocked += bool(seen["blocked"]) or seen["halted"]
+    run.halts.update(seen["halts"])
     return {"trial": i, "kill": how, "n": n, "delay_s": round(delay, 2), "exit": rc,
             "reached_running": running_at is not None, "s": round(time.monotonic() - t0, 2),
             **seen}  # fmt: skip
@@ -410,6 +417,7 @@ def main() -> int:
                 c = check(run, port)
                 c["after_trial"], c["clean_exit"] = i, crc
                 c["clean_run"] = _scan(run.last_clean_log) if run.last_clean_log else {}
+                run.halts.update(c["clean_run"].get("halts", []))
                 checks.append(c)
                 if (_violations(c) or crc != 0) and first_violation is None:
                     first_violation = i
@@ -423,9 +431,15 @@ def main() -> int:
                 break
         final = checks[-1] if checks else {}
         wall = time.monotonic() - t_start
-        # a run where nothing traded proves nothing; an engine that died by itself is a failure
+        # A run where nothing traded proves nothing; an engine that died by itself, or that is
+        # still halted / fail-closed after the final reconciling run, did not recover.
+        last_clean = final.get("clean_run", {})
+        blocked = sorted(
+            {*last_clean.get("blocked", []), *(["halt"] if last_clean.get("halted") else [])}
+        )
         ok = (bool(final) and not _violations(final) and not run.clean_failures
-              and not run.start_failures and final.get("venue_orders", 0) > 0)  # fmt: skip
+              and not run.start_failures and final.get("venue_orders", 0) > 0
+              and not blocked)  # fmt: skip
         summary = {
             "trials": done,
             "duplicates": final.get("duplicates"),
@@ -445,6 +459,8 @@ def main() -> int:
             "orders_submitted_in_trials": run.submitted,
             "trials_with_orders": run.trials_with_orders,
             "trials_blocked": run.trials_blocked,
+            "blocked_after_recovery": blocked,
+            "halts": sorted(run.halts)[:5],
             "start_failures": run.start_failures[:5],
             "clean_failures": run.clean_failures[:5],
             "checks": len(checks),

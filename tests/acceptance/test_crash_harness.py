@@ -28,3 +28,4 @@ def test_crash_harness_when_killed_at_each_crash_point_then_no_duplicate_lost_fi
     assert out["checks"] == 2 and out["venue_orders"] > 0
     assert {"after_intent_durable", "after_venue_accept"} <= set(out["points_hit"]), out["kills"]
     assert not out["start_failures"] and not out["clean_failures"]
+    assert out["blocked_after_recovery"] == [], out["halts"]  # recovered, not halted / fail-closed
