@@ -124,6 +124,7 @@ class Engine:
         self.events: deque[object] = deque(maxlen=2000)
         self.halted_reason = ""
         self.recent_slippage: deque[float] = deque(maxlen=500)
+        self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
         self.recent_latency_ms: deque[float] = deque(maxlen=500)
         self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
         self.denials = 0
@@ -393,6 +394,9 @@ class Engine:
         self.batch.rows += 1
         self._dirty_positions.add(f.symbol)
         self.recent_slippage.append(slip)
+        self.recent_fills.appendleft(
+            (f.trade_id, f.client_order_id, f.symbol, f.side, f.qty_e8, f.price_e8, slip, f.ts_us)
+        )
         self._audit("venue", "fill", f)
         fb = self.metrics.fills_by.get(f.symbol)
         (fb or self.metrics.fills.labels(f.symbol)).inc()
