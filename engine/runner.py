@@ -171,21 +171,123 @@ async def drain_in_flight(booted: Booted, timeout_s: float = 3.0) -> int:
     return left
 
 
+class EngineRuntime:
+    """The running engine and its periodic work, on whatever loop calls ``start``.
+
+    Headless runs and the cockpit's engine thread use this same object, so both behave alike:
+    start = connect venue, boot, start-up reconciliation, control socket, feeds and timers;
+    stop = the clean shutdown (in-flight orders answered, rows committed, ``shutdown`` audit row,
+    final textfile, DB closed, venue stopped).
+    """
+
+    def __init__(self, cfg: Config, data_dir: Path, duration_s: float | None = None,
+                 lock: EngineLock | None = None, *, role: str = "operator") -> None:  # fmt: skip
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.duration_s = duration_s
+        self.lock = lock
+        self.role = role
+        self.clock = RealClock()
+        self.wiring: Any = None
+        self.booted: Booted | None = None
+        self.control: ControlServer | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.extra_refresh: list[Callable[[], None]] = []
+        self._stopped = False
+
+    @property
+    def engine(self) -> Any:
+        assert self.booted is not None
+        return self.booted.engine
+
+    async def start(self) -> None:
+        cfg, clock = self.cfg, self.clock
+        loop = asyncio.get_running_loop()
+        self.wiring = wiring = _ccxt_wiring(cfg, self.data_dir, clock, self.duration_s)
+        try:
+            venue = await wiring.connect() if wiring is not None else None
+            self.booted = booted = boot(cfg, self.data_dir, clock=clock,
+                                        call_later=loop.call_later, lock=self.lock, venue=venue)  # fmt: skip
+        except BaseException:
+            if wiring is not None:
+                await wiring.close()
+            raise
+        engine = booted.engine
+        # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
+        reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
+                                ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
+                                db=booted.query)  # fmt: skip
+        booted.reconciler = reconciler
+        report = await reconciler.run("startup")
+        booted.rehydrated = report["mismatches"]
+        self.refresh()
+        booted.write_metrics()
+        self.control = ControlServer(socket_path(self.data_dir),
+                                     control_handlers(booted, wiring, self.data_dir))  # fmt: skip
+        await self.control.start()
+        if wiring is not None:
+            wiring.start(engine)
+        self.tasks = [
+            *([] if wiring is not None else [asyncio.create_task(_feed(booted, cfg, clock))]),
+            asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
+            asyncio.create_task(_every(1.0, self.refresh)),
+            asyncio.create_task(_every(cfg.metrics.interval_s, booted.write_metrics)),
+            asyncio.create_task(_every(5.0, lambda: _status(booted))),
+            asyncio.create_task(_periodic(cfg.oms.reconcile_interval_s,
+                                          lambda: reconciler.run("periodic"), "reconcile")),
+            asyncio.create_task(_periodic(1.0, lambda: reconciler.confirm_timeouts(
+                cfg.oms.confirm_timeout_ms), "confirm timeouts")),
+        ]  # fmt: skip
+        log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
+
+    def refresh(self) -> None:
+        engine, wiring, clock = self.engine, self.wiring, self.clock
+        now_us = clock.now_us()
+        ttl = clock.monotonic_ns() / 1e9 + 5.0
+        staleness_us = self.cfg.risk.max_data_staleness_ms * 1000
+        stale = [s for s in engine.symbols
+                 if now_us - engine.last_quote_us.get(s, 0) > staleness_us]  # fmt: skip
+        engine.readiness["market_data"] = (not stale, ttl, f"stale: {', '.join(stale)}"
+                                           if stale else "quotes fresh")  # fmt: skip
+        venue_ok = wiring.venue_ready() if wiring is not None else True
+        engine.readiness["venue"] = (venue_ok, ttl, "user stream up" if venue_ok
+                                     else "venue user stream down")  # fmt: skip
+        engine.refresh()
+        if wiring is not None:
+            wiring.export()
+        assert self.booted is not None
+        if isinstance(self.booted.strategy, ModelStrategy):
+            self.booted.strategy.update_psi()
+        for fn in self.extra_refresh:
+            fn()
+
+    async def stop(self, reason: str) -> None:
+        if self._stopped or self.booted is None:
+            return
+        self._stopped = True
+        booted, wiring = self.booted, self.wiring
+        if self.control is not None:
+            await self.control.stop()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if wiring is not None:
+            await wiring.stop_feeds()
+        grace = self.cfg.feeds.unknown_grace_s + 1.0 if wiring is not None else 3.0
+        await drain_in_flight(booted, grace)
+        _status(booted)
+        try:
+            booted.close(reason)
+        finally:
+            if wiring is not None:
+                await wiring.close()
+
+
 async def run_headless(
     cfg: Config, data_dir: Path, duration_s: float | None, lock: EngineLock | None = None
 ) -> int:
     loop = asyncio.get_running_loop()
-    clock = RealClock()
-    wiring = _ccxt_wiring(cfg, data_dir, clock, duration_s)
-    try:
-        venue = await wiring.connect() if wiring is not None else None
-        booted = boot(cfg, data_dir, clock=clock, call_later=loop.call_later, lock=lock,
-                      venue=venue)  # fmt: skip
-    except BaseException:
-        if wiring is not None:
-            await wiring.close()
-        raise
-    engine = booted.engine
+    rt = EngineRuntime(cfg, data_dir, duration_s, lock)
     stop = asyncio.Event()
     why = ["duration elapsed"]
 
@@ -195,72 +297,14 @@ async def run_headless(
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, on_signal, sig)
-    tasks: list[asyncio.Task[None]] = []
-    control: ControlServer | None = None
     try:
-        # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
-        reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
-                                ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
-                                db=booted.query)  # fmt: skip
-        booted.reconciler = reconciler
-        report = await reconciler.run("startup")
-        booted.rehydrated = report["mismatches"]
-        staleness_us = cfg.risk.max_data_staleness_ms * 1000
-
-        def refresh() -> None:
-            now_us = clock.now_us()
-            ttl = clock.monotonic_ns() / 1e9 + 5.0
-            stale = [s for s in engine.symbols
-                     if now_us - engine.last_quote_us.get(s, 0) > staleness_us]  # fmt: skip
-            engine.readiness["market_data"] = (not stale, ttl, f"stale: {', '.join(stale)}"
-                                               if stale else "quotes fresh")  # fmt: skip
-            venue_ok = wiring.venue_ready() if wiring is not None else True
-            engine.readiness["venue"] = (venue_ok, ttl, "user stream up" if venue_ok
-                                         else "venue user stream down")  # fmt: skip
-            engine.refresh()
-            if wiring is not None:
-                wiring.export()
-            if isinstance(booted.strategy, ModelStrategy):
-                booted.strategy.update_psi()
-
-        refresh()
-        booted.write_metrics()
-        control = ControlServer(socket_path(data_dir), control_handlers(booted, wiring, data_dir))
-        await control.start()
-        if wiring is not None:
-            wiring.start(engine)
-        tasks = [
-            *([] if wiring is not None else [asyncio.create_task(_feed(booted, cfg, clock))]),
-            asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
-            asyncio.create_task(_every(1.0, refresh)),
-            asyncio.create_task(_every(cfg.metrics.interval_s, booted.write_metrics)),
-            asyncio.create_task(_every(5.0, lambda: _status(booted))),
-            asyncio.create_task(_periodic(cfg.oms.reconcile_interval_s,
-                                          lambda: reconciler.run("periodic"), "reconcile")),
-            asyncio.create_task(_periodic(1.0, lambda: reconciler.confirm_timeouts(
-                cfg.oms.confirm_timeout_ms), "confirm timeouts")),
-        ]  # fmt: skip
-        log.info("engine running: profile=%s data_dir=%s", cfg.name, data_dir)
+        await rt.start()
         try:
             await asyncio.wait_for(stop.wait(), timeout=duration_s)
         except TimeoutError:
             pass
     finally:
-        if control is not None:
-            await control.stop()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if wiring is not None:
-            await wiring.stop_feeds()
-        grace = cfg.feeds.unknown_grace_s + 1.0 if wiring is not None else 3.0
-        await drain_in_flight(booted, grace)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        _status(booted)
-        try:
-            booted.close(why[0])
-        finally:
-            if wiring is not None:
-                await wiring.close()
+        await rt.stop(why[0])
     return 0
