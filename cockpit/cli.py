@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cockpit import ops_cli
+from cockpit import ops_cli, totp_cli
 from engine.config import (
     ConfigError,
     load_config,
@@ -43,6 +43,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, help="stop cleanly after S seconds")
     p.add_argument("--seed", type=int, help="market simulator seed (sim.seed)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--role",
+        choices=("operator", "observer"),
+        default="operator",
+        help="observer: sees everything, can act on nothing (enforced in the engine)",
+    )
     sub = p.add_subparsers(dest="cmd")
     c = sub.add_parser("config", help="configuration tools")
     csub = c.add_subparsers(dest="config_cmd", required=True)
@@ -55,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     v = asub.add_parser("verify", help="verify the hash chain; exit 0 when intact")
     _common(v)
     ops_cli.add_parsers(sub, _common)
+    totp_cli.add_parser(sub)
     return p
 
 
@@ -88,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return _audit_verify(resolve_data_dir(args.data_dir))
         if args.cmd in ("reconcile", "healthcheck", "backup", "restore"):
             return ops_cli.run(args)
+        if args.cmd == "totp":
+            return totp_cli.run(args)
         cfg = _load(args)
         data_dir = resolve_data_dir(args.data_dir)
         return _run(cfg, data_dir, args)
@@ -105,8 +114,8 @@ def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
     from engine.runner import run_headless
     from engine.store import StoreError
 
-    if not args.headless and sys.stdout.isatty():
-        _err("the TUI arrives in step 4; running headless with a status line")
+    if not args.headless:
+        return _run_tui(cfg, data_dir, args)
     try:
         # the lock comes first: a second instance must leave the data dir exactly as it was
         lock = acquire(data_dir)
@@ -120,6 +129,45 @@ def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
         return EXIT_STORAGE
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
+    """The cockpit: engine on its own thread, Textual on this one; both stop together."""
+    from engine.lockfile import AlreadyRunning, acquire
+    from engine.logsetup import setup_logging
+    from engine.store import StoreError
+
+    try:
+        lock = acquire(data_dir)
+    except AlreadyRunning as exc:
+        _err(str(exc))
+        return EXIT_RUNNING
+    setup_logging(data_dir, args.log_level, stdout=False)  # stdout belongs to the screen
+    from cockpit.app import CockpitApp
+    from cockpit.host import EngineHost
+
+    host = EngineHost(cfg, data_dir, lock, role=args.role)
+    try:
+        host.start()
+    except (StoreError, RuntimeError) as exc:
+        host.stop("start failed")
+        _err(str(exc).splitlines()[0])
+        lock.release()
+        return EXIT_STORAGE
+    reason = "cockpit quit"
+    try:
+        app = CockpitApp(host, role=args.role)
+        app.run()
+        if app.return_code not in (None, 0):
+            reason = f"cockpit UI failed (exit {app.return_code})"
+            host.arm_kill_switch_now(reason)  # the UI is gone: never trade unseen
+    except BaseException as exc:
+        reason = f"cockpit UI failed: {type(exc).__name__}: {exc}"
+        host.arm_kill_switch_now(reason)
+        raise
+    finally:
+        host.stop(reason)
+    return EXIT_OK if host.error is None else EXIT_CHECK_FAILED
 
 
 def _audit_verify(data_dir: Path) -> int:

@@ -11,6 +11,10 @@ reason, never an exception; every accepted critical action is audited with its a
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from engine import operator
 from engine.engine import Engine
 from engine.events import (
     AcknowledgeOrphans,
@@ -22,6 +26,7 @@ from engine.events import (
     DisarmKillSwitch,
     PinModel,
     PromoteChallenger,
+    RecordIncident,
     ResetRisk,
     RollbackModel,
     SetCanaryShare,
@@ -30,17 +35,48 @@ from engine.events import (
 )
 from engine.strategy import ModelStrategy
 
+# Critical actions (SPEC §4): confirmed in the UI and, when 2FA is enrolled, TOTP-checked here.
+CRITICAL = (ArmKillSwitch, DisarmKillSwitch, PromoteChallenger, RollbackModel, SetCanaryShare,
+            ResetRisk, PinModel, AcknowledgeOrphans)  # fmt: skip
+ROLES = ("operator", "observer")
+
 
 class EngineAPI:
-    def __init__(self, engine: Engine, models: ModelStrategy | None = None) -> None:
+    """``role``: observers see everything and can act on nothing — enforced here, in the engine.
+    ``totp``: a guard with ``enrolled`` and ``verify(code, action)``; critical actions (and safe
+    mode off) need a valid, never-replayed code when it is enrolled."""
+
+    def __init__(self, engine: Engine, models: ModelStrategy | None = None, *,
+                 role: str = "operator", totp: Any = None) -> None:  # fmt: skip
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
         self.engine = engine
         self.models = models
+        self.role = role
+        self.totp = totp
 
-    async def execute(self, cmd: Command) -> CommandResult:
-        return self.handle(cmd)
+    async def execute(self, cmd: Command, totp_code: str | None = None) -> CommandResult:
+        return self.handle(cmd, totp_code)
 
-    def handle(self, cmd: Command) -> CommandResult:
+    def needs_totp(self, cmd: Command) -> bool:
+        critical = isinstance(cmd, CRITICAL) or (isinstance(cmd, SetSafeMode) and not cmd.on)
+        return critical and self.totp is not None and bool(self.totp.enrolled)
+
+    def handle(self, cmd: Command, totp_code: str | None = None) -> CommandResult:
         e = self.engine
+        name = type(cmd).__name__
+        if self.role == "observer":
+            e._audit(getattr(cmd, "actor", "observer"), "command_denied",
+                     {"command": name, "reason": "observer role"})  # fmt: skip
+            return CommandResult(ok=False, message=f"{name} denied: observers cannot act")
+        if self.needs_totp(cmd):
+            res = self.totp.verify(totp_code or "", name)
+            # replay protection and lockout survive restarts
+            e._set_state("totp_state", json.dumps(self.totp.state()))
+            if not res.ok:
+                e._audit(getattr(cmd, "actor", "operator"), "command_denied",
+                         {"command": name, "reason": res.message})  # fmt: skip
+                return CommandResult(ok=False, message=f"{name} denied: {res.message}")
         match cmd:
             case SubmitOrder():
                 return e.submit(cmd, routed="manual" if cmd.actor != "engine" else "")
@@ -56,6 +92,8 @@ class EngineAPI:
                 return e.set_safe_mode(cmd.on, cmd.actor, cmd.reason)
             case ResetRisk():
                 return e.reset_risk(cmd.actor, cmd.reason)
+            case RecordIncident():
+                return operator.record_incident(e, cmd.actor, cmd.note)
             case AcknowledgeOrphans():
                 return e.acknowledge_orphans(cmd.symbol, cmd.actor, cmd.reason)
             case PinModel() | PromoteChallenger() | RollbackModel() | SetCanaryShare():

@@ -125,6 +125,8 @@ class Engine:
         self.halted_reason = ""
         self.recent_slippage: deque[float] = deque(maxlen=500)
         self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
+        self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
+        self.audit_tail: deque[Any] = deque(maxlen=30)
         self.recent_latency_ms: deque[float] = deque(maxlen=500)
         self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
         self.denials = 0
@@ -150,9 +152,9 @@ class Engine:
 
     def _audit(self, actor: str, kind: str, payload: object) -> None:
         # an AuditRecord is a NamedTuple in audit_log column order: no copy needed
-        self.batch.append["audit_log"].append(
-            self.audit.append(self.clock.now_us(), actor, kind, payload)
-        )
+        rec = self.audit.append(self.clock.now_us(), actor, kind, payload)
+        self.batch.append["audit_log"].append(rec)
+        self.audit_tail.append(rec)
         self.batch.rows += 1
 
     def _publish(self, event: object) -> None:
@@ -356,6 +358,7 @@ class Engine:
             self.recent_outcomes.append(1)
             self.metrics.orders_error.labels(_reason_class(o.reason)).inc()
             log.warning("order rejected %s: %s", o.client_order_id, o.reason)
+            self.alerts.append(f"order {o.client_order_id} rejected: {o.reason}")
         if o.status in oms.TERMINAL:
             self.open_orders.pop(o.client_order_id, None)
             if o.status != oms.REJECTED:

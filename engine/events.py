@@ -139,6 +139,13 @@ class AcknowledgeOrphans(_Frozen, frozen=True):
     reason: str = ""
 
 
+class RecordIncident(_Frozen, frozen=True):
+    """An operator's incident-journal note; the engine attaches the context itself."""
+
+    note: str
+    actor: str = "operator"
+
+
 class ResetRisk(_Frozen, frozen=True):
     actor: str = "operator"
     reason: str = ""
@@ -157,6 +164,7 @@ Command = (
     | SetCanaryShare
     | ResetRisk
     | AcknowledgeOrphans
+    | RecordIncident
 )
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from engine import oms
 from engine.events import CommandResult
 
@@ -96,6 +98,7 @@ def halt(e: Engine, reason: str) -> None:
     if not e.halted_reason:
         e.halted_reason = reason
         log.critical("HALT: %s", reason)
+        e.alerts.append(f"HALT: {reason}")
         e.arm_kill_switch("engine", f"halted: {reason}")
 
 
@@ -108,3 +111,28 @@ def acknowledge_orphans(e: Engine, symbol: str, actor: str, reason: str = "") ->
     e._audit(actor, "orphans_acknowledged", {"symbol": symbol, "reason": reason, "was": why})
     e.gates.refresh(e.clock.now_us())
     return CommandResult(ok=True, message=f"{symbol}: orphan acknowledged, trading allowed")
+
+
+def record_incident(e: Engine, actor: str, note: str) -> CommandResult:
+    """Incident journal: the note plus UTC time, profile, venue, active gates, flags, metrics."""
+    import time
+
+    r = e.risk
+    context = {
+        "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(e.clock.now_us() / 1e6)),
+        "profile": e.cfg.name,
+        "venue": e.venue.name,
+        "active_gates": {g.name: g.reason for g in e.gates.states.values() if g.active},
+        "safe_mode": r.safe_mode,
+        "kill_switch": r.kill_switch,
+        "halted": e.halted_reason,
+        "open_orders": len(e.open_orders),
+        "equity": r.equity_e8 / 1e8,
+        "skew_ms": e.clock.skew_ms(),
+        "orders_today": r.orders_today,
+    }
+    ctx = msgspec.json.encode(context).decode()
+    e.batch.append["incidents"].append((e.clock.now_us(), actor, note, ctx))
+    e.batch.rows += 1
+    e._audit(actor, "incident", {"note": note, "context": context})
+    return CommandResult(ok=True, message="incident recorded")

@@ -134,6 +134,7 @@ class Reconciler:
                                 "; ".join(alerts) or "reconciled")  # fmt: skip
         record_run(e, report)
         if alerts:
+            e.alerts.extend(f"reconciliation: {a}" for a in alerts)
             e.set_safe_mode(True, "reconciler", "reconciliation alert: " + "; ".join(alerts))
             log.error("reconciliation (%s) found problems: %s", source, alerts)
         else:

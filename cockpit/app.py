@@ -1,0 +1,288 @@
+"""The Textual cockpit: panels pulled from engine snapshots, keyboard-first, critical actions
+double-confirmed (TOTP when enrolled), observers read-only (enforced in the engine too).
+
+Invariants:
+- Exactly one bridge (``_pull``) moves state from engine to UI: a timer that re-arms itself after
+  each pass (never overlapping), reads the host's latest snapshot by reference and pushes it down
+  into the widgets — one update pass per refresh, unchanged widgets skip their own work. It pauses
+  while a modal is open.
+- Every key is a ``Binding`` with an id and an ``action_*`` method; ctrl+k (kill switch) is a
+  priority binding reachable from every screen and modal.
+- If the engine thread dies the operator is told at once (blocking notice, halted status); the
+  UI never silently outlives its engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import Future
+from typing import Any
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen
+from engine.events import (
+    ArmKillSwitch,
+    Command,
+    CommandResult,
+    DisarmKillSwitch,
+    PinModel,
+    PromoteChallenger,
+    RecordIncident,
+    ResetRisk,
+    RollbackModel,
+    SetCanaryShare,
+    SetSafeMode,
+)
+from engine.snapshot import EngineSnapshot
+from widgets import (
+    SNAPSHOT_WIDGETS,
+    AlertsPanel,
+    AuditPanel,
+    BudgetsPanel,
+    FeedsPanel,
+    FillsPanel,
+    GatesPanel,
+    KpiPanel,
+    ModelPanel,
+    OrdersPanel,
+    PnlPanel,
+    PositionsPanel,
+    ReconPanel,
+    SkewPanel,
+    StatusBar,
+)
+
+ACTOR = "operator"
+
+
+class CockpitApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "cockpit"
+    BINDINGS = [
+        Binding("ctrl+k", "kill_switch", "KILL", priority=True, id="kill_switch"),
+        Binding("a", "arm", "Arm", id="arm"),
+        Binding("d", "disarm", "Disarm", id="disarm"),
+        Binding("s", "safe_mode", "Safe mode", id="safe_mode"),
+        Binding("e", "reconcile", "Reconcile", id="reconcile"),
+        Binding("n", "incident", "Note", id="incident"),
+        Binding("P", "promote", "Promote", id="promote"),
+        Binding("R", "rollback", "Rollback", id="rollback"),
+        Binding("I", "pin", "Pin", id="pin"),
+        Binding("C", "canary", "Canary", id="canary"),
+        Binding("X", "risk_reset", "Risk reset", id="risk_reset"),
+        Binding("o", "export", "Export", id="export"),
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("q", "quit_cockpit", "Quit", id="quit"),
+    ]
+
+    def __init__(self, host: Any, *, refresh_hz: float = 4.0, role: str = "operator") -> None:
+        super().__init__()
+        self.host = host
+        self.role = role
+        self.refresh_s = 1.0 / refresh_hz
+        self.last_seq = -1
+        self.snap: EngineSnapshot | None = None
+        self.engine_lost = False
+        self.passes = 0
+        self._panels: list[Any] = []
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with TabbedContent(initial="overview"):
+            with TabPane("Overview", id="overview"), Grid(id="overview-grid"):
+                yield GatesPanel(id="gates")
+                with Vertical(id="overview-right"):
+                    yield BudgetsPanel(id="budgets")
+                    yield SkewPanel(id="skew")
+                    yield ReconPanel(id="recon")
+            with TabPane("Trading", id="trading"), VerticalScroll():
+                yield PositionsPanel(id="positions")
+                yield PnlPanel(id="pnl")
+                yield OrdersPanel(id="orders")
+                yield FillsPanel(id="fills")
+            with TabPane("Feeds/SLO", id="feeds-tab"), VerticalScroll():
+                yield FeedsPanel(id="feeds")
+                yield KpiPanel(id="kpi")
+            with TabPane("Model", id="model-tab"), VerticalScroll():
+                yield ModelPanel(id="model")
+            with TabPane("Log", id="log-tab"), VerticalScroll():
+                yield AlertsPanel(id="alerts")
+                yield AuditPanel(id="audit")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ui_loop = asyncio.get_running_loop()
+        try:  # SSH drop / tmux kill: the same clean shutdown as quit
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
+        except (NotImplementedError, RuntimeError):
+            pass
+        self._panels = [w for w in self.query("*") if isinstance(w, SNAPSHOT_WIDGETS)]
+        self._pull()
+
+    def _on_hangup(self) -> None:
+        self.exit(message="SIGHUP")
+
+    # --- the bridge ---------------------------------------------------------------------------
+
+    def _pull(self) -> None:
+        try:
+            if not self.host.alive and not self.engine_lost:
+                self.engine_lost = True
+                self.query_one(StatusBar).set_class(True, "-halted")
+                self.push_screen(NoticeScreen(
+                    f"ENGINE STOPPED: {self.host.error or 'thread ended'}\\n"
+                    "Trading is halted (kill switch armed). Restart the cockpit."))  # fmt: skip
+            elif not isinstance(self.screen, ModalLike):
+                snap = self.host.snapshot
+                if snap is not None and snap.seq != self.last_seq:
+                    self.last_seq = snap.seq
+                    self.snap = snap
+                    self.passes += 1
+                    for w in self._panels:
+                        w.update_snapshot(snap)
+        finally:
+            self.set_timer(self.refresh_s, self._pull)  # re-arm after finishing: no overlap
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _send(self, cmd: Command, totp: str = "") -> None:
+        fut: Future[CommandResult] = self.host.execute(cmd, totp or None)
+
+        fut.add_done_callback(lambda f: self._post(self._result, f.result()))
+
+    def _post(self, fn: Any, *args: Any) -> None:
+        """Hand a result to the UI loop without waiting (called on the engine thread: it must
+        never block there, so no ``call_from_thread``)."""
+        self._ui_loop.call_soon_threadsafe(fn, *args)
+
+    def _result(self, res: CommandResult) -> None:
+        # venue text may contain brackets: never parsed as markup
+        self.notify(res.message, severity="information" if res.ok else "error", markup=False)
+        self.last_seq = -1  # show the effect at the next pass
+
+    def _critical(self, action: str, effect: str, cmd: Command) -> None:
+        needs = bool(self.host.api and self.host.api.needs_totp(cmd))
+
+        def answered(result: tuple[bool, str] | None) -> None:
+            if result and result[0]:
+                self._send(cmd, result[1])
+
+        self.push_screen(ConfirmScreen(action, effect, repr(cmd), needs), answered)
+
+    def action_kill_switch(self) -> None:
+        if isinstance(self.screen, ConfirmScreen) and "kill switch" in self.screen.action_name:
+            return
+        self._critical("ARM KILL SWITCH", "Blocks every new order at once and cancels resting "
+                       "orders. Trading stays stopped until an operator disarms it.",
+                       ArmKillSwitch(actor=ACTOR, reason="operator: ctrl+k"))  # fmt: skip
+
+    def action_disarm(self) -> None:
+        self.action_kill_switch()
+
+    def action_arm(self) -> None:
+        self._critical("DISARM KILL SWITCH (arm trading)", "New orders are allowed again, subject "
+                       "to every other gate.", DisarmKillSwitch(actor=ACTOR, reason="operator"))  # fmt: skip
+
+    def action_safe_mode(self) -> None:
+        on = not (self.snap.safe_mode if self.snap else False)
+        cmd = SetSafeMode(on=on, actor=ACTOR, reason="operator toggle")
+        if on:
+            self._send(cmd)  # turning safe mode ON only makes things safer: no confirmation
+        else:
+            self._critical("SAFE MODE OFF", "New orders are allowed again (subject to gates).", cmd)
+
+    def action_promote(self) -> None:
+        self._critical("PROMOTE CHALLENGER", "The challenger becomes champion; the champion "
+                       "becomes challenger.", PromoteChallenger(actor=ACTOR))  # fmt: skip
+
+    def action_rollback(self) -> None:
+        self._critical("ROLLBACK MODELS", "Restore the champion/challenger pair before the last "
+                       "promote.", RollbackModel(actor=ACTOR))  # fmt: skip
+
+    def action_risk_reset(self) -> None:
+        self._critical("RISK RESET", "Re-baseline the daily drawdown at current equity.",
+                       ResetRisk(actor=ACTOR, reason="operator"))  # fmt: skip
+
+    def action_pin(self) -> None:
+        def got(value: str | None) -> None:
+            if value is not None:
+                model = None if value == "-" else value
+                self._critical(f"PIN MODEL {model or '(unpin)'}", "Every decision uses this "
+                               "model (canary routing bypassed).",
+                               PinModel(model_id=model, actor=ACTOR))  # fmt: skip
+
+        self.push_screen(PromptScreen("Pin which model id? ('-' unpins)", "trend_v1"), got)
+
+    def action_canary(self) -> None:
+        def got(value: str | None) -> None:
+            if value is None:
+                return
+            try:
+                share = float(value)
+            except ValueError:
+                self.notify(f"not a number: {value}", severity="error", markup=False)
+                return
+            self._critical(f"CANARY SHARE {share:g}", "This share of decisions goes to the "
+                           "challenger.", SetCanaryShare(share=share, actor=ACTOR))  # fmt: skip
+
+        self.push_screen(PromptScreen("Canary share (0..1; ramp 0.05 → 0.10 → 0.20)", "0.10"), got)
+
+    def action_reconcile(self) -> None:
+        rt = self.host.runtime
+        loop = self.host.loop
+        if loop is None or rt.booted is None:
+            return
+        fut = asyncio.run_coroutine_threadsafe(rt.booted.reconciler.run("manual"), loop)
+        fut.add_done_callback(lambda f: self._post(self._result, CommandResult(
+            ok=f.result()["ok"], message=f"reconciliation: {f.result()['mismatches']}")))  # fmt: skip
+
+    def action_incident(self) -> None:
+        def got(note: str | None) -> None:
+            if note:
+                self._send(RecordIncident(note=note, actor=ACTOR))
+
+        self.push_screen(PromptScreen("Incident note (context is attached automatically)"), got)
+
+    def action_export(self) -> None:
+        rt = self.host.runtime
+        if self.host.loop is None or rt.booted is None:
+            return
+        import time as _t
+
+        from engine.report import export_report
+
+        out = rt.data_dir / "reports" / _t.strftime("report-%Y%m%dT%H%M%SZ.zip", _t.gmtime())
+        meta = {"profile": rt.cfg.name, "venue": rt.engine.venue.name}
+        fut = rt.booted.writer.call(lambda con: export_report(con, out, meta))
+        fut.add_done_callback(lambda f: self._post(self._result, CommandResult(
+            ok=f.exception() is None,
+            message=f"report written: {out}" if f.exception() is None
+            else f"report failed: {f.exception()}")))  # fmt: skip
+
+    def action_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    def action_quit_cockpit(self) -> None:
+        open_orders = self.snap.open_orders if self.snap else 0
+        if open_orders:
+
+            def answered(result: tuple[bool, str] | None) -> None:
+                if result and result[0]:
+                    self.exit(message="quit")
+
+            self.push_screen(ConfirmScreen("QUIT WITH OPEN ORDERS", f"{open_orders} order(s) "
+                             "stay open at the venue; the engine stops cleanly.", "quit", False),
+                             answered)  # fmt: skip
+        else:
+            self.exit(message="quit")
+
+
+ModalLike = (ConfirmScreen, PromptScreen, NoticeScreen)

@@ -1,0 +1,138 @@
+"""The one confirmation modal for every critical action, and a small text prompt.
+
+Invariants: the modal names the action, its effect and the exact command it will send (shown
+literally, never as markup); focus starts on Cancel; ``y`` confirms, ``n``/escape cancel; when
+2FA is enrolled a TOTP field is shown and Enter in it confirms. The kill-switch key is an app-level
+priority binding, so it is never typed into the TOTP field.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+class ConfirmScreen(ModalScreen[tuple[bool, str]]):
+    """Dismisses with ``(confirmed, totp_code)``."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical {
+        width: 72; height: auto; max-height: 20; border: thick $warning; background: $panel;
+        padding: 0 1;
+    }
+    ConfirmScreen #title { text-style: bold; color: $warning; }
+    ConfirmScreen #command { color: $accent; }
+    ConfirmScreen #error { color: $error; }
+    ConfirmScreen Horizontal { height: 3; align: right middle; }
+    """
+    BINDINGS = [
+        Binding("y", "confirm", "Confirm", id="confirm.yes"),
+        Binding("n", "cancel", "Cancel", id="confirm.no"),
+        Binding("escape", "cancel", "Cancel", id="confirm.escape"),
+    ]
+
+    def __init__(self, action: str, effect: str, command: str, needs_totp: bool) -> None:
+        super().__init__()
+        self.action_name = action
+        self.effect = effect
+        self.command = command
+        self.needs_totp = needs_totp
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(f"Confirm: {self.action_name}"), id="title")
+            yield Static(Text(self.effect), id="effect")
+            yield Static(Text(f"command: {self.command}"), id="command")
+            if self.needs_totp:
+                yield Input(placeholder="TOTP code (6 digits), Enter to confirm", id="totp",
+                            max_length=6, restrict=r"[0-9]*")  # fmt: skip
+            yield Static("", id="error")
+            with Horizontal():
+                yield Button("Cancel (n)", id="cancel", variant="primary")
+                yield Button("Confirm (y)", id="ok", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self.action_confirm()
+        else:
+            self.action_cancel()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_confirm()
+
+    def action_confirm(self) -> None:
+        code = ""
+        if self.needs_totp:
+            code = self.query_one("#totp", Input).value.strip()
+            if len(code) != 6:
+                self.query_one("#error", Static).update("enter the 6-digit TOTP code first")
+                self.query_one("#totp", Input).focus()
+                return
+        self.dismiss((True, code))
+
+    def action_cancel(self) -> None:
+        self.dismiss((False, ""))
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """One line of text (incident note, model id, canary share); escape cancels."""
+
+    DEFAULT_CSS = """
+    PromptScreen { align: center middle; }
+    PromptScreen > Vertical { width: 72; height: auto; border: thick $accent; background: $panel;
+                              padding: 0 1; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.escape")]
+
+    def __init__(self, title: str, placeholder: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(Text(self.title_text))
+            yield Input(placeholder=self.placeholder, id="value")
+
+    def on_mount(self) -> None:
+        self.query_one("#value", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class NoticeScreen(ModalScreen[None]):
+    """A blocking notice the operator must acknowledge (e.g. the engine stopped)."""
+
+    DEFAULT_CSS = """
+    NoticeScreen { align: center middle; }
+    NoticeScreen > Vertical { width: 72; height: auto; border: thick $error; background: $panel;
+                              padding: 0 1; }
+    """
+    BINDINGS = [Binding("enter", "close", "OK", id="notice.ok")]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(Text(self.text))
+            yield Button("OK (enter)", id="ok", variant="error")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

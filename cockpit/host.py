@@ -1,0 +1,183 @@
+"""EngineHost: the engine on its own thread and event loop, inside the cockpit's process.
+
+Invariants:
+- The Textual app owns the main thread; the engine owns this one. State crosses only as immutable
+  ``EngineSnapshot`` objects published by reference swap (``host.snapshot``), pulled by the UI on
+  its own timer; commands cross with ``asyncio.run_coroutine_threadsafe`` into ``EngineAPI``. The
+  engine never calls into the UI (``call_from_thread`` would block it on the UI loop).
+- GC policy (PERFORMANCE.md: CPython's full collections stop every thread for 60–150 ms in a
+  Textual process): after start-up everything alive is frozen (``gc.freeze()``) and full
+  collections are made rare (gen-2 threshold raised), never disabled, so memory stays bounded.
+  The GIL switch interval is 1 ms so the engine thread gets the CPU promptly.
+- If the engine thread dies, ``error`` says why and trading is halted (its runtime stops cleanly if
+  it can); the UI must tell the operator and never silently outlive its engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from engine.api import EngineAPI
+from engine.events import Command, CommandResult
+from engine.snapshot import EngineSnapshot, SnapshotBuilder
+
+log = logging.getLogger("cockpit.host")
+
+GC_THRESHOLDS = (50_000, 50, 1000)  # gen0 allocations, gen1 and gen2 collection ratios
+
+
+def apply_gc_policy() -> None:
+    gc.collect()
+    gc.freeze()  # start-up objects (modules, widgets, config) leave the collector's view
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+class EngineHost:
+    def __init__(self, cfg: Any, data_dir: Path, lock: Any, *, role: str = "operator",
+                 refresh_hz: float = 4.0) -> None:  # fmt: skip
+        from engine.runner import EngineRuntime
+
+        self.runtime = EngineRuntime(cfg, data_dir, None, lock, role=role)
+        self.role = role
+        self.refresh_s = 1.0 / refresh_hz
+        self.snapshot: EngineSnapshot | None = None
+        self.error: str | None = None
+        self.api: EngineAPI | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._builder = SnapshotBuilder()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="engine", daemon=True)
+        self._stop_reason = "cockpit quit"
+        self._pub_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle (UI thread) ---------------------------------------------------------------
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        sys.setswitchinterval(0.001)
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise RuntimeError(f"engine did not start within {timeout_s:g}s")
+        if self.error:
+            raise RuntimeError(self.error)
+        apply_gc_policy()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and self.error is None
+
+    def stop(self, reason: str = "cockpit quit", timeout_s: float = 60.0) -> None:
+        gc.unfreeze()  # let interpreter shutdown release what start-up froze
+        loop = self.loop
+        if loop is None or not self._thread.is_alive():
+            return
+        self._stop_reason = reason
+
+        async def stop_all() -> None:
+            if self._pub_task is not None:
+                self._pub_task.cancel()
+            await self.runtime.stop(reason)
+
+        fut = asyncio.run_coroutine_threadsafe(stop_all(), loop)
+        try:
+            fut.result(timeout_s)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout_s)
+
+    def execute(self, cmd: Command, totp_code: str | None = None) -> Future[CommandResult]:
+        """Send a command to the engine; the future resolves on the engine thread's answer."""
+        if self.loop is None or self.api is None or not self.alive:
+            f: Future[CommandResult] = Future()
+            f.set_result(CommandResult(ok=False, message=f"engine not running: {self.error}"))
+            return f
+        return asyncio.run_coroutine_threadsafe(self.api.execute(cmd, totp_code), self.loop)
+
+    # --- engine thread -----------------------------------------------------------------------
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.runtime.start())
+            rt = self.runtime
+            assert rt.booted is not None
+            strategy = rt.booted.strategy
+            self.api = EngineAPI(rt.engine, strategy if hasattr(strategy, "registry") else None,
+                                 role=self.role, totp=self._totp_guard())  # fmt: skip
+            self._publish()
+            self._pub_task = loop.create_task(self._publisher())
+            self._ready.set()
+            loop.run_forever()
+        except BaseException as exc:  # noqa: BLE001 - the UI must learn why the engine is gone
+            self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            log.critical("engine thread died: %s", self.error)
+            self._ready.set()
+            self._emergency_stop(loop)
+        finally:
+            loop.close()
+
+    def _emergency_stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        rt = self.runtime
+        if rt.booted is None:
+            return
+        try:
+            rt.engine.arm_kill_switch("engine", f"engine thread failed: {self.error}")
+            loop.run_until_complete(rt.stop(f"engine thread failed: {self.error}"))
+        except BaseException as exc:  # noqa: BLE001
+            log.critical("emergency stop failed: %s", exc)
+
+    def _totp_guard(self) -> Any:
+        """2FA for critical actions when enrolled (`cockpit totp enroll`); an unreadable keystore
+        stops the start (fail closed) rather than silently dropping 2FA."""
+        import json
+
+        from engine.totp import TotpGuard, load_totp_secret
+
+        rt = self.runtime
+        secret = load_totp_secret(rt.data_dir)
+        raw = rt.engine._state_cache.get("totp_state")
+        return TotpGuard(secret, state=json.loads(raw) if raw else None)
+
+    async def _publisher(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_s)
+            try:
+                self._publish()
+            except Exception as exc:  # noqa: BLE001 - a broken snapshot must not kill trading
+                log.error("snapshot failed: %s", exc)
+
+    def _publish(self) -> None:
+        rt = self.runtime
+        assert rt.booted is not None
+        feeds = rt.wiring.feeds if rt.wiring is not None else None
+        e = rt.engine
+        audit_tail = tuple(_audit_views(e))
+        self.snapshot = self._builder.build(
+            e, role=self.role, strategy=rt.booted.strategy, feeds=feeds,
+            reconciler=rt.booted.reconciler, audit_tail=audit_tail,
+            alerts=tuple(e.alerts),
+        )  # fmt: skip
+
+    def arm_kill_switch_now(self, reason: str) -> None:
+        """Emergency path used when the UI itself fails: no confirmation, no TOTP."""
+        if self.loop is not None and self.alive:
+            engine = self.runtime.engine
+
+            async def arm() -> None:
+                engine.arm_kill_switch("cockpit", reason)
+
+            asyncio.run_coroutine_threadsafe(arm(), self.loop).result(10)
+
+
+def _audit_views(e: Any) -> list[Any]:
+    from engine.snapshot import AuditView
+
+    return [AuditView(seq=r[0], ts_us=r[1], actor=r[2], kind=r[3]) for r in list(e.audit_tail)]

@@ -1,0 +1,203 @@
+"""The real cockpit (Textual app + engine thread on a real DuckDB file) driven with Pilot."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from cockpit.app import CockpitApp
+from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen
+from cockpit.host import EngineHost
+from engine.config import load_config
+from engine.lockfile import acquire
+from engine.totp import TotpGuard
+
+FAST = {
+    "models.decision_interval_ms": 150.0, "models.prob_min": 0.5,
+    "models.min_expected_return": 0.0, "models.risk_max": 5.0, "sim.ticks_per_second": 60.0,
+    "risk.dupe_intent_window_ms": 0.0,
+}  # fmt: skip
+
+
+@pytest.fixture
+def make_host(tmp_path: Path):  # noqa: ANN201
+    hosts: list[EngineHost] = []
+
+    def make(role: str = "operator") -> EngineHost:
+        d = tmp_path / f"d{len(hosts)}"
+        host = EngineHost(load_config("paper", env={}, overrides=FAST), d, acquire(d), role=role)
+        host.start()
+        hosts.append(host)
+        return host
+
+    yield make
+    for h in hosts:
+        h.stop("test")
+
+
+async def until(pred, pilot, timeout: float = 10.0) -> None:  # noqa: ANN001
+    for _ in range(int(timeout / 0.1)):
+        if pred():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("condition not reached")
+
+
+async def _db(host: EngineHost, sql: str) -> list:
+    fut = asyncio.run_coroutine_threadsafe(host.runtime.booted.query(sql), host.loop)
+    return await asyncio.wrap_future(fut)
+
+
+def test_bindings_when_declared_then_each_has_an_action_and_an_id(make_host) -> None:
+    app = CockpitApp.__new__(CockpitApp)
+    for b in CockpitApp.BINDINGS:
+        assert b.id, b
+        assert hasattr(CockpitApp, f"action_{b.action}"), b.action
+    kill = next(b for b in CockpitApp.BINDINGS if b.key == "ctrl+k")
+    assert kill.priority and app is not None
+
+
+async def test_ctrl_k_then_y_when_operator_then_kill_switch_armed_and_orders_stop(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: app.snap is not None and app.snap.orders, pilot, 15)
+        await pilot.press("ctrl+k")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.focused is not None and app.screen.focused.id == "cancel"
+        await pilot.press("y")
+        await until(lambda: host.snapshot.kill_switch, pilot)
+        n = len(await _db(host, "SELECT * FROM orders"))
+        await pilot.pause(1.5)
+        assert len(await _db(host, "SELECT * FROM orders")) == n  # no order after the kill
+        assert app.query_one("#status").has_class("-halted")
+
+
+async def test_confirm_when_n_or_escape_then_nothing_sent(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for key in ("n", "escape"):
+            await pilot.press("ctrl+k")
+            await pilot.pause(0.2)
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            assert not isinstance(app.screen, ConfirmScreen)
+        assert not host.snapshot.kill_switch
+
+
+async def test_observer_when_confirming_critical_action_then_denied_by_engine_and_audited(
+    make_host,
+):
+    host = make_host("observer")
+    app = CockpitApp(host, role="observer")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+k")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await pilot.pause(0.6)
+        assert not host.snapshot.kill_switch
+        rows = await _db(host, "SELECT kind, payload FROM audit_log WHERE kind='command_denied'")
+        assert rows and "ArmKillSwitch" in rows[0][1] and "observer" in rows[0][1]
+
+
+async def test_totp_when_enrolled_then_code_required_wrong_denied_replay_refused(make_host):
+    host = make_host()
+    secret = pyotp.random_base32()
+    host.api.totp = TotpGuard(secret)
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+k")
+        await pilot.pause(0.2)
+        assert app.screen.query("#totp")
+        app.screen.query_one("#totp").value = "000000" if pyotp.TOTP(secret).now() != "000000" \
+            else "111111"  # fmt: skip
+        await pilot.press("y")
+        await pilot.pause(0.5)
+        assert not host.snapshot.kill_switch  # wrong code: denied in the engine
+        code = pyotp.TOTP(secret).now()
+        await pilot.press("ctrl+k")
+        await pilot.pause(0.2)
+        app.screen.query_one("#totp").value = code
+        await pilot.press("y")
+        await until(lambda: host.snapshot.kill_switch, pilot)
+        await pilot.press("a")  # disarm with the SAME code: a replay
+        await pilot.pause(0.2)
+        app.screen.query_one("#totp").value = code
+        await pilot.press("y")
+        await pilot.pause(0.6)
+        assert host.snapshot.kill_switch
+        state = await _db(host, "SELECT value FROM engine_state WHERE key='totp_state'")
+        assert state and "last_step" in state[0][0]
+
+
+async def test_safe_mode_key_when_on_then_immediate_and_off_needs_confirmation(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: app.snap is not None, pilot)
+        await pilot.press("s")
+        await until(lambda: host.snapshot.safe_mode and app.snap.safe_mode, pilot)
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await until(lambda: not host.snapshot.safe_mode, pilot)
+
+
+async def test_incident_note_when_typed_then_journal_row_with_context(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press(*"feed lag seen")
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        rows = await _db(host, "SELECT note, context FROM incidents")
+        assert rows and rows[0][0] == "feed lag seen"
+        assert '"profile":"paper"' in rows[0][1] and "active_gates" in rows[0][1]
+
+
+async def test_export_when_pressed_then_report_zip_with_all_files(make_host):
+    import zipfile
+
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(1.0)
+        await pilot.press("o")
+        reports = host.runtime.data_dir / "reports"
+        await until(lambda: reports.exists() and list(reports.glob("*.zip")), pilot)
+        names = zipfile.ZipFile(next(reports.glob("*.zip"))).namelist()
+        assert set(names) == {"orders.csv", "fills.csv", "pnl.csv", "tca.csv", "metadata.json"}
+
+
+async def test_engine_thread_dead_when_pulled_then_operator_told(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        host.error = "RuntimeError: simulated engine failure"
+        await until(lambda: isinstance(app.screen, NoticeScreen), pilot, 5)
+        assert app.query_one("#status").has_class("-halted")
+
+
+async def test_quit_when_open_orders_then_asks_first(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: app.snap is not None, pilot)
+        app.snap = app.snap.__class__(**{**{f: getattr(app.snap, f) for f in
+                                           app.snap.__struct_fields__}, "open_orders": 2})  # fmt: skip
+        app.last_seq = 10**9  # keep our doctored snapshot
+        await pilot.press("q")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen) and "OPEN ORDERS" in app.screen.action_name
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert app.is_running

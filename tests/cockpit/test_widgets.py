@@ -1,0 +1,387 @@
+"""Cockpit widgets fed by hand-built snapshots: in-place updates, change detection, literal text,
+state classes, and rendering at 80x24."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+from textual.app import App, ComposeResult
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import DataTable
+
+from engine.snapshot import (
+    AuditView,
+    BudgetView,
+    EngineSnapshot,
+    FeedView,
+    FillView,
+    GateView,
+    ModelView,
+    OrderView,
+    ReconView,
+    SymbolView,
+)
+from widgets import (
+    SNAPSHOT_WIDGETS,
+    AlertsPanel,
+    AuditPanel,
+    BudgetsPanel,
+    FeedsPanel,
+    GatesPanel,
+    ModelPanel,
+    OrdersPanel,
+    PnlPanel,
+    PriceSparklines,
+    ReconPanel,
+    SkewPanel,
+    StatusBar,
+    canary_imbalance,
+)
+from widgets.alerts import new_items
+
+T0 = 1_700_000_000_000_000  # us
+EVIL = "[red]boom[/red] [link=http://x]y[/link] :smile:"
+
+
+def gate(name: str, active: bool = False, reason: str = "", since_us: int = T0 - 12_000_000,
+         denials: int = 0) -> GateView:  # fmt: skip
+    return GateView(name=name, active=active, reason=reason, since_us=since_us, denials=denials)
+
+
+def order(cid: str, updated_us: int, status: str = "submitted", reason: str = "") -> OrderView:
+    return OrderView(client_order_id=cid, symbol="BTC/USDT", side="buy", qty=0.01, filled=0.0,
+                     status=status, reason=reason, updated_us=updated_us)  # fmt: skip
+
+
+def symbol(name: str, staleness_ms: float = 40.0) -> SymbolView:
+    return SymbolView(symbol=name, bid=100.0, ask=100.5, position=0.5, avg_price=99.0,
+                      realized=1.5, unrealized=0.25, staleness_ms=staleness_ms, error_rate=0.01,
+                      p95_place_ms=12.0, slippage_p95_bps=1.2, fill_ratio=0.9)  # fmt: skip
+
+
+def model(**kw: Any) -> ModelView:
+    base: dict[str, Any] = dict(champion="m-champ", challenger="m-chall", pinned=None,
+                                canary_share=0.1, psi=(("m-champ", 0.05),), canary_trades=4,
+                                total_trades=40)  # fmt: skip
+    base.update(kw)
+    return ModelView(**base)
+
+
+def snap(**kw: Any) -> EngineSnapshot:
+    base: dict[str, Any] = dict(
+        seq=1, ts_us=T0, profile="paper", venue="paper-sim", role="operator", safe_mode=False,
+        kill_switch=False, kill_reason="", halted="", armed=True, model_id_used="m-champ",
+        budget_left=90, skew_ms=3.2, skew_history=(1.0, 2.0, 3.2), equity=10_000.0, pnl=12.5,
+        pnl_history=(0.0, 5.0, 12.5), latency_history_ms=(10.0, 12.0),
+        gates=(gate("stale_quotes"), gate("budget")),
+        budgets=(BudgetView(scope="account", key="all", used=10, limit=100),
+                 BudgetView(scope="symbol", key="BTC/USDT", used=5, limit=50)),
+        feeds=(FeedView(name="sim", connected=True, uptime_s=65.0, reconnects=0,
+                        staleness_ms=40.0),),
+        symbols=(symbol("BTC/USDT"), symbol("ETH/USDT")),
+        price_history=(("BTC/USDT", (100.0, 101.0, 100.5)), ("ETH/USDT", (10.0, 10.2))),
+        orders=(order("c1", T0 - 3_000_000), order("c2", T0 - 2_000_000),
+                order("c3", T0 - 1_000_000)),
+        fills=(FillView(trade_id="t1", client_order_id="c1", symbol="BTC/USDT", side="buy",
+                        qty=0.01, price=100.2, slippage_bps=0.5, ts_us=T0 - 500_000),),
+        model=model(),
+        recon=ReconView(ts_us=T0 - 30_000_000, source="periodic", duration_ms=42.0, ok=True,
+                        mismatches=(("orders", 0), ("positions", 0))),
+        alerts=("feed sim reconnected",),
+        audit=(AuditView(seq=1, ts_us=T0 - 60_000_000, actor="alice", kind="arm"),
+               AuditView(seq=2, ts_us=T0 - 30_000_000, actor="bob", kind="canary_share")),
+        ticks=1000, open_orders=3,
+    )  # fmt: skip
+    base.update(kw)
+    return EngineSnapshot(**base)
+
+
+def replace(s: EngineSnapshot, **kw: Any) -> EngineSnapshot:
+    return msgspec.structs.replace(s, **kw)
+
+
+class Harness(App[None]):
+    def __init__(self, *widgets: Widget) -> None:
+        super().__init__()
+        self.widgets = widgets
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield from self.widgets
+
+
+def cells(table: DataTable[Any], key: str) -> list[str]:
+    return [c.plain for c in table.get_row(key)]
+
+
+def keys(table: DataTable[Any]) -> list[str]:
+    return [str(r.key.value) for r in table.ordered_rows]
+
+
+class ClearSpy:
+    """Counts DataTable.clear calls once installed (after the first fill)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.monkeypatch = monkeypatch
+
+    def install(self) -> None:
+        original = DataTable.clear
+
+        def spy(table: DataTable[Any], columns: bool = False) -> Any:
+            self.calls += 1
+            return original(table, columns)
+
+        self.monkeypatch.setattr(DataTable, "clear", spy)
+
+
+@pytest.fixture
+def clear_calls(monkeypatch: pytest.MonkeyPatch) -> ClearSpy:
+    return ClearSpy(monkeypatch)
+
+
+async def test_gates_when_one_gate_changes_then_its_cells_update_in_place(
+    clear_calls: ClearSpy,
+) -> None:
+    panel = GatesPanel()
+    async with Harness(panel).run_test(size=(120, 40)) as pilot:
+        s1 = snap()
+        panel.update_snapshot(s1)
+        await pilot.pause()
+        assert keys(panel) == ["stale_quotes", "budget"]
+        assert cells(panel, "budget") == ["budget", "ok", "-", "12s", "0"]
+        assert not panel.has_class("-active")
+        clear_calls.install()
+
+        s2 = replace(s1, seq=2, gates=(gate("stale_quotes"),
+                                       gate("budget", True, "account budget used", T0, 3)))  # fmt: skip
+        panel.update_snapshot(s2)
+        await pilot.pause()
+        assert keys(panel) == ["stale_quotes", "budget"]
+        assert panel.row_count == 2
+        assert cells(panel, "budget") == ["budget", "ACTIVE", "account budget used", "0s", "3"]
+        assert cells(panel, "stale_quotes")[1] == "ok"
+        assert panel.has_class("-active")
+        assert clear_calls.calls == 0
+
+
+async def test_gates_when_snapshot_part_unchanged_then_no_update_work() -> None:
+    panel = GatesPanel()
+    async with Harness(panel).run_test(size=(120, 40)) as pilot:
+        s1 = snap()
+        panel.update_snapshot(s1)
+        # other fields changed, gates equal, same second: nothing to do
+        panel.update_snapshot(replace(s1, seq=2, ts_us=T0 + 400_000, pnl=99.0))
+        assert panel.updates == 1
+        # a second later the ages change: one update
+        panel.update_snapshot(replace(s1, seq=3, ts_us=T0 + 1_000_000))
+        await pilot.pause()
+        assert panel.updates == 2
+        assert cells(panel, "budget")[3] == "13s"
+
+
+async def test_orders_when_one_disappears_then_its_row_goes_and_new_order_is_on_top(
+    clear_calls: ClearSpy,
+) -> None:
+    panel = OrdersPanel()
+    async with Harness(panel).run_test(size=(120, 40)) as pilot:
+        s1 = snap()
+        panel.update_snapshot(s1)
+        await pilot.pause()
+        assert keys(panel) == ["c3", "c2", "c1"]
+        clear_calls.install()
+
+        orders = (order("c1", T0 - 3_000_000), order("c3", T0 - 1_000_000, "filled"),
+                  order("c4", T0))  # fmt: skip
+        panel.update_snapshot(replace(s1, seq=2, orders=orders))
+        await pilot.pause()
+        assert keys(panel) == ["c4", "c3", "c1"]
+        assert "c2" not in panel.rows
+        assert cells(panel, "c3")[5] == "filled"
+        assert clear_calls.calls == 0
+
+
+async def test_venue_markup_when_shown_then_rendered_literally() -> None:
+    orders, gates, status = OrdersPanel(), GatesPanel(), StatusBar()
+    async with Harness(status, gates, orders).run_test(size=(160, 40)) as pilot:
+        s = snap(orders=(order("c1", T0, "rejected", EVIL),),
+                 gates=(gate("venue", True, EVIL),), kill_switch=True, kill_reason=EVIL)  # fmt: skip
+        for w in (orders, gates, status):
+            w.update_snapshot(s)
+        await pilot.pause()
+        assert orders.get_cell("c1", "reason").plain == EVIL
+        assert gates.get_cell("venue", "reason").plain == EVIL
+        assert EVIL in status.text
+        rendered = [orders.render_line(y).text for y in range(orders.size.height)]
+        assert any("[red]boom[/red] [link=http://x]y[/link]" in line for line in rendered)
+        screen = pilot.app.export_screenshot()
+        assert "[link=http://x]" in screen.replace("&#x27;", "'")
+
+
+async def test_status_bar_when_kill_switch_armed_then_halted_and_cleared_when_disarmed() -> None:
+    bar = StatusBar()
+    async with Harness(bar).run_test(size=(120, 40)) as pilot:
+        s = snap()
+        bar.update_snapshot(s)
+        await pilot.pause()
+        assert not bar.has_class("-halted") and bar.has_class("-armed")
+        assert "TRADING ARMED" in bar.text and "kill off" in bar.text
+
+        bar.update_snapshot(replace(s, seq=2, kill_switch=True, kill_reason="operator",
+                                    armed=False))  # fmt: skip
+        await pilot.pause()
+        assert bar.has_class("-halted") and not bar.has_class("-armed")
+        assert "DISARMED" in bar.text and "KILL ARMED: operator" in bar.text
+
+        bar.update_snapshot(replace(s, seq=3))
+        await pilot.pause()
+        assert not bar.has_class("-halted")
+        bar.update_snapshot(replace(s, seq=4, safe_mode=True, armed=False))
+        assert bar.has_class("-halted") and "SAFE ON" in bar.text
+
+
+async def test_budgets_when_left_reaches_zero_then_row_flagged() -> None:
+    panel = BudgetsPanel()
+    async with Harness(panel).run_test(size=(120, 40)) as pilot:
+        s = snap()
+        panel.update_snapshot(s)
+        await pilot.pause()
+        assert cells(panel, "account:all") == ["account", "all", "10/100", "90"]
+        assert not panel.has_class("-exhausted")
+
+        budgets = (BudgetView(scope="account", key="all", used=100, limit=100),
+                   BudgetView(scope="symbol", key="BTC/USDT", used=52, limit=50))  # fmt: skip
+        panel.update_snapshot(replace(s, seq=2, budgets=budgets))
+        await pilot.pause()
+        assert cells(panel, "account:all")[3] == "0 OUT"
+        assert cells(panel, "symbol:BTC/USDT")[3] == "-2 OUT"
+        assert "reverse" in str(panel.get_cell("account:all", "left").style)
+        assert panel.has_class("-exhausted")
+
+        panel.update_snapshot(s)
+        await pilot.pause()
+        assert cells(panel, "account:all")[3] == "90"
+        assert str(panel.get_cell("account:all", "left").style) in ("", "none")
+        assert not panel.has_class("-exhausted")
+
+
+def test_canary_imbalance_rule() -> None:
+    assert not canary_imbalance(model(canary_trades=4, total_trades=40))  # 10% vs 10%
+    assert canary_imbalance(model(canary_trades=10, total_trades=40))  # 25% vs 10%
+    assert not canary_imbalance(model(canary_trades=10, total_trades=19))  # too few trades
+    assert not canary_imbalance(model(canary_trades=6, total_trades=40))  # 15%: exactly 0.05
+
+
+async def test_model_panel_when_canary_unbalanced_then_flagged() -> None:
+    panel = ModelPanel()
+    async with Harness(panel).run_test(size=(120, 40)) as pilot:
+        s = snap()
+        panel.update_snapshot(s)
+        await pilot.pause()
+        text = str(panel.content)
+        assert "balanced" in text and "IMBALANCE" not in text
+        assert "4/40 = 10.0%" in text and "m-chall" in text
+        assert not panel.has_class("-imbalance")
+
+        panel.update_snapshot(replace(s, seq=2, model=model(canary_trades=10,
+                                                           psi=(("m-champ", 0.3),))))  # fmt: skip
+        await pilot.pause()
+        text = str(panel.content)
+        assert "IMBALANCE" in text and "DRIFT" in text
+        assert panel.has_class("-imbalance") and panel.has_class("-drift")
+
+
+def test_alert_overlap_finds_only_new_items() -> None:
+    assert new_items((), ("a", "b")) == ("a", "b")
+    assert new_items(("a", "b"), ("a", "b", "c")) == ("c",)
+    assert new_items(("a", "b", "c"), ("b", "c", "d", "e")) == ("d", "e")
+    assert new_items(("a", "b"), ("x",)) == ("x",)
+
+
+async def test_alerts_when_tail_slides_then_only_new_alerts_are_written() -> None:
+    panel = AlertsPanel()
+    async with Harness(panel).run_test(size=(120, 40)) as pilot:
+        s = snap(alerts=("one", EVIL))
+        panel.update_snapshot(s)
+        panel.update_snapshot(replace(s, seq=2, alerts=(EVIL, "three")))
+        await pilot.pause()
+        assert panel.written == 3
+        lines = [strip.text for strip in panel.lines]
+        assert any("[link=http://x]" in line for line in lines)
+        assert panel.has_class("-active")
+
+
+async def test_side_panels_flag_state_and_feed_sparklines() -> None:
+    feeds, recon, skew, prices, pnl, audit = (FeedsPanel(), ReconPanel(), SkewPanel(),
+                                              PriceSparklines(), PnlPanel(), AuditPanel())  # fmt: skip
+    async with Harness(feeds, recon, skew, prices, pnl, audit).run_test(size=(120, 40)) as pilot:
+        s = snap()
+        for w in (feeds, recon, skew, prices, pnl, audit):
+            w.update_snapshot(s)
+        await pilot.pause()
+        assert cells(feeds, "sim") == ["sim", "up", "1m05s", "0", "40ms"]
+        assert str(recon.content).startswith("OK 30s ago")
+        assert skew.sparkline.data == [1.0, 2.0, 3.2] and "ok" in str(skew.value.content)
+        assert sorted(prices.lines) == ["BTC/USDT", "ETH/USDT"]
+        assert pnl.pnl_line.data == [0.0, 5.0, 12.5]
+        assert keys(audit) == ["2", "1"]
+        line_before = prices.lines["BTC/USDT"]
+
+        s2 = replace(
+            s, seq=2, ts_us=T0 + 1_000_000, skew_ms=400.0, skew_history=(3.2, -400.0), pnl=-1.0,
+            feeds=(FeedView(name="sim", connected=False, uptime_s=0, reconnects=1,
+                            staleness_ms=9000.0),),
+            recon=ReconView(ts_us=T0, source="cli", duration_ms=5.0, ok=False,
+                            mismatches=(("orders", 2), ("positions", 0))),
+            price_history=(("BTC/USDT", (100.0, 101.0, 100.5, 102.0)),),
+            audit=(*s.audit, AuditView(seq=3, ts_us=T0, actor="[b]eve[/b]", kind="kill")),
+        )  # fmt: skip
+        for w in (feeds, recon, skew, prices, pnl, audit):
+            w.update_snapshot(s2)
+        await pilot.pause()
+        assert cells(feeds, "sim")[1] == "DOWN" and feeds.has_class("-stale")
+        assert "ALERT" in str(recon.content) and "orders 2" in str(recon.content)
+        assert "positions" not in str(recon.content) and recon.has_class("-alert")
+        assert skew.has_class("-warn") and "HIGH" in str(skew.value.content)
+        assert list(prices.lines) == ["BTC/USDT"] and prices.lines["BTC/USDT"] is line_before
+        assert len(prices.query("_PriceLine")) == 1
+        assert prices.lines["BTC/USDT"].sparkline.data == [100.0, 101.0, 100.5, 102.0]
+        assert pnl.has_class("-loss")
+        assert keys(audit) == ["3", "2", "1"] and cells(audit, "3")[2] == "[b]eve[/b]"
+
+
+async def test_every_widget_renders_at_80x24_and_reads_without_colour() -> None:
+    widgets = [cls() for cls in SNAPSHOT_WIDGETS]
+    app = Harness(*widgets)
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = snap()
+        s2 = replace(s, seq=2, ts_us=T0 + 2_000_000, kill_switch=True, armed=False, orders=(),
+                     symbols=(), recon=None, alerts=("a", "b"))  # fmt: skip
+        for s_i in (s, s2):
+            for w in widgets:
+                w.update_snapshot(s_i)
+            await pilot.pause()
+        assert all(w.updates >= 1 for w in widgets)
+        done = [w.updates for w in widgets]
+        for w in widgets:  # an equal snapshot again: no work anywhere
+            w.update_snapshot(replace(s2, seq=3))
+        assert [w.updates for w in widgets] == done
+        status = app.query_one(StatusBar)
+        shown = " ".join(status.render_line(y).text for y in range(status.size.height))
+        assert "DISARMED" in shown and "KILL ARMED" in shown and "safe off" in shown
+        assert status.has_class("-halted") and status.size.height == 2
+
+
+async def test_snapshot_given_before_mount_then_applied_on_mount() -> None:
+    gates, bar = GatesPanel(), StatusBar()
+    s = snap(profile="live")
+    gates.update_snapshot(snap(seq=0))
+    gates.update_snapshot(s)  # only the latest one is kept
+    bar.update_snapshot(s)
+    async with Harness(bar, gates).run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert keys(gates) == ["stale_quotes", "budget"] and gates.updates == 1
+        assert bar.has_class("-live") and bar.text.startswith("LIVE paper-sim")

@@ -1,0 +1,81 @@
+"""Formatting helpers shared by the cockpit widgets.
+
+Invariants:
+- Every string that may come from outside (venue errors, symbols, client ids, audit kinds) goes
+  through :func:`lit`, which builds a ``rich.text.Text`` without parsing markup or emoji codes,
+  so ``[bold]x[/]`` or ``[link=...]`` shows exactly as typed.
+- Styles used here are text attributes only (bold, reverse); colours come from theme variables in
+  the widgets' ``DEFAULT_CSS``, toggled with CSS classes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.text import Text
+
+FLAG_STYLE = "bold reverse"
+
+
+def lit(value: object, style: str = "") -> Text:
+    """A literal Text: never markup, never emoji codes."""
+    return Text(str(value), style=style, no_wrap=True, end="")
+
+
+def age(now_us: int, then_us: int) -> str:
+    """Compact age like '12s', '3m05s', '2h04m', '4d'; '-' when unknown."""
+    if then_us <= 0:
+        return "-"
+    s = max(0, (now_us - then_us) // 1_000_000)
+    return duration(s)
+
+
+def duration(seconds: float) -> str:
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def clock(ts_us: int) -> str:
+    """HH:MM:SS in UTC, '-' when unknown."""
+    if ts_us <= 0:
+        return "-"
+    return datetime.fromtimestamp(ts_us / 1_000_000, UTC).strftime("%H:%M:%S")
+
+
+def ms(value: float) -> str:
+    """Milliseconds; negative means 'never seen'."""
+    if value < 0:
+        return "-"
+    return f"{value:.0f}ms" if value >= 10 else f"{value:.1f}ms"
+
+
+def pct(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def money(value: float) -> str:
+    return f"{value:,.2f}"
+
+
+def signed(value: float) -> str:
+    return f"{value:+,.2f}"
+
+
+def qty(value: float) -> str:
+    return f"{value:.8g}"
+
+
+def same(a: Text, b: Text) -> bool:
+    """Text equality that also sees the base style (``Text.__eq__`` ignores it)."""
+    return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+
+
+def second_bucket(ts_us: int) -> int:
+    """Ages are shown to the second: widgets re-render ages only when this changes."""
+    return ts_us // 1_000_000

@@ -1,0 +1,36 @@
+"""AuditPanel: the last audit records (newest first) keyed by sequence number.
+
+Actor and kind are shown literally (they can carry operator-typed or venue text).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.snapshot import AuditView, EngineSnapshot
+from widgets._base import KeyedTable, Row
+from widgets._fmt import clock, lit
+
+
+class AuditPanel(KeyedTable):
+    DEFAULT_CSS = """
+    AuditPanel { border: round $panel; height: 1fr; min-height: 5; }
+    """
+    TITLE = "Audit"
+    COLUMNS = (("seq", "seq"), ("time", "time"), ("actor", "actor"), ("kind", "kind"))
+
+    def __init__(self, *, max_rows: int = 100, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_rows = max_rows
+
+    def select(self, snap: EngineSnapshot) -> Any:
+        return snap.audit
+
+    def apply(self, part: Any) -> None:
+        audit: tuple[AuditView, ...] = part
+        newest = sorted(audit, key=lambda a: a.seq, reverse=True)[: self.max_rows]
+        self.sync([self._row(a) for a in newest])
+
+    @staticmethod
+    def _row(a: AuditView) -> Row:
+        return str(a.seq), (lit(a.seq), lit(clock(a.ts_us)), lit(a.actor), lit(a.kind))

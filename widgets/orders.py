@@ -1,0 +1,55 @@
+"""OrdersPanel: the last orders (newest first) keyed by client order id.
+
+Rows update in place as an order's status / fill changes and disappear when the order leaves the
+snapshot's bounded list. The venue's reason is shown literally. Rejected / errored orders are
+flagged (bold reverse).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.snapshot import EngineSnapshot, OrderView
+from widgets._base import KeyedTable, Row
+from widgets._fmt import FLAG_STYLE, clock, lit, qty
+
+BAD_STATUSES = frozenset({"rejected", "error", "unknown", "never_sent", "failed"})
+
+
+class OrdersPanel(KeyedTable):
+    DEFAULT_CSS = """
+    OrdersPanel { border: round $panel; height: 1fr; min-height: 5; }
+    """
+    TITLE = "Orders"
+    COLUMNS = (
+        ("id", "client id"),
+        ("symbol", "symbol"),
+        ("side", "side"),
+        ("qty", "qty"),
+        ("filled", "filled"),
+        ("status", "status"),
+        ("reason", "reason"),
+        ("time", "updated"),
+    )
+
+    def select(self, snap: EngineSnapshot) -> Any:
+        return snap.orders
+
+    def apply(self, part: Any) -> None:
+        orders: tuple[OrderView, ...] = part
+        ordered = sorted(orders, key=lambda o: o.updated_us, reverse=True)
+        self.sync([self._row(o) for o in ordered])
+
+    @staticmethod
+    def _row(o: OrderView) -> Row:
+        style = FLAG_STYLE if o.status in BAD_STATUSES else ""
+        return o.client_order_id, (
+            lit(o.client_order_id),
+            lit(o.symbol),
+            lit(o.side),
+            lit(qty(o.qty)),
+            lit(qty(o.filled)),
+            lit(o.status, style),
+            lit(o.reason or "-"),
+            lit(clock(o.updated_us)),
+        )
