@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 from concurrent.futures import Future
 from typing import Any
@@ -90,6 +91,7 @@ class CockpitApp(App[None]):
         self.engine_lost = False
         self.passes = 0
         self._panels: list[Any] = []
+        self.hangup = False
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -125,7 +127,15 @@ class CockpitApp(App[None]):
         self._pull()
 
     def _on_hangup(self) -> None:
-        self.exit(message="SIGHUP")
+        """SSH drop / tmux kill. The terminal is gone, and Textual's own teardown can block on
+        it (its output queue never drains), so the engine is stopped cleanly first — in-flight
+        orders answered, rows committed, final textfile, ``shutdown`` audit row, DB closed —
+        and then the process leaves without waiting on the dead terminal."""
+        self.hangup = True
+        try:
+            self.host.stop("SIGHUP")
+        finally:
+            os._exit(0)
 
     # --- the bridge ---------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import sys
 from pathlib import Path
@@ -158,9 +159,17 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
     try:
         app = CockpitApp(host, role=args.role)
         app.run()
-        if app.return_code not in (None, 0):
+        if app.hangup:
+            reason = "SIGHUP"
+        elif app.return_code not in (None, 0):
             reason = f"cockpit UI failed (exit {app.return_code})"
             host.arm_kill_switch_now(reason)  # the UI is gone: never trade unseen
+    except OSError as exc:
+        if exc.errno not in (errno.EIO, errno.EPIPE, errno.ENXIO):
+            reason = f"cockpit UI failed: {type(exc).__name__}: {exc}"
+            host.arm_kill_switch_now(reason)
+            raise
+        reason = "SIGHUP (terminal gone)"  # SSH drop / tmux kill: a clean stop, not a UI fault
     except BaseException as exc:
         reason = f"cockpit UI failed: {type(exc).__name__}: {exc}"
         host.arm_kill_switch_now(reason)

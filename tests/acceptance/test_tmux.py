@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def wait_screen(session: str, needle: str, timeout: float = 40.0) -> str:
 
 
 def test_cockpit_in_tmux_when_ctrl_k_y_then_no_order_after(tmp_path: Path) -> None:
-    session = f"ck{int(time.time() * 1000) % 100000}"
+    session = f"ck-{uuid.uuid4().hex[:10]}"
     d = tmp_path / "d"
     prof = tmp_path / "fast.toml"
     prof.write_text('kind = "paper"\nvenue = "paper"\n[models]\ndecision_interval_ms = 150.0\n'
@@ -47,7 +48,8 @@ def test_cockpit_in_tmux_when_ctrl_k_y_then_no_order_after(tmp_path: Path) -> No
     cmd = f"cd {ROOT} && {PY} -m cockpit --profile {prof} --data-dir {d}; sleep 60"
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd)
     try:
-        text = wait_screen(session, "Reconciliation")
+        wait_screen(session, "Reconciliation")
+        text = wait_screen(session, "KILL")  # the footer is drawn last
         for panel in ("Gates", "Budgets", "Clock skew", "Reconciliation", "KILL"):
             assert panel in text, text
         deadline = time.monotonic() + 30
@@ -78,3 +80,34 @@ def test_cockpit_in_tmux_when_ctrl_k_y_then_no_order_after(tmp_path: Path) -> No
     verify = subprocess.run([PY, "-m", "cockpit", "audit", "verify", "--data-dir", str(d)],
                             cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_cockpit_when_tmux_session_killed_then_clean_shutdown_not_a_crash(tmp_path: Path) -> None:
+    session = f"hup-{uuid.uuid4().hex[:10]}"
+    d = tmp_path / "d"
+    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+         f"cd {ROOT} && {PY} -m cockpit --data-dir {d}")  # fmt: skip
+    try:
+        wait_screen(session, "KILL")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    deadline = time.monotonic() + 30
+    while (d / "engine.lock").exists() and time.monotonic() < deadline:
+        try:
+            call(d, "status", timeout_s=1)
+        except Exception:  # noqa: BLE001 - gone: the engine has stopped
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    import duckdb
+
+    con = duckdb.connect(str(d / "cockpit.duckdb"), read_only=True)
+    try:
+        kind, payload = con.execute(
+            "SELECT kind, payload FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()  # fmt: skip
+        ks = con.execute("SELECT value FROM engine_state WHERE key='kill_switch'").fetchone()
+    finally:
+        con.close()
+    assert kind == "shutdown" and "SIGHUP" in payload, payload
+    assert ks is None or ks[0] == "0"  # a hangup is not a UI fault: no kill switch
+    assert (d / "metrics" / "metrics.prom").exists()
