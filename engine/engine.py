@@ -15,6 +15,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -125,6 +126,9 @@ class Engine:
         self.halted_reason = ""
         self.recent_slippage: deque[float] = deque(maxlen=500)
         self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
+        # tick -> venue submit latency (µs) when the feed stamps when each tick was due
+        self.tick_due_ns = 0
+        self.tick_to_submit_us: deque[int] = deque(maxlen=200_000)
         self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
         self.audit_tail: deque[Any] = deque(maxlen=30)
         self.recent_latency_ms: deque[float] = deque(maxlen=500)
@@ -298,6 +302,8 @@ class Engine:
         if self.log_orders:
             log.info("order submitted %s %s %s %s", cid, cmd.symbol, cmd.side, ctx.qty_e8 / SCALE)
         self.venue.submit(order)
+        if self.tick_due_ns:
+            self.tick_to_submit_us.append((time.monotonic_ns() - self.tick_due_ns) // 1000)
         return CommandResult(ok=True, message="submitted", ref=cid)
 
     def _deny(self, cmd: SubmitOrder, gate: str, reason: str, now: int) -> CommandResult:

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,14 @@ async def _feed(booted: Booted, cfg: Config, clock: RealClock) -> None:
     interval = 1.0 / cfg.sim.ticks_per_second
     t0 = time.monotonic()
     steps = 0
+    t0_ns = time.monotonic_ns()
+    interval_ns = int(interval * 1e9)
     while True:
         due = int((time.monotonic() - t0) / interval) + 1
         while steps < due:
             steps += 1
             now_ns = clock.now_ns()
+            engine.tick_due_ns = t0_ns + (steps - 1) * interval_ns  # when this tick was due
             for tick in sim.step():
                 if isinstance(tick, QuoteTick):
                     engine.on_quote(tick.symbol, tick.bid_e8, tick.ask_e8, tick.bid_size_e8,
@@ -122,6 +126,21 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
     async def status(args: dict[str, Any]) -> Any:
         return engine.snapshot()
 
+    async def bench_stats(args: dict[str, Any]) -> Any:
+        def pct(values: Any, q: float) -> float:
+            v = sorted(values)
+            return float(v[min(len(v) - 1, int(len(v) * q))]) if v else 0.0
+
+        lat = list(engine.tick_to_submit_us)
+        lag = list(getattr(booted, "lag_us", ()))
+        if args.get("reset"):
+            engine.tick_to_submit_us.clear()
+            getattr(booted, "lag_us", deque()).clear()
+        return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
+                "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
+                "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
+                "ticks": engine.ticks}  # fmt: skip
+
     async def ack_orphans(args: dict[str, Any]) -> Any:
         res = engine.acknowledge_orphans(str(args.get("symbol", "")), "operator",
                                          str(args.get("reason", "")))  # fmt: skip
@@ -130,7 +149,8 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
         return {"message": res.message}
 
     return {"reconcile": reconcile, "healthcheck": healthcheck, "audit_verify": audit_verify,
-            "backup": backup, "status": status, "ack_orphans": ack_orphans}  # fmt: skip
+            "backup": backup, "status": status, "ack_orphans": ack_orphans,
+            "bench_stats": bench_stats}  # fmt: skip
 
 
 async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> dict[str, Any]:
@@ -193,6 +213,7 @@ class EngineRuntime:
         self.control: ControlServer | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.extra_refresh: list[Callable[[], None]] = []
+        self.lag_us: deque[int] = deque(maxlen=200_000)
         self._stopped = False
 
     @property
@@ -218,6 +239,7 @@ class EngineRuntime:
                                 ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
                                 db=booted.query)  # fmt: skip
         booted.reconciler = reconciler
+        booted.lag_us = self.lag_us  # type: ignore[attr-defined]
         report = await reconciler.run("startup")
         booted.rehydrated = report["mismatches"]
         self.refresh()
@@ -233,12 +255,20 @@ class EngineRuntime:
             asyncio.create_task(_every(1.0, self.refresh)),
             asyncio.create_task(_every(cfg.metrics.interval_s, booted.write_metrics)),
             asyncio.create_task(_every(5.0, lambda: _status(booted))),
+            asyncio.create_task(self._loop_lag()),
             asyncio.create_task(_periodic(cfg.oms.reconcile_interval_s,
                                           lambda: reconciler.run("periodic"), "reconcile")),
             asyncio.create_task(_periodic(1.0, lambda: reconciler.confirm_timeouts(
                 cfg.oms.confirm_timeout_ms), "confirm timeouts")),
         ]  # fmt: skip
         log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
+
+    async def _loop_lag(self, period_s: float = 0.01) -> None:
+        """How late the engine loop wakes up (GIL, GC pauses, long callbacks), in µs."""
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(period_s)
+            self.lag_us.append(int((time.perf_counter() - t - period_s) * 1e6))
 
     def refresh(self) -> None:
         engine, wiring, clock = self.engine, self.wiring, self.clock

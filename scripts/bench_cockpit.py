@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Benchmark: workloads 2 (latency under the cockpit) and 5 (start-up) of PERFORMANCE.md.
+
+The real cockpit runs in tmux (120x40, every panel at its default 4 Hz refresh) on the paper
+profile with the embedded simulator at --tps ticks/s spread over --symbols symbols. The engine
+stamps each tick with the time it was due and measures tick → venue submit; a 10 ms ticker measures
+its own loop lag; CPU and RSS come from /proc. Start-up = process spawn to the first full frame
+(the footer drawn). Runs the GC policy on (default) and off to show its effect.
+
+Prints one JSON line. Goals: p99 ≤ 5 ms, loop-lag p99 ≤ 10 ms, bounded memory, first frame ≤ 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from engine.control import call  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _profile(symbols: int, tps: float) -> str:
+    syms = ", ".join(f'"S{i:02d}/USDT"' for i in range(1, symbols + 1))
+    return f"""kind = "paper"
+venue = "paper"
+symbols = [{syms}]
+[risk]
+dupe_intent_window_ms = 0.0
+max_open_positions = {symbols}
+max_trades_per_day = 10000000
+budget_orders_per_day_strategy = 10000000
+budget_orders_per_day_symbol = 10000000
+budget_orders_per_day_account = 10000000
+[models]
+decision_interval_ms = 250.0
+prob_min = 0.5
+min_expected_return = 0.0
+risk_max = 50.0
+[sim]
+ticks_per_second = {tps / symbols}
+"""
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TCK
+
+
+def _rss_mib(pid: int) -> float:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
+
+
+def _screen(session: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True,
+                          text=True).stdout  # fmt: skip
+
+
+def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
+    d = work / f"d-{gc_policy}"
+    prof = work / "bench.toml"
+    prof.write_text(_profile(args.symbols, args.tps))
+    session = f"bench-{uuid.uuid4().hex[:8]}"
+    cmd = (f"cd {ROOT} && COCKPIT_GC_POLICY={gc_policy} {sys.executable} -m cockpit "
+           f"--profile {prof} --data-dir {d}")  # fmt: skip
+    t0 = time.monotonic()
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd],
+                   check=True)  # fmt: skip
+    try:
+        first_frame = None
+        while time.monotonic() - t0 < 60:
+            if "KILL" in _screen(session) and "Gates" in _screen(session):
+                first_frame = time.monotonic() - t0
+                break
+            time.sleep(0.02)
+        pid = int((d / "engine.lock").read_text().strip())
+        time.sleep(args.warmup)
+        call(d, "bench_stats", {"reset": True})
+        cpu0, w0, rss0 = _cpu_s(pid), time.monotonic(), _rss_mib(pid)
+        rss_samples = [rss0]
+        while time.monotonic() - w0 < args.duration:
+            time.sleep(min(10.0, args.duration / 6))
+            rss_samples.append(_rss_mib(pid))
+        stats = call(d, "bench_stats")
+        cpu = (_cpu_s(pid) - cpu0) / (time.monotonic() - w0)
+        rss1 = _rss_mib(pid)
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False)
+        time.sleep(0.5)
+        if "OPEN ORDERS" in _screen(session):
+            subprocess.run(["tmux", "send-keys", "-t", session, "y"], check=False)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    return {
+        "gc_policy": gc_policy,
+        "first_frame_s": round(first_frame, 3) if first_frame else None,
+        "orders_measured": stats["orders"],
+        "orders_per_s": round(stats["orders"] / args.duration, 1),
+        "ticks_per_s": args.tps,
+        "tick_to_submit_ms_p50": stats["tick_to_submit_us_p50"] / 1000,
+        "tick_to_submit_ms_p99": stats["tick_to_submit_us_p99"] / 1000,
+        "tick_to_submit_ms_max": stats["tick_to_submit_us_max"] / 1000,
+        "loop_lag_ms_p99": stats["loop_lag_us_p99"] / 1000,
+        "loop_lag_ms_max": stats["loop_lag_us_max"] / 1000,
+        "cpu_cores": round(cpu, 3),
+        "rss_mib_start": round(rss0, 1),
+        "rss_mib_end": round(rss1, 1),
+        "rss_growth_mib": round(rss1 - rss0, 1),
+        "rss_mib_max": round(max(rss_samples + [rss1]), 1),
+        "duration_s": args.duration,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=float, default=600.0, help="measured seconds per variant")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--tps", type=float, default=2000.0, help="ticks per second, all symbols")
+    ap.add_argument("--symbols", type=int, default=20)
+    ap.add_argument("--variants", default="on,off", help="GC policy variants to run")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="benchcockpit-") as tmp:
+        results = [run_variant(v, args, Path(tmp)) for v in args.variants.split(",")]
+    print(json.dumps({"results": results, "goals": {"tick_to_submit_ms_p99": 5,
+                                                    "loop_lag_ms_p99": 10,
+                                                    "first_frame_s": 1.5}}))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
