@@ -1,6 +1,7 @@
-"""The ccxt URL-override recipe (VENUE.md §2) for any Binance-compatible base URLs.
+"""The ccxt recipe (VENUE.md §2) for Binance-compatible venues: URL override and options.
 
-Its own tiny module so the engine can build URLs without importing the venue simulator.
+Its own tiny module so the engine and the venue simulator share one recipe without the engine
+importing the simulator.
 """
 
 from __future__ import annotations
@@ -20,4 +21,17 @@ def binance_urls(http: str, ws: str) -> dict[str, Any]:
             "margin": f"{ws}/ws",
             "ws-api": {"spot": f"{ws}/ws-api/v3"},
         },
+    }
+
+
+def ccxt_options(recv_window_ms: int = 5000) -> dict[str, Any]:
+    """Options that keep ccxt off sapi/fapi endpoints (the offline breakers of VENUE.md §2)."""
+    return {
+        "defaultType": "spot",
+        "fetchMarkets": {"types": ["spot"]},
+        "fetchCurrencies": False,
+        "fetchMargins": False,
+        "adjustForTimeDifference": False,
+        "recvWindow": recv_window_ms,
+        "fetchOpenOrders": {"warnWithoutSymbol": False},
     }

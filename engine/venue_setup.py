@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 import ccxt.pro as ccxtpro
 
-from engine.binance_urls import binance_urls
+from engine.binance_urls import binance_urls, ccxt_options
 from engine.ccxt_venue import CcxtVenue
 from engine.clock import Clock
 from engine.config import Config, ConfigError
@@ -132,15 +132,7 @@ def make_exchange(cfg: Config, guard: EgressGuard, *, api_key: str, secret: str,
             "enableRateLimit": throttle,
             "timeout": cfg.exchange.timeout_ms,
             "session": guard.session(),
-            "options": {
-                "defaultType": "spot",
-                "fetchMarkets": {"types": ["spot"]},
-                "fetchCurrencies": False,
-                "fetchMargins": False,
-                "adjustForTimeDifference": False,
-                "recvWindow": cfg.exchange.recv_window_ms,
-                "fetchOpenOrders": {"warnWithoutSymbol": False},
-            },
+            "options": ccxt_options(cfg.exchange.recv_window_ms),
         }
     )
     # newUpdates=True returns only frames that arrive while a watch call is pending: a burst of

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.binance_urls import binance_urls
+from engine.binance_urls import binance_urls, ccxt_options
 from engine.venuesim.venue import LOOPBACK, VenueSim
 
 
@@ -32,14 +32,7 @@ def ccxt_config(
         "secret": secret,
         "enableRateLimit": True,
         "timeout": timeout_ms,
-        "options": {
-            "defaultType": "spot",
-            "fetchMarkets": {"types": ["spot"]},
-            "fetchCurrencies": False,
-            "fetchMargins": False,
-            "adjustForTimeDifference": False,
-            "recvWindow": 5000,
-        },
+        "options": ccxt_options(5000),
     }
 
 
