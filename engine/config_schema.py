@@ -116,6 +116,10 @@ _MODEL_ID = r"[A-Za-z0-9_.-]+"
 
 @dataclass(frozen=True, slots=True)
 class ModelsConfig:
+    strategy: str = _f("models", "Decision source: models (champion/challenger) or alternating "
+                       "(benchmark workload: an order every N ticks)",
+                       choices=("models", "alternating"))  # fmt: skip
+    alternating_every_ticks: int = _f(50, "alternating: ticks between orders", rng="> 0")
     champion: str = _f("trend_v1", "Champion model id", pattern=_MODEL_ID)
     challenger: str = _f("meanrev_v1", "Challenger (canary) model id", pattern=_MODEL_ID)
     canary_share: float = _f(

@@ -228,7 +228,10 @@ class EngineRuntime:
         try:
             venue = await wiring.connect() if wiring is not None else None
             self.booted = booted = boot(cfg, self.data_dir, clock=clock,
-                                        call_later=loop.call_later, lock=self.lock, venue=venue)  # fmt: skip
+                                        call_later=loop.call_later, lock=self.lock, venue=venue,
+                                        strategy="bench" if cfg.models.strategy == "alternating"
+                                        else "models",
+                                        bench_every=cfg.models.alternating_every_ticks)  # fmt: skip
         except BaseException:
             if wiring is not None:
                 await wiring.close()

@@ -44,6 +44,12 @@ budget_orders_per_day_strategy = 10000000
 budget_orders_per_day_symbol = 10000000
 budget_orders_per_day_account = 10000000
 [models]
+# the built-in reference was trained at 20 ticks/s per symbol; at 100/s per-tick features shift
+# and the drift gate (rightly) stops trading, which would leave no order path to measure
+strategy = "alternating"   # workload 2: an order path every 50 ticks
+alternating_every_ticks = 50
+psi_halve = 999.0
+psi_block = 1000.0
 decision_interval_ms = 250.0
 prob_min = 0.5
 min_expected_return = 0.0
