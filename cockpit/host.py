@@ -145,6 +145,15 @@ class EngineHost:
 
         rt = self.runtime
         secret = load_totp_secret(rt.data_dir)
+        enrolled_before = rt.engine._state_cache.get("totp_enrolled") == "1"
+        if secret is None and enrolled_before:
+            raise RuntimeError(
+                f"2FA was enrolled for {rt.data_dir} but its secret is gone "
+                f"({rt.data_dir / 'secrets' / 'keyring.enc'}): restore the keystore or re-enroll "
+                "with `cockpit totp enroll --force`; refusing to run without 2FA"
+            )
+        if secret is not None and not enrolled_before:
+            rt.engine._set_state("totp_enrolled", "1")  # from now on its absence is an error
         raw = rt.engine._state_cache.get("totp_state")
         return TotpGuard(secret, state=json.loads(raw) if raw else None)
 

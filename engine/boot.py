@@ -288,6 +288,8 @@ def boot(
         )
         assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
         engine._state_cache = state
+        if state.get("acked_orphans"):
+            engine.acked_orphans = set(msgspec.json.decode(state["acked_orphans"]))
         engine.last_fill_ms = last_fill_ms
         engine.base_fees_e8 = base_fees
         if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill

@@ -138,6 +138,8 @@ class Engine:
         self._baseline: dict[str, int] | None = None
         self._state_cache: dict[str, str] = {}  # engine_state rows read at boot
         self.last_fill_ms: dict[str, int] = {}  # per symbol, from the DB at boot
+        self.orphan_keys: dict[str, set[str]] = {}  # symbol -> foreign venue orders blocking it
+        self.acked_orphans: set[str] = set()  # acknowledged by an operator (persisted)
         self.unmatched_fills: dict[str, VenueFill] = {}  # trade id -> fill of an unknown order
         self.base_fees_e8: dict[str, int] = {}  # commissions paid in the base asset, per symbol
         self.metrics_recovered = metrics.outbox_recovered

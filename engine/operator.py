@@ -108,7 +108,11 @@ def acknowledge_orphans(e: Engine, symbol: str, actor: str, reason: str = "") ->
     if "orphan" not in why:
         return CommandResult(ok=False, message=f"{symbol}: no orphan block to acknowledge")
     del e.market_blocked[symbol]
-    e._audit(actor, "orphans_acknowledged", {"symbol": symbol, "reason": reason, "was": why})
+    keys = sorted(e.orphan_keys.pop(symbol, set()))
+    e.acked_orphans.update(keys)  # these stay acknowledged across restarts; new ones block again
+    e._set_state("acked_orphans", msgspec.json.encode(sorted(e.acked_orphans)).decode())
+    e._audit(actor, "orphans_acknowledged", {"symbol": symbol, "reason": reason, "was": why,
+                                             "orders": keys})  # fmt: skip
     e.gates.refresh(e.clock.now_us())
     return CommandResult(ok=True, message=f"{symbol}: orphan acknowledged, trading allowed")
 

@@ -89,8 +89,9 @@ class Reconciler:
             elif v.client_order_id.startswith(self.prefix):
                 self._adopt_missing(v)
                 note("missing_in_db", v.symbol, v.client_order_id, "adopted")
-            elif key not in self.external:
+            elif key not in self.external and key not in e.acked_orphans:
                 self.external[key] = v
+                e.orphan_keys.setdefault(v.symbol, set()).add(key)
                 e.market_blocked[v.symbol] = (
                     f"{v.symbol}: orphan venue order {v.client_order_id or v.venue_order_id} "
                     "(foreign id): acknowledge to trade"

@@ -201,3 +201,16 @@ async def test_quit_when_open_orders_then_asks_first(make_host):
         await pilot.press("n")
         await pilot.pause(0.2)
         assert app.is_running
+
+
+def test_start_when_2fa_was_enrolled_but_keystore_gone_then_refuses(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    cfg = load_config("paper", env={}, overrides=FAST)
+    host = EngineHost(cfg, d, acquire(d))
+    host.start()
+    host.runtime.engine._set_state("totp_enrolled", "1")  # as after an enrolled session
+    host.stop("test")
+    again = EngineHost(cfg, d, acquire(d))
+    with pytest.raises(RuntimeError, match="2FA was enrolled"):
+        again.start()
+    again.stop("test")

@@ -49,8 +49,9 @@ async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts
     assert not e.acknowledge_orphans("SOL/USDT", "op").ok  # nothing to acknowledge there
     assert e.acknowledge_orphans("ETH/USDT", "op", "human order, known").ok
     assert e.submit(order(e, "ETH/USDT")).ok
-    again = await Reconciler(e, grace_s=0.2).run("periodic")
-    assert "ETH/USDT" not in e.market_blocked or again["mismatches"]["orphan"] == 1
+    again = await Reconciler(e, grace_s=0.2).run("periodic")  # a fresh reconciler (a restart)
+    assert "ETH/USDT" not in e.market_blocked and again["mismatches"]["orphan"] == 0
+    assert "acked_orphans" in e.batch.upsert["engine_state"]  # persisted with the next flush
 
 
 async def test_reconcile_when_venue_canceled_behind_our_back_then_status_adopted(rig_factory):
