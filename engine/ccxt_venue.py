@@ -29,30 +29,16 @@ from typing import Any
 
 import ccxt.async_support as ccxt_async
 
-from engine import crashpoints
+from engine import ccxt_views, crashpoints
+from engine.ccxt_views import STATUS
+from engine.ccxt_views import e8 as _e8
+from engine.ccxt_views import fee_asset as _asset
 from engine.clock import Clock
 from engine.events import VenueFill, VenueOrderUpdate
-from engine.units import SCALE, to_e8
+from engine.units import SCALE
 from engine.venue import OrderRequest, VenueOrderView, VenueSink
 
 log = logging.getLogger("engine.ccxt")
-
-STATUS = {
-    "NEW": "accepted",
-    "PENDING_NEW": "accepted",
-    "PARTIALLY_FILLED": "partially_filled",
-    "FILLED": "filled",
-    "CANCELED": "canceled",
-    "PENDING_CANCEL": "accepted",
-    "REJECTED": "rejected",
-    "EXPIRED": "expired",
-    "EXPIRED_IN_MATCH": "expired",
-}
-_TERMINAL_VENUE = frozenset({"filled", "canceled", "rejected", "expired"})
-
-
-def _e8(x: Any) -> int:
-    return to_e8(Decimal(str(x))) if x not in (None, "") else 0
 
 
 class CcxtVenue:
@@ -385,61 +371,16 @@ class CcxtVenue:
         finally:
             self._cancels_waiting -= 1
 
-    # --- reconciliation views -----------------------------------------------------------------
+    # --- reconciliation views (bodies in engine/ccxt_views.py) --------------------------------
 
     async def fetch_open(self, symbol: str) -> list[VenueOrderView]:
-        await self._wait_backoff(cancel=True)
-        out = []
-        for o in await self.ex.fetch_open_orders(symbol):
-            info = o["info"]
-            cid = str(info.get("clientOrderId") or "")
-            void = str(info.get("orderId", ""))
-            if cid and void:
-                self.venue_to_cid.setdefault(void, cid)
-            out.append(VenueOrderView(cid, void, symbol, str(info.get("side", "")).lower(),
-                                      str(info.get("type", "")).lower(),
-                                      STATUS.get(str(info.get("status")), "accepted"),
-                                      _e8(info.get("origQty")), _e8(info.get("executedQty")),
-                                      _e8(info.get("price"))))  # fmt: skip
-        return out
+        return await ccxt_views.fetch_open(self, symbol)
 
     async def fetch_fills(self, symbol: str, since_ms: int | None) -> list[VenueFill]:
-        """Our trades since ``since_ms`` (client ids resolved through the order they belong to)."""
-        await self._wait_backoff(cancel=True)
-        out = []
-        for t in await self.ex.fetch_my_trades(symbol, since_ms, 1000):
-            void = str(t["info"].get("orderId", t.get("order", "")))
-            cid = self.venue_to_cid.get(void)
-            if cid is None:
-                try:
-                    o = await self.ex.fetch_order(void, symbol)
-                    cid = str(o["info"].get("clientOrderId") or "")
-                except ccxt_async.OrderNotFound:
-                    cid = ""
-                self.venue_to_cid[void] = cid
-            fee = t.get("fee") or {}
-            price_e8 = _e8(t["price"])
-            fee_e8 = _e8(fee.get("cost"))
-            base, quote = symbol.split("/")
-            asset = _asset(self.ex, fee.get("currency"))
-            fee_base = 0
-            if asset == base:
-                fee_base = fee_e8
-                fee_e8 = fee_e8 * price_e8 // SCALE
-            elif asset not in (quote, ""):
-                fee_e8 = 0
-            out.append(VenueFill(client_order_id=cid, venue_order_id=void, trade_id=str(t["id"]),
-                                 symbol=symbol, side=t["side"], qty_e8=_e8(t["amount"]),
-                                 price_e8=price_e8, fee_e8=fee_e8,
-                                 liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
-                                 ts_us=int(t["timestamp"]) * 1000,
-                                 fee_base_e8=fee_base))  # fmt: skip
-        return out
+        return await ccxt_views.fetch_fills(self, symbol, since_ms)
 
     async def fetch_balances(self) -> dict[str, int] | None:
-        await self._wait_backoff(cancel=True)
-        bal = await self.ex.fetch_balance()
-        return {a: _e8(v) for a, v in (bal.get("total") or {}).items() if v is not None}
+        return await ccxt_views.fetch_balances(self)
 
     # --- user stream handlers and catch-up ------------------------------------------------
 
@@ -506,12 +447,3 @@ class CcxtVenue:
                 self.on_ws_trade(t)
                 n += 1
         return n
-
-
-def _asset(ex: Any, currency: Any) -> str:
-    if not currency:
-        return ""
-    try:
-        return str(ex.currency(currency)["id"])
-    except Exception:  # noqa: BLE001 - currencies are not loaded offline (fetchCurrencies off)
-        return str(currency)

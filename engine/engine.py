@@ -8,8 +8,8 @@ Invariants:
 - Everything here runs on the engine's event-loop thread; nothing blocks on I/O except the
   fsynced intent journal for venues outside the process (durable before send).
 - Rows for DuckDB accumulate in ``self.batch`` and leave via ``flush`` to the single writer.
-- An invariant violation (overfill, a fill for an order we never sent, a DB write failure) arms the
-  kill switch with a loud reason and keeps the process alive.
+- An invariant violation (overfill, a DB write failure) arms the kill switch loudly and keeps the
+  process alive. A fill for an order not in memory waits for the reconciler (checked vs the DB).
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ from engine.units import SCALE
 from engine.venue import VenuePort
 
 log = logging.getLogger("engine")
+
+MAX_ORDERS_IN_MEMORY = 20_000
 
 
 class Strategy(Protocol):
@@ -434,7 +436,20 @@ class Engine:
 
     def flush(self) -> int:
         """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
-        return telemetry.flush_rows(self)
+        n = telemetry.flush_rows(self)
+        if len(self.orders) > MAX_ORDERS_IN_MEMORY:
+            self._prune_orders()
+        return n
+
+    def _prune_orders(self) -> None:
+        """Bounded memory: forget the oldest closed orders (already handed to the writer); a late
+        fill for one is settled against the DB by the reconciler, never applied blind."""
+        target = MAX_ORDERS_IN_MEMORY * 4 // 5
+        for cid in list(self.orders):
+            if len(self.orders) <= target:
+                break
+            if self.orders[cid].status in oms.TERMINAL and cid not in self._dirty_orders:
+                del self.orders[cid]
 
     # --- operator / safety commands (bodies in engine/operator.py) -----------------------
 

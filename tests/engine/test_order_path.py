@@ -288,3 +288,27 @@ def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_
     o = b2.engine.orders[res.ref]
     assert o.status == oms.NEVER_SENT and res.ref not in b2.engine.venue.orders
     assert not b2.engine.open_orders
+
+
+def test_flush_when_many_closed_orders_then_memory_bounded_and_late_fill_not_applied_blind(
+    make_booted, monkeypatch
+):
+    import engine.engine as engine_mod
+    from engine.events import VenueFill
+
+    monkeypatch.setattr(engine_mod, "MAX_ORDERS_IN_MEMORY", 10)
+    b = make_booted({"oms.order_type": "market"})
+    e = b.engine
+    feed_all(e)
+    first = None
+    for i in range(30):
+        res = submit(b, side="buy" if i % 2 else "sell", qty="0.001")
+        first = first or res.ref
+        e.flush()
+    assert len(e.orders) <= 10 and first not in e.orders
+    before = e.positions["BTC/USDT"].qty_e8
+    e.on_venue_fill(VenueFill(client_order_id=first, venue_order_id="1", trade_id="late-1",
+                              symbol="BTC/USDT", side="buy", qty_e8=1000, price_e8=to_e8(65000),
+                              fee_e8=0, liquidity="taker", ts_us=e.clock.now_us()))  # fmt: skip
+    assert "late-1" in e.unmatched_fills and not e.halted_reason
+    assert e.positions["BTC/USDT"].qty_e8 == before
