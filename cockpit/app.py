@@ -20,7 +20,7 @@ import signal
 from concurrent.futures import Future
 from typing import Any
 
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
@@ -141,13 +141,17 @@ class CockpitApp(App[None]):
 
     def _pull(self) -> None:
         try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # the app is shutting down: the bridge stops with it (no re-arm)
+        try:
             if not self.host.alive and not self.engine_lost:
                 self.engine_lost = True
                 self.query_one(StatusBar).set_class(True, "-halted")
                 self.push_screen(NoticeScreen(
                     f"ENGINE STOPPED: {self.host.error or 'thread ended'}\\n"
                     "Trading is halted (kill switch armed). Restart the cockpit."))  # fmt: skip
-            elif not isinstance(self.screen, ModalLike):
+            elif not isinstance(screen, ModalLike):
                 snap = self.host.snapshot
                 if snap is not None and snap.seq != self.last_seq:
                     self.last_seq = snap.seq
