@@ -35,6 +35,8 @@ from typing import NamedTuple
 import duckdb
 import msgspec
 
+from engine.fsutil import fsync_dir, write_private_atomic
+
 GENESIS = "0" * 64
 KEY_ENV = "COCKPIT_AUDIT_KEY"
 KEY_BYTES = 32
@@ -284,14 +286,6 @@ def tail_state(db_conn: duckdb.DuckDBPyConnection) -> tuple[int, str]:
 # --- key --------------------------------------------------------------------------------------
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _check_private(path: Path, allowed: int) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & ~allowed & 0o077:
@@ -342,7 +336,7 @@ def load_or_create_key(data_dir: Path, env: Mapping[str, str] | None = None) -> 
             except OSError:
                 # Filesystem without hard links: still atomic, last writer wins.
                 os.replace(tmp, path)
-            _fsync_dir(sdir)
+            fsync_dir(sdir)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -390,20 +384,4 @@ class HeadFile:
     def write(self, seq: int, hash: str) -> None:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        body = json.dumps({"seq": seq, "hash": hash}).encode() + b"\n"
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, body)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, self.path)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        # The rename itself must survive a crash, or the head could silently revert.
-        _fsync_dir(directory)
+        write_private_atomic(self.path, json.dumps({"seq": seq, "hash": hash}).encode() + b"\n")

@@ -33,7 +33,6 @@ import fcntl
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,8 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 from keyring.errors import PasswordDeleteError
+
+from engine.fsutil import write_private_atomic
 
 KEY_ENV = "COCKPIT_KEYRING_KEY"
 CREDENTIAL_NAME = "cockpit-keyring-key"
@@ -214,25 +215,8 @@ class EncryptedFileKeyring(KeyringBackend):
         self._write_token(self._fernet.encrypt(json.dumps(doc, sort_keys=True).encode("utf-8")))
 
     def _write_token(self, token: bytes) -> None:
-        d = self._ensure_dir()
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{FILE_NAME}.", suffix=".tmp")  # 0600
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, token)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, self._path)
-            dfd = os.open(d, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        self._ensure_dir()
+        write_private_atomic(self._path, token)
 
     def _rotate(self, new_key: Fernet) -> None:
         keys = [new_key, *self._keys]
