@@ -79,6 +79,9 @@ class EngineHost:
         loop = self.loop
         if loop is None or not self._thread.is_alive():
             return
+        if self.error is not None:  # the engine thread died: it stops itself (_emergency_stop)
+            self._thread.join(timeout_s)
+            return
         self._stop_reason = reason
 
         async def stop_all() -> None:
@@ -90,7 +93,8 @@ class EngineHost:
         try:
             fut.result(timeout_s)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(loop.stop)
             self._thread.join(timeout_s)
 
     def execute(self, cmd: Command, totp_code: str | None = None) -> Future[CommandResult]:
@@ -121,10 +125,10 @@ class EngineHost:
         except BaseException as exc:  # noqa: BLE001 - the UI must learn why the engine is gone
             self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             log.critical("engine thread died: %s", self.error)
-            self._ready.set()
-            self._emergency_stop(loop)
+            self._emergency_stop(loop)  # before start() returns, so no caller races the halt
         finally:
             loop.close()
+            self._ready.set()
 
     def _emergency_stop(self, loop: asyncio.AbstractEventLoop) -> None:
         rt = self.runtime
