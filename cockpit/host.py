@@ -27,6 +27,7 @@ from typing import Any
 
 from engine.api import EngineAPI
 from engine.events import Command, CommandResult
+from engine.gcwatch import GcPacer
 from engine.snapshot import EngineSnapshot, SnapshotBuilder
 
 log = logging.getLogger("cockpit.host")
@@ -40,12 +41,20 @@ def apply_gc_policy() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+def gc_policy() -> str:
+    """``on`` (freeze + high thresholds), ``paced`` (plus engine-timed small collections) or
+    ``off`` (CPython defaults) — the last two for the benchmark's A/B."""
+    return os.environ.get("COCKPIT_GC_POLICY", "paced")
+
+
 class EngineHost:
     def __init__(self, cfg: Any, data_dir: Path, lock: Any, *, role: str = "operator",
                  refresh_hz: float = 4.0) -> None:  # fmt: skip
         from engine.runner import EngineRuntime
 
         self.runtime = EngineRuntime(cfg, data_dir, None, lock, role=role)
+        if gc_policy() == "paced":
+            self.runtime.gc_pacer = GcPacer()
         self.role = role
         self.refresh_s = 1.0 / refresh_hz
         self.snapshot: EngineSnapshot | None = None
@@ -67,7 +76,7 @@ class EngineHost:
             raise RuntimeError(f"engine did not start within {timeout_s:g}s")
         if self.error:
             raise RuntimeError(self.error)
-        if os.environ.get("COCKPIT_GC_POLICY", "on") != "off":  # "off": for the benchmark's A/B
+        if gc_policy() != "off":
             apply_gc_policy()
 
     @property

@@ -303,11 +303,11 @@ class Engine:
         m.trades.inc()
         if routed == "challenger":
             m.canary_trades.inc()
-        if self.log_orders:
-            log.info("order submitted %s %s %s %s", cid, cmd.symbol, cmd.side, ctx.qty_e8 / SCALE)
         self.venue.submit(order)
         if self.tick_due_ns:
             self.tick_to_submit_us.append((time.monotonic_ns() - self.tick_due_ns) // 1000)
+        if self.log_orders:  # after the submit: formatting and I/O stay off the order path
+            log.info("order submitted %s %s %s %s", cid, cmd.symbol, cmd.side, ctx.qty_e8 / SCALE)
         return CommandResult(ok=True, message="submitted", ref=cid)
 
     def _deny(self, cmd: SubmitOrder, gate: str, reason: str, now: int) -> CommandResult:

@@ -17,49 +17,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from engine import oms
+from engine import gcwatch, oms
 from engine.audit import HeadFile, load_or_create_key, verify_connection
 from engine.boot import Booted, boot, db_path
 from engine.clock import RealClock
 from engine.config import Config
 from engine.control import ControlServer, socket_path
-from engine.events import QuoteTick
 from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
 from engine.ops import copy_db, default_backup_path, healthcheck_online
 from engine.reconcile import Reconciler
+from engine.simfeed import SimFeed
 from engine.strategy import ModelStrategy
 
 log = logging.getLogger("engine.runner")
 
 _IN_FLIGHT = frozenset({oms.PENDING, oms.SUBMITTED, oms.UNKNOWN})
-
-
-async def _feed(booted: Booted, cfg: Config, clock: RealClock) -> None:
-    """Deliver simulator steps at ``sim.ticks_per_second`` per symbol, in real time."""
-    sim = MarketSimulator(
-        cfg.symbols, seed=cfg.sim.seed, ticks_per_second=cfg.sim.ticks_per_second,
-        trade_prob=cfg.sim.trade_prob,
-    )  # fmt: skip
-    engine = booted.engine
-    interval = 1.0 / cfg.sim.ticks_per_second
-    t0 = time.monotonic()
-    steps = 0
-    t0_ns = time.monotonic_ns()
-    interval_ns = int(interval * 1e9)
-    while True:
-        due = int((time.monotonic() - t0) / interval) + 1
-        while steps < due:
-            steps += 1
-            now_ns = clock.now_ns()
-            engine.tick_due_ns = t0_ns + (steps - 1) * interval_ns  # when this tick was due
-            for tick in sim.step():
-                if isinstance(tick, QuoteTick):
-                    engine.on_quote(tick.symbol, tick.bid_e8, tick.ask_e8, tick.bid_size_e8,
-                                    tick.ask_size_e8, now_ns)  # fmt: skip
-                else:
-                    engine.on_trade(tick.symbol, tick.price_e8, tick.qty_e8, now_ns)
-        await asyncio.sleep(max(0.0, t0 + steps * interval - time.monotonic()))
 
 
 async def _every(seconds: float, fn: object) -> None:
@@ -134,12 +107,14 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
         lat = list(engine.tick_to_submit_us)
         lag = list(getattr(booted, "lag_us", ()))
         if args.get("reset"):
+            gcwatch.reset()
             engine.tick_to_submit_us.clear()
             getattr(booted, "lag_us", deque()).clear()
         return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
                 "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
                 "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
-                "ticks": engine.ticks}  # fmt: skip
+                "ticks": engine.ticks, "gc": gcwatch.stats(),
+                "gc_top": gcwatch.top_types() if args.get("types") else []}  # fmt: skip
 
     async def ack_orphans(args: dict[str, Any]) -> Any:
         res = engine.acknowledge_orphans(str(args.get("symbol", "")), "operator",
@@ -214,6 +189,8 @@ class EngineRuntime:
         self.tasks: list[asyncio.Task[Any]] = []
         self.extra_refresh: list[Callable[[], None]] = []
         self.lag_us: deque[int] = deque(maxlen=200_000)
+        self.gc_pacer: gcwatch.GcPacer | None = None  # set by a host that paces collections
+        self.sim_feed: SimFeed | None = None
         self._stopped = False
 
     @property
@@ -224,6 +201,7 @@ class EngineRuntime:
     async def start(self) -> None:
         cfg, clock = self.cfg, self.clock
         loop = asyncio.get_running_loop()
+        gcwatch.install()
         self.wiring = wiring = _ccxt_wiring(cfg, self.data_dir, clock, self.duration_s)
         try:
             venue = await wiring.connect() if wiring is not None else None
@@ -252,8 +230,17 @@ class EngineRuntime:
         await self.control.start()
         if wiring is not None:
             wiring.start(engine)
+        pacer = self.gc_pacer
+        if wiring is None:
+            sim = MarketSimulator(cfg.symbols, seed=cfg.sim.seed, trade_prob=cfg.sim.trade_prob,
+                                  ticks_per_second=cfg.sim.ticks_per_second)  # fmt: skip
+            self.sim_feed = SimFeed(engine, sim, cfg.sim.ticks_per_second,
+                                    after_burst=pacer.step if pacer is not None else None)  # fmt: skip
         self.tasks = [
-            *([] if wiring is not None else [asyncio.create_task(_feed(booted, cfg, clock))]),
+            *([] if self.sim_feed is None else [asyncio.create_task(self.sim_feed.run())]),
+            # with no simulator bursts to follow, the pacer runs on its own short period
+            *([] if pacer is None or self.sim_feed is not None
+              else [asyncio.create_task(_every(0.02, pacer.step))]),
             asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
             asyncio.create_task(_every(1.0, self.refresh)),
             asyncio.create_task(_every(cfg.metrics.interval_s, booted.write_metrics)),

@@ -98,7 +98,7 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
         while time.monotonic() - w0 < args.duration:
             time.sleep(min(10.0, args.duration / 6))
             rss_samples.append(_rss_mib(pid))
-        stats = call(d, "bench_stats")
+        stats = call(d, "bench_stats", {"types": True})
         cpu = (_cpu_s(pid) - cpu0) / (time.monotonic() - w0)
         rss1 = _rss_mib(pid)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False)
@@ -127,6 +127,8 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
         "rss_growth_mib": round(rss1 - rss0, 1),
         "rss_mib_max": round(max(rss_samples + [rss1]), 1),
         "duration_s": args.duration,
+        "gc": stats.get("gc"),
+        "gc_top": stats.get("gc_top"),
     }
 
 

@@ -60,6 +60,21 @@ class SnapshotMixin:
         self.apply(part)
 
 
+# DataTable keeps render caches of 10k cells and 1k rows/lines. Our cells change every refresh and
+# the cache keys carry an update counter, so those caches fill with frames nobody will draw again:
+# tens of MiB per table that outlive young collections and lengthen every later one (the cockpit
+# benchmark's tick→submit tail). A screenful is all a cache here needs to hold.
+RENDER_CACHE_SIZES = {"_cell_render_cache": 2048, "_row_render_cache": 256,
+                      "_row_renderable_cache": 256, "_line_cache": 256}  # fmt: skip
+
+
+def shrink_render_caches(table: DataTable[Any]) -> None:
+    for attr, size in RENDER_CACHE_SIZES.items():
+        cache = getattr(table, attr, None)  # private in Textual: a rename must not break the UI
+        if cache is not None and hasattr(cache, "maxsize"):
+            cache.maxsize = size
+
+
 class KeyedTable(SnapshotMixin, DataTable[Text]):
     """A DataTable whose rows are keyed and updated in place."""
 
@@ -72,6 +87,7 @@ class KeyedTable(SnapshotMixin, DataTable[Text]):
         super().__init__(name=name, id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self._cells: dict[str, tuple[Text, ...]] = {}
         self.border_title = self.TITLE
+        shrink_render_caches(self)
 
     def sync(self, rows: Sequence[Row]) -> None:
         if not self.columns:

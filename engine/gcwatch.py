@@ -1,0 +1,117 @@
+"""GC pause watch: how long CPython's collector stopped the process, per generation.
+
+Role: the cockpit's latency tail is dominated by collector pauses (PERFORMANCE.md), so the process
+measures them instead of guessing. ``install()`` registers one ``gc.callbacks`` hook (idempotent);
+``stats()`` returns counts, totals and maxima per generation plus a bounded ring of recent pauses.
+
+Invariants: the hook does O(1) work and never allocates unboundedly (fixed-size deque); it is
+process-wide and thread-agnostic (a collection stops every thread, whichever triggered it); it is
+removed when the engine stops and at exit (see ``uninstall``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import time
+from collections import deque
+from typing import Any
+
+_started: list[float] = [0.0, 0.0]
+_cpu_us = [0, 0, 0]
+_count = [0, 0, 0]
+_total_us = [0, 0, 0]
+_max_us = [0, 0, 0]
+_recent: deque[tuple[int, int]] = deque(maxlen=4096)  # (generation, pause µs)
+
+
+def _hook(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _started[0] = time.perf_counter()
+        _started[1] = time.thread_time()
+        return
+    gen = int(info.get("generation", 0))
+    us = int((time.perf_counter() - _started[0]) * 1e6)
+    _count[gen] += 1
+    _cpu_us[gen] += int((time.thread_time() - _started[1]) * 1e6)
+    _total_us[gen] += us
+    if us > _max_us[gen]:
+        _max_us[gen] = us
+    _recent.append((gen, us))
+
+
+def install() -> None:
+    if _hook not in gc.callbacks:
+        gc.callbacks.append(_hook)
+        atexit.register(uninstall)
+
+
+def uninstall() -> None:
+    """Before interpreter shutdown: a Python-level GC hook lets a daemon thread that collects
+    inside a C++ extension (DuckDB) drop the GIL mid-collection; once finalization has begun such
+    a thread is unwound through C++ frames and the process aborts."""
+    while _hook in gc.callbacks:
+        gc.callbacks.remove(_hook)
+
+
+def reset() -> None:
+    for i in range(3):
+        _count[i] = _total_us[i] = _max_us[i] = _cpu_us[i] = 0
+    _recent.clear()
+
+
+def stats() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for g in range(3):
+        out[f"gen{g}"] = {"count": _count[g], "total_ms": round(_total_us[g] / 1000, 1),
+                          "max_ms": round(_max_us[g] / 1000, 2),
+                          "cpu_ms": round(_cpu_us[g] / 1000, 1)}  # fmt: skip
+    pauses = sorted(us for _, us in _recent)
+    out["recent_p99_ms"] = round(pauses[int(len(pauses) * 0.99)] / 1000, 2) if pauses else 0.0
+    out["tracked_objects"] = sum(gc.get_count()) + len(gc.get_objects(2))
+    out["frozen_objects"] = gc.get_freeze_count()
+    return out
+
+
+class GcPacer:
+    """Collections at moments the engine chooses, small and frequent, instead of large ones at
+    whatever allocation happens to cross a threshold (often mid order path, or mid render).
+
+    ``step()`` runs on the engine loop between callbacks (never inside a tick's processing):
+    a young collection when ``young`` container objects accumulated, a middle one every
+    ``middle_every`` young ones, and a full one every ``full_every_s`` so cyclic garbage that
+    reached the old generation is still reclaimed (memory bounded). The automatic thresholds stay
+    in force as a backstop — collection is never switched off.
+    """
+
+    def __init__(self, *, young: int = 2000, middle_every: int = 5,
+                 full_every_s: float = 300.0, now: Any = time.monotonic) -> None:  # fmt: skip
+        self.young = young
+        self.middle_every = middle_every
+        self.full_every_s = full_every_s
+        self._now = now
+        self._last_full = now()
+        self.collections = [0, 0, 0]
+
+    def step(self) -> int:
+        """Run at most one collection; returns its generation, or -1 if none was due."""
+        if self._now() - self._last_full >= self.full_every_s:
+            self._last_full = self._now()
+            gen = 2
+        elif gc.get_count()[1] >= self.middle_every:
+            gen = 1
+        elif gc.get_count()[0] >= self.young:
+            gen = 0
+        else:
+            return -1
+        gc.collect(gen)
+        self.collections[gen] += 1
+        return gen
+
+
+def top_types(n: int = 15) -> list[tuple[str, int]]:
+    """The most numerous types among collector-tracked, unfrozen old objects (leak hunting)."""
+    from collections import Counter
+
+    counts = Counter(type(o).__qualname__ for o in gc.get_objects(2))
+    return counts.most_common(n)
