@@ -65,6 +65,7 @@ class EngineHost:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="engine", daemon=True)
         self._stop_reason = "cockpit quit"
+        self._failed = False  # _main's own failure path is running or ran (not just ``error`` set)
         self._pub_task: asyncio.Task[None] | None = None
 
     # --- lifecycle (UI thread) ---------------------------------------------------------------
@@ -88,7 +89,7 @@ class EngineHost:
         loop = self.loop
         if loop is None or not self._thread.is_alive():
             return
-        if self.error is not None:  # the engine thread died: it stops itself (_emergency_stop)
+        if self._failed:  # the engine thread died: it halts and stops itself (_emergency_stop)
             self._thread.join(timeout_s)
             return
         self._stop_reason = reason
@@ -132,6 +133,7 @@ class EngineHost:
             self._ready.set()
             loop.run_forever()
         except BaseException as exc:  # noqa: BLE001 - the UI must learn why the engine is gone
+            self._failed = True
             self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             log.critical("engine thread died: %s", self.error)
             self._emergency_stop(loop)  # before start() returns, so no caller races the halt

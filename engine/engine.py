@@ -101,18 +101,10 @@ class Engine:
         self.risk.safe_mode = bool(cfg.risk.safe_mode)
         if cfg.risk.kill_switch_armed_at_start:
             self.risk.kill_switch, self.risk.kill_reason = True, "armed at start by profile"
-        gates = standard_gates(
-            risk=self.risk,
-            clock=clock,
-            last_quote_us=self.last_quote_us,
-            lot_e8=self.lot,
-            market_blocked=self.market_blocked,
-            readiness=self.readiness,
-            required=tuple(cfg.live.readiness_required),
-            open_orders=self.open_orders,
-            r=cfg.risk,
-            m=cfg.models,
-        )
+        gates = standard_gates(risk=self.risk, clock=clock, last_quote_us=self.last_quote_us,
+                               lot_e8=self.lot, market_blocked=self.market_blocked,
+                               readiness=self.readiness, required=tuple(cfg.live.readiness_required),
+                               open_orders=self.open_orders, r=cfg.risk, m=cfg.models)  # fmt: skip
         self.budget_gate = next(g for g in gates if isinstance(g, BudgetGate))
         self.gates = GatePipeline(gates, on_change=self._gate_changed)
         self._ctx = GateContext()
@@ -135,6 +127,8 @@ class Engine:
         self.audit_tail: deque[Any] = deque(maxlen=30)
         self.recent_latency_ms: deque[float] = deque(maxlen=500)
         self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
+        self.recent_orders: dict[str, Order] = {}  # last updated, oldest first (screens, bounded)
+        self.recent_closed: dict[str, deque[tuple[int, int]]] = {}  # symbol -> (qty, filled)
         self.denials = 0
         self.log_orders = True
         self._baseline: dict[str, int] | None = None
@@ -373,6 +367,7 @@ class Engine:
             self.open_orders.pop(o.client_order_id, None)
             if o.status != oms.REJECTED:
                 self.recent_outcomes.append(0)
+                telemetry.note_closed(self, o)
             self._audit("venue", "order_final", {
                 "client_order_id": o.client_order_id, "status": o.status,
                 "filled_qty_e8": o.filled_qty_e8, "avg_price_e8": o.avg_price_e8,

@@ -118,6 +118,7 @@ class PaperVenue:
         self._books: dict[str, _Book] = {}
         self.orders: dict[str, PaperOrder] = {}
         self.dirty: dict[str, PaperOrder] = {}
+        self.max_closed = 10_000  # closed orders kept in memory (queries of recent ones)
         self._next_id = 1
         self.last_latency_ms = 0.0
 
@@ -174,7 +175,8 @@ class PaperVenue:
         return None if o is None else self._update(o)
 
     async def fetch_open(self, symbol: str) -> list[VenueOrderView]:
-        return [_view(o) for o in self.orders.values() if o.symbol == symbol and o.status in _OPEN]
+        b = self._books.get(symbol)  # resting = exactly the open orders (market orders never rest)
+        return [_view(o) for o in b.resting] if b is not None else []
 
     async def fetch_fills(self, symbol: str, since_ms: int | None) -> list[VenueFill]:
         return []  # fills are committed atomically with the engine's own rows: nothing to fetch
@@ -183,12 +185,25 @@ class PaperVenue:
         return None  # the paper account is the engine's own ledger
 
     def open_orders(self) -> list[PaperOrder]:
-        return [o for o in self.orders.values() if o.status in _OPEN]
+        return [o for b in self._books.values() for o in b.resting]
 
     def drain_dirty(self) -> list[tuple[object, ...]]:
+        """Rows for the writer; then closed orders beyond ``max_closed`` are forgotten (bounded
+        memory: their rows are in this batch or an earlier one, and open ones always stay)."""
         rows = [o.row() for o in self.dirty.values()]
         self.dirty.clear()
+        if len(self.orders) > self.max_closed + sum(len(b.resting) for b in self._books.values()):
+            self._prune()
         return rows
+
+    def _prune(self) -> None:
+        excess = len(self.orders) - self.max_closed * 4 // 5
+        for cid in list(self.orders):  # oldest first (insertion order)
+            if excess <= 0:
+                break
+            if self.orders[cid].status not in _OPEN:
+                del self.orders[cid]
+                excess -= 1
 
     # --- market data -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from engine.telemetry import fill_ratio, latest_orders, p95
 from engine.units import SCALE
 
 
@@ -143,11 +144,6 @@ class EngineSnapshot(_S, frozen=True):
     open_orders: int
 
 
-def p95(values: Any) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(len(s) * 0.95))] if s else 0.0
-
-
 class SnapshotBuilder:
     """Keeps the short histories (sparklines) and builds snapshots from a live engine."""
 
@@ -173,6 +169,9 @@ class SnapshotBuilder:
         if e.recent_latency_ms:
             self.latency.append(e.recent_latency_ms[-1])
         syms = []
+        # KPIs over engine-wide recent windows: computed once, not once per symbol
+        err = sum(e.recent_outcomes) / len(e.recent_outcomes) if e.recent_outcomes else 0.0
+        place_p95, slip_p95 = p95(e.recent_latency_ms), p95(e.recent_slippage)
         for s in e.symbols:
             q = e.quotes.get(s)
             mid = (q[0] + q[1]) / 2 / SCALE if q else 0.0
@@ -185,9 +184,8 @@ class SnapshotBuilder:
                 position=p.qty_e8 / SCALE, avg_price=p.avg_price_e8 / SCALE,
                 realized=p.realized_pnl_e8 / SCALE, unrealized=p.unrealized_e8(e.mid_e8(s)) / SCALE,
                 staleness_ms=(now - last) / 1000 if last else -1.0,
-                error_rate=sum(e.recent_outcomes) / len(e.recent_outcomes) if e.recent_outcomes else 0.0,
-                p95_place_ms=p95(e.recent_latency_ms), slippage_p95_bps=p95(e.recent_slippage),
-                fill_ratio=_fill_ratio(e, s),
+                error_rate=err, p95_place_ms=place_p95, slippage_p95_bps=slip_p95,
+                fill_ratio=fill_ratio(e, s),
             ))  # fmt: skip
         bg = e.budget_gate
         budgets = [BudgetView(scope="account", key="all", used=r.orders_today, limit=bg.account)]
@@ -195,7 +193,7 @@ class SnapshotBuilder:
                                limit=bg.per_symbol) for s in e.symbols]  # fmt: skip
         budgets += [BudgetView(scope="strategy", key=k, used=v, limit=bg.per_strategy)
                     for k, v in sorted(r.orders_by_strategy.items())]  # fmt: skip
-        orders = sorted(e.orders.values(), key=lambda o: o.updated_us, reverse=True)[:50]
+        orders = latest_orders(e, 50)
         reg = getattr(strategy, "registry", None)
         last_recon = getattr(reconciler, "last", None)
         return EngineSnapshot(
@@ -236,15 +234,6 @@ class SnapshotBuilder:
                 mismatches=tuple(last_recon["mismatches"].items())),
             alerts=alerts, audit=audit_tail, ticks=e.ticks, open_orders=len(e.open_orders),
         )  # fmt: skip
-
-
-def _fill_ratio(e: Any, symbol: str) -> float:
-    asked = filled = 0
-    for o in e.orders.values():
-        if o.symbol == symbol and o.status not in ("pending", "submitted", "unknown", "never_sent"):
-            asked += o.qty_e8
-            filled += o.filled_qty_e8
-    return filled / asked if asked else 0.0
 
 
 def _feeds(e: Any, feeds: Any, now: int) -> list[FeedView]:

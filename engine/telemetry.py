@@ -22,9 +22,35 @@ OUTBOX_STATUS = {"pending": "pending", "submitted": "sent", "unknown": "unknown"
                  "never_sent": "never_sent", "rejected": "rejected"}  # fmt: skip
 
 
-def p95(values: deque[float]) -> float:
+RECENT_ORDERS = 100  # the orders panel shows the 50 most recently updated
+CLOSED_WINDOW = 200  # fill ratio per symbol: over its last 200 closed orders
+
+
+def note_closed(e: Engine, o: Any) -> None:
+    """An order reached a terminal state (not rejected): it enters its symbol's fill window."""
+    w = e.recent_closed.get(o.symbol)
+    if w is None:
+        w = e.recent_closed[o.symbol] = deque(maxlen=CLOSED_WINDOW)
+    w.append((o.qty_e8, o.filled_qty_e8))
+
+
+def fill_ratio(e: Engine, symbol: str) -> float:
+    w = e.recent_closed.get(symbol)
+    asked = sum(q for q, _ in w) if w else 0
+    return sum(f for _, f in w) / asked if w and asked else 0.0
+
+
+def latest_orders(e: Engine, n: int = 50) -> list[Any]:
+    """The ``n`` most recently updated orders, without scanning every order in memory."""
+    dirty = e._dirty_orders  # updated since the last flush: the newest updates
+    cands = [o for cid, o in e.recent_orders.items() if cid not in dirty] + list(dirty.values())
+    # newest update first; the stable sort keeps that order among equal timestamps
+    return sorted(reversed(cands), key=lambda o: o.updated_us, reverse=True)[:n]
+
+
+def p95(values: Any) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] if ordered else 0.0
 
 
 def export_metrics(e: Engine, now: int, unreal: int) -> None:
@@ -77,6 +103,12 @@ def flush_rows(e: Engine) -> int:
                 o.submitted_us, o.updated_us if o.status not in OUTBOX_STATUS else 0, 1,
             )  # fmt: skip
         b.rows += 2 * len(e._dirty_orders)
+        recent = e.recent_orders
+        for cid, o in e._dirty_orders.items():
+            recent.pop(cid, None)  # re-insert: dict order = last update order
+            recent[cid] = o
+        while len(recent) > RECENT_ORDERS:
+            del recent[next(iter(recent))]
         e._dirty_orders.clear()
     if e._dirty_positions:
         pos_up = b.upsert["positions"]

@@ -22,6 +22,7 @@ from engine.clocksync import Sample, SkewMonitor, sntp_source, venue_time_source
 from engine.config import Config
 from engine.egress import EgressGuard
 from engine.feeds import FeedMetrics, FeedSupervisor
+from engine.telemetry import p95
 from engine.venue_setup import VenueProcess, open_ccxt_venue
 
 log = logging.getLogger("engine.wiring")
@@ -148,7 +149,4 @@ class CcxtWiring:
 
 
 def _p95(values: list[float]) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return round(s[min(len(s) - 1, int(len(s) * 0.95))], 2)
+    return round(p95(values), 2)

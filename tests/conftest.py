@@ -25,6 +25,28 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+_ENGINE_THREADS = ("engine", "db-writer")
+
+
+@pytest.fixture(autouse=True)
+def no_engine_threads_left() -> Iterator[None]:
+    """A test must stop what it started: an engine or DB-writer thread left running is still
+    inside DuckDB at interpreter exit, where CPython unwinds it through C++ and aborts."""
+    import threading
+    import time
+
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        left = [t.name for t in threading.enumerate()
+                if t.name in _ENGINE_THREADS and t.ident not in before and t.is_alive()]  # fmt: skip
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not left, f"test left engine threads running: {left}"
+
+
 def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
     """Read the engine's DB file (read-only) after the engine closed it."""
     import duckdb

@@ -385,3 +385,21 @@ async def test_snapshot_given_before_mount_then_applied_on_mount() -> None:
         await pilot.pause()
         assert keys(gates) == ["stale_quotes", "budget"] and gates.updates == 1
         assert bar.has_class("-live") and bar.text.startswith("LIVE paper-sim")
+
+
+async def test_tables_when_refreshed_many_times_then_render_caches_stay_screen_sized() -> None:
+    from widgets._base import RENDER_CACHE_SIZES
+
+    panel = OrdersPanel()
+    async with Harness(panel).run_test(size=(120, 40)) as pilot:
+        s = snap()
+        for i in range(40):  # every refresh changes cells: new cache keys each time
+            s = replace(s, seq=i + 2, ts_us=T0 + i * 1_000_000,
+                        orders=tuple(order(f"c{j}", T0 + i * 1_000_000 - j) for j in range(12)))  # fmt: skip
+            panel.update_snapshot(s)
+            await pilot.pause()
+        for attr, size in RENDER_CACHE_SIZES.items():
+            cache = getattr(panel, attr)  # Textual renamed it if this fails: re-check the caps
+            assert cache.maxsize == size
+            assert len(cache) <= size
+        assert len(panel._cell_render_cache) > 0  # the table did render through the cache

@@ -312,3 +312,54 @@ def test_flush_when_many_closed_orders_then_memory_bounded_and_late_fill_not_app
                               fee_e8=0, liquidity="taker", ts_us=e.clock.now_us()))  # fmt: skip
     assert "late-1" in e.unmatched_fills and not e.halted_reason
     assert e.positions["BTC/USDT"].qty_e8 == before
+
+
+MANY = {"oms.order_type": "market", "risk.max_trades_per_day": 100_000,
+        "risk.budget_orders_per_day_strategy": 100_000, "risk.budget_orders_per_day_symbol": 100_000,
+        "risk.budget_orders_per_day_account": 100_000}  # fmt: skip
+
+
+def test_paper_venue_when_many_orders_close_then_memory_bounded_and_resting_kept(
+    make_booted, tmp_path
+):
+    b = make_booted(MANY)
+    e, venue = b.engine, b.engine.venue
+    venue.max_closed = 10
+    feed_all(e)
+    resting = e.submit(order(side="buy", qty="0.001", did=e.ids.next(), order_type="limit",
+                             limit_price_e8=to_e8(60000)))  # fmt: skip  # far below: rests
+    assert resting.ok
+    for i in range(40):
+        assert submit(b, side="buy" if i % 2 else "sell", qty="0.001").ok
+        e.flush()
+    assert len(venue.orders) <= 11  # ten closed at most, plus the resting one
+    assert resting.ref in venue.orders  # an open order is never forgotten
+    assert [o.client_order_id for o in venue.open_orders()] == [resting.ref]
+    b.close("test")
+    n = rows(tmp_path / "data", "SELECT count(*) FROM paper_orders")
+    assert n == [(41,)]  # every order is in the DB, pruned from memory or not
+
+
+def test_screens_when_orders_accumulate_then_latest_and_fill_ratio_from_bounded_windows(
+    make_booted,
+):
+    from engine import telemetry
+
+    b = make_booted(MANY)
+    e = b.engine
+    feed_all(e)
+    resting = e.submit(order(side="buy", qty="0.004", did=e.ids.next(), order_type="limit",
+                             limit_price_e8=to_e8(60000)))  # fmt: skip
+    refs = []
+    for i in range(telemetry.CLOSED_WINDOW + 10):
+        refs.append(submit(b, side="buy" if i % 2 else "sell", qty="0.001").ref)
+        e.flush()
+    latest = telemetry.latest_orders(e, 50)
+    assert [o.client_order_id for o in latest] == refs[::-1][:50]  # newest first
+    assert len(e.recent_orders) == telemetry.RECENT_ORDERS  # bounded, whatever the history
+    assert resting.ref not in {o.client_order_id for o in latest}
+    assert telemetry.fill_ratio(e, "BTC/USDT") == 1.0  # market orders inside the depth fill
+    assert len(e.recent_closed["BTC/USDT"]) == telemetry.CLOSED_WINDOW
+    assert e.cancel(resting.ref, "operator").ok  # closes with nothing filled
+    assert telemetry.latest_orders(e, 1)[0].client_order_id == resting.ref  # before any flush
+    assert telemetry.fill_ratio(e, "BTC/USDT") == 199 / 203  # 199 × 0.001 filled of 0.203 asked
