@@ -5,10 +5,15 @@ Invariants:
   ``EngineSnapshot`` objects published by reference swap (``host.snapshot``), pulled by the UI on
   its own timer; commands cross with ``asyncio.run_coroutine_threadsafe`` into ``EngineAPI``. The
   engine never calls into the UI (``call_from_thread`` would block it on the UI loop).
-- GC policy (PERFORMANCE.md: CPython's full collections stop every thread for 60–150 ms in a
-  Textual process): after start-up everything alive is frozen (``gc.freeze()``) and full
-  collections are made rare (gen-2 threshold raised), never disabled, so memory stays bounded.
-  The GIL switch interval is 1 ms so the engine thread gets the CPU promptly.
+- GC policy (PERFORMANCE.md: CPython's collections stop every thread, for 60–150 ms when full, in
+  a Textual process). ``paced`` (default): after start-up everything alive is frozen
+  (``gc.freeze()``), the automatic thresholds are raised to a backstop, and the engine runs small
+  collections itself right after each burst of market data (``engine.gcwatch.GcPacer``): young
+  ones every ~2,000 new objects, a middle one every 5 young, a full one every 5 min so cyclic
+  garbage is still reclaimed. Collection is never switched off; memory stays bounded.
+  ``COCKPIT_GC_POLICY=on`` (freeze + backstop thresholds only) and ``off`` (CPython defaults)
+  exist for the benchmark's comparison. The GIL switch interval is 1 ms so the engine thread gets
+  the CPU promptly.
 - If the engine thread dies, ``error`` says why and trading is halted (its runtime stops cleanly if
   it can); the UI must tell the operator and never silently outlive its engine.
 """

@@ -192,6 +192,7 @@ class EngineRuntime:
         self.gc_pacer: gcwatch.GcPacer | None = None  # set by a host that paces collections
         self.sim_feed: SimFeed | None = None
         self._stopped = False
+        self._metrics_job: asyncio.Future[None] | None = None
 
     @property
     def engine(self) -> Any:
@@ -243,7 +244,7 @@ class EngineRuntime:
               else [asyncio.create_task(_every(0.02, pacer.step))]),
             asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
             asyncio.create_task(_every(1.0, self.refresh)),
-            asyncio.create_task(_every(cfg.metrics.interval_s, booted.write_metrics)),
+            asyncio.create_task(self._metrics_off_loop(cfg.metrics.interval_s)),
             asyncio.create_task(_every(5.0, lambda: _status(booted))),
             asyncio.create_task(self._loop_lag()),
             asyncio.create_task(_periodic(cfg.oms.reconcile_interval_s,
@@ -252,6 +253,22 @@ class EngineRuntime:
                 cfg.oms.confirm_timeout_ms), "confirm timeouts")),
         ]  # fmt: skip
         log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
+
+    async def _metrics_off_loop(self, interval_s: float) -> None:
+        """The textfile is rendered and fsynced on a worker thread: ~5 ms every few seconds that
+        would otherwise stall the engine loop (and every tick due meanwhile)."""
+        booted = self.booted
+        assert booted is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_s)
+            self._metrics_job = loop.run_in_executor(None, booted.write_metrics)
+            try:
+                await asyncio.shield(self._metrics_job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried next period; the old file stays
+                log.error("metrics textfile write failed: %s", exc)
 
     async def _loop_lag(self, period_s: float = 0.01) -> None:
         """How late the engine loop wakes up (GIL, GC pauses, long callbacks), in µs."""
@@ -291,6 +308,8 @@ class EngineRuntime:
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._metrics_job is not None:  # let an in-flight write land before the final one
+            await asyncio.gather(self._metrics_job, return_exceptions=True)
         if wiring is not None:
             await wiring.stop_feeds()
         grace = self.cfg.feeds.unknown_grace_s + 1.0 if wiring is not None else 3.0
