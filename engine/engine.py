@@ -45,7 +45,7 @@ from engine.venue import VenuePort
 
 log = logging.getLogger("engine")
 
-MAX_ORDERS_IN_MEMORY = 20_000
+MAX_ORDERS_IN_MEMORY = 5_000
 
 
 class Strategy(Protocol):

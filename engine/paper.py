@@ -118,7 +118,7 @@ class PaperVenue:
         self._books: dict[str, _Book] = {}
         self.orders: dict[str, PaperOrder] = {}
         self.dirty: dict[str, PaperOrder] = {}
-        self.max_closed = 10_000  # closed orders kept in memory (queries of recent ones)
+        self.max_closed = 5_000  # closed orders kept in memory (queries of recent ones)
         self._next_id = 1
         self.last_latency_ms = 0.0
 
