@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine import crashpoints, oms, operator, telemetry
+from engine import crashpoints, oms, operator, telemetry, windows
 from engine.audit import AuditChain
 from engine.clock import Clock
 from engine.events import (
@@ -367,7 +367,7 @@ class Engine:
             self.open_orders.pop(o.client_order_id, None)
             if o.status != oms.REJECTED:
                 self.recent_outcomes.append(0)
-                telemetry.note_closed(self, o)
+                windows.note_closed(self, o)
             self._audit("venue", "order_final", {
                 "client_order_id": o.client_order_id, "status": o.status,
                 "filled_qty_e8": o.filled_qty_e8, "avg_price_e8": o.avg_price_e8,

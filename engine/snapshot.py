@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from engine.telemetry import fill_ratio, latest_orders, p95
 from engine.units import SCALE
+from engine.windows import fill_ratio, latest_orders, p95
 
 
 class _S(msgspec.Struct, frozen=True, kw_only=True):

@@ -7,11 +7,11 @@ and exported here in one step; percentiles are computed over bounded recent wind
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from engine.store import Batch
 from engine.units import SCALE
+from engine.windows import RECENT_ORDERS, p95
 
 if TYPE_CHECKING:
     from engine.engine import Engine
@@ -20,37 +20,6 @@ _IN_FLIGHT = ("pending", "submitted", "unknown")
 # outbox status by order status; anything else means the venue acknowledged it
 OUTBOX_STATUS = {"pending": "pending", "submitted": "sent", "unknown": "unknown",
                  "never_sent": "never_sent", "rejected": "rejected"}  # fmt: skip
-
-
-RECENT_ORDERS = 100  # the orders panel shows the 50 most recently updated
-CLOSED_WINDOW = 200  # fill ratio per symbol: over its last 200 closed orders
-
-
-def note_closed(e: Engine, o: Any) -> None:
-    """An order reached a terminal state (not rejected): it enters its symbol's fill window."""
-    w = e.recent_closed.get(o.symbol)
-    if w is None:
-        w = e.recent_closed[o.symbol] = deque(maxlen=CLOSED_WINDOW)
-    w.append((o.qty_e8, o.filled_qty_e8))
-
-
-def fill_ratio(e: Engine, symbol: str) -> float:
-    w = e.recent_closed.get(symbol)
-    asked = sum(q for q, _ in w) if w else 0
-    return sum(f for _, f in w) / asked if w and asked else 0.0
-
-
-def latest_orders(e: Engine, n: int = 50) -> list[Any]:
-    """The ``n`` most recently updated orders, without scanning every order in memory."""
-    dirty = e._dirty_orders  # updated since the last flush: the newest updates
-    cands = [o for cid, o in e.recent_orders.items() if cid not in dirty] + list(dirty.values())
-    # newest update first; the stable sort keeps that order among equal timestamps
-    return sorted(reversed(cands), key=lambda o: o.updated_us, reverse=True)[:n]
-
-
-def p95(values: Any) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] if ordered else 0.0
 
 
 def export_metrics(e: Engine, now: int, unreal: int) -> None:

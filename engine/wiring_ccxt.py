@@ -22,8 +22,8 @@ from engine.clocksync import Sample, SkewMonitor, sntp_source, venue_time_source
 from engine.config import Config
 from engine.egress import EgressGuard
 from engine.feeds import FeedMetrics, FeedSupervisor
-from engine.telemetry import p95
 from engine.venue_setup import VenueProcess, open_ccxt_venue
+from engine.windows import p95
 
 log = logging.getLogger("engine.wiring")
 

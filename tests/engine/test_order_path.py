@@ -343,7 +343,7 @@ def test_paper_venue_when_many_orders_close_then_memory_bounded_and_resting_kept
 def test_screens_when_orders_accumulate_then_latest_and_fill_ratio_from_bounded_windows(
     make_booted,
 ):
-    from engine import telemetry
+    from engine import windows as telemetry
 
     b = make_booted(MANY)
     e = b.engine
