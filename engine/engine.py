@@ -439,12 +439,9 @@ class Engine:
     def _prune_orders(self) -> None:
         """Bounded memory: forget the oldest closed orders (already handed to the writer); a late
         fill for one is settled against the DB by the reconciler, never applied blind."""
-        target = MAX_ORDERS_IN_MEMORY * 4 // 5
-        for cid in list(self.orders):
-            if len(self.orders) <= target:
-                break
-            if self.orders[cid].status in oms.TERMINAL and cid not in self._dirty_orders:
-                del self.orders[cid]
+        dirty = self._dirty_orders
+        windows.forget_oldest(self.orders, MAX_ORDERS_IN_MEMORY * 4 // 5,
+                              lambda cid, o: o.status in oms.TERMINAL and cid not in dirty)  # fmt: skip
 
     # --- operator / safety commands (bodies in engine/operator.py) -----------------------
 

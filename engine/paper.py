@@ -24,6 +24,7 @@ from typing import Any
 from engine.events import VenueFill, VenueOrderUpdate
 from engine.units import SCALE
 from engine.venue import OrderRequest, VenueOrderView, VenueSink
+from engine.windows import forget_oldest
 
 _OPEN = ("accepted", "partially_filled")
 
@@ -193,17 +194,8 @@ class PaperVenue:
         rows = [o.row() for o in self.dirty.values()]
         self.dirty.clear()
         if len(self.orders) > self.max_closed + sum(len(b.resting) for b in self._books.values()):
-            self._prune()
+            forget_oldest(self.orders, self.max_closed * 4 // 5, lambda _, o: o.status not in _OPEN)
         return rows
-
-    def _prune(self) -> None:
-        excess = len(self.orders) - self.max_closed * 4 // 5
-        for cid in list(self.orders):  # oldest first (insertion order)
-            if excess <= 0:
-                break
-            if self.orders[cid].status not in _OPEN:
-                del self.orders[cid]
-                excess -= 1
 
     # --- market data -----------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ def _insert(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[An
     # rows -> Arrow columns -> DuckDB: ~200k rows/s, vs ~1.4k rows/s for executemany. Built as
     # Arrow directly: a polars frame's conversion to Arrow held the GIL longer (the engine thread
     # waits for it), for no gain at a flush's few rows.
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    cols = list(zip(*rows, strict=True))  # callers never pass an empty batch
     frame = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)],
                                  schema=schema)  # fmt: skip
     con.register("_batch_frame", frame)

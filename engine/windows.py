@@ -9,6 +9,7 @@ session's history; an order enters its symbol's fill window once, when it closes
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 RECENT_ORDERS = 100  # the orders panel shows the 50 most recently updated
@@ -40,3 +41,15 @@ def latest_orders(e: Any, n: int = 50) -> list[Any]:
 def p95(values: Any) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))] if ordered else 0.0
+
+
+def forget_oldest(
+    orders: dict[str, Any], target: int, removable: Callable[[str, Any], bool]
+) -> None:
+    """Bounded memory: drop the oldest (insertion order) removable orders until ``target`` remain
+    or none is removable; open orders are never removable."""
+    for cid in list(orders):
+        if len(orders) <= target:
+            break
+        if removable(cid, orders[cid]):
+            del orders[cid]
