@@ -24,6 +24,7 @@ import msgspec
 
 from engine import crashpoints, oms, operator, telemetry, windows
 from engine.audit import AuditChain
+from engine.blocks import MarketBlocks
 from engine.clock import Clock
 from engine.events import (
     CommandResult,
@@ -88,7 +89,7 @@ class Engine:
         self.ticks = 0
         self._ticks_exported = 0
         self.last_trade: dict[str, tuple[int, int, int]] = {}
-        self.market_blocked: dict[str, str] = {}  # symbol -> reason (e.g. order-book gap)
+        self.market_blocked = MarketBlocks()  # symbol -> reason, each cause lifted on its own
         # readiness signals: name -> (ok, expiry on the engine clock in s, reason)
         self.readiness: dict[str, tuple[bool, float, str]] = {}
         self.worst_gap_us: dict[str, int] = {s: 0 for s in self.symbols}

@@ -22,6 +22,7 @@ from typing import Any
 import ccxt.pro as ccxtpro
 from prometheus_client import Counter, Gauge
 
+from engine import blocks
 from engine.units import to_e8
 
 log = logging.getLogger("engine.feeds")
@@ -278,9 +279,8 @@ class FeedSupervisor:
         if book["bids"] and book["asks"]:
             self.book_mid[sym] = (book["bids"][0][0] + book["asks"][0][0]) / 2
             self._dislocation(sym)
-        if sym in self.engine.market_blocked:
-            del self.engine.market_blocked[sym]
-            log.info("order book %s resynced: trading allowed again", sym)
+        if self.engine.market_blocked.unblock(sym, blocks.BOOK):  # other causes (orphans) stay
+            log.info("order book %s resynced: gap block lifted", sym)
 
     def _user_stream_down(self) -> None:
         """Cancel-on-disconnect policy: without order updates we cannot manage resting orders."""
@@ -288,7 +288,9 @@ class FeedSupervisor:
         log.warning("cancel-on-disconnect: %s", res.message)
 
     def _gap(self, symbol: str, exc: BaseException) -> None:
-        self.engine.market_blocked[symbol] = f"{symbol}: order book gap, resyncing"
+        self.engine.market_blocked.block(
+            symbol, blocks.BOOK, f"{symbol}: order book gap, resyncing"
+        )
         self.metrics.book_resyncs.labels(symbol).inc()
         log.warning("order book gap on %s (%s): blocked until resynced", symbol, exc)
 

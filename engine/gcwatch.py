@@ -23,12 +23,18 @@ _count = [0, 0, 0]
 _total_us = [0, 0, 0]
 _max_us = [0, 0, 0]
 _recent: deque[tuple[int, int]] = deque(maxlen=4096)  # (generation, pause µs)
+_young = [0, 0]  # young objects at the start of young collections: sum, max
+_collected = [0, 0, 0]  # unreachable (cyclic garbage) objects freed, per generation
 
 
 def _hook(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
         _started[0] = time.perf_counter()
         _started[1] = time.thread_time()
+        if info.get("generation", 0) == 0:
+            n = gc.get_count()[0]  # not yet reset: the size of the young generation
+            _young[0] += n
+            _young[1] = max(_young[1], n)
         return
     gen = int(info.get("generation", 0))
     us = int((time.perf_counter() - _started[0]) * 1e6)
@@ -37,6 +43,7 @@ def _hook(phase: str, info: dict[str, Any]) -> None:
     _total_us[gen] += us
     if us > _max_us[gen]:
         _max_us[gen] = us
+    _collected[gen] += int(info.get("collected", 0))
     _recent.append((gen, us))
 
 
@@ -56,7 +63,8 @@ def uninstall() -> None:
 
 def reset() -> None:
     for i in range(3):
-        _count[i] = _total_us[i] = _max_us[i] = _cpu_us[i] = 0
+        _count[i] = _total_us[i] = _max_us[i] = _cpu_us[i] = _collected[i] = 0
+    _young[0] = _young[1] = 0
     _recent.clear()
 
 
@@ -65,7 +73,10 @@ def stats() -> dict[str, Any]:
     for g in range(3):
         out[f"gen{g}"] = {"count": _count[g], "total_ms": round(_total_us[g] / 1000, 1),
                           "max_ms": round(_max_us[g] / 1000, 2),
-                          "cpu_ms": round(_cpu_us[g] / 1000, 1)}  # fmt: skip
+                          "cpu_ms": round(_cpu_us[g] / 1000, 1),
+                          "collected": _collected[g]}  # fmt: skip
+    out["gen0"]["young_avg"] = _young[0] // _count[0] if _count[0] else 0
+    out["gen0"]["young_max"] = _young[1]
     pauses = sorted(us for _, us in _recent)
     out["recent_p99_ms"] = round(pauses[int(len(pauses) * 0.99)] / 1000, 2) if pauses else 0.0
     out["tracked_objects"] = sum(gc.get_count()) + len(gc.get_objects(2))
@@ -114,4 +125,21 @@ def top_types(n: int = 15) -> list[tuple[str, int]]:
     from collections import Counter
 
     counts = Counter(type(o).__qualname__ for o in gc.get_objects(2))
+    return counts.most_common(n)
+
+
+def start_saving_garbage() -> None:
+    """Leak/churn hunting: keep what the collector frees (``gc.garbage``) until
+    :func:`saved_garbage_types` is called. Diagnostic only (the bench's ``garbage`` probe)."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+
+
+def saved_garbage_types(n: int = 15) -> list[tuple[str, int]]:
+    """The most numerous types of the cyclic garbage freed since :func:`start_saving_garbage`;
+    stops saving and releases it."""
+    from collections import Counter
+
+    gc.set_debug(0)
+    counts = Counter(type(o).__qualname__ for o in gc.garbage)
+    gc.garbage.clear()
     return counts.most_common(n)

@@ -1,16 +1,28 @@
 """Structured logging: one JSON object per line, to stdout and ``<data-dir>/logs/engine.log``.
 
-Invariant: log records carry no secrets — the engine never logs config secrets, and ccxt's debug
-logging (which prints API-key headers) is never enabled here.
+Invariants:
+- Log records carry no secrets — the engine never logs config secrets, and ccxt's debug logging
+  (which prints API-key headers) is never enabled here.
+- The thread that logs never formats JSON nor writes: records go through a queue to one
+  ``log-writer`` thread. A ``write()`` on the engine thread drops the GIL, and getting it back
+  from a busy UI thread costs up to a switch interval — every log line used to delay the next tick.
+- Nothing queued is lost on a normal exit: ``stop_logging`` (also run at exit) drains the queue,
+  then attaches the handlers directly so later records are written synchronously. A SIGKILL can
+  lose the last few milliseconds of log lines; logs are not the record (the DB and journal are).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,23 +39,71 @@ class JsonFormatter(logging.Formatter):
             out.update(extra)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted by _Enqueue before the record crossed threads
+            out["exc"] = record.exc_text
         return json.dumps(out, default=str)
 
 
+class _Enqueue(logging.handlers.QueueHandler):
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # only what cannot wait: the message (its args may change later) and a traceback (its
+        # frames are gone later); JSON formatting happens on the log-writer thread
+        record.msg = record.getMessage()
+        record.args = None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        return record
+
+
+class _Listener(logging.handlers.QueueListener):
+    def start(self) -> None:
+        monitor = self._monitor  # type: ignore[attr-defined]  # the stdlib loop, not in typeshed
+        self._thread = t = threading.Thread(target=monitor, name="log-writer", daemon=True)
+        t.start()
+
+
+_state: dict[str, Any] = {"listener": None, "handlers": [], "atexit": False}
+
+
+def stop_logging() -> None:
+    """Write every queued record, stop the log-writer thread, and log synchronously from now on."""
+    listener: _Listener | None = _state["listener"]
+    if listener is None:
+        return
+    _state["listener"] = None
+    listener.stop()
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if isinstance(h, _Enqueue):
+            root.removeHandler(h)
+    for h in _state["handlers"]:
+        root.addHandler(h)
+
+
 def setup_logging(data_dir: Path | None, level: str = "INFO", stdout: bool = True) -> None:
+    stop_logging()
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
+        h.close()
     root.setLevel(level)
     fmt = JsonFormatter()
+    handlers: list[logging.Handler] = []
     if stdout:
-        sh = logging.StreamHandler(sys.stdout)
-        sh.setFormatter(fmt)
-        root.addHandler(sh)
+        handlers.append(logging.StreamHandler(sys.stdout))
     if data_dir is not None:
         logs = data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fh = logging.FileHandler(logs / "engine.log", encoding="utf-8")
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
+        handlers.append(logging.FileHandler(logs / "engine.log", encoding="utf-8"))
+    for h in handlers:
+        h.setFormatter(fmt)
+    q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    listener = _Listener(q, *handlers, respect_handler_level=True)
+    listener.start()
+    _state.update(listener=listener, handlers=handlers)
+    root.addHandler(_Enqueue(q))
+    if not _state["atexit"]:
+        _state["atexit"] = True
+        atexit.register(stop_logging)  # registered after logging's own: runs before its shutdown
     logging.getLogger("ccxt").setLevel(logging.WARNING)  # never debug: it prints key headers

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from engine import oms
+from engine import blocks, oms
 from engine.events import CommandResult
 
 if TYPE_CHECKING:
@@ -104,10 +104,10 @@ def halt(e: Engine, reason: str) -> None:
 
 def acknowledge_orphans(e: Engine, symbol: str, actor: str, reason: str = "") -> CommandResult:
     """Lift an orphan block (the orphan stays tracked read-only by the reconciler)."""
-    why = e.market_blocked.get(symbol, "")
-    if "orphan" not in why:
+    why = e.market_blocked.causes(symbol).get(blocks.ORPHAN, "")
+    if not why:
         return CommandResult(ok=False, message=f"{symbol}: no orphan block to acknowledge")
-    del e.market_blocked[symbol]
+    e.market_blocked.unblock(symbol, blocks.ORPHAN)  # a gap still resyncing keeps its block
     keys = sorted(e.orphan_keys.pop(symbol, set()))
     e.acked_orphans.update(keys)  # these stay acknowledged across restarts; new ones block again
     e._set_state("acked_orphans", msgspec.json.encode(sorted(e.acked_orphans)).decode())

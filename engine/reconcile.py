@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from engine import oms
+from engine import blocks, oms
 from engine.oms import Order
 from engine.venue import VenueOrderView
 
@@ -92,10 +92,10 @@ class Reconciler:
             elif key not in self.external and key not in e.acked_orphans:
                 self.external[key] = v
                 e.orphan_keys.setdefault(v.symbol, set()).add(key)
-                e.market_blocked[v.symbol] = (
+                e.market_blocked.block(v.symbol, blocks.ORPHAN, (
                     f"{v.symbol}: orphan venue order {v.client_order_id or v.venue_order_id} "
                     "(foreign id): acknowledge to trade"
-                )
+                ))  # fmt: skip
                 note("orphan", v.symbol, v.client_order_id, "blocked symbol, read-only")
                 alerts.append(f"orphan order {key} on {v.symbol}")
         now_us = e.clock.now_us()

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from engine import gcwatch, oms
+from engine import gcwatch, memwatch, oms
 from engine.audit import HeadFile, load_or_create_key, verify_connection
 from engine.boot import Booted, boot, db_path
 from engine.clock import RealClock
@@ -106,15 +106,31 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
 
         lat = list(engine.tick_to_submit_us)
         lag = list(getattr(booted, "lag_us", ()))
+        wake = list(getattr(booted, "feed_wake_us", ()))
+        if args.get("garbage"):  # what the collector frees over that many seconds, by type
+            gcwatch.start_saving_garbage()
+            await asyncio.sleep(float(args["garbage"]))
+            return {"garbage_top": gcwatch.saved_garbage_types(25)}
         if args.get("reset"):
             gcwatch.reset()
             engine.tick_to_submit_us.clear()
+            getattr(booted, "feed_wake_us", deque()).clear()
             getattr(booted, "lag_us", deque()).clear()
         return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
                 "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
                 "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
                 "ticks": engine.ticks, "gc": gcwatch.stats(),
+                "feed_wake_us": [pct(wake, q) for q in (0.5, 0.9, 0.99, 0.999)],
                 "gc_top": gcwatch.top_types() if args.get("types") else []}  # fmt: skip
+
+    async def mem_stats(args: dict[str, Any]) -> Any:
+        out = memwatch.process(objects=bool(args.get("objects")))
+        out["duckdb_mib"] = None
+        duck = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_bytes))
+        if duck is not None:
+            out["duckdb_mib"] = round(duck / 2**20, 1)
+        out["orders_in_memory"] = len(engine.orders)
+        return out
 
     async def ack_orphans(args: dict[str, Any]) -> Any:
         res = engine.acknowledge_orphans(str(args.get("symbol", "")), "operator",
@@ -125,7 +141,7 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
 
     return {"reconcile": reconcile, "healthcheck": healthcheck, "audit_verify": audit_verify,
             "backup": backup, "status": status, "ack_orphans": ack_orphans,
-            "bench_stats": bench_stats}  # fmt: skip
+            "bench_stats": bench_stats, "mem_stats": mem_stats}  # fmt: skip
 
 
 async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> dict[str, Any]:
@@ -237,6 +253,7 @@ class EngineRuntime:
                                   ticks_per_second=cfg.sim.ticks_per_second)  # fmt: skip
             self.sim_feed = SimFeed(engine, sim, cfg.sim.ticks_per_second,
                                     after_burst=pacer.step if pacer is not None else None)  # fmt: skip
+            booted.feed_wake_us = self.sim_feed.wake_us  # type: ignore[attr-defined]
         self.tasks = [
             *([] if self.sim_feed is None else [asyncio.create_task(self.sim_feed.run())]),
             # with no simulator bursts to follow, the pacer runs on its own short period

@@ -24,6 +24,7 @@ import ctypes
 import ctypes.util
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,27 @@ def _libc() -> Any:
         return None
 
 
+def _read_holding_gil() -> Any:
+    """libc ``read`` called without releasing the GIL (``ctypes.PyDLL``), or ``os.read``-based
+    fallback where libc cannot be loaded that way."""
+    try:
+        fn = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6").read
+    except (OSError, AttributeError):
+
+        def fallback(fd: int, buf: Any, size: int) -> int:
+            try:
+                data = os.read(fd, size)
+            except BlockingIOError:
+                return -1
+            buf.value = int.from_bytes(data, "little")
+            return len(data)
+
+        return fallback
+    fn.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t]
+    fn.restype = ctypes.c_ssize_t
+    return fn  # a c_uint64 passed for the POINTER argument goes by reference
+
+
 class PeriodicTimerFd:
     """A periodic kernel timer as a readable file descriptor (``timerfd_create(2)``)."""
 
@@ -75,16 +97,20 @@ class PeriodicTimerFd:
             os.close(fd)
             raise OSError(err, "timerfd_settime failed")
         self.fd = fd
+        self._buf = ctypes.c_uint64(0)
+        self._read = _read_holding_gil()
 
     def fileno(self) -> int:
         return self.fd
 
     def drain(self) -> int:
-        """Expirations since the last drain (0 when none: a spurious wake-up)."""
-        try:
-            return int.from_bytes(os.read(self.fd, 8), "little")
-        except BlockingIOError:
-            return 0
+        """Expirations since the last drain (0 when none: a spurious wake-up).
+
+        Read through a GIL-holding call: ``os.read`` releases the GIL, and on a busy process
+        (the cockpit's UI thread) taking it back costs up to a switch interval (1 ms) on every
+        wake-up. A non-blocking read of a timerfd never blocks, so holding the GIL is free."""
+        n = self._read(self.fd, self._buf, 8)
+        return int(self._buf.value) if n == 8 else 0
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -102,6 +128,7 @@ class SimFeed:
         self.interval_ns = int(1e9 / ticks_per_second)
         self.after_burst = after_burst
         self.steps = 0
+        self.wake_us: deque[int] = deque(maxlen=200_000)
         self.pacing = "asyncio"
         self._t0_ns = 0
 
@@ -110,6 +137,9 @@ class SimFeed:
         due = (now_ns_fn() - self._t0_ns) // self.interval_ns + 1
         if self.steps >= due:
             return
+        # how late this burst starts against its first step's due time: the scheduling part of
+        # tick→submit (timer, loop, GIL hand-off), apart from the engine's own work
+        self.wake_us.append((now_ns_fn() - self._t0_ns - self.steps * self.interval_ns) // 1000)
         while self.steps < due:
             engine.tick_due_ns = self._t0_ns + self.steps * self.interval_ns
             self.steps += 1

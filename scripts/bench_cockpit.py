@@ -78,7 +78,7 @@ def _screen(session: str) -> str:
 def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
     d = work / f"d-{gc_policy}"
     prof = work / "bench.toml"
-    prof.write_text(_profile(args.symbols, args.tps))
+    prof.write_text(_profile(args.symbols, args.tps) + "".join(f"{x}\n" for x in args.toml))
     session = f"bench-{uuid.uuid4().hex[:8]}"
     cmd = (f"cd {ROOT} && COCKPIT_GC_POLICY={gc_policy} {sys.executable} -m cockpit "
            f"--profile {prof} --data-dir {d}")  # fmt: skip
@@ -97,10 +97,14 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
         call(d, "bench_stats", {"reset": True})
         cpu0, w0, rss0 = _cpu_s(pid), time.monotonic(), _rss_mib(pid)
         rss_samples = [rss0]
+        mem = [dict(call(d, "mem_stats", {}), t_s=0)]
         while time.monotonic() - w0 < args.duration:
             time.sleep(min(10.0, args.duration / 6))
             rss_samples.append(_rss_mib(pid))
+            if len(rss_samples) % 6 == 1:  # the breakdown once a minute
+                mem.append(dict(call(d, "mem_stats", {}), t_s=round(time.monotonic() - w0)))
         stats = call(d, "bench_stats", {"types": True})
+        mem.append(dict(call(d, "mem_stats", {"objects": True}), t_s=round(time.monotonic() - w0)))
         cpu = (_cpu_s(pid) - cpu0) / (time.monotonic() - w0)
         rss1 = _rss_mib(pid)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False)
@@ -133,7 +137,10 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
         "rss_growth_second_half_mib": round(rss1 - rss_samples[len(rss_samples) // 2], 1),
         "rss_mib_samples": [round(x) for x in rss_samples],
         "duration_s": args.duration,
+        "mem": mem,  # where the RSS goes: Python blocks, C heap, DuckDB, orders kept
         "gc": stats.get("gc"),
+        # tick→submit minus the engine's work: how late bursts start (timer, loop, GIL hand-off)
+        "feed_wake_ms_p50_p90_p99_p999": [x / 1000 for x in stats.get("feed_wake_us", [])],
         "gc_top": stats.get("gc_top"),
     }
 
@@ -146,6 +153,8 @@ def main() -> int:
     ap.add_argument("--symbols", type=int, default=20)
     ap.add_argument("--variants", default="paced,on,off",
                     help="GC policies to compare: paced (the default policy), on, off")  # fmt: skip
+    ap.add_argument("--toml", action="append", default=[],
+                    help="extra profile lines, e.g. --toml '[storage]' --toml 'flush_interval_ms = 500'")  # fmt: skip
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="benchcockpit-") as tmp:
         results = [run_variant(v, args, Path(tmp)) for v in args.variants.split(",")]

@@ -8,7 +8,8 @@ Invariants:
   refreshes that did work.
 - ``KeyedTable.sync`` never clears: rows are added with a key, changed cells are updated with
   ``update_cell``, rows whose key disappeared are removed, and the on-screen order is fixed with
-  ``sort`` only when it differs from the wanted order.
+  ``sort`` only when it differs from the wanted order. Column widths grow to fit and never shrink
+  (no jitter, and no whole-column re-measure per narrower cell).
 """
 
 from __future__ import annotations
@@ -98,14 +99,19 @@ class KeyedTable(SnapshotMixin, DataTable[Text]):
             self.remove_row(key)
             del self._cells[key]
         keys = [k for k, _ in self.COLUMNS]
+        columns = [self.columns[k] for k in keys]  # type: ignore[index]
         for key, cells in rows:
             old = self._cells.get(key)
             if old is None:
                 self.add_row(*cells, key=key)
             else:
-                for col, a, b in zip(keys, old, cells, strict=True):
+                for col, a, b in zip(columns, old, cells, strict=True):
                     if not same(a, b):
-                        self.update_cell(key, col, b, update_width=True)
+                        # Textual re-measures the whole column when a cell gets narrower (every
+                        # refresh, as prices and ages change): widths only grow here instead
+                        self.update_cell(
+                            key, col.key, b, update_width=b.cell_len > col.content_width
+                        )
             self._cells[key] = cells
         self._order([k for k, _ in rows])
 

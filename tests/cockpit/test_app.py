@@ -214,3 +214,15 @@ def test_start_when_2fa_was_enrolled_but_keystore_gone_then_refuses(tmp_path: Pa
     with pytest.raises(RuntimeError, match="2FA was enrolled"):
         again.start()
     again.stop("test")
+
+
+async def test_console_size_when_terminal_resized_then_follows_the_app(make_host) -> None:
+    """Rich measures cells against the console's size; pinned to the app's, it never asks the
+    terminal (an ioctl per measured cell) and still follows every resize."""
+    app = CockpitApp(make_host())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert (app.console._width, app.console._height) == (80, 24)
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause(0.1)
+        assert tuple(app.console.size) == (120, 40)

@@ -403,3 +403,23 @@ async def test_tables_when_refreshed_many_times_then_render_caches_stay_screen_s
             assert cache.maxsize == size
             assert len(cache) <= size
         assert len(panel._cell_render_cache) > 0  # the table did render through the cache
+
+
+async def test_table_when_cell_narrows_then_column_keeps_width_and_grows_for_wider() -> None:
+    """Widths only grow: a narrower cell neither shrinks the column (jitter) nor makes Textual
+    re-measure the whole column; a wider one widens it."""
+    panel = OrdersPanel()
+    async with Harness(panel).run_test(size=(160, 40)) as pilot:
+        s1 = snap(orders=(order("c1", T0, "rejected", "x" * 30),))
+        panel.update_snapshot(s1)
+        await pilot.pause()
+        reason = panel.columns["reason"]
+        wide = reason.content_width
+        assert wide >= 30
+        panel.update_snapshot(replace(s1, seq=2, orders=(order("c1", T0, "rejected", "y"),)))
+        await pilot.pause()
+        assert cells(panel, "c1")[6] == "y"
+        assert reason.content_width == wide
+        panel.update_snapshot(replace(s1, seq=3, orders=(order("c1", T0, "rejected", "z" * 45),)))
+        await pilot.pause()
+        assert reason.content_width >= 45

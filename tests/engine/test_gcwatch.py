@@ -97,3 +97,22 @@ def test_pacer_never_disables_automatic_collection() -> None:
     for _ in range(3):
         p.step()
     assert gc.isenabled() == was
+
+
+def test_watch_when_cycles_freed_then_counted_and_saved_garbage_named_by_type(quiet_gc) -> None:
+    gcwatch.install()
+    gcwatch.reset()
+    cycles = [_cycle() for _ in range(50)]
+    del cycles
+    gc.collect(0)
+    s = gcwatch.stats()["gen0"]
+    assert s["collected"] >= 100  # 50 cycles of two nodes each
+    assert s["young_max"] >= 100 and s["young_avg"] > 0
+    gcwatch.start_saving_garbage()
+    cycles = [_cycle() for _ in range(30)]
+    del cycles
+    gc.collect(0)
+    top = dict(gcwatch.saved_garbage_types())
+    assert top.get("Node") == 60
+    assert not gc.garbage and gc.get_debug() == 0  # released, and saving switched off
+    gcwatch.uninstall()

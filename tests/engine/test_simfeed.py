@@ -81,3 +81,22 @@ async def test_feed_when_cancelled_then_timer_released(make_booted) -> None:
     await asyncio.sleep(0.05)
     assert feed.steps == n  # nothing delivered after cancellation
     assert set(selector.get_map()) == before  # the timer's reader is gone
+
+
+def test_timerfd_when_read_through_fallback_then_same_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where libc cannot be called holding the GIL, ``os.read`` gives the same answers."""
+
+    def no_pydll(*args: object, **kwargs: object) -> object:
+        raise OSError("no PyDLL here")
+
+    monkeypatch.setattr(simfeed.ctypes, "PyDLL", no_pydll)
+    t = PeriodicTimerFd(0.001, time.monotonic_ns())
+    try:
+        assert t._read is not None and not hasattr(t._read, "argtypes")
+        time.sleep(0.01)
+        assert t.drain() >= 5
+        assert t.drain() == 0
+    finally:
+        t.close()

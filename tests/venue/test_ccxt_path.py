@@ -227,7 +227,7 @@ async def test_order_when_book_gap_open_then_denied_by_stale_data_gate(rig_facto
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    e.market_blocked["ETH/USDT"] = "ETH/USDT: order book gap, resyncing"
+    e.market_blocked.block("ETH/USDT", "book", "ETH/USDT: order book gap, resyncing")
     res = e.submit(order(e, "ETH/USDT"))
     assert not res.ok and "order book gap" in res.message
     await asyncio.sleep(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from engine import oms
 from engine.events import SubmitOrder
@@ -32,14 +33,19 @@ async def test_reconcile_when_venue_has_our_order_unknown_to_db_then_adopted(rig
     assert e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id
 
 
-async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts(rig_factory):
+async def _foreign_order_found(rig_factory: Any, client_id: str) -> tuple[Any, dict[str, Any]]:
+    """A human places an ETH order on the account behind our back; a reconciliation runs."""
     rig = await rig_factory()
-    e = rig.engine
     await rig.quotes_ready()
     await rig.venue.ex.create_order("ETH/USDT", "limit", "buy", 0.01,
-                                    far_bid(e, "ETH/USDT") / 1e8,
-                                    {"newClientOrderId": "manual-by-human-1"})  # fmt: skip
-    report = await Reconciler(e, grace_s=0.2).run("manual")
+                                    far_bid(rig.engine, "ETH/USDT") / 1e8,
+                                    {"newClientOrderId": client_id})  # fmt: skip
+    return rig, await Reconciler(rig.engine, grace_s=0.2).run("manual")
+
+
+async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts(rig_factory):
+    rig, report = await _foreign_order_found(rig_factory, "manual-by-human-1")
+    e = rig.engine
     assert report["mismatches"]["orphan"] == 1 and not report["ok"]
     assert "ETH/USDT" in e.market_blocked and e.risk.safe_mode  # fail closed
     e.set_safe_mode(False, "op", "reviewed")
@@ -164,3 +170,20 @@ async def test_cancel_on_disconnect_when_user_stream_drops_then_resting_orders_c
     await until(lambda: e.orders[res.ref].status == oms.CANCELED, 10, "canceled by policy")
     venue = [o for o in (await rig.venue_state())["orders"] if o["clientOrderId"] == res.ref]
     assert venue[0]["status"] == "CANCELED"
+
+
+async def test_reconcile_when_book_resyncs_after_orphan_found_then_symbol_stays_blocked(
+    rig_factory,
+):
+    """An order-book resync used to lift *any* block on its symbol, orphan blocks included
+    (fail open): the book feed now lifts only the gap block it set."""
+    rig, report = await _foreign_order_found(rig_factory, "manual-by-human-2")
+    e = rig.engine
+    assert report["mismatches"]["orphan"] == 1
+    bid_e8, ask_e8 = e.quotes["ETH/USDT"][:2]  # a resync at the market: no dislocation halt
+    book = {"symbol": "ETH/USDT", "bids": [[bid_e8 / 1e8, 1.0]], "asks": [[ask_e8 / 1e8, 1.0]]}
+    rig.feeds._on_book(book)
+    assert "orphan" in e.market_blocked.get("ETH/USDT", "")
+    e.set_safe_mode(False, "op", "reviewed")
+    res = e.submit(order(e, "ETH/USDT"))
+    assert not res.ok and "orphan" in res.message
