@@ -133,13 +133,14 @@ class SimFeed:
         self._t0_ns = 0
 
     def _deliver_due(self) -> None:
-        engine, now_ns_fn = self.engine, time.monotonic_ns
-        due = (now_ns_fn() - self._t0_ns) // self.interval_ns + 1
+        engine = self.engine
+        since_t0 = time.monotonic_ns() - self._t0_ns
+        due = since_t0 // self.interval_ns + 1
         if self.steps >= due:
             return
         # how late this burst starts against its first step's due time: the scheduling part of
         # tick→submit (timer, loop, GIL hand-off), apart from the engine's own work
-        self.wake_us.append((now_ns_fn() - self._t0_ns - self.steps * self.interval_ns) // 1000)
+        self.wake_us.append((since_t0 - self.steps * self.interval_ns) // 1000)
         while self.steps < due:
             engine.tick_due_ns = self._t0_ns + self.steps * self.interval_ns
             self.steps += 1
