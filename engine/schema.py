@@ -5,6 +5,8 @@ Invariants:
 - Each table's column order here is the order of the row tuples the engine produces
   (``COLUMNS``); the writer inserts frames built from those tuples by position.
 - Amounts are BIGINT e8 units (exact); ``*_us`` columns are UTC microseconds.
+- Memory must not grow with trading history: the only indexed tables are the small bounded ones
+  (``UPSERT_TABLES``); history is append-only and unindexed, per-order state is versioned (below).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from engine.audit import AUDIT_TABLE_DDL
 
 COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "decisions": (
-        ("decision_id", "VARCHAR PRIMARY KEY"),
+        ("decision_id", "VARCHAR NOT NULL"),
         ("ts_us", "BIGINT NOT NULL"),
         ("symbol", "VARCHAR NOT NULL"),
         ("model_id", "VARCHAR NOT NULL"),
@@ -28,7 +30,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("psi", "DOUBLE"),
     ),
     "orders": (
-        ("client_order_id", "VARCHAR PRIMARY KEY"),
+        ("client_order_id", "VARCHAR NOT NULL"),
         ("decision_id", "VARCHAR NOT NULL"),
         ("venue_order_id", "VARCHAR"),
         ("symbol", "VARCHAR NOT NULL"),
@@ -49,7 +51,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("updated_us", "BIGINT NOT NULL"),
     ),
     "fills": (
-        ("trade_id", "VARCHAR PRIMARY KEY"),
+        ("trade_id", "VARCHAR NOT NULL"),
         ("client_order_id", "VARCHAR NOT NULL"),
         ("venue_order_id", "VARCHAR"),
         ("symbol", "VARCHAR NOT NULL"),
@@ -64,7 +66,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("fee_base_e8", "BIGINT DEFAULT 0"),  # migration 3
     ),
     "order_outbox": (
-        ("client_order_id", "VARCHAR PRIMARY KEY"),
+        ("client_order_id", "VARCHAR NOT NULL"),
         ("decision_id", "VARCHAR NOT NULL"),
         ("symbol", "VARCHAR NOT NULL"),
         ("side", "VARCHAR NOT NULL"),
@@ -108,7 +110,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("updated_us", "BIGINT NOT NULL"),
     ),
     "paper_orders": (
-        ("client_order_id", "VARCHAR PRIMARY KEY"),
+        ("client_order_id", "VARCHAR NOT NULL"),
         ("venue_order_id", "BIGINT NOT NULL"),
         ("symbol", "VARCHAR NOT NULL"),
         ("side", "VARCHAR NOT NULL"),
@@ -137,10 +139,26 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     ),
 }
 
-# Tables whose rows are upserted by primary key (latest state wins); the rest are append-only.
-UPSERT_TABLES = frozenset(
-    {"orders", "order_outbox", "positions", "models", "engine_state", "paper_orders"}
-)
+# Tables whose rows are replaced by primary key (latest state wins). Only small tables whose key set
+# is bounded by configuration (symbols, models, a few state keys): a PK index grows with its keys,
+# so a table that grows with trading history has none (scripts/bench_store.py measures the heap).
+UPSERT_TABLES = frozenset({"positions", "models", "engine_state"})
+
+# Tables with a state per order that changes (pending -> submitted -> filled): stored append-only
+# as versions in ``<table>_log`` with the batch's ``rev``; the view ``<table>`` shows the latest
+# version of each ``client_order_id`` (the first column), so readers see one row per order.
+VERSIONED_TABLES = frozenset({"orders", "order_outbox", "paper_orders"})
+
+# Every other table is append-only history with no index at all (memory must not grow with it).
+# Uniqueness of their ids (decision, trade, audit seq) is the engine's job: ids are minted per
+# session, fills are de-duplicated per order (``Order.apply_fill``) and ``verify_db`` checks that the
+# audit seq is contiguous.
+
+REV = ("rev", "BIGINT NOT NULL")
+
+
+def log_table(table: str) -> str:
+    return f"{table}_log"
 
 
 def _create(table: str) -> str:
@@ -148,18 +166,54 @@ def _create(table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 
-# Version 1's tables, frozen: later tables arrive in later versions (migrations are append-only).
-# Columns that arrived after version 1 (added by ALTER in their migration, appended at the end).
-_LATER_COLUMNS = {("fills", "fee_base_e8")}
+# Columns that arrived after version 1 (added by ALTER in their migration, appended at the end),
+# with that migration's version: a table re-created by a migration gets the columns of its time.
+_LATER_COLUMNS = {("fills", "fee_base_e8"): 3}
+
+
+def _columns_at(table: str, version: int, cols: tuple[tuple[str, str], ...] = ()) -> str:
+    return ", ".join(f"{n} {d}" for n, d in (*COLUMNS[table], *cols)
+                     if _LATER_COLUMNS.get((table, n), 0) <= version)  # fmt: skip
+
+
+# Version 1 gave these tables a primary key (dropped by version 4).
+_V1_KEYS = {("decisions", "decision_id"), ("orders", "client_order_id"), ("fills", "trade_id"),
+            ("order_outbox", "client_order_id"), ("paper_orders", "client_order_id")}  # fmt: skip
 
 
 def _create_v1(table: str) -> str:
-    cols = ", ".join(f"{n} {d}" for n, d in COLUMNS[table] if (table, n) not in _LATER_COLUMNS)
+    cols = ", ".join(f"{n} {'VARCHAR PRIMARY KEY' if (table, n) in _V1_KEYS else d}"
+                     for n, d in COLUMNS[table] if (table, n) not in _LATER_COLUMNS)  # fmt: skip
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 
+# Version 1's tables, frozen: later tables arrive in later versions (migrations are append-only).
 _V1_TABLES = ("decisions", "orders", "fills", "order_outbox", "positions", "gate_events", "models",
               "engine_state", "paper_orders", "incidents")  # fmt: skip
+
+
+def _latest_view(table: str) -> str:
+    # arg_max_null, not arg_max: a NULL in the latest version (reason cleared) must win over an
+    # older non-NULL value. Point lookups by client_order_id are pushed below the GROUP BY.
+    return (f"CREATE VIEW {table} AS SELECT client_order_id, arg_max_null(COLUMNS(* EXCLUDE "
+            f"(client_order_id, rev)), rev) AS '\\0' FROM {log_table(table)} GROUP BY client_order_id")  # fmt: skip
+
+
+def _v4() -> tuple[str, ...]:
+    out = ["DROP INDEX IF EXISTS fills_order", "DROP INDEX IF EXISTS orders_status"]
+    for t in ("orders", "order_outbox", "paper_orders"):  # existing rows become version 0
+        out += [f"CREATE TABLE {log_table(t)} ({_columns_at(t, 4, (REV,))})",
+                f"INSERT INTO {log_table(t)} SELECT *, 0 FROM {t}", f"DROP TABLE {t}",
+                _latest_view(t)]  # fmt: skip
+    for t in ("decisions", "fills"):
+        out += [f"CREATE TABLE {t}_v4 ({_columns_at(t, 4)})",
+                f"INSERT INTO {t}_v4 SELECT * FROM {t}", f"DROP TABLE {t}",
+                f"ALTER TABLE {t}_v4 RENAME TO {t}"]  # fmt: skip
+    out += [AUDIT_TABLE_DDL.replace("audit_log (seq BIGINT PRIMARY KEY", "audit_v4 (seq BIGINT NOT NULL"),
+            "INSERT INTO audit_v4 SELECT * FROM audit_log", "DROP TABLE audit_log",
+            "ALTER TABLE audit_v4 RENAME TO audit_log"]  # fmt: skip
+    return tuple(out)
+
 
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
@@ -178,6 +232,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         "base-asset commission per fill",
         ("ALTER TABLE fills ADD COLUMN IF NOT EXISTS fee_base_e8 BIGINT DEFAULT 0",),
     ),
+    (4, "history without indexes; per-order state as versions", _v4()),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

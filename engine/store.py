@@ -29,7 +29,15 @@ import duckdb
 import pyarrow as pa
 
 from engine import crashpoints
-from engine.schema import COLUMNS, LATEST_VERSION, MIGRATIONS, UPSERT_TABLES
+from engine.schema import (
+    COLUMNS,
+    LATEST_VERSION,
+    MIGRATIONS,
+    REV,
+    UPSERT_TABLES,
+    VERSIONED_TABLES,
+    log_table,
+)
 
 log = logging.getLogger("engine.store")
 
@@ -42,6 +50,7 @@ def _schema(table: str) -> pa.Schema:
 
 
 _SCHEMAS = {t: _schema(t) for t in COLUMNS}
+_LOG_SCHEMAS = {t: _SCHEMAS[t].append(pa.field(REV[0], pa.int64())) for t in VERSIONED_TABLES}
 
 
 # One writer doing small OLTP-style batches: one DuckDB thread is as fast and keeps RSS lower;
@@ -103,18 +112,21 @@ def migrate(con: duckdb.DuckDBPyConnection, now_us: int) -> int:
 class Batch:
     """Rows accumulated on the engine loop between two flushes.
 
-    Append-only tables are lists of row tuples; upsert tables are dicts keyed by primary key, so
-    several transitions of one order inside a flush window become one row (the latest).
+    Append-only tables are lists of row tuples; upsert and versioned tables are dicts keyed by
+    their first column, so several transitions of one order inside a flush window become one row
+    (the latest): one version per order per batch.
     """
 
     __slots__ = ("append", "upsert", "audit_head", "rows")
 
     def __init__(self) -> None:
         self.append: dict[str, list[tuple[Any, ...]]] = {
-            t: [] for t in COLUMNS if t not in UPSERT_TABLES
+            t: [] for t in COLUMNS if t not in UPSERT_TABLES | VERSIONED_TABLES
         }
         self.append["audit_log"] = []
-        self.upsert: dict[str, dict[Any, tuple[Any, ...]]] = {t: {} for t in UPSERT_TABLES}
+        self.upsert: dict[str, dict[Any, tuple[Any, ...]]] = {
+            t: {} for t in UPSERT_TABLES | VERSIONED_TABLES
+        }
         self.audit_head: tuple[int, str] | None = None
         self.rows = 0
 
@@ -127,8 +139,8 @@ _AUDIT_SCHEMA = pa.schema([("seq", pa.int64()), ("ts_us", pa.int64()), ("actor",
                            ("prev_hash", pa.string()), ("hash", pa.string())])  # fmt: skip
 
 
-def _insert(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[Any],
-            schema: pa.Schema) -> None:  # fmt: skip
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[Any], schema: pa.Schema,
+            replace: bool = False) -> None:  # fmt: skip
     # rows -> Arrow columns -> DuckDB: ~200k rows/s, vs ~1.4k rows/s for executemany. Built as
     # Arrow directly: a polars frame's conversion to Arrow held the GIL longer (the engine thread
     # waits for it), for no gain at a flush's few rows.
@@ -137,7 +149,14 @@ def _insert(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[An
                                  schema=schema)  # fmt: skip
     con.register("_batch_frame", frame)
     try:
-        con.execute(f"{verb} INTO {table} SELECT * FROM _batch_frame")
+        if replace:  # latest state wins, as DELETE of the keys + INSERT. Measured with
+            # scripts/bench_store.py, each alternative grew DuckDB's C heap for good with every
+            # statement: INSERT OR REPLACE ~0.8 KB, UPDATE .. FROM the frame more, and a DELETE
+            # whose keys come from a subquery on the frame ~0.3 KB. Literal keys stay flat.
+            keys = [r[0] for r in rows]
+            con.execute(f"DELETE FROM {table} WHERE {schema.names[0]} IN "
+                        f"({', '.join('?' * len(keys))})", keys)  # fmt: skip
+        con.execute(f"INSERT INTO {table} SELECT * FROM _batch_frame")
     finally:
         try:
             con.unregister("_batch_frame")
@@ -145,17 +164,32 @@ def _insert(con: duckdb.DuckDBPyConnection, verb: str, table: str, rows: list[An
             pass  # the transaction already failed: keep the original error, not this one
 
 
-def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch) -> None:
-    """Commit one batch atomically (all tables or none)."""
+def last_rev(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest version number written so far (0 for a new DB)."""
+    parts = " UNION ALL ".join(
+        f"SELECT max(rev) FROM {log_table(t)}" for t in sorted(VERSIONED_TABLES)
+    )
+    row = con.execute(f"SELECT coalesce(max(m), 0) FROM ({parts}) t(m)").fetchone()
+    return int(row[0]) if row else 0
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, rev: int) -> None:
+    """Commit one batch atomically (all tables or none); its order states are version ``rev``,
+    which must be above every earlier batch's."""
     con.execute("BEGIN TRANSACTION")
     try:
         for table, rows in batch.append.items():
             if rows:
                 schema = _AUDIT_SCHEMA if table == "audit_log" else _SCHEMAS[table]
-                _insert(con, "INSERT", table, rows, schema)
+                _insert(con, table, rows, schema)
         for table, keyed in batch.upsert.items():
-            if keyed:
-                _insert(con, "INSERT OR REPLACE", table, list(keyed.values()), _SCHEMAS[table])
+            if not keyed:
+                continue
+            if table in VERSIONED_TABLES:
+                rows = [(*r, rev) for r in keyed.values()]
+                _insert(con, log_table(table), rows, _LOG_SCHEMAS[table])
+            else:
+                _insert(con, table, list(keyed.values()), _SCHEMAS[table], replace=True)
         if crashpoints.ENABLED:
             crashpoints.hit("before_commit")
         con.execute("COMMIT")
@@ -183,6 +217,7 @@ class Writer:
         self.committed_rows = 0
         self.commit_seconds = 0.0
         self._pending = 0
+        self._rev = last_rev(con)  # read before the thread starts: nothing else uses con yet
         self._idle = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
@@ -232,7 +267,8 @@ class Writer:
             try:
                 if self.error is None:  # after a failure nothing more is written: fail closed
                     t0 = time.perf_counter()
-                    write_batch(self._con, batch)
+                    write_batch(self._con, batch, self._rev + 1)
+                    self._rev += 1
                     self.commit_seconds += time.perf_counter() - t0
                     self.committed_batches += 1
                     self.committed_rows += batch.rows

@@ -6,7 +6,9 @@ the real engine creates its data dir once (a 1 s headless run, safe mode on, whi
 venue balance baseline); ``--open`` resting LIMIT orders far from the market are placed at the
 venue with our client ids (``POST /admin/order_external``); then ``--orders`` historical orders
 with one fill each (filled, paired buy/sell so every symbol nets flat), their outbox rows and the
-open orders (status ``accepted``, same client and venue ids) are bulk-inserted into DuckDB.
+open orders (status ``accepted``, same client and venue ids) are bulk-inserted into DuckDB, each
+historical order and outbox row as two versions (submitted, then filled), as a live session leaves
+them.
 Historical ids use the synthetic session ``h_`` (``ck-h_-<n>``), open ones ``o_``: ``_`` is not a
 base-36 digit, so no engine session can ever generate them.
 
@@ -165,7 +167,7 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
     import polars as pl
 
     from engine.marketsim import symbol_spec
-    from engine.schema import COLUMNS
+    from engine.schema import COLUMNS, VERSIONED_TABLES, log_table
 
     rng = random.Random(seed)
     now_us = int(time.time() * 1e6)
@@ -197,17 +199,25 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
     outbox = [(o[0], o[1], o[3], o[4], o[5], o[6], o[7], "acked", o[16], o[17],
                o[18] if o[10] == "filled" else 0, 1) for o in all_orders]  # fmt: skip
 
-    def frame(table: str, rows: list[tuple[Any, ...]]) -> pl.DataFrame:
-        names = [c for c, _ in COLUMNS[table]]
-        return pl.DataFrame(rows, schema=names, orient="row", infer_schema_length=None)
+    # Per-order state is versioned (schema.VERSIONED_TABLES): like a live session, each historical
+    # order left an earlier version (submitted / sent) before its final one.
+    orders_v = [(*o[:8], 0, 0, "submitted", *o[11:], 1) for o in orders]
+    orders_v += [(*o, 2) for o in all_orders]
+    outbox_v = [(*o[:7], "sent", *o[8:10], 0, 1, 1) for o in outbox[: len(orders)]]
+    outbox_v += [(*o, 2) for o in outbox]
+
+    def frame(table: str, rows: list[tuple[Any, ...]], cols: list[str]) -> pl.DataFrame:
+        return pl.DataFrame(rows, schema=cols, orient="row", infer_schema_length=None)
 
     con = duckdb.connect(str(db))
     try:
         con.execute("BEGIN")
-        for table, rows in (("orders", all_orders), ("fills", fills), ("order_outbox", outbox)):
-            f = frame(table, rows)  # noqa: F841 - read by DuckDB's replacement scan
-            names = ", ".join(c for c, _ in COLUMNS[table])
-            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM f")
+        for table, rows in (("orders", orders_v), ("fills", fills), ("order_outbox", outbox_v)):
+            cols = [c for c, _ in COLUMNS[table]] + (["rev"] if table in VERSIONED_TABLES else [])
+            f = frame(table, rows, cols)  # noqa: F841 - read by DuckDB's replacement scan
+            target = log_table(table) if table in VERSIONED_TABLES else table
+            names = ", ".join(cols)
+            con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM f")
         con.execute("COMMIT")
         counts = {
             "historical_orders": con.execute(
