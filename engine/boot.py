@@ -34,7 +34,7 @@ from engine.models import build_model
 from engine.paper import PaperVenue
 from engine.registry import ModelRegistry, build_reference
 from engine.risk import GATE_NAMES
-from engine.store import Batch, StoreError, Writer, migrate, open_db
+from engine.store import Batch, StoreError, Writer, latest_ids, latest_rows, migrate, open_db
 from engine.strategy import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
 from engine.textfile import clean_stale_temps, write_textfile
 
@@ -223,18 +223,11 @@ def boot(
                 seed=cfg.sim.seed + session,
                 call_later=call_later,
             )
-        open_rows = con.execute(
-            "SELECT * FROM orders WHERE status IN (" + ",".join(f"'{s}'" for s in oms.OPEN) + ")"
-        ).fetchall()
-        open_ids = [str(r[0]) for r in open_rows]
+        open_ids = latest_ids(con, "orders", oms.OPEN)
+        open_rows = latest_rows(con, "orders", open_ids)
         if isinstance(venue, PaperVenue):
-            venue.load(
-                con.execute(
-                    "SELECT * FROM paper_orders WHERE status IN ('accepted','partially_filled') "
-                    "OR client_order_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [open_ids],
-                ).fetchall()
-            )
+            resting = latest_ids(con, "paper_orders", ("accepted", "partially_filled"))
+            venue.load(latest_rows(con, "paper_orders", sorted(set(resting) | set(open_ids))))
         trade_ids: dict[str, set[str]] = {cid: set() for cid in open_ids}
         if open_ids:
             for cid, tid in con.execute(

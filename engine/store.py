@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -171,6 +171,31 @@ def last_rev(con: duckdb.DuckDBPyConnection) -> int:
     )
     row = con.execute(f"SELECT coalesce(max(m), 0) FROM ({parts}) t(m)").fetchone()
     return int(row[0]) if row else 0
+
+
+def latest_ids(con: duckdb.DuckDBPyConnection, table: str, statuses: Iterable[str]) -> list[str]:
+    """Orders of a versioned ``table`` whose latest status is one of ``statuses`` (start-up).
+
+    Grouping two columns, then fetching only those orders' rows, is ~5x faster than filtering
+    the latest-version view on status (which aggregates every column of every order first)."""
+    allowed = ", ".join(f"'{s}'" for s in sorted(statuses))  # our own constants, never input
+    rows = con.execute(
+        f"SELECT client_order_id FROM {log_table(table)} GROUP BY client_order_id "
+        f"HAVING arg_max(status, rev) IN ({allowed})"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def latest_rows(
+    con: duckdb.DuckDBPyConnection, table: str, ids: list[str]
+) -> list[tuple[Any, ...]]:
+    """The latest version of each listed order (the view's columns); a constant list is pushed
+    below the view's GROUP BY, a subquery is not."""
+    if not ids:
+        return []
+    return con.execute(
+        f"SELECT * FROM {table} WHERE list_contains(?::VARCHAR[], client_order_id)", [ids]
+    ).fetchall()
 
 
 def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, rev: int) -> None:

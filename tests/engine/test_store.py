@@ -10,7 +10,16 @@ import duckdb
 import pytest
 
 from engine.schema import COLUMNS, LATEST_VERSION, MIGRATIONS, UPSERT_TABLES, VERSIONED_TABLES
-from engine.store import Batch, Writer, last_rev, migrate, open_db, write_batch
+from engine.store import (
+    Batch,
+    Writer,
+    last_rev,
+    latest_ids,
+    latest_rows,
+    migrate,
+    open_db,
+    write_batch,  # fmt: skip
+)
 
 
 def _order(cid: str, status: str, reason: str | None = None, filled: int = 0) -> tuple[Any, ...]:
@@ -120,3 +129,19 @@ def test_write_batch_when_bounded_table_upserted_then_one_row_per_key(
         write_batch(con, b, v)
     rows = con.execute(f"SELECT * FROM {table}").fetchall()
     assert len(rows) == 1 and len(rows[0]) == ncols and rows[0][-1] == 2
+
+
+def test_latest_ids_when_order_closed_later_then_only_still_open_orders_listed(
+    tmp_path: Path,
+) -> None:
+    con = open_db(tmp_path / "c.duckdb")
+    migrate(con, 1)
+    write_batch(
+        con, _batch(_order("a", "submitted"), _order("b", "accepted"), _order("c", "new")), 1
+    )
+    write_batch(con, _batch(_order("a", "filled", None, 100)), 2)
+    ids = latest_ids(con, "orders", ("submitted", "accepted"))
+    assert ids == ["b"]  # "a" was submitted once, but its latest version is filled
+    rows = latest_rows(con, "orders", ["a", "b"])
+    assert sorted((r[0], r[10]) for r in rows) == [("a", "filled"), ("b", "accepted")]
+    assert latest_rows(con, "orders", []) == []
