@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import duckdb
 
 from tests.conftest import ROOT
 
@@ -24,3 +27,24 @@ def test_bench_replay_when_small_then_one_json_line_with_every_order_filled() ->
                 "order_path_us_p99", "durable_intent_us_p50", "durable_intent_us_p99",
                 "saturation_orders_per_s"):  # fmt: skip
         assert r[key] > 0, key
+
+
+def test_bench_store_when_small_then_heap_samples_and_commit_times(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "scripts/bench_store.py", "--orders", "800", "--sample-every", "200",
+         "--data-dir", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["orders"] == 800 and r["flushes"] == 200
+    assert [s["orders"] for s in r["samples"]] == [200, 400, 600, 800]
+    assert all(s["rss_mib"] > 0 for s in r["samples"])
+    assert 0 < r["commit_ms_p50"] <= r["commit_ms_p99"]
+    # every order's three states were written as versions; the view shows one filled row each
+    con = duckdb.connect(str(tmp_path / "bench.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM orders_log").fetchone() == (
+        3 * 800 - 12,
+    )  # the last two flushes' orders are not filled yet
+    assert con.execute("SELECT status, count(*) FROM orders GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("filled", 792), ("pending", 4), ("submitted", 4)]  # fmt: skip
+    con.close()
