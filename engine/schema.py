@@ -201,6 +201,7 @@ def _latest_view(table: str) -> str:
 
 def _v4() -> tuple[str, ...]:
     out = ["DROP INDEX IF EXISTS fills_order", "DROP INDEX IF EXISTS orders_status"]
+    # Table names spelled out, not VERSIONED_TABLES: a released migration never changes.
     for t in ("orders", "order_outbox", "paper_orders"):  # existing rows become version 0
         out += [f"CREATE TABLE {log_table(t)} ({_columns_at(t, 4, (REV,))})",
                 f"INSERT INTO {log_table(t)} SELECT *, 0 FROM {t}", f"DROP TABLE {t}",

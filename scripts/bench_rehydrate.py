@@ -206,15 +206,12 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
     outbox_v = [(*o[:7], "sent", *o[8:10], 0, 1, 1) for o in outbox[: len(orders)]]
     outbox_v += [(*o, 2) for o in outbox]
 
-    def frame(table: str, rows: list[tuple[Any, ...]], cols: list[str]) -> pl.DataFrame:
-        return pl.DataFrame(rows, schema=cols, orient="row", infer_schema_length=None)
-
     con = duckdb.connect(str(db))
     try:
         con.execute("BEGIN")
         for table, rows in (("orders", orders_v), ("fills", fills), ("order_outbox", outbox_v)):
             cols = [c for c, _ in COLUMNS[table]] + (["rev"] if table in VERSIONED_TABLES else [])
-            f = frame(table, rows, cols)  # noqa: F841 - read by DuckDB's replacement scan
+            f = pl.DataFrame(rows, schema=cols, orient="row", infer_schema_length=None)  # noqa: F841 - read by DuckDB's replacement scan
             target = log_table(table) if table in VERSIONED_TABLES else table
             names = ", ".join(cols)
             con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM f")
