@@ -132,9 +132,10 @@ class CockpitApp(App[None]):
         self._pin_console_size(event.size.width, event.size.height)
 
     def _pin_console_size(self, width: int, height: int) -> None:
-        # Rich asks the terminal (an ioctl) every time it measures a cell unless the console's
-        # size is set; DataTables measure each updated cell, so that was ~12% of the UI thread —
-        # GIL time the engine waits for. The app knows its size: hand it over on every resize.
+        # Rich asks the terminal (an ioctl) every time it builds console options unless the
+        # console's size is set; panels measure their text on every update (with DataTables that
+        # was ~12% of the UI thread — GIL time the engine waits for). The app knows its size:
+        # hand it over on every resize.
         self.console.size = (width, height)
 
     def _on_hangup(self) -> None:

@@ -4,7 +4,7 @@ Every widget exposes ``update_snapshot(snap)``; it skips all work when the part 
 shows is unchanged, updates tables in place by row key, and renders outside text literally.
 """
 
-from widgets._base import KeyedTable, SnapshotMixin
+from widgets._base import SnapshotMixin
 from widgets.alerts import AlertsPanel
 from widgets.audit import AuditPanel
 from widgets.budgets import BudgetsPanel
@@ -20,6 +20,7 @@ from widgets.price_sparklines import PriceSparklines
 from widgets.recon import ReconPanel
 from widgets.skew import SkewPanel
 from widgets.status_bar import StatusBar
+from widgets.table import KeyedTable
 
 SNAPSHOT_WIDGETS = (
     StatusBar,

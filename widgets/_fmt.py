@@ -3,7 +3,9 @@
 Invariants:
 - Every string that may come from outside (venue errors, symbols, client ids, audit kinds) goes
   through :func:`lit`, which builds a ``rich.text.Text`` without parsing markup or emoji codes,
-  so ``[bold]x[/]`` or ``[link=...]`` shows exactly as typed.
+  so ``[bold]x[/]`` or ``[link=...]`` shows exactly as typed, and escapes control characters
+  (``\\x1b`` shows as the four characters ``\\x1b``): a venue message must not move the cursor,
+  retitle the terminal or break a table row.
 - Styles used here are text attributes only (bold, reverse); colours come from theme variables in
   the widgets' ``DEFAULT_CSS``, toggled with CSS classes.
 """
@@ -16,10 +18,13 @@ from rich.text import Text
 
 FLAG_STYLE = "bold reverse"
 
+# C0 controls (tab and newline included), DEL and the C1 range: each shown as a visible \xNN
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
 
 def lit(value: object, style: str = "") -> Text:
-    """A literal Text: never markup, never emoji codes."""
-    return Text(str(value), style=style, no_wrap=True, end="")
+    """A literal Text: never markup, never emoji codes, never a control character."""
+    return Text(str(value).translate(_CONTROLS), style=style, no_wrap=True, end="")
 
 
 def age(now_us: int, then_us: int) -> str:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+
 from engine.snapshot import AuditView, EngineSnapshot
-from widgets._base import KeyedTable, Row
 from widgets._fmt import clock, lit
+from widgets.table import KeyedTable
 
 
 class AuditPanel(KeyedTable):
@@ -29,8 +31,12 @@ class AuditPanel(KeyedTable):
     def apply(self, part: Any) -> None:
         audit: tuple[AuditView, ...] = part
         newest = sorted(audit, key=lambda a: a.seq, reverse=True)[: self.max_rows]
-        self.sync([self._row(a) for a in newest])
+        self.show(newest)
 
-    @staticmethod
-    def _row(a: AuditView) -> Row:
-        return str(a.seq), (lit(a.seq), lit(clock(a.ts_us)), lit(a.actor), lit(a.kind))
+    def key(self, view: Any) -> str:
+        a: AuditView = view
+        return str(a.seq)
+
+    def cells(self, view: Any) -> tuple[Text, ...]:
+        a: AuditView = view
+        return (lit(a.seq), lit(clock(a.ts_us)), lit(a.actor), lit(a.kind))

@@ -1,12 +1,17 @@
-"""FillsPanel: the last fills (newest first) keyed by trade id."""
+"""FillsPanel: the last fills (newest first) keyed by trade id (``KeyedTable.show``).
+
+A fill without a trade id (paper venues may omit it) is keyed by its order and time.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+
 from engine.snapshot import EngineSnapshot, FillView
-from widgets._base import KeyedTable, Row
 from widgets._fmt import clock, lit, qty
+from widgets.table import KeyedTable
 
 
 class FillsPanel(KeyedTable):
@@ -30,16 +35,15 @@ class FillsPanel(KeyedTable):
 
     def apply(self, part: Any) -> None:
         fills: tuple[FillView, ...] = part
-        ordered = sorted(fills, key=lambda f: f.ts_us, reverse=True)
-        rows: dict[str, Row] = {}
-        for f in ordered:
-            key = f.trade_id or f"{f.client_order_id}@{f.ts_us}"
-            rows.setdefault(key, self._row(key, f))
-        self.sync(list(rows.values()))
+        self.show(sorted(fills, key=lambda f: f.ts_us, reverse=True))
 
-    @staticmethod
-    def _row(key: str, f: FillView) -> Row:
-        return key, (
+    def key(self, view: Any) -> str:
+        f: FillView = view
+        return f.trade_id or f"{f.client_order_id}@{f.ts_us}"
+
+    def cells(self, view: Any) -> tuple[Text, ...]:
+        f: FillView = view
+        return (
             lit(clock(f.ts_us)),
             lit(f.symbol),
             lit(f.side),

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.snapshot import EngineSnapshot, GateView
-from widgets._base import KeyedTable, Row
 from widgets._fmt import FLAG_STYLE, age, lit, second_bucket
+from widgets.table import KeyedTable, Row
 
 
 class GatesPanel(KeyedTable):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.snapshot import EngineSnapshot
-from widgets._base import KeyedTable, Row
 from widgets._fmt import FLAG_STYLE, lit, ms, pct
+from widgets.table import KeyedTable, Row
 
 KpiPart = tuple[str, float, float, float, float, float]
 

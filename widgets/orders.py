@@ -1,7 +1,7 @@
 """OrdersPanel: the last orders (newest first) keyed by client order id.
 
-Rows update in place as an order's status / fill changes and disappear when the order leaves the
-snapshot's bounded list. The venue's reason is shown literally. Rejected / errored orders are
+A row is rebuilt when its order's view changes (status, fill) and disappears when the order leaves
+the snapshot's bounded list (``KeyedTable.show``). The venue's reason is shown literally. Rejected / errored orders are
 flagged (bold reverse).
 """
 
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
+
 from engine.snapshot import EngineSnapshot, OrderView
-from widgets._base import KeyedTable, Row
 from widgets._fmt import FLAG_STYLE, clock, lit, qty
+from widgets.table import KeyedTable
 
 BAD_STATUSES = frozenset({"rejected", "error", "unknown", "never_sent", "failed"})
 
@@ -37,13 +39,16 @@ class OrdersPanel(KeyedTable):
 
     def apply(self, part: Any) -> None:
         orders: tuple[OrderView, ...] = part
-        ordered = sorted(orders, key=lambda o: o.updated_us, reverse=True)
-        self.sync([self._row(o) for o in ordered])
+        self.show(sorted(orders, key=lambda o: o.updated_us, reverse=True))
 
-    @staticmethod
-    def _row(o: OrderView) -> Row:
+    def key(self, view: Any) -> str:
+        o: OrderView = view
+        return o.client_order_id
+
+    def cells(self, view: Any) -> tuple[Text, ...]:
+        o: OrderView = view
         style = FLAG_STYLE if o.status in BAD_STATUSES else ""
-        return o.client_order_id, (
+        return (
             lit(o.client_order_id),
             lit(o.symbol),
             lit(o.side),

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine.snapshot import EngineSnapshot
-from widgets._base import KeyedTable, Row
 from widgets._fmt import lit, qty, signed
+from widgets.table import KeyedTable, Row
 
 PosPart = tuple[str, float, float, float, float, float, float]
 

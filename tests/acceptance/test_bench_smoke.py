@@ -1,4 +1,4 @@
-"""bench_replay runs the real workload end to end (small sizes) and reports consistent counts."""
+"""The benchmark scripts run end to end at small sizes and report consistent figures."""
 
 from __future__ import annotations
 
@@ -48,3 +48,18 @@ def test_bench_store_when_small_then_heap_samples_and_commit_times(tmp_path: Pat
     assert con.execute("SELECT status, count(*) FROM orders GROUP BY 1 ORDER BY 1").fetchall() == [
         ("filled", 792), ("pending", 4), ("submitted", 4)]  # fmt: skip
     con.close()
+
+
+def test_bench_widgets_when_small_then_one_line_per_tab_with_costs() -> None:
+    out = subprocess.run(
+        [sys.executable, "scripts/bench_widgets.py", "--refreshes", "30", "--tabs",
+         "overview,trading"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert [r["tab"] for r in rows] == ["overview", "trading"]
+    for r in rows:
+        assert r["refreshes"] == 30 and r["size"] == "120x40"
+        assert 0 < r["update_ms_p50"] <= r["update_ms_p99"]
+        assert 0 < r["frame_ms_p50"] <= r["frame_ms_p99"]
+        assert r["cpu_ms_per_refresh"] > 0

@@ -6,11 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-import pytest
 from textual.app import App, ComposeResult
 from textual.containers import VerticalScroll
 from textual.widget import Widget
-from textual.widgets import DataTable
 
 from engine.snapshot import (
     AuditView,
@@ -31,6 +29,7 @@ from widgets import (
     BudgetsPanel,
     FeedsPanel,
     GatesPanel,
+    KeyedTable,
     ModelPanel,
     OrdersPanel,
     PnlPanel,
@@ -113,39 +112,15 @@ class Harness(App[None]):
             yield from self.widgets
 
 
-def cells(table: DataTable[Any], key: str) -> list[str]:
-    return [c.plain for c in table.get_row(key)]
+def cells(table: KeyedTable, key: str) -> list[str]:
+    return table.row_text(key)
 
 
-def keys(table: DataTable[Any]) -> list[str]:
-    return [str(r.key.value) for r in table.ordered_rows]
+def keys(table: KeyedTable) -> list[str]:
+    return table.row_keys()
 
 
-class ClearSpy:
-    """Counts DataTable.clear calls once installed (after the first fill)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls = 0
-        self.monkeypatch = monkeypatch
-
-    def install(self) -> None:
-        original = DataTable.clear
-
-        def spy(table: DataTable[Any], columns: bool = False) -> Any:
-            self.calls += 1
-            return original(table, columns)
-
-        self.monkeypatch.setattr(DataTable, "clear", spy)
-
-
-@pytest.fixture
-def clear_calls(monkeypatch: pytest.MonkeyPatch) -> ClearSpy:
-    return ClearSpy(monkeypatch)
-
-
-async def test_gates_when_one_gate_changes_then_its_cells_update_in_place(
-    clear_calls: ClearSpy,
-) -> None:
+async def test_gates_when_one_gate_changes_then_its_cells_update_in_place() -> None:
     panel = GatesPanel()
     async with Harness(panel).run_test(size=(120, 40)) as pilot:
         s1 = snap()
@@ -154,7 +129,7 @@ async def test_gates_when_one_gate_changes_then_its_cells_update_in_place(
         assert keys(panel) == ["stale_quotes", "budget"]
         assert cells(panel, "budget") == ["budget", "ok", "-", "12s", "0"]
         assert not panel.has_class("-active")
-        clear_calls.install()
+        assert panel.rebuilt == 2
 
         s2 = replace(s1, seq=2, gates=(gate("stale_quotes"),
                                        gate("budget", True, "account budget used", T0, 3)))  # fmt: skip
@@ -165,7 +140,7 @@ async def test_gates_when_one_gate_changes_then_its_cells_update_in_place(
         assert cells(panel, "budget") == ["budget", "ACTIVE", "account budget used", "0s", "3"]
         assert cells(panel, "stale_quotes")[1] == "ok"
         assert panel.has_class("-active")
-        assert clear_calls.calls == 0
+        assert panel.rebuilt == 3  # only the budget row was re-cut
 
 
 async def test_gates_when_snapshot_part_unchanged_then_no_update_work() -> None:
@@ -183,25 +158,58 @@ async def test_gates_when_snapshot_part_unchanged_then_no_update_work() -> None:
         assert cells(panel, "budget")[3] == "13s"
 
 
-async def test_orders_when_one_disappears_then_its_row_goes_and_new_order_is_on_top(
-    clear_calls: ClearSpy,
-) -> None:
+def screen_rows(table: Widget) -> list[str]:
+    """What the table draws, line by line (header first), without trailing blanks."""
+    return [table.render_line(y).text.rstrip() for y in range(table.size.height)]
+
+
+async def test_orders_when_one_disappears_then_its_row_goes_and_new_order_is_on_top() -> None:
     panel = OrdersPanel()
     async with Harness(panel).run_test(size=(120, 40)) as pilot:
         s1 = snap()
         panel.update_snapshot(s1)
         await pilot.pause()
         assert keys(panel) == ["c3", "c2", "c1"]
-        clear_calls.install()
+        assert panel.rebuilt == 3
 
         orders = (order("c1", T0 - 3_000_000), order("c3", T0 - 1_000_000, "filled"),
                   order("c4", T0))  # fmt: skip
         panel.update_snapshot(replace(s1, seq=2, orders=orders))
         await pilot.pause()
         assert keys(panel) == ["c4", "c3", "c1"]
-        assert "c2" not in panel.rows
+        assert panel.row_count == 3
         assert cells(panel, "c3")[5] == "filled"
-        assert clear_calls.calls == 0
+        # only the changed order (c3) and the new one (c4) were rebuilt; c1 kept its row
+        assert panel.rebuilt == 5
+        lines = screen_rows(panel)
+        assert lines[0].split() == ["client", "id", "symbol", "side", "qty", "filled", "status",
+                                    "reason", "updated"]  # fmt: skip
+        assert [line.split()[0] for line in lines[1:4]] == ["c4", "c3", "c1"]
+        assert lines[4] == ""
+
+
+async def test_table_when_scrolled_then_header_stays_and_widths_only_grow() -> None:
+    panel = OrdersPanel()
+    async with Harness(panel).run_test(size=(120, 12)) as pilot:
+        many = tuple(order(f"c{i}", T0 + i) for i in range(30))
+        s1 = snap(orders=many)
+        panel.update_snapshot(s1)
+        await pilot.pause()
+        assert screen_rows(panel)[1].split()[0] == "c29"
+        panel.scroll_to(y=10, animate=False)
+        await pilot.pause()
+        lines = screen_rows(panel)
+        assert lines[0].split()[:2] == ["client", "id"]
+        assert lines[1].split()[0] == "c19"
+        width = panel.virtual_size.width
+        long_reason = "x" * 40
+        panel.update_snapshot(replace(s1, seq=2, orders=(order("c1", T0, "rejected",
+                                                               long_reason),)))  # fmt: skip
+        await pilot.pause()
+        assert panel.virtual_size.width == width + 40 - len("reason")
+        panel.update_snapshot(replace(s1, seq=3, orders=(order("c1", T0),)))
+        await pilot.pause()
+        assert panel.virtual_size.width == width + 40 - len("reason")
 
 
 async def test_venue_markup_when_shown_then_rendered_literally() -> None:
@@ -213,12 +221,33 @@ async def test_venue_markup_when_shown_then_rendered_literally() -> None:
             w.update_snapshot(s)
         await pilot.pause()
         assert orders.get_cell("c1", "reason").plain == EVIL
+        assert orders.get_cell("c1", "status").style == "bold reverse"
         assert gates.get_cell("venue", "reason").plain == EVIL
         assert EVIL in status.text
         rendered = [orders.render_line(y).text for y in range(orders.size.height)]
         assert any("[red]boom[/red] [link=http://x]y[/link]" in line for line in rendered)
         screen = pilot.app.export_screenshot()
         assert "[link=http://x]" in screen.replace("&#x27;", "'")
+
+
+async def test_venue_control_characters_when_shown_then_escaped_not_sent_to_terminal() -> None:
+    """An escape sequence in a venue error (clear screen, retitle) is shown as text; a newline does
+    not split the row."""
+    hostile = "bad\x1b[2J\x1b]0;pwned\x07\nnext\x9b"
+    orders, status = OrdersPanel(), StatusBar()
+    async with Harness(status, orders).run_test(size=(160, 40)) as pilot:
+        s = snap(orders=(order("c1", T0, "rejected", hostile),), kill_switch=True,
+                 kill_reason=hostile)  # fmt: skip
+        for w in (orders, status):
+            w.update_snapshot(s)
+        await pilot.pause()
+        shown = orders.get_cell("c1", "reason").plain
+        assert shown == "bad\\x1b[2J\\x1b]0;pwned\\x07\\x0anext\\x9b"
+        lines = screen_rows(orders)
+        assert any(shown in line for line in lines) and lines[2] == ""
+        assert shown in status.text and len(status.text.splitlines()) == 2
+        drawn = "".join(lines) + status.text.replace("\n", "")
+        assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in drawn)
 
 
 async def test_status_bar_when_kill_switch_armed_then_halted_and_cleared_when_disarmed() -> None:
@@ -387,39 +416,39 @@ async def test_snapshot_given_before_mount_then_applied_on_mount() -> None:
         assert bar.has_class("-live") and bar.text.startswith("LIVE paper-sim")
 
 
-async def test_tables_when_refreshed_many_times_then_render_caches_stay_screen_sized() -> None:
-    from widgets._base import RENDER_CACHE_SIZES
-
+async def test_table_when_orders_roll_for_many_refreshes_then_it_holds_only_shown_rows() -> None:
+    """A rolling feed: each refresh one order arrives on top and one leaves at the bottom. Only
+    the new row is built, the cache never outgrows the rows shown, and the screen follows."""
     panel = OrdersPanel()
     async with Harness(panel).run_test(size=(120, 40)) as pilot:
         s = snap()
-        for i in range(40):  # every refresh changes cells: new cache keys each time
+        for i in range(40):
             s = replace(s, seq=i + 2, ts_us=T0 + i * 1_000_000,
-                        orders=tuple(order(f"c{j}", T0 + i * 1_000_000 - j) for j in range(12)))  # fmt: skip
+                        orders=tuple(order(f"c{j}", T0 + j) for j in range(i, i + 12)))  # fmt: skip
             panel.update_snapshot(s)
             await pilot.pause()
-        for attr, size in RENDER_CACHE_SIZES.items():
-            cache = getattr(panel, attr)  # Textual renamed it if this fails: re-check the caps
-            assert cache.maxsize == size
-            assert len(cache) <= size
-        assert len(panel._cell_render_cache) > 0  # the table did render through the cache
+        assert panel.rebuilt == 12 + 39
+        assert panel.row_count == 12 and len(panel._rows) == 12
+        assert [line.split()[0] for line in screen_rows(panel)[1:13]] == [
+            f"c{j}" for j in range(50, 38, -1)
+        ]
 
 
 async def test_table_when_cell_narrows_then_column_keeps_width_and_grows_for_wider() -> None:
-    """Widths only grow: a narrower cell neither shrinks the column (jitter) nor makes Textual
-    re-measure the whole column; a wider one widens it."""
-    panel = OrdersPanel()
+    """Widths only grow: a narrower cell does not shrink the column (jitter); a wider one widens
+    it."""
+    panel = GatesPanel()
     async with Harness(panel).run_test(size=(160, 40)) as pilot:
-        s1 = snap(orders=(order("c1", T0, "rejected", "x" * 30),))
+        s1 = snap(gates=(gate("venue", True, "x" * 30),))
         panel.update_snapshot(s1)
         await pilot.pause()
-        reason = panel.columns["reason"]
-        wide = reason.content_width
+        wide = panel.column_width("reason")
         assert wide >= 30
-        panel.update_snapshot(replace(s1, seq=2, orders=(order("c1", T0, "rejected", "y"),)))
+        panel.update_snapshot(replace(s1, seq=2, gates=(gate("venue", True, "y"),)))
         await pilot.pause()
-        assert cells(panel, "c1")[6] == "y"
-        assert reason.content_width == wide
-        panel.update_snapshot(replace(s1, seq=3, orders=(order("c1", T0, "rejected", "z" * 45),)))
+        assert cells(panel, "venue")[2] == "y"
+        assert panel.column_width("reason") == wide
+        assert screen_rows(panel)[1].startswith(" venue ")
+        panel.update_snapshot(replace(s1, seq=3, gates=(gate("venue", True, "z" * 45),)))
         await pilot.pause()
-        assert reason.content_width >= 45
+        assert panel.column_width("reason") >= 45
