@@ -49,6 +49,7 @@ from widgets import (
     FeedsPanel,
     FillsPanel,
     GatesPanel,
+    IncidentsPanel,
     KpiPanel,
     ModelPanel,
     OrdersPanel,
@@ -115,6 +116,7 @@ class CockpitApp(App[None]):
                 yield ModelPanel(id="model")
             with TabPane("Log", id="log-tab"), VerticalScroll():
                 yield AlertsPanel(id="alerts")
+                yield IncidentsPanel(id="incidents")
                 yield AuditPanel(id="audit")
         yield Footer()
 
@@ -216,11 +218,20 @@ class CockpitApp(App[None]):
 
     def action_safe_mode(self) -> None:
         on = not (self.snap.safe_mode if self.snap else False)
-        cmd = SetSafeMode(on=on, actor=ACTOR, reason="operator toggle")
-        if on:
-            self._send(cmd)  # turning safe mode ON only makes things safer: no confirmation
-        else:
-            self._critical("SAFE MODE OFF", "New orders are allowed again (subject to gates).", cmd)
+        if on:  # turning safe mode ON only makes things safer: no confirmation
+            self._send(SetSafeMode(on=True, actor=ACTOR, reason="operator toggle"))
+            return
+
+        def got(reason: str | None) -> None:
+            if not (reason or "").strip():
+                self.notify("Safe mode stays ON (no reason given).", severity="warning")
+                return
+            self._critical("SAFE MODE OFF", "New orders are allowed again (subject to gates). "
+                           "The reason goes to the incident journal.",
+                           SetSafeMode(on=False, actor=ACTOR, reason=str(reason).strip()))  # fmt: skip
+
+        # SPEC §2: the reason for turning safe mode off is written to the incident journal
+        self.push_screen(PromptScreen("Reason for turning SAFE MODE off (incident journal)"), got)
 
     def action_promote(self) -> None:
         self._critical("PROMOTE CHALLENGER", "The challenger becomes champion; the champion "

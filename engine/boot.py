@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from engine import oms, rehydrate
+from engine import oms, operator, rehydrate
 from engine.audit import AuditChain, HeadFile, load_or_create_key, tail_state
 from engine.clock import Clock
 from engine.config import Config, metrics_path
@@ -125,6 +125,14 @@ def _state(con: Any) -> dict[str, str]:
     return {
         str(k): str(v) for k, v in con.execute("SELECT key, value FROM engine_state").fetchall()
     }
+
+
+def _context(text: str) -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:  # a hand-edited row must not stop the start-up
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _load_registry(con: Any, cfg: Config, now_us: int) -> ModelRegistry:
@@ -284,6 +292,14 @@ def boot(
         if state.get("acked_orphans"):
             engine.acked_orphans = set(msgspec.json.decode(state["acked_orphans"]))
         engine.last_fill_ms = last_fill_ms
+        # the journal's last entries stay on screen across restarts (incidents: small, unindexed)
+        for ts, actor, note, ctx in con.execute(
+            "SELECT ts_us, actor, note, context FROM incidents ORDER BY ts_us DESC LIMIT ?",
+            [engine.incidents.maxlen],
+        ).fetchall()[::-1]:
+            engine.incidents.append(
+                operator.journal_entry(int(ts), str(actor), str(note), _context(str(ctx)))
+            )
         engine.base_fees_e8 = base_fees
         if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
             venue.last_trade_ms.update(last_fill_ms)

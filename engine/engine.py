@@ -126,6 +126,8 @@ class Engine:
         self.tick_to_submit_us: deque[int] = deque(maxlen=200_000)
         self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
         self.audit_tail: deque[Any] = deque(maxlen=30)
+        # incident journal, newest last: (ts_us, actor, note, active gates, flags) for screens
+        self.incidents: deque[tuple[int, str, str, str, str]] = deque(maxlen=20)
         self.recent_latency_ms: deque[float] = deque(maxlen=500)
         self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
         self.recent_orders: dict[str, Order] = {}  # last updated, oldest first (screens, bounded)

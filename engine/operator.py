@@ -49,6 +49,13 @@ def disarm_kill_switch(e: Engine, actor: str, reason: str) -> CommandResult:
 
 
 def set_safe_mode(e: Engine, on: bool, actor: str, reason: str) -> CommandResult:
+    if not on and e.risk.safe_mode:
+        # SPEC §2: turning safe mode off is justified in the incident journal; fail closed
+        if not reason.strip():
+            e._audit(actor, "command_denied", {"command": "SetSafeMode", "reason": "no reason"})
+            return CommandResult(ok=False, message="safe mode stays ON: turning it off needs a "
+                                 "reason (it is written to the incident journal)")  # fmt: skip
+        record_incident(e, actor, f"SAFE MODE OFF: {reason}")
     e.risk.safe_mode = on
     e._set_state("safe_mode", "1" if on else "0")
     e._audit(actor, "safe_mode", {"on": on, "reason": reason})
@@ -136,7 +143,22 @@ def record_incident(e: Engine, actor: str, note: str) -> CommandResult:
         "orders_today": r.orders_today,
     }
     ctx = msgspec.json.encode(context).decode()
-    e.batch.append["incidents"].append((e.clock.now_us(), actor, note, ctx))
+    now = e.clock.now_us()
+    e.batch.append["incidents"].append((now, actor, note, ctx))
     e.batch.rows += 1
+    e.incidents.append(journal_entry(now, actor, note, context))
     e._audit(actor, "incident", {"note": note, "context": context})
     return CommandResult(ok=True, message="incident recorded")
+
+
+def journal_entry(
+    ts_us: int, actor: str, note: str, context: dict[str, object]
+) -> tuple[int, str, str, str, str]:
+    """An incident as screens show it: (ts_us, actor, note, active gates, flags). Built from the
+    same context the DB row stores, so a journal read back at start-up looks the same."""
+    gates = context.get("active_gates") or {}
+    names = ", ".join(sorted(gates)) if isinstance(gates, dict) else ""
+    flags = [name for name in ("kill_switch", "safe_mode") if context.get(name)]
+    if context.get("halted"):
+        flags.append("halted")
+    return ts_us, actor, note, names or "-", ", ".join(flags) or "-"

@@ -110,6 +110,14 @@ class AuditView(_S, frozen=True):
     kind: str
 
 
+class IncidentView(_S, frozen=True):
+    ts_us: int
+    actor: str
+    note: str
+    gates: str  # active gates when written, comma-separated, "-" when none
+    flags: str  # kill_switch / safe_mode / halted when written, "-" when none
+
+
 class EngineSnapshot(_S, frozen=True):
     seq: int
     ts_us: int
@@ -142,6 +150,7 @@ class EngineSnapshot(_S, frozen=True):
     audit: tuple[AuditView, ...]
     ticks: int
     open_orders: int
+    incidents: tuple[IncidentView, ...] = ()  # the journal's newest entries, oldest first
 
 
 class SnapshotBuilder:
@@ -233,6 +242,7 @@ class SnapshotBuilder:
                 duration_ms=last_recon["duration_ms"], ok=last_recon["ok"],
                 mismatches=tuple(last_recon["mismatches"].items())),
             alerts=alerts, audit=audit_tail, ticks=e.ticks, open_orders=len(e.open_orders),
+            incidents=tuple(IncidentView(*i) for i in e.incidents),
         )  # fmt: skip
 
 

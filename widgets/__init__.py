@@ -11,6 +11,7 @@ from widgets.budgets import BudgetsPanel
 from widgets.feeds import FeedsPanel
 from widgets.fills import FillsPanel
 from widgets.gates import GatesPanel
+from widgets.incidents import IncidentsPanel
 from widgets.kpi import KpiPanel
 from widgets.model import ModelPanel, canary_imbalance
 from widgets.orders import OrdersPanel
@@ -37,6 +38,7 @@ SNAPSHOT_WIDGETS = (
     PnlPanel,
     ModelPanel,
     AlertsPanel,
+    IncidentsPanel,
     AuditPanel,
 )
 
@@ -50,6 +52,7 @@ __all__ = [
     "KeyedTable",
     "SnapshotMixin",
     "GatesPanel",
+    "IncidentsPanel",
     "KpiPanel",
     "ModelPanel",
     "OrdersPanel",

@@ -14,6 +14,7 @@ from cockpit.host import EngineHost
 from engine.config import load_config
 from engine.lockfile import acquire
 from engine.totp import TotpGuard
+from widgets import IncidentsPanel
 
 FAST = {
     "models.decision_interval_ms": 150.0, "models.prob_min": 0.5,
@@ -135,18 +136,46 @@ async def test_totp_when_enrolled_then_code_required_wrong_denied_replay_refused
         assert state and "last_step" in state[0][0]
 
 
-async def test_safe_mode_key_when_on_then_immediate_and_off_needs_confirmation(make_host):
+async def test_safe_mode_key_when_on_then_immediate_and_off_needs_reason_and_confirmation(
+    make_host,
+):
     host = make_host()
     app = CockpitApp(host)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(lambda: app.snap is not None, pilot)
         await pilot.press("s")
         await until(lambda: host.snapshot.safe_mode and app.snap.safe_mode, pilot)
+        await pilot.press("s")  # off: a reason first; an empty one keeps safe mode on
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, ConfirmScreen) and host.snapshot.safe_mode
         await pilot.press("s")
+        await pilot.pause(0.2)
+        await pilot.press(*"feed checked")
+        await pilot.press("enter")
         await pilot.pause(0.2)
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
         await until(lambda: not host.snapshot.safe_mode, pilot)
+        await until(lambda: bool(host.snapshot.incidents), pilot)
+        rows = await _db(host, "SELECT actor, note, context FROM incidents")
+        assert rows[0][1] == "SAFE MODE OFF: feed checked"
+        assert '"safe_mode":true' in rows[0][2]  # the state it was written in
+        assert host.snapshot.incidents[-1].flags == "safe_mode"
+
+
+def test_safe_mode_off_when_no_reason_then_engine_refuses_and_stays_on(make_host) -> None:
+    """The engine enforces the reason too (the ops CLI and API reach it without this UI)."""
+    from engine.events import SetSafeMode
+
+    host = make_host()
+    assert host.execute(SetSafeMode(on=True, actor="op", reason="drill")).result(10).ok
+    res = host.execute(SetSafeMode(on=False, actor="op", reason="  ")).result(10)
+    assert not res.ok and "needs a reason" in res.message
+    assert host.runtime.engine.risk.safe_mode
+    assert not host.runtime.engine.incidents
 
 
 async def test_incident_note_when_typed_then_journal_row_with_context(make_host):
@@ -162,6 +191,33 @@ async def test_incident_note_when_typed_then_journal_row_with_context(make_host)
         rows = await _db(host, "SELECT note, context FROM incidents")
         assert rows and rows[0][0] == "feed lag seen"
         assert '"profile":"paper"' in rows[0][1] and "active_gates" in rows[0][1]
+        panel = app.query_one(IncidentsPanel)
+        await until(lambda: panel.row_count == 1, pilot)
+        time_utc, actor, note, _gates, flags = panel.row_text(panel.row_keys()[0])
+        assert (actor, note, flags) == ("operator", "feed lag seen", "-")
+        assert time_utc.endswith("Z")
+
+
+async def test_incident_journal_when_restarted_then_earlier_notes_still_shown(tmp_path: Path):
+    from engine.events import RecordIncident
+
+    d = tmp_path / "d"
+    host = EngineHost(load_config("paper", env={}, overrides=FAST), d, acquire(d))
+    host.start()
+    for note in ("first", "[b]second[/b]"):
+        assert host.execute(RecordIncident(note=note, actor="alice")).result(10).ok
+    host.stop("test")
+    host = EngineHost(load_config("paper", env={}, overrides=FAST), d, acquire(d))
+    host.start()
+    try:
+        assert [i[2] for i in host.runtime.engine.incidents] == ["first", "[b]second[/b]"]
+        app = CockpitApp(host)
+        async with app.run_test(size=(120, 40)) as pilot:
+            panel = app.query_one(IncidentsPanel)
+            await until(lambda: panel.row_count == 2, pilot)
+            assert [panel.row_text(k)[2] for k in panel.row_keys()] == ["[b]second[/b]", "first"]
+    finally:
+        host.stop("test")
 
 
 async def test_export_when_pressed_then_report_zip_with_all_files(make_host):
