@@ -55,6 +55,7 @@ from widgets import (
     OrdersPanel,
     PnlPanel,
     PositionsPanel,
+    PriceSparklines,
     ReconPanel,
     SkewPanel,
     StatusBar,
@@ -106,6 +107,7 @@ class CockpitApp(App[None]):
                     yield ReconPanel(id="recon")
             with TabPane("Trading", id="trading"), VerticalScroll():
                 yield PositionsPanel(id="positions")
+                yield PriceSparklines(id="prices")
                 yield PnlPanel(id="pnl")
                 yield OrdersPanel(id="orders")
                 yield FillsPanel(id="fills")

@@ -14,7 +14,7 @@ from cockpit.host import EngineHost
 from engine.config import load_config
 from engine.lockfile import acquire
 from engine.totp import TotpGuard
-from widgets import IncidentsPanel
+from widgets import IncidentsPanel, PriceSparklines
 
 FAST = {
     "models.decision_interval_ms": 150.0, "models.prob_min": 0.5,
@@ -196,6 +196,17 @@ async def test_incident_note_when_typed_then_journal_row_with_context(make_host)
         time_utc, actor, note, _gates, flags = panel.row_text(panel.row_keys()[0])
         assert (actor, note, flags) == ("operator", "feed lag seen", "-")
         assert time_utc.endswith("Z")
+
+
+async def test_trading_tab_when_engine_runs_then_a_price_sparkline_per_symbol(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(120, 40)) as pilot:
+        prices = app.query_one(PriceSparklines)
+        symbols = tuple(host.runtime.cfg.symbols)
+        await until(lambda: sorted(prices.lines) == sorted(symbols), pilot)
+        await until(lambda: all(len(l.sparkline.data or ()) > 1 for l in prices.lines.values()),
+                    pilot)  # fmt: skip
 
 
 async def test_incident_journal_when_restarted_then_earlier_notes_still_shown(tmp_path: Path):
