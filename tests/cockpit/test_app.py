@@ -205,8 +205,8 @@ async def test_trading_tab_when_engine_runs_then_a_price_sparkline_per_symbol(ma
         prices = app.query_one(PriceSparklines)
         symbols = tuple(host.runtime.cfg.symbols)
         await until(lambda: sorted(prices.lines) == sorted(symbols), pilot)
-        await until(lambda: all(len(l.sparkline.data or ()) > 1 for l in prices.lines.values()),
-                    pilot)  # fmt: skip
+        lines = prices.lines.values()
+        await until(lambda: all(len(line.sparkline.data or ()) > 1 for line in lines), pilot)
 
 
 async def test_incident_journal_when_restarted_then_earlier_notes_still_shown(tmp_path: Path):
