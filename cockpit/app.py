@@ -224,13 +224,13 @@ class CockpitApp(App[None]):
             self._send(SetSafeMode(on=True, actor=ACTOR, reason="operator toggle"))
             return
 
-        def got(reason: str | None) -> None:
-            if not (reason or "").strip():
+        def got(reason: str | None) -> None:  # the prompt strips; empty / escape give None
+            if not reason:
                 self.notify("Safe mode stays ON (no reason given).", severity="warning")
                 return
             self._critical("SAFE MODE OFF", "New orders are allowed again (subject to gates). "
                            "The reason goes to the incident journal.",
-                           SetSafeMode(on=False, actor=ACTOR, reason=str(reason).strip()))  # fmt: skip
+                           SetSafeMode(on=False, actor=ACTOR, reason=reason))  # fmt: skip
 
         # SPEC §2: the reason for turning safe mode off is written to the incident journal
         self.push_screen(PromptScreen("Reason for turning SAFE MODE off (incident journal)"), got)

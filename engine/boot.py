@@ -292,6 +292,9 @@ def boot(
         if state.get("acked_orphans"):
             engine.acked_orphans = set(msgspec.json.decode(state["acked_orphans"]))
         engine.last_fill_ms = last_fill_ms
+        engine.base_fees_e8 = base_fees
+        if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
+            venue.last_trade_ms.update(last_fill_ms)
         # the journal's last entries stay on screen across restarts (incidents: small, unindexed)
         for ts, actor, note, ctx in con.execute(
             "SELECT ts_us, actor, note, context FROM incidents ORDER BY ts_us DESC LIMIT ?",
@@ -300,9 +303,6 @@ def boot(
             engine.incidents.append(
                 operator.journal_entry(int(ts), str(actor), str(note), _context(str(ctx)))
             )
-        engine.base_fees_e8 = base_fees
-        if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
-            venue.last_trade_ms.update(last_fill_ms)
         if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
             engine.risk.kill_switch = True
             engine.risk.kill_reason = state.get("kill_reason", "armed before restart")

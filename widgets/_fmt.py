@@ -53,6 +53,13 @@ def clock(ts_us: int) -> str:
     return datetime.fromtimestamp(ts_us / 1_000_000, UTC).strftime("%H:%M:%S")
 
 
+def utc(ts_us: int) -> str:
+    """Date and time in UTC (``2026-11-22 04:03:45Z``), '-' when unknown."""
+    if ts_us <= 0:
+        return "-"
+    return datetime.fromtimestamp(ts_us / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def ms(value: float) -> str:
     """Milliseconds; negative means 'never seen'."""
     if value < 0:

@@ -9,18 +9,13 @@ operator-typed and shown literally.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.text import Text
 
 from engine.snapshot import EngineSnapshot, IncidentView
-from widgets._fmt import FLAG_STYLE, lit
+from widgets._fmt import FLAG_STYLE, lit, utc
 from widgets.table import KeyedTable
-
-
-def utc(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1_000_000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 class IncidentsPanel(KeyedTable):
