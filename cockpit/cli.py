@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import os
 import sys
@@ -144,17 +145,27 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
         _err(str(exc))
         return EXIT_RUNNING
     setup_logging(data_dir, args.log_level, stdout=False)  # stdout belongs to the screen
-    from cockpit.app import CockpitApp
     from cockpit.host import EngineHost
 
     host = EngineHost(cfg, data_dir, lock, role=args.role)
     try:
+        host.launch()  # the engine boots while Textual is imported (first frame sooner)
+        try:
+            from cockpit.app import CockpitApp
+        except BaseException:  # no UI: the booting engine must not run on unseen
+            with contextlib.suppress(Exception):
+                host.start()  # let the boot finish, so the stop below is the clean one
+            raise
         host.start()
     except (StoreError, RuntimeError) as exc:
         host.stop("start failed")
         _err(str(exc).splitlines()[0])
         lock.release()
         return EXIT_STORAGE
+    except BaseException:
+        host.stop("start failed")
+        lock.release()
+        raise
     reason = "cockpit quit"
     try:
         app = CockpitApp(host, role=args.role)

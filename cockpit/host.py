@@ -75,9 +75,15 @@ class EngineHost:
 
     # --- lifecycle (UI thread) ---------------------------------------------------------------
 
+    def launch(self) -> None:
+        """Start the engine thread booting; ``start`` waits for it (the caller may import the
+        UI meanwhile: DuckDB's open and first queries release the GIL)."""
+        if not self._thread.is_alive() and self.loop is None:
+            sys.setswitchinterval(0.001)
+            self._thread.start()
+
     def start(self, timeout_s: float = 120.0) -> None:
-        sys.setswitchinterval(0.001)
-        self._thread.start()
+        self.launch()
         if not self._ready.wait(timeout_s):
             raise RuntimeError(f"engine did not start within {timeout_s:g}s")
         if self.error:

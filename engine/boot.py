@@ -32,7 +32,7 @@ from engine.marketsim import symbol_spec
 from engine.metrics import EngineMetrics
 from engine.models import build_model
 from engine.paper import PaperVenue
-from engine.registry import ModelRegistry, build_reference
+from engine.registry import ModelRegistry, builtin_reference
 from engine.risk import GATE_NAMES
 from engine.store import Batch, StoreError, Writer, latest_ids, latest_rows, migrate, open_db
 from engine.strategy import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
@@ -140,7 +140,7 @@ def _load_registry(con: Any, cfg: Config, now_us: int) -> ModelRegistry:
     if rows:
         return ModelRegistry.from_rows(rows)
     reg = ModelRegistry()
-    ref = build_reference(n_ticks=REFERENCE_TICKS)  # built once, then stored in `models`
+    ref = builtin_reference(REFERENCE_TICKS)  # then stored in `models`
     reg.register(build_model(cfg.models.champion), "champion", ref, now_us)
     if cfg.models.challenger and cfg.models.challenger != cfg.models.champion:
         reg.register(build_model(cfg.models.challenger), "challenger", ref, now_us)

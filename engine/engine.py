@@ -39,6 +39,7 @@ from engine.metrics import EngineMetrics
 from engine.oms import Order
 from engine.positions import Position, slippage_bps
 from engine.risk import BudgetGate, RiskState, standard_gates
+from engine.samples import Samples
 from engine.store import Batch
 from engine.telemetry import export_metrics
 from engine.units import SCALE
@@ -123,7 +124,7 @@ class Engine:
         self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
         # tick -> venue submit latency (µs) when the feed stamps when each tick was due
         self.tick_due_ns = 0
-        self.tick_to_submit_us: deque[int] = deque(maxlen=200_000)
+        self.tick_to_submit_us = Samples(2**17)
         self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
         self.audit_tail: deque[Any] = deque(maxlen=30)
         # incident journal, newest last: (ts_us, actor, note, active gates, flags) for screens

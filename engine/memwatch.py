@@ -84,3 +84,33 @@ def duckdb_bytes(con: Any) -> int | None:
     except Exception:  # noqa: BLE001 - an older DuckDB without the table function
         return None
     return int(row[0] or 0) if row else None
+
+
+def duckdb_tags(con: Any) -> dict[str, float]:
+    """DuckDB's memory by tag (BASE_TABLE, ART_INDEX, METADATA, ...), MiB, non-zero only."""
+    try:
+        rows = con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                           "WHERE memory_usage_bytes > 0").fetchall()  # fmt: skip
+    except Exception:  # noqa: BLE001 - an older DuckDB without the table function
+        return {}
+    return {str(tag): round(int(n) / 2**20, 1) for tag, n in rows}
+
+
+_last_trace: Any = None
+
+
+def trace_growth(limit: int) -> list[str] | None:
+    """Under ``PYTHONTRACEMALLOC`` (a diagnosis run, not the default): the source lines whose live
+    allocations grew most since the previous call (the first call only sets the mark)."""
+    import tracemalloc  # here: importing it is free, but only a diagnosis run ever calls this
+
+    global _last_trace
+    if not tracemalloc.is_tracing():
+        return None
+    snap = tracemalloc.take_snapshot().filter_traces(
+        (tracemalloc.Filter(False, tracemalloc.__file__),)
+    )
+    prev, _last_trace = _last_trace, snap
+    if prev is None:
+        return []
+    return [str(s) for s in snap.compare_to(prev, "lineno")[:limit]]

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import signal
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
 from engine.ops import copy_db, default_backup_path, healthcheck_online
 from engine.reconcile import Reconciler
+from engine.samples import Samples
 from engine.simfeed import SimFeed
 from engine.strategy import ModelStrategy
 
@@ -114,8 +114,9 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
         if args.get("reset"):
             gcwatch.reset()
             engine.tick_to_submit_us.clear()
-            getattr(booted, "feed_wake_us", deque()).clear()
-            getattr(booted, "lag_us", deque()).clear()
+            for ring in (getattr(booted, "feed_wake_us", None), getattr(booted, "lag_us", None)):
+                if ring is not None:
+                    ring.clear()
         return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
                 "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
                 "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
@@ -130,6 +131,10 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
         if duck is not None:
             out["duckdb_mib"] = round(duck / 2**20, 1)
         out["orders_in_memory"] = len(engine.orders)
+        if args.get("tags"):
+            out["duckdb_tags"] = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_tags))
+        if args.get("trace"):  # a diagnosis run under PYTHONTRACEMALLOC: growth by source line
+            out["trace_growth"] = await asyncio.to_thread(memwatch.trace_growth, int(args["trace"]))
         return out
 
     async def ack_orphans(args: dict[str, Any]) -> Any:
@@ -204,7 +209,7 @@ class EngineRuntime:
         self.control: ControlServer | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.extra_refresh: list[Callable[[], None]] = []
-        self.lag_us: deque[int] = deque(maxlen=200_000)
+        self.lag_us = Samples(2**17)  # 22 min at 100 Hz
         self.gc_pacer: gcwatch.GcPacer | None = None  # set by a host that paces collections
         self.sim_feed: SimFeed | None = None
         self._stopped = False

@@ -24,12 +24,12 @@ import ctypes
 import ctypes.util
 import os
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from engine.events import QuoteTick
 from engine.marketsim import MarketSimulator
+from engine.samples import Samples
 
 _CLOCK_MONOTONIC = 1
 _TFD_NONBLOCK = os.O_NONBLOCK
@@ -128,7 +128,7 @@ class SimFeed:
         self.interval_ns = int(1e9 / ticks_per_second)
         self.after_burst = after_burst
         self.steps = 0
-        self.wake_us: deque[int] = deque(maxlen=200_000)
+        self.wake_us = Samples(2**17)
         self.pacing = "asyncio"
         self._t0_ns = 0
 

@@ -80,7 +80,8 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
     prof = work / "bench.toml"
     prof.write_text(_profile(args.symbols, args.tps) + "".join(f"{x}\n" for x in args.toml))
     session = f"bench-{uuid.uuid4().hex[:8]}"
-    cmd = (f"cd {ROOT} && COCKPIT_GC_POLICY={gc_policy} {sys.executable} -m cockpit "
+    trace = "PYTHONTRACEMALLOC=1 " if args.trace else ""
+    cmd = (f"cd {ROOT} && {trace}COCKPIT_GC_POLICY={gc_policy} {sys.executable} -m cockpit "
            f"--profile {prof} --data-dir {d}")  # fmt: skip
     t0 = time.monotonic()
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd],
@@ -97,14 +98,20 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
         call(d, "bench_stats", {"reset": True})
         cpu0, w0, rss0 = _cpu_s(pid), time.monotonic(), _rss_mib(pid)
         rss_samples = [rss0]
-        mem = [dict(call(d, "mem_stats", {}), t_s=0)]
+        mem = [dict(call(d, "mem_stats", {"tags": True}), t_s=0)]
+        marked = False  # --trace: growth by source line from a third of the run to its end
         while time.monotonic() - w0 < args.duration:
             time.sleep(min(10.0, args.duration / 6))
             rss_samples.append(_rss_mib(pid))
             if len(rss_samples) % 6 == 1:  # the breakdown once a minute
-                mem.append(dict(call(d, "mem_stats", {}), t_s=round(time.monotonic() - w0)))
+                mark = args.trace and not marked and time.monotonic() - w0 >= args.duration / 3
+                marked = marked or mark
+                mem.append(dict(call(d, "mem_stats", {"tags": True, "trace": int(mark)}),
+                                t_s=round(time.monotonic() - w0)))  # fmt: skip
         stats = call(d, "bench_stats", {"types": True})
-        mem.append(dict(call(d, "mem_stats", {"objects": True}), t_s=round(time.monotonic() - w0)))
+        mem.append(dict(call(d, "mem_stats", {"objects": True, "tags": True,
+                                              "trace": 30 if marked else 0}),
+                        t_s=round(time.monotonic() - w0)))  # fmt: skip
         cpu = (_cpu_s(pid) - cpu0) / (time.monotonic() - w0)
         rss1 = _rss_mib(pid)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False)
@@ -155,6 +162,12 @@ def main() -> int:
                     help="GC policies to compare: paced (the default policy), on, off")  # fmt: skip
     ap.add_argument("--toml", action="append", default=[],
                     help="extra profile lines, e.g. --toml '[storage]' --toml 'flush_interval_ms = 500'")  # fmt: skip
+    ap.add_argument(
+        "--trace",
+        action="store_true",
+        help="diagnosis: run under PYTHONTRACEMALLOC and report growth by source line "
+        "(slows the process; latency figures from such a run do not count)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="benchcockpit-") as tmp:
         results = [run_variant(v, args, Path(tmp)) for v in args.variants.split(",")]

@@ -51,3 +51,35 @@ def test_duckdb_bytes_when_table_filled_then_grows(tmp_path: Path) -> None:
         assert empty is not None and full is not None and full > empty
     finally:
         con.close()
+
+
+def test_duckdb_tags_when_table_filled_then_base_table_reported(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    try:
+        con.execute("CREATE TABLE t AS SELECT range AS i FROM range(500000)")
+        tags = memwatch.duckdb_tags(con)
+        assert tags and all(v > 0 for v in tags.values())
+        assert sum(tags.values()) * 2**20 <= (memwatch.duckdb_bytes(con) or 0) + 2**20
+    finally:
+        con.close()
+
+
+def test_trace_growth_when_not_tracing_then_none() -> None:
+    import tracemalloc
+
+    assert not tracemalloc.is_tracing()
+    assert memwatch.trace_growth(5) is None
+
+
+def test_trace_growth_when_tracing_then_the_growing_line_is_named() -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        assert memwatch.trace_growth(5) == []  # the first call sets the mark
+        hold = [str(i) * 3 for i in range(50_000)]  # this line should lead the growth
+        top = memwatch.trace_growth(5)
+        assert top and "test_memwatch.py" in top[0] and hold
+    finally:
+        tracemalloc.stop()
+        memwatch._last_trace = None

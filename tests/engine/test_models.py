@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from bisect import bisect_right
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -20,12 +21,15 @@ from engine.models import (
     classify_regime,
 )
 from engine.registry import (
+    BUILTIN_REFERENCE,
     ModelRegistry,
     Reference,
     build_reference,
+    builtin_reference,
     reference_from_samples,
     simulate_features,
 )
+from engine.strategy import REFERENCE_TICKS
 
 OPEN = ModelParams(prob_min=0.55, min_expected_return=0.0001, risk_max=1.0)
 
@@ -255,6 +259,24 @@ def test_build_reference_when_same_seed_then_deterministic_and_json_round_trip()
         assert len(edges) + 1 == len(expected) and 8 <= len(edges) <= 9
         assert sum(expected) == pytest.approx(1.0)
     assert Reference.from_json(ref.to_json()) == ref
+
+
+def test_builtin_reference_when_shipped_file_then_equals_the_computed_one() -> None:
+    shipped = Reference.from_json(BUILTIN_REFERENCE.read_text(encoding="utf-8"))
+    assert shipped == build_reference(n_ticks=REFERENCE_TICKS), (
+        "engine/builtin_reference.json is stale; regenerate: .venv/bin/python -c 'from "
+        "engine.registry import write_builtin_reference as w; w(80_000)'"
+    )
+    assert builtin_reference(REFERENCE_TICKS) == shipped
+
+
+def test_builtin_reference_when_file_stale_or_damaged_then_computed(tmp_path: Path) -> None:
+    other = tmp_path / "ref.json"
+    other.write_text(build_reference(n_ticks=1_000).to_json(), encoding="utf-8")  # other params
+    assert builtin_reference(2_000, other) == build_reference(n_ticks=2_000)
+    other.write_text("{not json", encoding="utf-8")
+    assert builtin_reference(2_000, other) == build_reference(n_ticks=2_000)
+    assert builtin_reference(2_000, tmp_path / "missing.json") == build_reference(n_ticks=2_000)
 
 
 def test_psi_when_fewer_than_min_samples_then_zero() -> None:
