@@ -196,7 +196,7 @@ def boot(
         head_file = HeadFile(data_dir / "audit" / "head.json")
         head = head_file.read()
         path = db_path(data_dir)
-        con = open_db(path)
+        con = open_db(path, memory_limit_mb=cfg.storage.memory_limit_mb)
         now = clock.now_us()
         migrate(con, now)
         seq, last_hash = tail_state(con)

@@ -199,6 +199,9 @@ class MetricsConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     flush_interval_ms: float = _f(100.0, "Journal flush interval, ms", rng="> 0")
+    # DuckDB keeps table blocks it wrote or read cached up to this limit; at 256 MB a day's
+    # history made the process grow ~2 MiB/min for hours. Queries beyond it spill to disk.
+    memory_limit_mb: int = _f(64, "DuckDB memory limit (buffer cache + queries), MB", rng=">= 16")
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,15 +54,16 @@ _LOG_SCHEMAS = {t: _SCHEMAS[t].append(pa.field(REV[0], pa.int64())) for t in VER
 
 
 # One writer doing small OLTP-style batches: one DuckDB thread is as fast and keeps RSS lower;
-# the memory limit bounds DuckDB's buffer cache (reports open their own connection).
-_DB_SETTINGS: tuple[str, ...] = ("SET threads=1", "SET memory_limit='256MB'")
+# the memory limit (storage.memory_limit_mb) bounds DuckDB's buffer cache and query memory.
+DEFAULT_MEMORY_LIMIT_MB = 64
 
 
 class StoreError(Exception):
     """A one-line, operator-facing storage failure (names the file)."""
 
 
-def open_db(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+def open_db(path: Path, *, read_only: bool = False,
+            memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB) -> duckdb.DuckDBPyConnection:  # fmt: skip
     """Open the DB file, naming the file in any failure (corrupt, locked, unreadable)."""
     try:
         con = duckdb.connect(str(path), read_only=read_only)
@@ -74,8 +75,8 @@ def open_db(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         ) from exc
     if not read_only:
         os.chmod(path, 0o600)
-    for stmt in _DB_SETTINGS:
-        con.execute(stmt)
+    con.execute("SET threads=1")
+    con.execute(f"SET memory_limit='{int(memory_limit_mb)}MB'")
     return con
 
 

@@ -125,7 +125,7 @@ def test_load_when_unknown_top_level_key_then_did_you_mean(tmp_path: Path) -> No
 
 def test_load_when_unknown_key_without_close_match_then_lists_valid_keys(tmp_path: Path) -> None:
     message = _error(_profile(tmp_path, "[storage]\nzzz = 1\n"))
-    assert "storage.zzz: unknown key (valid: flush_interval_ms)" in message
+    assert "storage.zzz: unknown key (valid: flush_interval_ms, memory_limit_mb)" in message
 
 
 def test_load_when_string_for_int_then_type_error(tmp_path: Path) -> None:

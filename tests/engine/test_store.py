@@ -145,3 +145,21 @@ def test_latest_ids_when_order_closed_later_then_only_still_open_orders_listed(
     rows = latest_rows(con, "orders", ["a", "b"])
     assert sorted((r[0], r[10]) for r in rows) == [("a", "filled"), ("b", "accepted")]
     assert latest_rows(con, "orders", []) == []
+
+
+def test_open_db_when_memory_limit_given_then_duckdb_holds_to_it(tmp_path: Path) -> None:
+    con = open_db(tmp_path / "m.duckdb", memory_limit_mb=32)
+    try:
+        assert con.execute("SELECT current_setting('memory_limit')").fetchone() == ("30.5 MiB",)
+    finally:
+        con.close()
+
+
+def test_boot_when_storage_memory_limit_configured_then_the_writer_uses_it(
+    make_booted: Any,
+) -> None:
+    b = make_booted({"storage.memory_limit_mb": 48})
+    fut = b.writer.call(
+        lambda con: con.execute("SELECT current_setting('memory_limit')").fetchone()
+    )
+    assert fut.result(5) == ("45.7 MiB",)  # 48 MB = 48e6 bytes
