@@ -63,3 +63,23 @@ def test_bench_widgets_when_small_then_one_line_per_tab_with_costs() -> None:
         assert 0 < r["update_ms_p50"] <= r["update_ms_p99"]
         assert 0 < r["frame_ms_p50"] <= r["frame_ms_p99"]
         assert r["cpu_ms_per_refresh"] > 0
+
+
+def test_bench_cockpit_when_short_then_latency_memory_windows_and_first_frame() -> None:
+    out = subprocess.run(
+        [sys.executable, "scripts/bench_cockpit.py", "--duration", "12", "--warmup", "2",
+         "--tps", "400", "--symbols", "4", "--variants", "paced"],
+        cwd=ROOT, capture_output=True, text=True, timeout=180, check=True,
+    )  # fmt: skip
+    (r,) = json.loads(out.stdout.strip().splitlines()[-1])["results"]
+    assert r["gc_policy"] == "paced" and 0 < r["first_frame_s"] < 60
+    assert r["orders_measured"] > 20  # 400 ticks/s, an order path every 50 ticks
+    assert (
+        0 < r["tick_to_submit_ms_p50"] <= r["tick_to_submit_ms_p99"] <= r["tick_to_submit_ms_max"]
+    )
+    assert r["rss_window_s"] == 6 and len(r["rss_mib_window_min"]) == 2
+    assert all(
+        lo <= hi for lo, hi in zip(r["rss_mib_window_min"], r["rss_mib_window_max"], strict=True)
+    )
+    assert r["mem"][0]["duckdb_tags"] and r["mem"][-1]["gc_tracked"] > 0
+    assert r["gc"]["gen0"]["count"] > 0  # the pacer ran young collections
