@@ -8,10 +8,12 @@
 Needs only python3 (3.11+): it creates ``.venv`` and installs the project from ``pyproject.toml``
 (the one source of dependencies) the first time, and again whenever ``pyproject.toml`` changes.
 ``test`` also installs the Debian packages the acceptance tests use (promtool, tmux) when missing.
+``cockpit`` first brings the project's bytecode up to date (``precompile``).
 """
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import os
 import subprocess
@@ -48,6 +50,15 @@ def ensure_venv() -> None:
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
     STAMP.write_text(digest)
+
+
+def precompile() -> None:
+    """Write the project's ``__pycache__`` (a no-op when current). The project is installed
+    editable, so nothing compiles it at install time, and where ``PYTHONDONTWRITEBYTECODE`` is set
+    Python never caches it either: every start recompiled ~70 modules, ~0.25 s of the first
+    frame. ``.venv`` runs this same interpreter (created from it), so the caches match."""
+    for pkg in ("engine", "cockpit", "widgets"):
+        compileall.compile_dir(ROOT / pkg, quiet=1)
 
 
 def system_deps() -> None:
@@ -99,6 +110,7 @@ def main(argv: list[str]) -> int:
     cmd, rest = (argv[0], argv[1:]) if argv else ("cockpit", [])
     ensure_venv()
     if cmd == "cockpit":
+        precompile()
         os.execv(str(BIN / "cockpit"), [str(BIN / "cockpit"), *rest])
     if cmd == "test":
         return test(rest)

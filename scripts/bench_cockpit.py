@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dev import precompile  # noqa: E402  (as `dev.py cockpit` and an install leave the bytecode)
 from engine.control import call  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -178,6 +179,7 @@ def main() -> int:
         "(slows the process; latency figures from such a run do not count)",
     )
     args = ap.parse_args()
+    precompile()
     with tempfile.TemporaryDirectory(prefix="benchcockpit-") as tmp:
         results = [run_variant(v, args, Path(tmp)) for v in args.variants.split(",")]
     print(json.dumps({"results": results, "goals": {"tick_to_submit_ms_p99": 5,
