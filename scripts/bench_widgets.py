@@ -25,7 +25,6 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -42,6 +41,7 @@ from engine.snapshot import (  # noqa: E402
     ReconView,
     SymbolView,
 )
+from tests.cockpit.test_snapshots import FixedHost  # noqa: E402
 
 T0 = 1_700_000_000_000_000
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
@@ -88,22 +88,6 @@ def snapshot(i: int, per_refresh: int) -> EngineSnapshot:
     )  # fmt: skip
 
 
-class BenchHost:
-    """What the app reads from its host: a snapshot that the benchmark replaces."""
-
-    error = None
-    api = None
-    loop = None
-    runtime = None
-    alive = True
-
-    def __init__(self) -> None:
-        self.snapshot: EngineSnapshot | None = None
-
-    def execute(self, cmd: object, totp: str | None = None) -> Any:
-        raise RuntimeError("bench host takes no commands")
-
-
 def ms(values: list[float], q: float) -> float:
     if len(values) < 2:
         return round(values[0] * 1e3, 3) if values else 0.0
@@ -115,7 +99,7 @@ async def run_tab(tab: str, refreshes: int, per_refresh: int, size: tuple[int, i
 
     from cockpit.app import CockpitApp
 
-    host = BenchHost()
+    host = FixedHost()  # the tests' stub host; the bench replaces its snapshot each refresh
     snaps = [snapshot(i, per_refresh) for i in range(refreshes + 21)]  # first + 20 warm-up
     host.snapshot = snaps[0]
     # the app's own 4 Hz timer is pushed out of the way: the benchmark calls the bridge itself
