@@ -59,6 +59,7 @@ from widgets import (
     ReconPanel,
     SkewPanel,
     StatusBar,
+    plain,
 )
 
 ACTOR = "operator"
@@ -191,8 +192,10 @@ class CockpitApp(App[None]):
         self._ui_loop.call_soon_threadsafe(fn, *args)
 
     def _result(self, res: CommandResult) -> None:
-        # venue text may contain brackets: never parsed as markup
-        self.notify(res.message, severity="information" if res.ok else "error", markup=False)
+        # venue text may contain brackets (never parsed as markup) or bidi/control characters
+        # (escaped, as on every panel)
+        self.notify(plain(res.message), severity="information" if res.ok else "error",
+                    markup=False)  # fmt: skip
         self.last_seq = -1  # show the effect at the next pass
 
     def _critical(self, action: str, effect: str, cmd: Command) -> None:
@@ -264,7 +267,7 @@ class CockpitApp(App[None]):
             try:
                 share = float(value)
             except ValueError:
-                self.notify(f"not a number: {value}", severity="error", markup=False)
+                self.notify(f"not a number: {plain(value)}", severity="error", markup=False)
                 return
             self._critical(f"CANARY SHARE {share:g}", "This share of decisions goes to the "
                            "challenger.", SetCanaryShare(share=share, actor=ACTOR))  # fmt: skip
