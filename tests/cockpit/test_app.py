@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import msgspec
 import pyotp
 import pytest
 
@@ -254,14 +255,27 @@ async def test_engine_thread_dead_when_pulled_then_operator_told(make_host):
         assert app.query_one("#status").has_class("-halted")
 
 
+class _OpenOrders:
+    """The real host, but every snapshot it serves reports two open orders (the UI's pull would
+    otherwise replace a doctored snapshot at its next pass)."""
+
+    def __init__(self, host: EngineHost) -> None:
+        self._host = host
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._host, name)
+
+    @property
+    def snapshot(self) -> object:
+        s = self._host.snapshot
+        return None if s is None else msgspec.structs.replace(s, open_orders=2)
+
+
 async def test_quit_when_open_orders_then_asks_first(make_host):
     host = make_host()
-    app = CockpitApp(host)
+    app = CockpitApp(_OpenOrders(host))
     async with app.run_test(size=(80, 24)) as pilot:
         await until(lambda: app.snap is not None, pilot)
-        app.snap = app.snap.__class__(**{**{f: getattr(app.snap, f) for f in
-                                           app.snap.__struct_fields__}, "open_orders": 2})  # fmt: skip
-        app.last_seq = 10**9  # keep our doctored snapshot
         await pilot.press("q")
         await pilot.pause(0.2)
         assert isinstance(app.screen, ConfirmScreen) and "OPEN ORDERS" in app.screen.action_name
