@@ -306,7 +306,9 @@ class Config:
         unique=True,
         min_items=1,
     )
-    observer_start: bool = _f(False, "Start as observer (no strategy orders until promoted)")
+    observer_start: bool = _f(
+        False, "Run as observer: every operator command (TUI, control socket) is refused"
+    )
     risk: RiskConfig = field(default_factory=RiskConfig, metadata={"doc": "Pre-trade risk limits"})
     models: ModelsConfig = field(default_factory=ModelsConfig, metadata={"doc": "Models, drift"})
     oms: OmsConfig = field(default_factory=OmsConfig, metadata={"doc": "Order management"})
