@@ -200,6 +200,29 @@ def test_socket_when_staging_profile_then_engine_is_observer_and_refuses_command
     assert len(_audit(d, "command_denied")) == 1
 
 
+def test_tui_engine_when_staging_then_observer_and_disarm_and_risk_reset_denied(
+    tmp_path: Path,
+) -> None:
+    """What the cockpit's engine thread does for the TUI: staging is observed, whoever asks."""
+    from cockpit.host import EngineHost
+    from engine.config import load_config
+    from engine.events import DisarmKillSwitch, ResetRisk
+    from engine.lockfile import acquire
+
+    d = tmp_path / "d"
+    host = EngineHost(load_config("staging", env={}), d, acquire(d), role="operator")
+    host.start()
+    try:
+        assert host.role == "observer" and host.snapshot is not None
+        assert host.snapshot.role == "observer"
+        for cmd in (DisarmKillSwitch(reason="try"), ResetRisk(reason="try")):
+            res = host.execute(cmd).result(10)
+            assert not res.ok and "observers cannot act" in res.message
+        assert host.snapshot.kill_switch
+    finally:
+        host.stop("test")
+
+
 def test_cli_when_staging_and_role_operator_then_refused_with_one_line(tmp_path: Path) -> None:
     from tests.acceptance.helpers import run
 
