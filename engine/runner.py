@@ -281,6 +281,9 @@ class EngineRuntime:
                                 db=booted.query)  # fmt: skip
         booted.reconciler = reconciler
         booted.lag_us = self.lag_us  # type: ignore[attr-defined]
+        if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
+            self.ntp = NtpSource(cfg.clock.ntp_server, wiring.skew.sink("ntp") if wiring
+                                 else clock, cfg.clock.skew_check_interval_s)  # fmt: skip
         report = await reconciler.run("startup")
         booted.rehydrated = report["mismatches"]
         self.refresh()
@@ -290,9 +293,6 @@ class EngineRuntime:
         await self.control.start()
         if wiring is not None:
             wiring.start(engine)
-        if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
-            self.ntp = NtpSource(cfg.clock.ntp_server, wiring.skew.sink("ntp") if wiring
-                                 else clock, cfg.clock.skew_check_interval_s)  # fmt: skip
         pacer = self.gc_pacer
         if wiring is None:
             sim = MarketSimulator(cfg.symbols, seed=cfg.sim.seed, trade_prob=cfg.sim.trade_prob,
