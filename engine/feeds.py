@@ -2,8 +2,13 @@
 
 Invariants:
 - Each stream is one ``StreamLoop``: on any network error it waits an exponentially growing delay
-  with full jitter (capped), calls ``watch_*`` again — ccxt then reconnects and resubscribes — and
-  after every *re*connect runs the REST catch-up hook, because events in the gap are lost.
+  (doubling from ``reconnect_base_ms`` to ``reconnect_max_ms``, half of it jittered), calls
+  ``watch_*`` again — ccxt then reconnects and resubscribes — and after every *re*connect runs the
+  REST catch-up hook, because events in the gap are lost. A reconnect is counted (and logged, and
+  resets the backoff) only once the subscription is confirmed: a message, or an open socket for
+  a quiet user stream — never a watch that is merely pending while ccxt waits to re-dial.
+- Outages (``worst_outage_s``) are measured from the last message received on the streams that
+  flow continuously, so a venue that stalls with its socket open counts as an outage too.
 - A cancelled loop stops; every other exception is counted and retried: the feed never dies.
 - An order-book sequence gap (``ChecksumError``) is not a clock problem: the book's symbol is
   blocked for trading (``Engine.market_blocked``) until a fresh snapshot arrives.
@@ -16,6 +21,7 @@ import asyncio
 import logging
 import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,7 +53,55 @@ class FeedMetrics:
         )  # fmt: skip
 
 
+def _retrieve(f: asyncio.Future[Any]) -> None:
+    if not f.cancelled():
+        f.exception()
+
+
+class _RetrieveRejections:
+    """ccxt creates futures that nobody awaits — the spot user-data subscribe marker
+    (``authenticate:signature:spot``) is one — and a failed dial rejects every future of the
+    connection at once: asyncio then logs "Future exception was never retrieved" for each, every
+    retry. Each future a ccxt connection hands out gets a callback that retrieves its outcome
+    (harmless for awaited ones: their awaiter still gets the exception)."""
+
+    def __init__(self, ex: Any) -> None:
+        self.make_client = ex.client
+        self.wrapped: weakref.WeakSet[Any] = weakref.WeakSet()
+        ex.client = self.client  # the exchange asks this for every websocket connection
+
+    def client(self, url: str) -> Any:
+        c = self.make_client(url)
+        if c not in self.wrapped:
+            self.wrapped.add(c)
+            make_future = c.future
+
+            def future(message_hash: Any) -> Any:
+                f = make_future(message_hash)
+                f.remove_done_callback(_retrieve)  # a cached future: one callback, not many
+                f.add_done_callback(_retrieve)
+                return f
+
+            c.future = future
+        return c
+
+
 class StreamLoop:
+    """One ``watch_*`` stream, re-subscribed forever.
+
+    Up/down: the stream is *up* once its subscription is confirmed — a message arrived, or, for a
+    quiet stream with a ``link_up`` probe (user streams: no orders, no frames), its websocket is
+    open and the watch stayed pending without an error for ``quiet_ok_s``. A pending watch alone
+    proves nothing: ccxt keeps it pending while it waits to re-dial a venue that refuses
+    connections. Only a confirmation after an error counts as a reconnect (and resets the
+    backoff); errors before it double the delay up to the cap.
+
+    Outages: from the last message received to the confirmation for streams that flow
+    continuously (``continuous``: quotes, books), so a venue that stalls with the socket open
+    counts too (measured when data flows again: ``stall_s`` of silence is a stall); from the
+    error for the others (a quiet stream has no cadence to measure from).
+    """
+
     def __init__(
         self,
         name: str,
@@ -58,8 +112,11 @@ class StreamLoop:
         on_reconnect: Callable[[], Awaitable[Any]] | None = None,
         on_gap: Callable[[BaseException], None] | None = None,
         on_down: Callable[[], None] | None = None,
+        link_up: Callable[[], bool] | None = None,
+        continuous: bool = False,
         base_delay_s: float = 0.1,
         max_delay_s: float = 5.0,
+        stall_s: float = 2.0,
         rng: random.Random | None = None,
     ) -> None:
         self.name = name
@@ -69,35 +126,69 @@ class StreamLoop:
         self.on_reconnect = on_reconnect
         self.on_gap = on_gap
         self.on_down = on_down
+        self.link_up = link_up
+        self.continuous = continuous
         self.base = base_delay_s
         self.max = max_delay_s
+        self.backoff_s = base_delay_s  # the next retry's delay (before jitter)
+        self.stall_s = stall_s
         self.rng = rng or random.Random()
         self.connected = False
         self.up_since = 0.0
         self.down_since = time.monotonic()
+        self.last_message = 0.0  # monotonic; 0 before the first
         self.reconnects = 0
+        self.stalls = 0
         self.messages = 0
         self.errors = 0
         self.last_error = ""
         self.worst_outage_s = 0.0
         self.quiet_ok_s = 1.0
 
+    def silent(self, now: float) -> bool:
+        """A continuous stream with no message for ``stall_s``: up on paper, stalled in fact."""
+        return self.continuous and self.last_message > 0 and now - self.last_message > self.stall_s
+
     def uptime_s(self) -> float:
-        return time.monotonic() - self.up_since if self.connected else 0.0
+        now = time.monotonic()
+        return now - self.up_since if self.connected and not self.silent(now) else 0.0
+
+    def _outage(self, seconds: float) -> None:
+        self.worst_outage_s = max(self.worst_outage_s, seconds)
 
     def _mark_up(self, ever: bool) -> bool:
-        """Returns True when this is a *re*connect (catch-up needed)."""
+        """The subscription is confirmed. Returns True when this is a *re*connect (catch-up)."""
         self.connected = True
         now = time.monotonic()
         self.up_since = now
+        self.backoff_s = self.base
         if not ever:
             return False
-        outage = now - self.down_since
-        self.worst_outage_s = max(self.worst_outage_s, outage)
+        since = self.last_message if self.continuous and self.last_message else self.down_since
+        outage = now - since
+        self._outage(outage)
         self.reconnects += 1
         self.metrics.reconnects.labels(self.name).inc()
         log.info("stream %s reconnected after %.2fs", self.name, outage)
         return True
+
+    def _mark_down(self, exc: BaseException) -> None:
+        self.errors += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+        if self.connected:
+            self.connected = False
+            self.down_since = time.monotonic()
+            self.metrics.uptime.labels(self.name).set(0)
+            log.warning("stream %s down: %s", self.name, self.last_error)
+            if self.on_down is not None:
+                self.on_down()
+
+    async def _retry_delay(self) -> None:
+        """Exponential backoff with jitter: half the delay fixed, half random (spreads reconnect
+        storms, and the wait still visibly grows), doubled per failure up to ``max``."""
+        delay = self.backoff_s
+        await asyncio.sleep(delay / 2 + self.rng.uniform(0, delay / 2))
+        self.backoff_s = min(delay * 2, self.max)
 
     async def _catch_up(self) -> None:
         if self.on_reconnect is None:
@@ -109,21 +200,25 @@ class StreamLoop:
         except Exception as exc:  # noqa: BLE001 - retried at the next reconnect / period
             log.warning("catch-up after %s reconnect failed: %s", self.name, exc)
 
+    async def _confirm_quiet(self, fut: asyncio.Future[Any], ever: bool) -> bool:
+        """Wait for the watch; a quiet stream is confirmed meanwhile when its socket is open.
+        Returns whether the stream was marked up here."""
+        assert self.link_up is not None
+        while not fut.done():
+            done, _ = await asyncio.wait({fut}, timeout=self.quiet_ok_s)
+            if not done and self.link_up():
+                if self._mark_up(ever):
+                    await self._catch_up()
+                return True
+        return False
+
     async def run(self) -> None:
-        delay = self.base
         ever = False
         while True:
             fut = asyncio.ensure_future(self.watch())
             try:
-                if not self.connected:
-                    # a quiet stream (no orders, no fills) is still up if the watch stays
-                    # pending without an error: the socket is open and subscribed
-                    done, _ = await asyncio.wait({fut}, timeout=self.quiet_ok_s)
-                    if not done:
-                        if self._mark_up(ever):
-                            await self._catch_up()
-                        ever = True
-                        delay = self.base
+                if not self.connected and self.link_up is not None:
+                    ever = await self._confirm_quiet(fut, ever) or ever
                 data = await fut
             except asyncio.CancelledError:
                 fut.cancel()
@@ -134,24 +229,20 @@ class StreamLoop:
                     self.on_gap(exc)
                 continue
             except Exception as exc:  # noqa: BLE001 - network errors, venue errors: retry forever
-                self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"[:200]
-                if self.connected:
-                    self.connected = False
-                    self.down_since = time.monotonic()
-                    self.metrics.uptime.labels(self.name).set(0)
-                    log.warning("stream %s down: %s", self.name, self.last_error)
-                    if self.on_down is not None:
-                        self.on_down()
-                # full jitter: spreads reconnect storms when many clients drop at once
-                await asyncio.sleep(self.rng.uniform(0, delay))
-                delay = min(delay * 2, self.max)
+                self._mark_down(exc)
+                await self._retry_delay()
                 continue
+            now = time.monotonic()
             if not self.connected:
                 if self._mark_up(ever):
                     await self._catch_up()
                 ever = True
-                delay = self.base
+            elif self.silent(now):  # the socket stayed open but nothing came: a stall
+                gap = now - self.last_message
+                self._outage(gap)
+                self.stalls += 1
+                log.warning("stream %s stalled: no data for %.2fs (socket open)", self.name, gap)
+            self.last_message = time.monotonic()
             self.messages += 1
             self.handle(data)
 
@@ -173,6 +264,7 @@ class FeedSupervisor:
         cancel_on_disconnect: bool = False,
     ) -> None:
         self.ex = ex
+        _RetrieveRejections(ex)
         self.engine = engine
         self.venue = venue
         self.symbols = symbols
@@ -185,7 +277,11 @@ class FeedSupervisor:
                                   "max_delay_s": max_delay_s, "rng": rng}  # fmt: skip
         self.loops = [
             StreamLoop(
-                "bookticker", lambda: ex.watch_bids_asks(list(symbols)), self._on_tickers, **common
+                "bookticker",
+                lambda: ex.watch_bids_asks(list(symbols)),
+                self._on_tickers,
+                continuous=True,
+                **common,
             ),  # fmt: skip
             StreamLoop(
                 "trades",
@@ -199,6 +295,7 @@ class FeedSupervisor:
                 self._on_orders,
                 on_reconnect=self.catch_up,
                 on_down=self._user_stream_down if cancel_on_disconnect else None,
+                link_up=self._user_link_up,
                 **common,
             ),
             StreamLoop(
@@ -206,6 +303,7 @@ class FeedSupervisor:
                 ex.watch_my_trades,
                 self._on_my_trades,
                 on_reconnect=self.catch_up,
+                link_up=self._user_link_up,
                 **common,
             ),  # fmt: skip
         ]
@@ -216,6 +314,7 @@ class FeedSupervisor:
                     lambda s=s: ex.watch_order_book(s),  # type: ignore[misc]
                     self._on_book,
                     on_gap=lambda exc, s=s: self._gap(s, exc),  # type: ignore[misc]
+                    continuous=True,
                     **common,
                 )  # fmt: skip
             )
@@ -226,6 +325,22 @@ class FeedSupervisor:
         self._trade_id: dict[str, int] = {}
         self._order_seen: dict[str, tuple[Any, Any]] = {}
         self._my_trades_seen: set[str] = set()
+
+    def _user_link_up(self) -> bool:
+        """The spot user-data subscription is confirmed: ccxt's ws-api connection is open and the
+        venue acknowledged ``userDataStream.subscribe.signature`` (ccxt keeps the pending
+        ``authenticate:signature:spot`` future until the ack, and the ``spot`` subscription flag
+        after it). A quiet user stream pending on it is subscribed, not waiting to dial."""
+        try:
+            url = self.ex.urls["api"]["ws"]["ws-api"]["spot"]
+        except (KeyError, TypeError):
+            return False
+        c = (getattr(self.ex, "clients", None) or {}).get(url)
+        if c is None or not c.connected.done() or c.connected.cancelled():
+            return False
+        if c.connected.exception() is not None or c.closed():
+            return False
+        return "spot" in c.subscriptions and "authenticate:signature:spot" not in c.futures
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()

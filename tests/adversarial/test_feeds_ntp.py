@@ -10,10 +10,14 @@ cockpit process.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
+import signal
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +26,7 @@ import pytest
 from engine.clock import RealClock
 from engine.clocksync import NtpSource, SntpTestServer
 from tests.acceptance.helpers import FAST_PROFILE, query, run, start, wait_for_log
+from tests.conftest import PY, ROOT, clean_env
 
 NTP_PROFILE = FAST_PROFILE + "\n[clock]\nskew_check_interval_s = 0.3\n"
 
@@ -180,3 +185,128 @@ async def test_ntp_source_when_server_fails_then_recovers_then_one_line_per_chan
     assert src.readiness()[0] and clock.skew_measured
     msgs = [r.getMessage() for r in caplog.records if "NTP source" in r.getMessage()]
     assert len(msgs) == 2 and "failing" in msgs[0] and "answering" in msgs[1], msgs
+
+
+# --- feeds against the real venue simulator process (item 11) -----------------------------------
+#
+# With the venue killed, the feed logged "reconnected after 1.01s" again and again while the port
+# refused connections (a pending watch was taken for a live subscription), retried on a flat ~1 s,
+# and left "Future exception was never retrieved"; after a SIGSTOP of the venue ``worst_outage_s``
+# said 0.0 (the socket stayed open, so nothing was measured).
+
+
+class VenueChild:
+    """``python -m engine.venuesim`` as a real child process on a fixed port (restartable)."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.port = 0
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> int:
+        port_file = self.state / "port"
+        port_file.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [PY, "-m", "engine.venuesim", "--state", str(self.state), "--port", str(self.port),
+             "--port-file", str(port_file), "--ticks-per-second", "20", "--max-lifetime", "300",
+             "--exit-with-parent"],
+            cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (port_file.exists() and port_file.read_text()):
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+        return self.port
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+async def feed_rig(tmp_path: Path):  # noqa: ANN201
+    """The real ccxt adapter, engine and feed supervisor against a venue child process."""
+    from engine.boot import boot
+    from engine.ccxt_venue import CcxtVenue
+    from engine.config import load_config
+    from engine.egress import EgressGuard
+    from engine.feeds import FeedMetrics, FeedSupervisor
+    from engine.venue_setup import SIM_KEY, SIM_SECRET, _urls_from, make_exchange
+
+    venue = VenueChild(tmp_path / "venue")
+    venue.state.mkdir()
+    port = venue.start()
+    cfg = load_config("testnet", env={}, overrides={"live.readiness_required": []})
+    guard = EgressGuard(offline=True)
+    urls = _urls_from(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}")
+    ex = make_exchange(cfg, guard, api_key=SIM_KEY, secret=SIM_SECRET, urls=urls, throttle=False)
+    clock = RealClock()
+    cv = CcxtVenue(ex, clock=clock, symbols=tuple(cfg.symbols))
+    await cv.connect()
+    booted = boot(cfg, tmp_path / "data", clock=clock, strategy="none", venue=cv)
+    cv.metrics = booted.engine.metrics
+    feeds = FeedSupervisor(ex, booted.engine, cv, symbols=tuple(cfg.symbols),
+                           metrics=FeedMetrics(booted.engine.metrics.registry),
+                           base_delay_s=0.1, max_delay_s=1.6)  # fmt: skip
+    feeds.start()
+    try:
+        yield venue, feeds
+    finally:
+        await feeds.stop()
+        venue.stop()
+        await cv.close()
+        booted.close("test")
+
+
+async def _wait(pred, timeout: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+async def test_feeds_when_venue_killed_then_no_false_reconnects_backoff_grows_no_lost_futures(
+    feed_rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    venue, feeds = feed_rig
+    unretrieved: list[str] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, ctx: unretrieved.append(str(ctx.get("message"))))
+    await _wait(lambda: all(sl.connected for sl in feeds.loops), 20, "all streams up")
+    before = {sl.name: sl.reconnects for sl in feeds.loops}
+    caplog.set_level(logging.INFO, logger="engine.feeds")
+    caplog.clear()
+    venue.signal(signal.SIGKILL)  # the port now refuses every connection
+    await asyncio.sleep(7.0)
+    assert {sl.name: sl.reconnects for sl in feeds.loops} == before  # nothing confirmed
+    assert not any(sl.connected for sl in feeds.loops)
+    assert not [r for r in caplog.records if "reconnected" in r.getMessage()]
+    assert all(sl.backoff_s == sl.max for sl in feeds.loops), [sl.backoff_s for sl in feeds.loops]
+    venue.start()  # same port, same state: the venue is back
+    await _wait(lambda: all(sl.connected for sl in feeds.loops), 30, "all streams back")
+    assert all(sl.reconnects == before[sl.name] + 1 for sl in feeds.loops)
+    assert all(sl.backoff_s == sl.base for sl in feeds.loops)  # reset by the confirmation
+    assert min(sl.worst_outage_s for sl in feeds.loops) >= 7.0
+    gc.collect()
+    await asyncio.sleep(0.1)
+    assert [m for m in unretrieved if "never retrieved" in m] == [], "\n".join(unretrieved)
+
+
+async def test_feeds_when_venue_stalled_then_outage_measured_from_last_message(feed_rig) -> None:
+    venue, feeds = feed_rig
+    await _wait(lambda: all(sl.connected for sl in feeds.loops), 20, "all streams up")
+    ticker = next(sl for sl in feeds.loops if sl.name == "bookticker")
+    seen = ticker.messages
+    venue.signal(signal.SIGSTOP)  # the socket stays open; nothing arrives
+    await asyncio.sleep(4.0)
+    venue.signal(signal.SIGCONT)
+    await _wait(lambda: ticker.messages > seen + 5, 30, "ticker flowing again")
+    assert ticker.worst_outage_s >= 4.0, ticker.worst_outage_s

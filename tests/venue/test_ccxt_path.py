@@ -207,6 +207,9 @@ async def test_ws_drop_when_mid_stream_then_reconnects_and_catches_up(rig_factor
     res = e.submit(order(e))
     await rig.settle()
     assert e.orders[res.ref].status == oms.FILLED
+    # a reconnect counts once its subscription is confirmed (a quiet user stream: the venue's
+    # subscribe ack, then a pending watch), which may come after the order settled over REST
+    await until(lambda: all(sl.connected for sl in rig.feeds.loops), 15, "all streams back")
     reg = e.metrics.registry
     assert reg.get_sample_value("ws_reconnects_total", {"ws": "orders"}) >= 1
 
