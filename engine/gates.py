@@ -32,7 +32,7 @@ class GateContext:
         "routed",
         "decision_id",
         "now_us",
-        "reduces",
+        "reduce_qty_e8",
         "notes",
     )
 
@@ -46,12 +46,24 @@ class GateContext:
         self.routed = ""
         self.decision_id = ""
         self.now_us = 0
-        self.reduces = False
+        # of the order as asked, the part that reduces the worst-case exposure on its side
+        # (``ExposureBook.reducing_part``); set by the engine before the gates run
+        self.reduce_qty_e8 = 0
         self.notes: list[tuple[str, str]] = []
 
     @property
     def notional_e8(self) -> int:
         return self.qty_e8 * self.price_e8 // SCALE
+
+    @property
+    def reducing_e8(self) -> int:
+        """The reducing part of the order at its current (possibly shrunk) size."""
+        return min(self.reduce_qty_e8, self.qty_e8)
+
+    @property
+    def reduces(self) -> bool:
+        """The whole order only reduces exposure (nothing of it opens or adds)."""
+        return 0 < self.qty_e8 <= self.reduce_qty_e8
 
 
 class Gate(Protocol):
