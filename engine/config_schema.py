@@ -120,14 +120,14 @@ class RiskConfig:
         "(pending, sent, unknown, unfilled remainder), valued at mid; larger orders are sized "
         "down, denied when less than one lot fits",
         "MAX_POSITION_NOTIONAL_USD",
-        rng="> 0",
+        rng="(0, 1000000000000]",
     )
     max_gross_exposure_usd: float = _f(
         25000.0,
         "Max account gross exposure, USD: the sum over symbols of each worst-case position "
         "(as for max_position_notional_usd); larger orders are sized down",
         "MAX_GROSS_EXPOSURE_USD",
-        rng="> 0",
+        rng="(0, 1000000000000]",
     )
 
 
