@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from engine import oms, operator, rehydrate
+from engine import day_counters, oms, operator, rehydrate
 from engine.audit import AuditChain, HeadFile, load_or_create_key, tail_state
 from engine.clock import Clock
 from engine.config import Config, metrics_path
@@ -309,6 +309,7 @@ def boot(
         if state.get("safe_mode") == "1":
             engine.risk.safe_mode = True
         rehydrate.adopt(engine, orders, positions)
+        day_counters.rebuild(engine, con)  # today's limits survive a restart
         strat: ModelStrategy | AlternatingStrategy | None
         if registry is not None:
             strat = ModelStrategy(engine, registry)
