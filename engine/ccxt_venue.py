@@ -77,6 +77,15 @@ class CcxtVenue:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.backoff = Backoff(clock)
         self._auth_strikes = 0
+        # every REST answer passes through here: a 418/429 to any request backs the client off
+        base_hook = exchange.on_rest_response
+
+        def on_rest_response(code: int, reason: str, url: str, method: str, headers: Any,
+                             body: str, req_headers: Any, req_body: Any) -> Any:  # fmt: skip
+            self._observe(code, headers, body)
+            return base_hook(code, reason, url, method, headers, body, req_headers, req_body)
+
+        exchange.on_rest_response = on_rest_response
         self.venue_to_cid: dict[str, str] = {}
         self.lots_e8: dict[str, int] = {}
         self.ticks_e8: dict[str, int] = {}
@@ -174,9 +183,21 @@ class CcxtVenue:
     async def _wait_backoff(self, cancel: bool) -> None:
         await self.backoff.wait(cancel)
 
+    def _observe(self, code: int, headers: Any, body: Any) -> None:
+        kind = self.backoff.observe(int(code or 0), headers if isinstance(headers, dict) else None,
+                                    body if isinstance(body, str) else "")  # fmt: skip
+        if kind:
+            self._noted(kind)
+
     def _rate_limited(self, exc: Exception) -> None:
-        headers = getattr(self.ex, "last_response_headers", None)
-        kind, wait = self.backoff.note(exc, headers if isinstance(headers, dict) else None)
+        """A rate-limit exception: already in back-off if the response hook saw it; else (e.g.
+        -2015 reported as DDoSProtection) back off now."""
+        if self.backoff.remaining_s() <= 0:
+            headers = getattr(self.ex, "last_response_headers", None)
+            self._noted(self.backoff.note(exc, headers if isinstance(headers, dict) else None))
+
+    def _noted(self, kind: str) -> None:
+        wait = self.backoff.last_wait_s
         self._count("ip_ban" if kind == "ban" else "rate_limit")
         if kind == "ban":
             log.error("venue BANNED this IP (HTTP 418): nothing is sent for %.1fs", wait)

@@ -30,6 +30,7 @@ DEFAULT_BAN_S = 120.0
 MAX_BACKOFF_S = 30.0
 _STATUS = re.compile(r"^\S+ (418|429) ")
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
+_RATE_CODE = re.compile(r'"code":\s*(-1003|-1015)\b')
 
 
 def _hhmmss(ts_us: int) -> str:
@@ -42,6 +43,7 @@ class Backoff:
         self.until = 0.0  # time.monotonic() when requests may go out again
         self.delay_s = 0.5  # next back-off without a Retry-After (doubles, reset on success)
         self.cancels_waiting = 0
+        self.last_wait_s = 0.0
         self._kind = ""
         self._until_us = 0
         self._reason = ""
@@ -54,20 +56,35 @@ class Backoff:
             return None
         return VenueThrottle(self._kind, self._until_us, self._reason)
 
-    def note(self, exc: Exception, headers: dict[str, Any] | None) -> tuple[str, float]:
-        """A rate-limit answer arrived: returns (kind, seconds to wait) and backs off."""
+    def observe(self, status: int, headers: dict[str, Any] | None, body: str) -> str:
+        """Every REST response of the session (ccxt's ``on_rest_response`` hook): a 418, a 429 or
+        a -1003/-1015 answer to *any* request — an order, a catch-up, a clock sample — puts the
+        whole client in back-off. Returns the kind (``ban``/``rate_limit``) or ``""``."""
+        if status == 418:
+            return self._apply("ban", "HTTP 418", headers, body)
+        if status == 429:
+            return self._apply("rate_limit", "HTTP 429", headers, body)
+        if status >= 400 and _RATE_CODE.search(body or ""):
+            return self._apply("rate_limit", _code(body), headers, body)
+        return ""
+
+    def note(self, exc: Exception, headers: dict[str, Any] | None) -> str:
+        """A rate-limit exception the response hook did not classify (e.g. -2015 reported as
+        DDoSProtection): back off all the same."""
         msg = str(exc)
         m = _STATUS.match(msg)
-        status = m.group(1) if m else ""
+        if m:
+            return self.observe(int(m.group(1)), headers, msg)
+        return self._apply("rate_limit", _code(msg), headers, msg)
+
+    def _apply(self, kind: str, what: str, headers: dict[str, Any] | None, msg: str) -> str:
         retry_after = _retry_after(headers or {})
-        if status == "418":
-            kind = "ban"
+        if kind == "ban":
             wait = retry_after if retry_after is not None else DEFAULT_BAN_S
             until = _BANNED_UNTIL.search(msg)
             if until:
                 wait = max(wait, int(until.group(1)) / 1000 - self.clock.now_us() / 1e6)
         else:
-            kind = "rate_limit"
             wait = retry_after if retry_after is not None else self.delay_s
             self.delay_s = min(self.delay_s * 2, MAX_BACKOFF_S)
         now = time.monotonic()
@@ -76,14 +93,15 @@ class Backoff:
                 self._kind = kind  # a ban, once in force, stays one while it lasts
             self.until = max(self.until, now + wait)
             self._until_us = self.clock.now_us() + int((self.until - now) * 1e6)
-            what = (
+            label = (
                 "venue BANNED this IP (HTTP 418)"
                 if self._kind == "ban"
-                else f"venue rate limit ({'HTTP ' + status if status else _code(msg)})"
+                else (f"venue rate limit ({what})")
             )
             after = f" (Retry-After {retry_after:g} s)" if retry_after is not None else ""
-            self._reason = f"{what}: no new orders until {_hhmmss(self._until_us)}{after}"
-        return kind, wait
+            self._reason = f"{label}: no new orders until {_hhmmss(self._until_us)}{after}"
+        self.last_wait_s = wait
+        return kind
 
     def succeeded(self) -> None:
         self.delay_s = 0.5
@@ -112,4 +130,4 @@ def _retry_after(headers: dict[str, Any]) -> float | None:
 
 def _code(msg: str) -> str:
     m = re.search(r'"code":\s*(-?\d+)', msg)
-    return m.group(1) if m else "rate limited"
+    return f"code {m.group(1)}" if m else "rate limited"

@@ -101,6 +101,47 @@ async def test_orders_when_venue_answers_429_then_418_then_no_stale_send_gate_bl
     assert any(first.ref in p and "decision expired" in p for (p,) in finals)  # type: ignore[attr-defined]
 
 
+async def test_ip_ban_when_venue_bans_then_every_request_refused_until_it_ends_and_nothing_stale_sent(
+    rig_factory,  # noqa: F811
+):
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.admin("inject", {"kind": "ban", "method": "POST", "path": "/api/v3/order",
+                               "retry_after_s": 3})  # fmt: skip
+    res = e.submit(_order(e))
+    assert res.ok
+    await until(lambda: rig.venue.throttle() is not None, 5, "the ban")
+    t = rig.venue.throttle()
+    assert t is not None and t.kind == "ban" and "BANNED" in t.reason
+    assert 2_000_000 <= t.until_us - e.clock.now_us() <= 3_500_000  # Retry-After / "until" ms
+    # the ban outlasts the decision's TTL: the queued order is closed at once, never sent
+    await until(lambda: e.orders[res.ref].status == oms.REJECTED, 5, "expired before send")
+    assert "decision expired before send" in e.orders[res.ref].reason
+    assert not e.submit(_order(e)).ok
+    await until(lambda: rig.venue.throttle() is None, 6, "the ban to end")
+    ok = e.submit(_order(e))
+    assert ok.ok
+    await rig.settle()
+    cids = [o["clientOrderId"] for o in (await rig.venue_state())["orders"]]
+    assert cids == [ok.ref]
+
+
+async def test_418_when_no_retry_after_then_long_ban_assumed(rig_factory):  # noqa: F811
+    rig = await rig_factory()
+    e = rig.engine
+    await rig.quotes_ready()
+    await _inject(rig, 418, 0, "I'm a teapot")
+    res = e.submit(_order(e))
+    await until(lambda: rig.venue.throttle() is not None, 5, "the ban")
+    t = rig.venue.throttle()
+    assert t is not None and t.kind == "ban"
+    assert t.until_us - e.clock.now_us() > 100_000_000  # 120 s: a short guess earns a longer ban
+    await until(lambda: e.orders[res.ref].status == oms.REJECTED, 5, "expired before send")
+    st = _gate(e, "venue_throttle")
+    assert st.active and "HTTP 418" in st.reason
+
+
 async def test_order_when_below_venue_min_notional_then_denied_before_send(rig_factory):  # noqa: F811
     rig = await rig_factory()
     e = rig.engine
