@@ -97,12 +97,15 @@ def _healthcheck(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _backup(args: argparse.Namespace, data_dir: Path) -> int:
-    import duckdb
+    from engine.ops import UnsafeTarget, backup_target, copy_db
+    from engine.store import StoreError, open_db
 
-    from engine.ops import copy_db, default_backup_path
-
-    out = Path(args.out).absolute() if args.out else default_backup_path(data_dir)
-    result = _running_call(data_dir, "backup", {"out": str(out)})
+    try:  # refused here, before the running engine or the DB is touched
+        out = backup_target(data_dir, str(Path(args.out).absolute()) if args.out else None)
+        result = _running_call(data_dir, "backup", {"out": str(out)})
+    except (UnsafeTarget, RuntimeError) as exc:
+        _err(str(exc))
+        return 2
     if result is None:
         db = data_dir / "cockpit.duckdb"
         if not db.exists():
@@ -110,11 +113,17 @@ def _backup(args: argparse.Namespace, data_dir: Path) -> int:
             return 2
         lock = _lock_or_exit(data_dir)
         try:
-            con = duckdb.connect(str(db))
+            con = open_db(db)
             try:
                 result = copy_db(con, db, out)
             finally:
                 con.close()
+        except UnsafeTarget as exc:
+            _err(str(exc))
+            return 2
+        except StoreError as exc:
+            _err(str(exc))
+            return 4
         finally:
             lock.release()
     print(f"backup written: {result['backup']} ({result['bytes']} bytes, audit seq "
@@ -123,18 +132,24 @@ def _backup(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _restore(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.ops import restore
+    from engine.ops import check_restore_source, restore
 
     if _running_call(data_dir, "status") is not None:
         _err("stop the engine before restoring (it owns the database)")
         return 3
     backup = Path(args.backup).absolute()
+    db = data_dir / "cockpit.duckdb"
+    try:
+        check_restore_source(db, backup)  # before the lock: nothing is touched at all
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
     if not backup.is_file():
         _err(f"{backup}: no such backup file")
         return 2
     lock = _lock_or_exit(data_dir)
     try:
-        result = restore(data_dir, data_dir / "cockpit.duckdb", backup, actor="operator")
+        result = restore(data_dir, db, backup, actor="operator")
     except ValueError as exc:
         _err(str(exc))
         return 2

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import duckdb
 import msgspec
 
-from engine.fsutil import fsync_dir, write_private_atomic
+from engine.fsutil import fsync_dir, make_private_dir, write_private_atomic
 
 GENESIS = "0" * 64
 KEY_ENV = "COCKPIT_AUDIT_KEY"
@@ -289,38 +289,78 @@ def tail_state(db_conn: duckdb.DuckDBPyConnection) -> tuple[int, str]:
 def _check_private(path: Path, allowed: int) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & ~allowed & 0o077:
-        raise ValueError(
-            f"{path} has mode {mode:04o}: group/other may not access it (chmod {allowed:o} {path})"
+        raise AuditKeyError(
+            f"{path} has mode {mode:04o}: group/other may not access it; `chmod {allowed:o} "
+            f"{path}` (and consider the key exposed: see docs/DESIGN.md, audit key)"
         )
 
 
+class AuditKeyError(ValueError):
+    """The audit key cannot be used. ``in_env``: the operator's input (``COCKPIT_AUDIT_KEY``) is at
+    fault (bad input), else a file in the data dir (storage). The message never holds the key."""
+
+    def __init__(self, message: str, *, in_env: bool = False) -> None:
+        super().__init__(message)
+        self.in_env = in_env
+
+
+def key_path(data_dir: Path) -> Path:
+    return data_dir / "secrets" / "audit.key"
+
+
+def _env_key(raw: str) -> bytes:
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        # Never echo the value: it is a secret.
+        raise AuditKeyError(
+            f"{KEY_ENV} is not valid hex (expected {2 * KEY_BYTES} hex digits); fix or unset it",
+            in_env=True,
+        ) from None
+    if len(key) < KEY_BYTES:
+        raise AuditKeyError(
+            f"{KEY_ENV} must decode to at least {KEY_BYTES} bytes (got {len(key)})", in_env=True
+        )
+    return key
+
+
+def load_key(data_dir: Path, env: Mapping[str, str] | None = None) -> bytes | None:
+    """The audit HMAC key from env ``COCKPIT_AUDIT_KEY`` (hex) or ``<data_dir>/secrets/audit.key``;
+    None when neither exists (nothing is created: see ``create_key``)."""
+    environ = os.environ if env is None else env
+    raw = environ.get(KEY_ENV, "").strip()
+    if raw:
+        return _env_key(raw)
+    path = key_path(data_dir)
+    if not path.exists():
+        return None
+    _check_private(path.parent, 0o700)
+    _check_private(path, 0o600)
+    key = path.read_bytes()
+    if len(key) < KEY_BYTES:
+        raise AuditKeyError(
+            f"{path} holds {len(key)} bytes; an audit key needs {KEY_BYTES}: restore the key "
+            "file from your backup of secrets/"
+        )
+    return key
+
+
 def load_or_create_key(data_dir: Path, env: Mapping[str, str] | None = None) -> bytes:
-    """The audit HMAC key: env ``COCKPIT_AUDIT_KEY`` (hex) or ``<data_dir>/secrets/audit.key``.
+    """``load_key``, creating the key file when there is none. Only a fresh data dir may get a new
+    key (a new key makes every existing row read as forged): callers check that first.
 
     The file is created once (32 random bytes, 0600, in a 0700 dir). Creation publishes the file
     with ``os.link`` rather than ``os.replace`` so two processes starting together can never
     overwrite each other's key: the loser reads the winner's.
     """
-    environ = os.environ if env is None else env
-    raw = environ.get(KEY_ENV, "").strip()
-    if raw:
-        try:
-            key = bytes.fromhex(raw)
-        except ValueError:
-            # Never echo the value: it is a secret.
-            raise ValueError(f"{KEY_ENV} is not valid hex") from None
-        if len(key) < KEY_BYTES:
-            raise ValueError(
-                f"{KEY_ENV} must decode to at least {KEY_BYTES} bytes (got {len(key)})"
-            )
+    key = load_key(data_dir, env)
+    if key is not None:
         return key
-
-    sdir = data_dir / "secrets"
+    sdir = key_path(data_dir).parent
     if not sdir.exists():
-        sdir.mkdir(parents=True, mode=0o700, exist_ok=True)
-        os.chmod(sdir, 0o700)
+        make_private_dir(sdir)
     _check_private(sdir, 0o700)
-    path = sdir / "audit.key"
+    path = key_path(data_dir)
     if not path.exists():
         fd, tmp = tempfile.mkstemp(dir=sdir, prefix=".audit.key.", suffix=".tmp")  # 0600
         try:
@@ -342,10 +382,8 @@ def load_or_create_key(data_dir: Path, env: Mapping[str, str] | None = None) -> 
                 os.close(fd)
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    _check_private(path, 0o600)
-    key = path.read_bytes()
-    if len(key) < KEY_BYTES:
-        raise ValueError(f"{path} holds {len(key)} bytes; an audit key needs {KEY_BYTES}")
+    key = load_key(data_dir, env)
+    assert key is not None
     return key
 
 
@@ -368,6 +406,8 @@ class HeadFile:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError:
+            raise ValueError(f"malformed audit head file {self.path}: not UTF-8 text") from None
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -383,5 +423,6 @@ class HeadFile:
 
     def write(self, seq: int, hash: str) -> None:
         directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not directory.exists():
+            make_private_dir(directory)
         write_private_atomic(self.path, json.dumps({"seq": seq, "hash": hash}).encode() + b"\n")

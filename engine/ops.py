@@ -18,7 +18,15 @@ from typing import Any
 
 import duckdb
 
-from engine.audit import AuditChain, HeadFile, load_or_create_key, tail_state, verify_connection
+from engine.audit import (
+    KEY_ENV,
+    AuditChain,
+    HeadFile,
+    load_key,
+    tail_state,
+    verify_connection,
+)
+from engine.fsutil import fsync_dir, make_private_dir
 
 UNRESOLVED = ("pending", "submitted", "unknown")
 _RANK = {"ok": 0, "degraded": 1, "failing": 2}
@@ -111,30 +119,99 @@ def render_health(report: dict[str, Any]) -> str:
 
 # --- backup / restore --------------------------------------------------------------------------
 
+BACKUPS_DIR = "backups"
+
+
+class UnsafeTarget(ValueError):
+    """A backup or restore request that could destroy data; refused before anything is touched."""
+
+
+def backup_target(data_dir: Path, out: Path | str | None) -> Path:
+    """Where a backup may be written: outside the data dir or in its ``backups/`` folder, never
+    over an existing file (the live DB, its WAL, the audit key and head all live in the data dir).
+
+    Symlinks and ``..`` are resolved before the check: a link in ``backups/`` pointing at the
+    live DB is refused like the live DB itself."""
+    if out is None or out == "":
+        return default_backup_path(data_dir)
+    raw = Path(out)
+    if not raw.is_absolute():
+        raise UnsafeTarget(f"backup path {str(raw)!r} must be absolute")
+    target = Path(os.path.realpath(raw.parent)) / raw.name
+    home = Path(os.path.realpath(data_dir))
+    backups = Path(os.path.realpath(data_dir / BACKUPS_DIR))
+    inside = target.is_relative_to(home) or raw.is_relative_to(data_dir)
+    if inside and not (target.is_relative_to(backups) and target != backups):
+        raise UnsafeTarget(
+            f"{raw}: refusing to write a backup inside the data dir {data_dir} (it holds the live "
+            f"DB, WAL, audit key and head); use {data_dir / BACKUPS_DIR}/NAME or a path outside it"
+        )
+    if os.path.lexists(raw) or os.path.lexists(target):
+        raise UnsafeTarget(f"{raw}: file exists; a backup never replaces a file, choose a new name")
+    return target
+
 
 def copy_db(con: duckdb.DuckDBPyConnection, db_path: Path, out: Path) -> dict[str, Any]:
-    """CHECKPOINT (WAL folded into the file), then copy it atomically (temp + rename, 0600).
+    """CHECKPOINT (WAL folded into the file), then copy it to a new file ``out`` (0600).
 
-    The caller guarantees nothing writes meanwhile (the writer thread runs this itself)."""
+    The caller guarantees nothing writes meanwhile (the writer thread runs this itself) and has
+    checked ``out`` with ``backup_target``. The copy is published with ``os.link``, which fails on
+    an existing name instead of replacing it, so even a file created since the check survives."""
     con.execute("CHECKPOINT")
     seq, _ = tail_state(con)
-    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(out.parent)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.copyfile(db_path, tmp)
-    os.chmod(tmp, 0o600)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    try:
+        shutil.copyfile(db_path, tmp)
+        os.chmod(tmp, 0o600)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, out)
+        except FileExistsError:
+            raise UnsafeTarget(f"{out}: file exists; a backup never replaces a file") from None
+        fsync_dir(out.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"backup": str(out), "bytes": out.stat().st_size, "audit_seq": seq}
 
 
 def default_backup_path(data_dir: Path) -> Path:
-    return data_dir / "backups" / time.strftime("cockpit-%Y%m%dT%H%M%SZ.duckdb", time.gmtime())
+    name = time.strftime("cockpit-%Y%m%dT%H%M%SZ.duckdb", time.gmtime())
+    return data_dir / BACKUPS_DIR / name
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_restore_source(db_path: Path, backup: Path) -> None:
+    """Refuse a "backup" that is the live DB or its WAL (by path, symlink or hard link): the
+    restore would move it aside and then have nothing to copy."""
+    for live in (db_path, db_path.with_name(db_path.name + ".wal")):
+        if _same_file(backup, live) or os.path.realpath(backup) == os.path.realpath(live):
+            raise UnsafeTarget(
+                f"{backup}: this is the live database file ({live}), not a backup; nothing was "
+                f"changed. Restore from a file in {db_path.parent / BACKUPS_DIR}"
+            )
 
 
 def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str, Any]:
-    """Replace ``db_path`` by ``backup`` (engine stopped: the caller holds the data-dir lock)."""
-    key = load_or_create_key(data_dir)
+    """Replace ``db_path`` by ``backup`` (engine stopped: the caller holds the data-dir lock).
+
+    Order: refuse the live file, verify the backup, copy it next to the DB, and only then move
+    the old DB (and WAL) aside and rename the copy into place: a failure at any step before the
+    rename leaves the live DB where it was."""
+    check_restore_source(db_path, backup)
+    key = load_key(data_dir)
+    if key is None:
+        raise ValueError(
+            f"{data_dir / 'secrets' / 'audit.key'}: audit key missing (and {KEY_ENV} unset): "
+            "cannot verify the backup; put the key back first"
+        )
     try:
         src = duckdb.connect(str(backup), read_only=True)
     except duckdb.Error as exc:
@@ -143,23 +220,30 @@ def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str
         ) from exc
     try:
         result = verify_connection(src, key, None, name=str(backup))
+    except duckdb.Error as exc:
+        raise ValueError(f"{backup}: cannot read: {str(exc).splitlines()[0]}") from exc
     finally:
         src.close()
     if not result.ok:
         raise ValueError(f"{backup}: audit chain broken, refusing to restore: {result.reason}")
     head_file = HeadFile(data_dir / "audit" / "head.json")
-    old_head = head_file.read()
+    try:
+        old_head = head_file.read()
+    except ValueError:
+        old_head = None  # a malformed head is what a restore re-anchors
+    tmp = db_path.with_name(f".{db_path.name}.restore.tmp")
+    shutil.copyfile(backup, tmp)
+    os.chmod(tmp, 0o600)
     moved = None
     if db_path.exists():
-        moved = db_path.with_name(f"{db_path.name}.replaced-{time.strftime('%Y%m%dT%H%M%SZ')}")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = db_path.with_name(f"{db_path.name}.replaced-{stamp}")
         os.replace(db_path, moved)
         wal = db_path.with_name(db_path.name + ".wal")
         if wal.exists():
             os.replace(wal, moved.with_name(moved.name + ".wal"))
-    tmp = db_path.with_name(f".{db_path.name}.restore.tmp")
-    shutil.copyfile(backup, tmp)
-    os.chmod(tmp, 0o600)
     os.replace(tmp, db_path)
+    fsync_dir(db_path.parent)
     con = duckdb.connect(str(db_path))
     try:
         seq, last = tail_state(con)
