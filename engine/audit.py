@@ -222,7 +222,9 @@ def verify_records(
     return v.result()
 
 
-def verify_db(db_path: Path, key: bytes, head: tuple[int, str] | None) -> VerifyResult:
+def verify_db(
+    db_path: Path, key: bytes, head: tuple[int, str] | None, *, require_head: bool = True
+) -> VerifyResult:
     """Verify ``audit_log`` in a DuckDB file (read-only) and compare it with the external head."""
     try:
         con = duckdb.connect(str(db_path), read_only=True)
@@ -231,15 +233,24 @@ def verify_db(db_path: Path, key: bytes, head: tuple[int, str] | None) -> Verify
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return VerifyResult(False, 0, None, f"cannot open {db_path} read-only: {first}")
     try:
-        return verify_connection(con, key, head, name=str(db_path))
+        return verify_connection(con, key, head, name=str(db_path), require_head=require_head)
     finally:
         con.close()
 
 
 def verify_connection(
-    con: duckdb.DuckDBPyConnection, key: bytes, head: tuple[int, str] | None, name: str = "DB"
+    con: duckdb.DuckDBPyConnection,
+    key: bytes,
+    head: tuple[int, str] | None,
+    name: str = "DB",
+    *,
+    require_head: bool = True,
 ) -> VerifyResult:
-    """Verify through an open connection (a running engine verifies its own DB this way)."""
+    """Verify through an open connection (a running engine verifies its own DB this way).
+
+    A data dir's chain needs its external head: without it a cut-off tail is undetectable, so a
+    missing head with rows is a failure (``require_head=False`` for a backup file, which has none).
+    """
     found = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'"
     ).fetchone()
@@ -255,6 +266,15 @@ def verify_connection(
     if v.failure is not None:
         return v.failure
     db_end = v.expected_seq - 1
+    if head is None and require_head and db_end > 0:
+        return VerifyResult(
+            False,
+            v.checked,
+            None,
+            f"{name}: external audit head (audit/head.json) missing while the chain holds "
+            f"{db_end} rows: tail truncation cannot be ruled out; restore a backup "
+            "(`cockpit restore`), which re-anchors the head",
+        )
     if head is not None:
         seq, want = head
         if seq > db_end:
@@ -273,6 +293,39 @@ def verify_connection(
                 f"row seq={seq}: hash differs from the external head (rows rewritten)",
             )
     return v.result()
+
+
+def verify_from(con: duckdb.DuckDBPyConnection, key: bytes, start: tuple[int, str],
+                head: tuple[int, str] | None) -> str | None:  # fmt: skip
+    """Verify the rows after the checkpoint ``start`` = (seq, hash) of a row verified earlier,
+    and the head's row if it lies beyond it: the failure text (naming the row), or None."""
+    seq0, hash0 = start
+    if seq0:
+        row = con.execute("SELECT hash FROM audit_log WHERE seq = ?", [seq0]).fetchone()
+        if row is None or not hmac.compare_digest(str(row[0]), hash0):
+            return f"row seq={seq0}: differs from the last verified checkpoint (rows rewritten)"
+    v = _Verifier(key, watch_seq=head[0] if head is not None and head[0] > seq0 else None)
+    v.expected_seq, v.prev_hash = seq0 + 1, hash0
+    cur = con.execute(
+        "SELECT seq, ts_us, actor, kind, payload, prev_hash, hash FROM audit_log "
+        "WHERE seq > ? ORDER BY seq",
+        [seq0],
+    )
+    while True:
+        chunk = cur.fetchmany(_FETCH_CHUNK)
+        if not chunk or not v.feed(chunk):
+            break
+    if v.failure is not None:
+        return v.failure.reason
+    if head is not None and v.watch_seq is not None:
+        if v.watch_hash is None or not hmac.compare_digest(v.watch_hash, head[1]):
+            return f"row seq={head[0]}: hash differs from the external audit head (rows rewritten)"
+    return None
+
+
+def checkpoint_mac(key: bytes, seq: int, last_hash: str) -> str:
+    """MAC of a "verified up to (seq, hash)" checkpoint: only the key holder can move it."""
+    return _Keyed(key).hexdigest(f"verified|{seq}|{last_hash}".encode())
 
 
 def tail_state(db_conn: duckdb.DuckDBPyConnection) -> tuple[int, str]:

@@ -26,7 +26,9 @@ from engine.audit import (
     tail_state,
     verify_connection,
 )
+from engine.datacheck import restore_hint
 from engine.fsutil import fsync_dir, make_private_dir
+from engine.store import StoreError
 
 UNRESOLVED = ("pending", "submitted", "unknown")
 _RANK = {"ok": 0, "degraded": 1, "failing": 2}
@@ -81,33 +83,46 @@ def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[
 
 
 def healthcheck_offline(db_path: Path, cfg: Any) -> dict[str, Any]:
-    """No engine: read the DB (read-only) and say what a running engine would need to know."""
+    """No engine: read the DB (read-only) and say what a running engine would need to know.
+    A DB that cannot be opened or read (damaged, truncated) is a failing ``database`` check."""
     checks = [_check("engine", "failing", "not running")]
     try:
         con = duckdb.connect(str(db_path), read_only=True)
     except duckdb.Error as exc:
-        checks.append(_check("database", "failing", f"{db_path}: {str(exc).splitlines()[0]}"))
+        checks.append(_db_failing(db_path, exc))
         return _report(checks, False)
     try:
-        now = int(time.time() * 1e6)
-        n, oldest = con.execute(
-            "SELECT count(*), min(coalesce(nullif(submitted_us, 0), created_us)) FROM orders "
-            "WHERE status IN ('pending','submitted','unknown')"
-        ).fetchone() or (0, None)
-        checks.append(_outbox_check(int(n), (now - oldest) / 1e6 if oldest else 0.0))
-        row = con.execute(
-            "SELECT ts_us, ok FROM reconciliation_runs ORDER BY ts_us DESC LIMIT 1"
-        ).fetchone()
-        checks.append(_recon_check((now - row[0]) / 1e6 if row else None,
-                                   cfg.oms.reconcile_interval_s, row[1] if row else None))  # fmt: skip
-        ks = con.execute("SELECT value FROM engine_state WHERE key='kill_switch'").fetchone()
-        armed = bool(ks and ks[0] == "1")
-        checks.append(_check("kill_switch", "degraded" if armed else "ok",
-                             "armed" if armed else "disarmed"))  # fmt: skip
-        checks.append(_check("venue", "failing", f"{cfg.venue}: not connected (engine stopped)"))
+        checks += _offline_checks(con, cfg)
+    except duckdb.Error as exc:
+        checks.append(_db_failing(db_path, exc))
     finally:
         con.close()
     return _report(checks, False)
+
+
+def _db_failing(db_path: Path, exc: Exception) -> dict[str, str]:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return _check("database", "failing", f"{db_path}: {first}; {restore_hint(db_path.parent)}")
+
+
+def _offline_checks(con: duckdb.DuckDBPyConnection, cfg: Any) -> list[dict[str, str]]:
+    now = int(time.time() * 1e6)
+    n, oldest = con.execute(
+        "SELECT count(*), min(coalesce(nullif(submitted_us, 0), created_us)) FROM orders "
+        "WHERE status IN ('pending','submitted','unknown')"
+    ).fetchone() or (0, None)
+    checks = [_outbox_check(int(n), (now - oldest) / 1e6 if oldest else 0.0)]
+    row = con.execute(
+        "SELECT ts_us, ok FROM reconciliation_runs ORDER BY ts_us DESC LIMIT 1"
+    ).fetchone()
+    checks.append(_recon_check((now - row[0]) / 1e6 if row else None,
+                               cfg.oms.reconcile_interval_s, row[1] if row else None))  # fmt: skip
+    ks = con.execute("SELECT value FROM engine_state WHERE key='kill_switch'").fetchone()
+    armed = bool(ks and ks[0] == "1")
+    checks.append(_check("kill_switch", "degraded" if armed else "ok",
+                         "armed" if armed else "disarmed"))  # fmt: skip
+    checks.append(_check("venue", "failing", f"{cfg.venue}: not connected (engine stopped)"))
+    return checks
 
 
 def render_health(report: dict[str, Any]) -> str:
@@ -149,6 +164,24 @@ def backup_target(data_dir: Path, out: Path | str | None) -> Path:
     if os.path.lexists(raw) or os.path.lexists(target):
         raise UnsafeTarget(f"{raw}: file exists; a backup never replaces a file, choose a new name")
     return target
+
+
+def read_everything(db_path: Path) -> None:
+    """Read every column of every table (read-only): a damaged or truncated file fails here, as a
+    one-line ``StoreError`` with the restore command, before anything opens it for writing."""
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            tables = [str(r[0]) for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()]  # fmt: skip
+            for table in tables:
+                con.execute(f'SELECT count(*), max(hash(COLUMNS(*))) FROM "{table}"').fetchall()
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"{db_path}: database damaged or unreadable: {first}; "
+                         f"{restore_hint(db_path.parent)}") from None  # fmt: skip
 
 
 def copy_db(con: duckdb.DuckDBPyConnection, db_path: Path, out: Path) -> dict[str, Any]:
@@ -219,7 +252,7 @@ def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str
             f"{backup}: not a readable DuckDB file: {str(exc).splitlines()[0]}"
         ) from exc
     try:
-        result = verify_connection(src, key, None, name=str(backup))
+        result = verify_connection(src, key, None, name=str(backup), require_head=False)
     except duckdb.Error as exc:
         raise ValueError(f"{backup}: cannot read: {str(exc).splitlines()[0]}") from exc
     finally:
