@@ -12,12 +12,14 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from cockpit import ops_cli, totp_cli
+from cockpit import control_cli, ops_cli, totp_cli
+from engine.api import RoleRefused, effective_role
 from engine.config import (
     ConfigError,
     load_config,
@@ -27,10 +29,39 @@ from engine.config import (
 )
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_RUNNING, EXIT_STORAGE = 0, 1, 2, 3, 4
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _err(msg: str) -> None:
     print(f"cockpit: {msg}", file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit 2 (not argparse's usage block)."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        _err(f"{message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"invalid log level {text!r} (valid: {', '.join(LOG_LEVELS)})"
+        )
+    return level
+
+
+def _duration(text: str) -> float:
+    """Seconds: a finite number > 0 (``nan``, ``inf``, ``-5`` and ``0`` are refused)."""
+    try:
+        seconds = float(text) if text.strip().isascii() else math.nan
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0 (got {text!r})")
+    return seconds
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -39,17 +70,19 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cockpit", description="Terminal trading cockpit")
+    p = _Parser(prog="cockpit", description="Terminal trading cockpit")
     _common(p)
     p.add_argument("--headless", action="store_true", help="run the engine without the TUI")
-    p.add_argument("--duration", type=float, help="stop cleanly after S seconds")
-    p.add_argument("--seed", type=int, help="market simulator seed (sim.seed)")
-    p.add_argument("--log-level", default="INFO")
+    p.add_argument("--duration", type=_duration, help="stop cleanly after S seconds (> 0)")
+    # a string: the config loader parses it like SIM_SEED (ASCII digits, documented range)
+    p.add_argument("--seed", help="market simulator seed (sim.seed)")
+    p.add_argument("--log-level", type=_log_level, default="INFO", help="|".join(LOG_LEVELS))
     p.add_argument(
         "--role",
         choices=("operator", "observer"),
-        default="operator",
-        help="observer: sees everything, can act on nothing (enforced in the engine)",
+        default=None,
+        help="observer: sees everything, can act on nothing (enforced in the engine); a profile "
+        "with observer_start = true (staging) always runs as observer",
     )
     sub = p.add_subparsers(dest="cmd")
     c = sub.add_parser("config", help="configuration tools")
@@ -63,11 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     v = asub.add_parser("verify", help="verify the hash chain; exit 0 when intact")
     _common(v)
     ops_cli.add_parsers(sub, _common)
+    control_cli.add_parsers(sub, _common)
     totp_cli.add_parser(sub)
     return p
 
 
-def _load(args: argparse.Namespace) -> object:
+def _load(args: argparse.Namespace) -> Any:
     overrides: dict[str, object] = {}
     if getattr(args, "seed", None) is not None:
         overrides["sim.seed"] = args.seed
@@ -102,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             return ops_cli.run(args)
         if args.cmd == "totp":
             return totp_cli.run(args)
+        if args.cmd in control_cli.COMMANDS:
+            return control_cli.run(args)
         cfg = _load(args)
+        args.role = effective_role(cfg.observer_start, args.role)  # type: ignore[attr-defined]
         data_dir = resolve_data_dir(args.data_dir)
         return _run(cfg, data_dir, args)
-    except ConfigError as exc:
+    except (ConfigError, RoleRefused) as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
     except OSError as exc:
@@ -131,10 +168,9 @@ def _os_error(exc: OSError, where: object) -> int:
 
 def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
     from engine.datacheck import data_dir_mode_problem
-    from engine.lockfile import AlreadyRunning, acquire
-    from engine.logsetup import setup_logging
-    from engine.runner import run_headless
+    from engine.keystore import KeystoreError
     from engine.store import StoreError
+    from engine.venue_errors import VenueUnreachable
 
     try:  # before the lock: the live profile refuses an open data dir without touching it
         warning = data_dir_mode_problem(data_dir, getattr(cfg, "kind", ""))
@@ -143,13 +179,34 @@ def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
         return EXIT_STORAGE
     if warning:
         _err(f"warning: {warning}")
-    if not args.headless:
-        return _run_tui(cfg, data_dir, args)
+    try:
+        if not args.headless:
+            return _run_tui(cfg, data_dir, args)
+        return _run_headless(cfg, data_dir, args)
+    except (KeystoreError, VenueUnreachable) as exc:  # the key or the network: fix and retry
+        _err(str(exc))
+        return EXIT_BAD_INPUT
+
+
+def _run_headless(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
+    from engine.lockfile import AlreadyRunning, acquire
+    from engine.logsetup import setup_logging
+    from engine.runner import run_headless
+    from engine.store import StoreError
+
     try:
         # the lock comes first: a second instance must leave the data dir exactly as it was
         lock = acquire(data_dir)
         setup_logging(data_dir, args.log_level)
-        return asyncio.run(run_headless(cfg, data_dir, args.duration, lock))  # type: ignore[arg-type]
+        return asyncio.run(
+            run_headless(
+                cfg,
+                data_dir,
+                args.duration,
+                lock,  # type: ignore[arg-type]
+                role=args.role,
+            )
+        )
     except AlreadyRunning as exc:
         _err(str(exc))
         return EXIT_RUNNING
@@ -197,7 +254,7 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
         raise
     reason = "cockpit quit"
     try:
-        app = CockpitApp(host, role=args.role)
+        app = CockpitApp(host, role=host.role)
         app.run()
         if app.hangup:
             reason = "SIGHUP"

@@ -33,6 +33,7 @@ from typing import Any
 from engine.api import EngineAPI
 from engine.events import Command, CommandResult
 from engine.gcwatch import GcPacer
+from engine.keystore import KeystoreError
 from engine.snapshot import EngineSnapshot, SnapshotBuilder
 
 log = logging.getLogger("cockpit.host")
@@ -60,10 +61,11 @@ class EngineHost:
         self.runtime = EngineRuntime(cfg, data_dir, None, lock, role=role)
         if gc_policy() == "paced":
             self.runtime.gc_pacer = GcPacer()
-        self.role = role
+        self.role = self.runtime.role  # observer when the profile says so, whatever was asked
         self.refresh_s = 1.0 / refresh_hz
         self.snapshot: EngineSnapshot | None = None
         self.error: str | None = None
+        self.exc: BaseException | None = None  # what killed the engine thread, for the exit code
         self.api: EngineAPI | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._builder = SnapshotBuilder()
@@ -87,6 +89,8 @@ class EngineHost:
         if not self._ready.wait(timeout_s):
             raise RuntimeError(f"engine did not start within {timeout_s:g}s")
         if self.error:
+            if isinstance(self.exc, KeystoreError):  # bad input (the key), not a storage fault
+                raise self.exc
             raise RuntimeError(self.error)
         if gc_policy() != "off":
             apply_gc_policy()
@@ -134,17 +138,16 @@ class EngineHost:
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self.runtime.start())
-            rt = self.runtime
-            assert rt.booted is not None
-            strategy = rt.booted.strategy
-            self.api = EngineAPI(rt.engine, strategy if hasattr(strategy, "registry") else None,
-                                 role=self.role, totp=self._totp_guard())  # fmt: skip
+            self.api = (
+                self.runtime.api
+            )  # built by the runtime: the same one the control socket uses
             self._publish()
             self._pub_task = loop.create_task(self._publisher())
             self._ready.set()
             loop.run_forever()
         except BaseException as exc:  # noqa: BLE001 - the UI must learn why the engine is gone
             self._failed = True
+            self.exc = exc
             self.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
             log.critical("engine thread died: %s", self.error)
             self._emergency_stop(loop)  # before start() returns, so no caller races the halt
@@ -161,27 +164,6 @@ class EngineHost:
             loop.run_until_complete(rt.stop(f"engine thread failed: {self.error}"))
         except BaseException as exc:  # noqa: BLE001
             log.critical("emergency stop failed: %s", exc)
-
-    def _totp_guard(self) -> Any:
-        """2FA for critical actions when enrolled (`cockpit totp enroll`); an unreadable keystore
-        stops the start (fail closed) rather than silently dropping 2FA."""
-        import json
-
-        from engine.totp import TotpGuard, load_totp_secret
-
-        rt = self.runtime
-        secret = load_totp_secret(rt.data_dir)
-        enrolled_before = rt.engine._state_cache.get("totp_enrolled") == "1"
-        if secret is None and enrolled_before:
-            raise RuntimeError(
-                f"2FA was enrolled for {rt.data_dir} but its secret is gone "
-                f"({rt.data_dir / 'secrets' / 'keyring.enc'}): restore the keystore or re-enroll "
-                "with `cockpit totp enroll --force`; refusing to run without 2FA"
-            )
-        if secret is not None and not enrolled_before:
-            rt.engine._set_state("totp_enrolled", "1")  # from now on its absence is an error
-        raw = rt.engine._state_cache.get("totp_state")
-        return TotpGuard(secret, state=json.loads(raw) if raw else None)
 
     async def _publisher(self) -> None:
         while True:

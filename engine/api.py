@@ -12,6 +12,7 @@ reason, never an exception; every accepted critical action is audited with its a
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from engine import operator
@@ -39,6 +40,26 @@ from engine.strategy import ModelStrategy
 CRITICAL = (ArmKillSwitch, DisarmKillSwitch, PromoteChallenger, RollbackModel, SetCanaryShare,
             ResetRisk, PinModel, AcknowledgeOrphans)  # fmt: skip
 ROLES = ("operator", "observer")
+
+
+class RoleRefused(ValueError):
+    """The requested role contradicts the profile (e.g. ``--role operator`` on staging)."""
+
+
+def effective_role(observer_start: bool, requested: str | None) -> str:
+    """The role an engine runs with: a profile with ``observer_start = true`` (staging) always
+    runs as observer, whatever the command line asks — an explicit ``--role operator`` there is
+    refused rather than silently ignored, so nobody believes they can act."""
+    if requested is not None and requested not in ROLES:
+        raise RoleRefused(f"unknown role {requested!r} (known: {', '.join(ROLES)})")
+    if observer_start:
+        if requested == "operator":
+            raise RoleRefused(
+                "this profile starts as observer (observer_start = true): --role operator is "
+                "refused; drop --role or use a profile meant for operating"
+            )
+        return "observer"
+    return requested or "operator"
 
 
 class EngineAPI:
@@ -114,3 +135,36 @@ class EngineAPI:
             case SetCanaryShare():
                 return m.set_canary_share(cmd.share, cmd.actor)
         return CommandResult(ok=False, message=f"not a model command: {type(cmd).__name__}")
+
+
+def build_api(engine: Engine, strategy: Any, *, role: str, data_dir: Path,
+              totp_secret: str | None) -> EngineAPI:  # fmt: skip
+    """The one construction of the engine's command API, for the cockpit and the control socket.
+
+    ``totp_secret`` is read from the keystore *before* the engine boots (``load_totp_secret``), so
+    a missing or wrong keyring key stops the start before anything is written. Once enrolled, a
+    data dir remembers it (``totp_enrolled``): a seed that has since vanished refuses the start
+    (fail closed) instead of silently dropping 2FA.
+    """
+    from engine.keystore import KeystoreError, keystore_path
+    from engine.totp import TotpGuard
+
+    enrolled_before = engine._state_cache.get("totp_enrolled") == "1"
+    if totp_secret is None and enrolled_before:
+        raise KeystoreError(
+            f"2FA was enrolled for {data_dir} but its secret is gone "
+            f"({keystore_path(data_dir)}): restore the keystore or re-enroll with "
+            "`cockpit totp enroll --force`; refusing to run without 2FA"
+        )
+    if totp_secret is not None and not enrolled_before:
+        engine._set_state("totp_enrolled", "1")  # from now on its absence is an error
+    risk = engine.risk
+    if risk.kill_switch and "KeystoreError" in risk.kill_reason:
+        # armed by an older release when a start failed on the key: the switch stays armed (fail
+        # closed, an operator disarms it), but the banner follows the key that works now
+        risk.kill_reason = ("armed by an earlier start that could not open the keystore; "
+                            "the current key opens it: review, then disarm")  # fmt: skip
+    raw = engine._state_cache.get("totp_state")
+    guard = TotpGuard(totp_secret, state=json.loads(raw) if raw else None)
+    models = strategy if hasattr(strategy, "registry") else None  # the bench strategy has none
+    return EngineAPI(engine, models, role=role, totp=guard)

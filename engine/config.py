@@ -90,6 +90,9 @@ __all__ = [
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 _PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_SECRET_NAME = re.compile(r"api_?key|secret|token|passw(or)?d|passphrase|private_?key", re.I)
+_ASCII_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_ASCII_FLOAT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 
 
 class ConfigError(Exception):
@@ -120,7 +123,8 @@ def _shown(spec: FieldSpec, value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, dict):
         return "a table"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}...({len(text)} chars)"  # hostile input
 
 
 def _coerce(spec: FieldSpec, value: object, origin: str) -> Any:
@@ -141,7 +145,10 @@ def _coerce(spec: FieldSpec, value: object, origin: str) -> Any:
     elif t is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise fail("must be a number")
-        out = float(value)
+        try:
+            out = float(value)
+        except OverflowError:  # a TOML integer has arbitrary precision
+            raise fail("must be a finite number") from None
         if not math.isfinite(out):
             raise fail("must be a finite number")
     elif t is str:
@@ -202,10 +209,10 @@ def _parse_text(spec: FieldSpec, raw: str, origin: str) -> Any:
             raise fail("must be a boolean (0/1/true/false/yes/no)")
         value = low in _TRUE
     elif t is int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise fail("must be an integer") from None
+        # int() also takes "٣" (an Arabic-Indic three) and "1_000": only ASCII digits are numbers
+        if not _ASCII_INT.fullmatch(text):
+            raise fail("must be an integer (ASCII digits 0-9)")
+        value = int(text)
     elif t is float:
         try:
             value = float(text)
@@ -213,6 +220,8 @@ def _parse_text(spec: FieldSpec, raw: str, origin: str) -> Any:
             raise fail("must be a number") from None
         if not math.isfinite(value):
             raise fail("must be a finite number")
+        if not _ASCII_FLOAT.fullmatch(text):
+            raise fail("must be a number (ASCII digits 0-9, e.g. 2.5 or 1e3)")
     elif spec.is_list:
         value = tuple(part.strip() for part in text.split(",") if part.strip())
     else:
@@ -273,6 +282,25 @@ def _read_toml(path: Path, shown: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read profile: {exc}", origin=shown) from None
 
 
+def _refuse_secret(key: str, value: object, shown: str) -> None:
+    """A secret in a profile file is refused (profiles are shared, copied and kept in git):
+    its value is never echoed, and the message says where secrets belong."""
+    spec = _by_key().get(key)
+    leaf = key.rsplit(".", 1)[-1]
+    if not ((spec is not None and spec.secret) or _SECRET_NAME.search(leaf)):
+        return
+    if value in ("", None):  # an empty placeholder holds no secret
+        return
+    where = f"set env {spec.env}" if spec is not None and spec.env else "set it in the environment"
+    raise ConfigError(
+        f"secrets do not belong in a profile file: remove it and {where} (`cockpit env-sample` "
+        "lists API_KEY, API_SECRET, TELEGRAM_BOT_TOKEN; the TOTP seed lives in the encrypted "
+        "keystore via `cockpit totp enroll`)",
+        origin=shown,
+        key=key,
+    )
+
+
 def _apply_profile(
     data: Mapping[str, Any], shown: str, values: dict[str, Any], sources: dict[str, str]
 ) -> None:
@@ -280,11 +308,14 @@ def _apply_profile(
     sections = list(section_types())
     top = [s.name for s in iter_fields() if s.section is None]
     for key, value in data.items():
+        if not isinstance(value, dict):
+            _refuse_secret(key, value, shown)
         if key in sections:
             if not isinstance(value, dict):
                 raise ConfigError(f"must be a table [{key}] (got {value!r})", origin=shown, key=key)
             names = [s.name for s in iter_fields() if s.section == key]
             for sub, sub_value in value.items():
+                _refuse_secret(f"{key}.{sub}", sub_value, shown)
                 spec = specs.get(f"{key}.{sub}")
                 if spec is None:
                     hint = _suggest(sub, names)
@@ -352,6 +383,16 @@ def _cross_check(cfg: Config) -> None:
         return _origin(src[best])
 
     m = cfg.models
+    from engine.models import MODEL_IDS  # lazily: config stays light for the CLI's other commands
+
+    for name in ("champion", "challenger"):
+        model_id = getattr(m, name)
+        if model_id not in MODEL_IDS:
+            raise ConfigError(
+                f"unknown model id {model_id!r} (known: {', '.join(MODEL_IDS)})",
+                origin=origin_of(f"models.{name}"),
+                key=f"models.{name}",
+            )
     if not m.psi_halve < m.psi_block:
         raise ConfigError(
             f"must be < models.psi_block (got {m.psi_halve!r} >= {m.psi_block!r})",

@@ -8,16 +8,31 @@ Protocol: ``<data-dir>/control.sock`` (mode 0600, owner only); one JSON object p
 direction: ``{"cmd": "reconcile", "args": {...}}`` → ``{"ok": true, "result": {...}}`` or
 ``{"ok": false, "error": "one line"}``. A malformed or oversized request gets an error line, never
 a crash; handlers run on the engine loop, one request at a time per connection.
+
+Who is asking: the kernel's peer credentials (``SO_PEERCRED``: uid, pid), never anything the
+request says. A peer whose uid is not the engine's is refused (the 0600 mode already keeps other
+users out; this holds even if the mode is loosened). Handlers read the caller with
+:func:`peer` (a context variable set per connection) and audit it as ``Peer.actor``, e.g.
+``unix:alice(uid 1000,pid 123)``; commands that change engine state go through ``EngineAPI``.
+
+Long paths: ``sun_path`` holds 107 bytes. A socket path longer than that is bound and connected
+through ``/proc/self/fd/<dir fd>/control.sock`` (the directory opened first), so a data dir of
+any length works, on both sides, without chdir (the cockpit has other threads).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import os
+import pwd
 import socket
-from collections.abc import Awaitable, Callable
+import struct
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +41,61 @@ log = logging.getLogger("engine.control")
 SOCKET_NAME = "control.sock"
 MAX_LINE = 64 * 1024
 
+SUN_PATH_MAX = 107  # bytes of sun_path usable for a path (108 with the terminating NUL)
+
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """The process on the other end of a control connection, as the kernel reports it."""
+
+    uid: int
+    pid: int
+    user: str
+
+    @property
+    def actor(self) -> str:
+        return f"unix:{self.user}(uid {self.uid},pid {self.pid})"
+
+
+_PEER: contextvars.ContextVar[Peer | None] = contextvars.ContextVar("control_peer", default=None)
+
+
+def peer() -> Peer:
+    """The caller of the control command being handled (set by the server per connection)."""
+    p = _PEER.get()
+    if p is None:
+        raise RuntimeError("no control peer: not inside a control command")
+    return p
+
+
+def _peer_of(sock: Any) -> Peer:
+    pid, uid, _gid = struct.unpack(
+        "3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    )
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = str(uid)
+    return Peer(uid=uid, pid=pid, user=user)
 
 
 def socket_path(data_dir: Path) -> Path:
     return data_dir / SOCKET_NAME
+
+
+@contextlib.contextmanager
+def _address(path: Path) -> Iterator[str]:
+    """An address ``bind``/``connect`` accept for ``path``, however long its directory."""
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
 
 
 class ControlServer:
@@ -42,13 +107,18 @@ class ControlServer:
     async def start(self) -> None:
         # we hold the data-dir lock, so a socket file here is a leftover of a dead engine
         self.path.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)  # created 0600 from the start, not chmod-ed after a window
         try:
-            self._server = await asyncio.start_unix_server(self._client, path=str(self.path),
-                                                           limit=MAX_LINE)  # fmt: skip
+            with _address(self.path) as address:
+                sock.bind(address)
+        except BaseException:
+            sock.close()
+            raise
         finally:
             os.umask(old)
         os.chmod(self.path, 0o600)
+        self._server = await asyncio.start_unix_server(self._client, sock=sock, limit=MAX_LINE)
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -58,6 +128,13 @@ class ControlServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            caller = _peer_of(writer.get_extra_info("socket"))
+            if caller.uid != os.geteuid():
+                log.warning("control connection refused: %s is not the engine's user", caller.actor)
+                await self._send(writer, {"ok": False, "error": f"refused: {caller.actor} is not "
+                                          f"the engine's user (uid {os.geteuid()})"})  # fmt: skip
+                return
+            _PEER.set(caller)  # this connection's own task: its context only
             while True:
                 try:
                     line = await reader.readline()
@@ -112,7 +189,8 @@ def call(data_dir: Path, cmd: str, args: dict[str, Any] | None = None,
     s.settimeout(timeout_s)
     try:
         try:
-            s.connect(str(path))
+            with _address(path) as address:
+                s.connect(address)
         except (ConnectionRefusedError, FileNotFoundError) as exc:
             raise NotRunning(str(path)) from exc
         s.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")

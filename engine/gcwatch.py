@@ -12,9 +12,11 @@ removed when the engine stops and at exit (see ``uninstall``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 _started: list[float] = [0.0, 0.0]
@@ -81,6 +83,7 @@ def stats() -> dict[str, Any]:
     out["recent_p99_ms"] = round(pauses[int(len(pauses) * 0.99)] / 1000, 2) if pauses else 0.0
     out["tracked_objects"] = sum(gc.get_count()) + len(gc.get_objects(2))
     out["frozen_objects"] = gc.get_freeze_count()
+    out["debug_flags"] = gc.get_debug()  # 0 unless a garbage probe is running
     return out
 
 
@@ -128,18 +131,29 @@ def top_types(n: int = 15) -> list[tuple[str, int]]:
     return counts.most_common(n)
 
 
-def start_saving_garbage() -> None:
-    """Leak/churn hunting: keep what the collector frees (``gc.garbage``) until
-    :func:`saved_garbage_types` is called. Diagnostic only (the bench's ``garbage`` probe)."""
-    gc.set_debug(gc.DEBUG_SAVEALL)
+class SavedGarbage:
+    """What :func:`saving_garbage` collected: type counts, taken when the window closed."""
+
+    def __init__(self) -> None:
+        self.counts: list[tuple[str, int]] = []
+
+    def top(self, n: int = 15) -> list[tuple[str, int]]:
+        return self.counts[:n]
 
 
-def saved_garbage_types(n: int = 15) -> list[tuple[str, int]]:
-    """The most numerous types of the cyclic garbage freed since :func:`start_saving_garbage`;
-    stops saving and releases it."""
+@contextlib.contextmanager
+def saving_garbage() -> Iterator[SavedGarbage]:
+    """Leak/churn hunting (the bench's ``garbage`` probe, diagnostic only): while inside, keep what
+    the collector frees (``gc.DEBUG_SAVEALL``); on leaving — normally, by an error or by a
+    cancellation — count it by type, release it and restore the debug flags as they were."""
     from collections import Counter
 
-    gc.set_debug(0)
-    counts = Counter(type(o).__qualname__ for o in gc.garbage)
-    gc.garbage.clear()
-    return counts.most_common(n)
+    saved = SavedGarbage()
+    flags = gc.get_debug()
+    gc.set_debug(flags | gc.DEBUG_SAVEALL)
+    try:
+        yield saved
+    finally:
+        gc.set_debug(flags)
+        saved.counts = Counter(type(o).__qualname__ for o in gc.garbage).most_common()
+        gc.garbage.clear()

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from engine import gcwatch, memwatch, oms
+from engine.api import EngineAPI, build_api
 from engine.audit import HeadFile, load_or_create_key, verify_connection
 from engine.boot import Booted, boot, db_path
 from engine.clock import RealClock
 from engine.config import Config
-from engine.control import ControlServer, socket_path
+from engine.control import ControlServer, peer, socket_path
+from engine.events import AcknowledgeOrphans
 from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
 from engine.ops import backup_target, copy_db, healthcheck_online
@@ -29,6 +31,7 @@ from engine.reconcile import Reconciler
 from engine.samples import Samples
 from engine.simfeed import SimFeed
 from engine.strategy import ModelStrategy
+from engine.totp import load_totp_secret
 
 log = logging.getLogger("engine.runner")
 
@@ -71,8 +74,24 @@ def _ccxt_wiring(cfg: Config, data_dir: Path, clock: RealClock, duration_s: floa
     return CcxtWiring(cfg, data_dir, clock, duration_s)
 
 
-def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, Any]:
-    """Commands the CLI sends to a running engine; each returns what the offline path returns."""
+def _garbage_seconds(raw: Any) -> float:
+    """``bench_stats``' ``garbage`` window: a finite number of seconds in (0, 60]."""
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})") from None
+    if not 0 < seconds <= 60:  # NaN fails this too
+        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})")
+    return seconds
+
+
+def control_handlers(booted: Booted, wiring: Any, data_dir: Path, api: EngineAPI,
+                     diagnostics: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Commands the CLI sends to a running engine; each returns what the offline path returns.
+
+    Commands that change engine state go through ``api`` (role, TOTP, audit with the socket
+    peer as actor), exactly as the TUI's do. ``bench_stats``/``mem_stats`` answer only when the
+    profile sets ``control.diagnostics``."""
     engine = booted.engine
 
     async def on_writer(fn: Callable[[Any], Any]) -> Any:
@@ -108,9 +127,10 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
         lag = list(getattr(booted, "lag_us", ()))
         wake = list(getattr(booted, "feed_wake_us", ()))
         if args.get("garbage"):  # what the collector frees over that many seconds, by type
-            gcwatch.start_saving_garbage()
-            await asyncio.sleep(float(args["garbage"]))
-            return {"garbage_top": gcwatch.saved_garbage_types(25)}
+            seconds = _garbage_seconds(args["garbage"])
+            with gcwatch.saving_garbage() as saved:
+                await asyncio.sleep(seconds)
+            return {"garbage_top": saved.top(25)}
         if args.get("reset"):
             gcwatch.reset()
             engine.tick_to_submit_us.clear()
@@ -138,15 +158,21 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path) -> dict[str, A
         return out
 
     async def ack_orphans(args: dict[str, Any]) -> Any:
-        res = engine.acknowledge_orphans(str(args.get("symbol", "")), "operator",
-                                         str(args.get("reason", "")))  # fmt: skip
+        cmd = AcknowledgeOrphans(symbol=str(args.get("symbol", "")), actor=peer().actor,
+                                 reason=str(args.get("reason", "")))  # fmt: skip
+        code = args.get("totp")
+        res = await api.execute(cmd, str(code) if code is not None else None)
         if not res.ok:
             raise ValueError(res.message)
         return {"message": res.message}
 
+    async def diagnostics_off(args: dict[str, Any]) -> Any:
+        raise ValueError("diagnostics are off: set `[control] diagnostics = true` in the profile")
+
     return {"reconcile": reconcile, "healthcheck": healthcheck, "audit_verify": audit_verify,
             "backup": backup, "status": status, "ack_orphans": ack_orphans,
-            "bench_stats": bench_stats, "mem_stats": mem_stats}  # fmt: skip
+            "bench_stats": bench_stats if diagnostics else diagnostics_off,
+            "mem_stats": mem_stats if diagnostics else diagnostics_off}  # fmt: skip
 
 
 async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> dict[str, Any]:
@@ -202,7 +228,9 @@ class EngineRuntime:
         self.data_dir = data_dir
         self.duration_s = duration_s
         self.lock = lock
-        self.role = role
+        # a profile that starts as observer (staging) is observed, whoever asks (api.effective_role)
+        self.role = "observer" if cfg.observer_start else role
+        self.api: EngineAPI | None = None
         self.clock = RealClock()
         self.wiring: Any = None
         self.booted: Booted | None = None
@@ -224,18 +252,26 @@ class EngineRuntime:
         cfg, clock = self.cfg, self.clock
         loop = asyncio.get_running_loop()
         gcwatch.install()
+        # before anything is opened or written: a missing or wrong keyring key stops the start here
+        totp_secret = load_totp_secret(self.data_dir)
         self.wiring = wiring = _ccxt_wiring(cfg, self.data_dir, clock, self.duration_s)
         try:
             venue = await wiring.connect() if wiring is not None else None
-            self.booted = booted = boot(cfg, self.data_dir, clock=clock,
-                                        call_later=loop.call_later, lock=self.lock, venue=venue,
-                                        strategy="bench" if cfg.models.strategy == "alternating"
-                                        else "models",
-                                        bench_every=cfg.models.alternating_every_ticks)  # fmt: skip
+            booted = boot(cfg, self.data_dir, clock=clock, call_later=loop.call_later,
+                          lock=self.lock, venue=venue,
+                          strategy="bench" if cfg.models.strategy == "alternating" else "models",
+                          bench_every=cfg.models.alternating_every_ticks)  # fmt: skip
+            try:
+                self.api = api = build_api(booted.engine, booted.strategy, role=self.role,
+                                           data_dir=self.data_dir, totp_secret=totp_secret)  # fmt: skip
+            except BaseException:
+                booted.close("start refused: 2FA unavailable")
+                raise
         except BaseException:
             if wiring is not None:
                 await wiring.close()
             raise
+        self.booted = booted
         engine = booted.engine
         # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
         reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
@@ -247,8 +283,8 @@ class EngineRuntime:
         booted.rehydrated = report["mismatches"]
         self.refresh()
         booted.write_metrics()
-        self.control = ControlServer(socket_path(self.data_dir),
-                                     control_handlers(booted, wiring, self.data_dir))  # fmt: skip
+        handlers = control_handlers(booted, wiring, self.data_dir, api, cfg.control.diagnostics)
+        self.control = ControlServer(socket_path(self.data_dir), handlers)
         await self.control.start()
         if wiring is not None:
             wiring.start(engine)
@@ -344,11 +380,10 @@ class EngineRuntime:
                 await wiring.close()
 
 
-async def run_headless(
-    cfg: Config, data_dir: Path, duration_s: float | None, lock: EngineLock | None = None
-) -> int:
+async def run_headless(cfg: Config, data_dir: Path, duration_s: float | None,
+                       lock: EngineLock | None = None, *, role: str = "operator") -> int:  # fmt: skip
     loop = asyncio.get_running_loop()
-    rt = EngineRuntime(cfg, data_dir, duration_s, lock)
+    rt = EngineRuntime(cfg, data_dir, duration_s, lock, role=role)
     stop = asyncio.Event()
     why = ["duration elapsed"]
 

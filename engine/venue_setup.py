@@ -23,8 +23,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+import ccxt
 import ccxt.pro as ccxtpro
 
 from engine.binance_urls import binance_urls, ccxt_options
@@ -32,6 +34,7 @@ from engine.ccxt_venue import CcxtVenue
 from engine.clock import Clock
 from engine.config import Config, ConfigError
 from engine.egress import EgressGuard
+from engine.venue_errors import VenueUnreachable
 
 log = logging.getLogger("engine.venue_setup")
 
@@ -178,9 +181,23 @@ async def open_ccxt_venue(
                       unknown_grace_s=cfg.feeds.unknown_grace_s, metrics=metrics)  # fmt: skip
     try:
         await venue.connect()
-    except BaseException:
+    except BaseException as exc:
         await venue.close()
         if proc is not None:
             await proc.stop()
+        if isinstance(exc, ccxt.NetworkError | aiohttp.ClientError | OSError):
+            raise _unreachable(cfg, ex, exc) from None
         raise
     return venue, proc
+
+
+def _unreachable(cfg: Config, ex: Any, exc: BaseException) -> VenueUnreachable:
+    """One line naming the host and what to check, instead of ccxt's three chained tracebacks."""
+    api = ex.urls.get("api")
+    url = api.get("public") if isinstance(api, dict) else api
+    host = urlsplit(str(url)).netloc or str(url) if url else cfg.exchange.id
+    why = " ".join(str(exc).split())[:160] or type(exc).__name__
+    return VenueUnreachable(
+        f"cannot reach the exchange at {host} ({type(exc).__name__}: {why}); check the network, "
+        "DNS and firewall, or the profile's exchange.rest_url, then start again"
+    )

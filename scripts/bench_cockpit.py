@@ -59,6 +59,8 @@ min_expected_return = 0.0
 risk_max = 50.0
 [sim]
 ticks_per_second = {tps / symbols}
+[control]
+diagnostics = true   # bench_stats / mem_stats over the control socket
 """
 
 

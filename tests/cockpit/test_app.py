@@ -12,6 +12,7 @@ from cockpit.app import CockpitApp
 from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen
 from cockpit.host import EngineHost
 from engine.config import load_config
+from engine.keystore import KeystoreError
 from engine.lockfile import acquire
 from engine.totp import TotpGuard
 from widgets import IncidentsPanel, PriceSparklines
@@ -259,9 +260,12 @@ async def test_quit_when_open_orders_then_asks_first(make_host):
     app = CockpitApp(host)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(lambda: app.snap is not None, pilot)
-        app.snap = app.snap.__class__(**{**{f: getattr(app.snap, f) for f in
-                                           app.snap.__struct_fields__}, "open_orders": 2})  # fmt: skip
-        app.last_seq = 10**9  # keep our doctored snapshot
+        host.refresh_s = 3600.0  # no new snapshot after the one already due: ours stays shown
+        await pilot.pause(2 * 0.25)
+        snap = host.snapshot
+        app.snap = snap.__class__(**{**{f: getattr(snap, f) for f in snap.__struct_fields__},
+                                     "open_orders": 2})  # fmt: skip
+        app.last_seq = snap.seq  # the bridge sees nothing new: keeps our doctored snapshot
         await pilot.press("q")
         await pilot.pause(0.2)
         assert isinstance(app.screen, ConfirmScreen) and "OPEN ORDERS" in app.screen.action_name
@@ -278,7 +282,7 @@ def test_start_when_2fa_was_enrolled_but_keystore_gone_then_refuses(tmp_path: Pa
     host.runtime.engine._set_state("totp_enrolled", "1")  # as after an enrolled session
     host.stop("test")
     again = EngineHost(cfg, d, acquire(d))
-    with pytest.raises(RuntimeError, match="2FA was enrolled"):
+    with pytest.raises(KeystoreError, match="2FA was enrolled"):  # bad input: exit 2, one line
         again.start()
     again.stop("test")
 

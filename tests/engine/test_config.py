@@ -367,7 +367,7 @@ def test_render_config_when_secret_set_via_env_then_redacted_and_sources_shown(
 
 def test_render_config_when_secret_invalid_then_error_does_not_echo_it(tmp_path: Path) -> None:
     message = _error(_profile(tmp_path, "[exchange]\napi_key = 123456789\n"))
-    assert "123456789" not in message and "exchange.api_key: must be a string" in message
+    assert "123456789" not in message and "exchange.api_key: secrets do not belong" in message
 
 
 def test_render_env_sample_when_generated_then_every_env_var_once_commented_with_doc() -> None:

@@ -108,11 +108,21 @@ def test_watch_when_cycles_freed_then_counted_and_saved_garbage_named_by_type(qu
     s = gcwatch.stats()["gen0"]
     assert s["collected"] >= 100  # 50 cycles of two nodes each
     assert s["young_max"] >= 100 and s["young_avg"] > 0
-    gcwatch.start_saving_garbage()
-    cycles = [_cycle() for _ in range(30)]
-    del cycles
-    gc.collect(0)
-    top = dict(gcwatch.saved_garbage_types())
+    with gcwatch.saving_garbage() as saved:
+        cycles = [_cycle() for _ in range(30)]
+        del cycles
+        gc.collect(0)
+    top = dict(saved.top())
     assert top.get("Node") == 60
     assert not gc.garbage and gc.get_debug() == 0  # released, and saving switched off
     gcwatch.uninstall()
+
+
+def test_saving_garbage_when_window_fails_then_debug_flags_restored(quiet_gc) -> None:
+    try:
+        with gcwatch.saving_garbage():
+            assert gc.get_debug() & gc.DEBUG_SAVEALL
+            raise ValueError("the window was cut short")
+    except ValueError:
+        pass
+    assert gc.get_debug() == 0 and not gc.garbage
