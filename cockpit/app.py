@@ -10,11 +10,16 @@ Invariants:
   priority binding reachable from every screen and modal.
 - If the engine thread dies the operator is told at once (blocking notice, halted status); the
   UI never silently outlives its engine.
+- Once a quit has begun no action runs (a key typed right after ``q`` must not open a screen on
+  an app that is tearing down). A UI failure is logged with its traceback the moment it happens
+  and recorded in ``failure``; the caller (``cockpit.cli._run_tui``) halts trading, shows it and
+  exits 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 from concurrent.futures import Future
@@ -59,9 +64,12 @@ from widgets import (
     ReconPanel,
     SkewPanel,
     StatusBar,
+    plain,
 )
 
 ACTOR = "operator"
+
+log = logging.getLogger("cockpit.app")
 
 
 class CockpitApp(App[None]):
@@ -95,6 +103,29 @@ class CockpitApp(App[None]):
         self.passes = 0
         self._panels: list[Any] = []
         self.hangup = False
+        self.quitting = False
+        self.failure: str | None = None  # first line of the UI error that ended the app
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def exit(self, *args: Any, **kwargs: Any) -> None:
+        self.quitting = True
+        super().exit(*args, **kwargs)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # keys already queued behind a quit (q then n, typed fast) must not open screens on an
+        # app that is shutting down: that mounted a half-built prompt and crashed the UI
+        return not self.quitting
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual's single funnel for an unhandled UI exception (it then exits with code 1 and
+        # prints the traceback once the screen is restored): log it now, with the traceback,
+        # so the failure is on record even if the terminal is gone.
+        if self.failure is None:
+            self.failure = f"{type(error).__name__}: {error}".splitlines()[0]
+        self.quitting = True
+        log.critical("cockpit UI failed: %s", self.failure, exc_info=error)
+        super()._handle_exception(error)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
@@ -156,10 +187,12 @@ class CockpitApp(App[None]):
     # --- the bridge ---------------------------------------------------------------------------
 
     def _pull(self) -> None:
+        if self.quitting:
+            return  # the app is shutting down: the bridge stops with it (no re-arm)
         try:
             screen = self.screen
         except ScreenStackError:
-            return  # the app is shutting down: the bridge stops with it (no re-arm)
+            return
         try:
             if not self.host.alive and not self.engine_lost:
                 self.engine_lost = True
@@ -191,8 +224,10 @@ class CockpitApp(App[None]):
         self._ui_loop.call_soon_threadsafe(fn, *args)
 
     def _result(self, res: CommandResult) -> None:
-        # venue text may contain brackets: never parsed as markup
-        self.notify(res.message, severity="information" if res.ok else "error", markup=False)
+        # venue text may contain brackets (never parsed as markup) or bidi/control characters
+        # (escaped, as on every panel)
+        self.notify(plain(res.message), severity="information" if res.ok else "error",
+                    markup=False)  # fmt: skip
         self.last_seq = -1  # show the effect at the next pass
 
     def _critical(self, action: str, effect: str, cmd: Command) -> None:
@@ -264,7 +299,7 @@ class CockpitApp(App[None]):
             try:
                 share = float(value)
             except ValueError:
-                self.notify(f"not a number: {value}", severity="error", markup=False)
+                self.notify(f"not a number: {plain(value)}", severity="error", markup=False)
                 return
             self._critical(f"CANARY SHARE {share:g}", "This share of decisions goes to the "
                            "challenger.", SetCanaryShare(share=share, actor=ACTOR))  # fmt: skip
@@ -315,13 +350,15 @@ class CockpitApp(App[None]):
 
             def answered(result: tuple[bool, str] | None) -> None:
                 if result and result[0]:
-                    self.exit(message="quit")
+                    self.exit()
 
             self.push_screen(ConfirmScreen("QUIT WITH OPEN ORDERS", f"{open_orders} order(s) "
                              "stay open at the venue; the engine stops cleanly.", "quit", False),
                              answered)  # fmt: skip
         else:
-            self.exit(message="quit")
+            # no exit message: Textual prints only the first exit renderable, and a "quit" there
+            # hid the traceback of any UI error that followed it
+            self.exit()
 
 
 ModalLike = (ConfirmScreen, PromptScreen, NoticeScreen)

@@ -253,27 +253,42 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
         lock.release()
         raise
     reason = "cockpit quit"
+    failure: str | None = None
     try:
         app = CockpitApp(host, role=host.role)
         app.run()
         if app.hangup:
             reason = "SIGHUP"
         elif app.return_code not in (None, 0):
-            reason = f"cockpit UI failed (exit {app.return_code})"
-            host.arm_kill_switch_now(reason)  # the UI is gone: never trade unseen
+            failure = app.failure or f"exit {app.return_code}"
     except OSError as exc:
         if exc.errno not in (errno.EIO, errno.EPIPE, errno.ENXIO):
-            reason = f"cockpit UI failed: {type(exc).__name__}: {exc}"
-            host.arm_kill_switch_now(reason)
-            raise
-        reason = "SIGHUP (terminal gone)"  # SSH drop / tmux kill: a clean stop, not a UI fault
-    except BaseException as exc:
-        reason = f"cockpit UI failed: {type(exc).__name__}: {exc}"
-        host.arm_kill_switch_now(reason)
-        raise
+            failure = _ui_crash(exc)
+        else:
+            reason = "SIGHUP (terminal gone)"  # SSH drop / tmux kill: a clean stop, not a fault
+    except BaseException as exc:  # noqa: BLE001 - reported below, with the traceback, exit 1
+        failure = _ui_crash(exc)
     finally:
+        if failure is not None:
+            reason = f"cockpit UI failed: {failure}"
+            host.arm_kill_switch_now(reason)  # the UI is gone: never trade unseen
         host.stop(reason)
+    if failure is not None:  # the screen is restored: this stays on the operator's terminal
+        _err(f"the UI failed ({failure}); trading halted: kill switch armed (it stays armed at "
+             f"the next start: disarm it once checked); traceback in {data_dir / 'logs'}")  # fmt: skip
+        return EXIT_CHECK_FAILED
     return EXIT_OK if host.error is None else EXIT_CHECK_FAILED
+
+
+def _ui_crash(exc: BaseException) -> str:
+    """A failure of the UI outside Textual's own handler (driver, terminal): logged and shown."""
+    import logging
+    import traceback
+
+    what = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    logging.getLogger("cockpit").critical("cockpit UI failed: %s", what, exc_info=exc)
+    traceback.print_exception(exc, file=sys.stderr)
+    return what
 
 
 def _audit_verify(data_dir: Path) -> int:

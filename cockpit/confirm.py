@@ -36,6 +36,8 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
         Binding("escape", "cancel", "Cancel", id="confirm.escape"),
     ]
 
+    AUTO_FOCUS = "#cancel"  # Textual focuses it once mounted (no query that can miss)
+
     def __init__(self, action: str, effect: str, command: str, needs_totp: bool) -> None:
         super().__init__()
         self.action_name = action
@@ -55,9 +57,6 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
             with Horizontal():
                 yield Button("Cancel (n)", id="cancel", variant="primary")
                 yield Button("Confirm (y)", id="ok", variant="warning")
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "ok":
@@ -92,6 +91,8 @@ class PromptScreen(ModalScreen[str | None]):
     """
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.escape")]
 
+    AUTO_FOCUS = "#value"
+
     def __init__(self, title: str, placeholder: str = "") -> None:
         super().__init__()
         self.title_text = title
@@ -101,9 +102,6 @@ class PromptScreen(ModalScreen[str | None]):
         with Vertical():
             yield Label(Text(self.title_text))
             yield Input(placeholder=self.placeholder, id="value")
-
-    def on_mount(self) -> None:
-        self.query_one("#value", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)

@@ -35,6 +35,7 @@ from engine.events import Command, CommandResult
 from engine.gcwatch import GcPacer
 from engine.keystore import KeystoreError
 from engine.snapshot import EngineSnapshot, SnapshotBuilder
+from engine.venue_errors import VenueUnreachable
 
 log = logging.getLogger("cockpit.host")
 
@@ -89,8 +90,8 @@ class EngineHost:
         if not self._ready.wait(timeout_s):
             raise RuntimeError(f"engine did not start within {timeout_s:g}s")
         if self.error:
-            if isinstance(self.exc, KeystoreError):  # bad input (the key), not a storage fault
-                raise self.exc
+            if isinstance(self.exc, KeystoreError | VenueUnreachable):  # the key or the network:
+                raise self.exc  # fixed outside (exit 2), not a storage fault
             raise RuntimeError(self.error)
         if gc_policy() != "off":
             apply_gc_policy()

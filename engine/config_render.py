@@ -71,12 +71,15 @@ def describe_rules(spec: FieldSpec) -> str:
 
 
 def render_config(cfg: Config) -> str:
-    """Effective configuration: ``key = value  # source`` per key, secrets redacted."""
+    """Effective configuration: ``key = value  # source[; range R]`` per key, secrets redacted."""
     rows = []
     for spec in iter_fields():
         value = spec.get(cfg)
         shown = ('"***"' if value else '""') if spec.secret else _toml_value(value)
-        rows.append((f"{spec.key} = {shown}", cfg.sources.get(spec.key, "default")))
+        src = cfg.sources.get(spec.key, "default")
+        if "rng" in spec.meta:  # every number's accepted range, documented where it is set
+            src += f"; range {spec.meta['rng']}"
+        rows.append((f"{spec.key} = {shown}", src))
     width = max(len(left) for left, _ in rows)
     header = f"# effective configuration: profile {cfg.name!r}, kind {cfg.kind!r}"
     return "\n".join([header, *(f"{left:<{width}}  # {src}" for left, src in rows)]) + "\n"

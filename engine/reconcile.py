@@ -10,12 +10,26 @@ Classes (``reconciliation_mismatches_total{type,symbol}``):
   machine allows it (it never moves an order backward); fills are fetched for closed orders.
 - ``missing_fill``: a venue trade of ours not in the DB → recorded (deduplicated by trade id).
 - ``orphan``: a venue order with a foreign id → adopted read-only as external; its symbol is blocked
-  for trading until an operator acknowledges it.
+  for trading until an operator acknowledges it. Until then it is a *standing* finding: every later
+  report lists it (``standing``) and is not OK, so the panel and ``cockpit reconcile``'s exit code
+  keep showing it; it is resolved by an acknowledgement (engine command path) or when the venue
+  no longer has it open (its block is then lifted).
 - ``position_mismatch``: venue balances vs baseline + our positions (base assets) → fail closed:
   safe mode on, alert.
 
 Each run is persisted (when, duration, classes) and audited; the ``recon`` readiness signal is set
-for ``ttl_s``.
+for ``ttl_s`` (red on a new alert; a standing orphan only blocks its own symbol).
+
+Races: every ``await`` (a venue query, a DB read) lets the engine run, so an order's state is read
+again after each one before it is classified; an order that moved meanwhile is left to its own
+update (or the next run), never classified on a stale answer.
+
+Depth: periodic runs fetch venue trades from our last recorded fill on. Start-up, manual and
+offline (``cockpit reconcile``) runs also compare the venue's trades of the last
+``RECENT_WINDOW_S`` against the DB: a fill missing from the DB is recorded, and an order of ours
+missing from the DB (closed, so not in the venue's open list) is adopted from the venue through
+its trades. An order closed without any fill and deleted from the DB is not seen (it moved no
+money); anything older than the window is the audit chain's and the backups' business.
 """
 
 from __future__ import annotations
@@ -36,6 +50,9 @@ from engine.venue import VenueOrderView
 log = logging.getLogger("engine.reconcile")
 
 UNSENT = frozenset({oms.PENDING, oms.SUBMITTED, oms.UNKNOWN})
+# how far back a deep run (start-up, manual, offline) compares venue trades with the DB: where the
+# last writes before a crash are; bounded so the check costs a few requests, not the venue history
+RECENT_WINDOW_S = 900.0
 CLASSES = ("missing_in_db", "missing_in_broker", "status_mismatch", "missing_fill", "orphan",
            "position_mismatch")  # fmt: skip
 
@@ -80,6 +97,51 @@ class Reconciler:
         for symbol in e.symbols:
             for v in await self.venue.fetch_open(symbol):
                 venue_open[v.client_order_id or f"venue:{v.venue_order_id}"] = v
+        self._open_orders(venue_open, note, alerts)
+        standing = self._standing(venue_open, note)
+        await self._missing(venue_open, note, alerts)
+        for symbol in e.symbols:
+            await self._fills(symbol, note, deep=source != "periodic")
+        await self._unmatched(note, alerts)
+        await self._positions(note, alerts)
+        return self._report(source, t0, found, details, alerts, standing)
+
+    def _report(self, source: str, t0: float, found: Counter[str], details: list[dict[str, Any]],
+                alerts: list[str], standing: list[str]) -> dict[str, Any]:  # fmt: skip
+        e = self.engine
+        duration_ms = (time.perf_counter() - t0) * 1000
+        ok = not alerts and not standing
+        report = {
+            "ts_us": e.clock.now_us(),
+            "source": source,
+            "venue": self.venue.name,
+            "duration_ms": round(duration_ms, 2),
+            "ok": ok,
+            "mismatches": {c: found.get(c, 0) for c in CLASSES},
+            "resolved": sum(found.values()) - len(alerts),
+            "alerts": alerts,
+            "standing": standing,
+            "details": details[:200],
+        }
+        self.last = report
+        e.readiness["recon"] = (not alerts, time.monotonic() + self.ttl_s,
+                                "; ".join(alerts) or "reconciled")  # fmt: skip
+        record_run(e, report)
+        if alerts:
+            e.alerts.extend(f"reconciliation: {a}" for a in alerts)
+            e.set_safe_mode(True, "reconciler", "reconciliation alert: " + "; ".join(alerts))
+            log.error("reconciliation (%s) found problems: %s", source, alerts)
+        elif standing:
+            log.warning("reconciliation (%s): standing findings: %s", source, standing)
+        else:
+            log.info("reconciliation (%s) ok in %.1f ms: %s", source, duration_ms,
+                     report["mismatches"], extra={"fields": {"recon": report["mismatches"]}})  # fmt: skip
+        return report
+
+    def _open_orders(self, venue_open: dict[str, VenueOrderView], note: Any,
+                     alerts: list[str]) -> None:  # fmt: skip
+        """The venue's open orders: ours (state adopted or order adopted) and foreign ones."""
+        e = self.engine
         for key, v in venue_open.items():
             o = e.orders.get(v.client_order_id)
             if o is not None:
@@ -98,10 +160,37 @@ class Reconciler:
                 ))  # fmt: skip
                 note("orphan", v.symbol, v.client_order_id, "blocked symbol, read-only")
                 alerts.append(f"orphan order {key} on {v.symbol}")
+
+    def _standing(self, venue_open: dict[str, VenueOrderView], note: Any) -> list[str]:
+        """Orphans still open at the venue and not acknowledged (listed by every run until
+        resolved); those gone from the venue are resolved and their symbol's block lifted."""
+        e = self.engine
+        standing = []
+        for key, v in list(self.external.items()):
+            if key in venue_open:
+                if key not in e.acked_orphans:
+                    standing.append(f"orphan order {key} on {v.symbol}: symbol blocked until "
+                                    "acknowledged")  # fmt: skip
+                continue
+            del self.external[key]  # filled or canceled at the venue: nothing left to block
+            keys = e.orphan_keys.get(v.symbol, set())
+            keys.discard(key)
+            if not keys:
+                e.orphan_keys.pop(v.symbol, None)
+                if e.market_blocked.unblock(v.symbol, blocks.ORPHAN):
+                    log.info("orphan %s gone from the venue: %s unblocked", key, v.symbol)
+            details = "no longer open at the venue"
+            note("orphan", v.symbol, v.client_order_id, "resolved", details)
+        return standing
+
+    async def _missing(self, venue_open: dict[str, VenueOrderView], note: Any,
+                       alerts: list[str]) -> None:  # fmt: skip
+        """Orders we think open that the venue's open list lacks: asked about one by one."""
+        e = self.engine
         now_us = e.clock.now_us()
         later: list[Order] = []
         for o in list(e.open_orders.values()):
-            if o.client_order_id in venue_open:
+            if o.client_order_id in venue_open or not o.is_open:  # closed by an earlier await
                 continue
             if o.status in UNSENT and now_us - (o.submitted_us or o.created_us) < self.grace_us:
                 later.append(o)  # may still be in flight: look again after the grace period
@@ -113,35 +202,6 @@ class Reconciler:
             for o in later:
                 if o.is_open:
                     await self._settle_missing(o, note, alerts)
-        for symbol in e.symbols:
-            await self._fills(symbol, note)
-        await self._unmatched(note, alerts)
-        await self._positions(note, alerts)
-        duration_ms = (time.perf_counter() - t0) * 1000
-        ok = not alerts
-        report = {
-            "ts_us": e.clock.now_us(),
-            "source": source,
-            "venue": self.venue.name,
-            "duration_ms": round(duration_ms, 2),
-            "ok": ok,
-            "mismatches": {c: found.get(c, 0) for c in CLASSES},
-            "resolved": sum(found.values()) - len(alerts),
-            "alerts": alerts,
-            "details": details[:200],
-        }
-        self.last = report
-        e.readiness["recon"] = (ok, time.monotonic() + self.ttl_s,
-                                "; ".join(alerts) or "reconciled")  # fmt: skip
-        record_run(e, report)
-        if alerts:
-            e.alerts.extend(f"reconciliation: {a}" for a in alerts)
-            e.set_safe_mode(True, "reconciler", "reconciliation alert: " + "; ".join(alerts))
-            log.error("reconciliation (%s) found problems: %s", source, alerts)
-        else:
-            log.info("reconciliation (%s) ok in %.1f ms: %s", source, duration_ms,
-                     report["mismatches"], extra={"fields": {"recon": report["mismatches"]}})  # fmt: skip
-        return report
 
     # --- pieces ------------------------------------------------------------------------------
 
@@ -163,7 +223,12 @@ class Reconciler:
 
     async def _settle_missing(self, o: Order, note: Any, alerts: list[str]) -> None:
         e = self.engine
+        asked = (o.status, o.filled_qty_e8)
         u = await self.venue.query_order(o.client_order_id, o.symbol)
+        if (o.status, o.filled_qty_e8) != asked:
+            # its own answer (ack, reject, fill) arrived while we asked: the venue's reply may
+            # predate it, so it classifies nothing; an order still open is looked at next run
+            return
         if u is not None:  # closed at the venue while we were away
             before = o.status
             e.on_venue_update(u)
@@ -182,17 +247,34 @@ class Reconciler:
              f"venue forgot an acknowledged order ({o.status})")  # fmt: skip
         alerts.append(f"acknowledged order {o.client_order_id} unknown to the venue")
 
-    async def _fills(self, symbol: str, note: Any) -> None:
+    async def _fills(self, symbol: str, note: Any, *, deep: bool = False) -> None:
+        """Venue trades from our last recorded fill on; a deep run also looks ``RECENT_WINDOW_S``
+        back and hands fills of ours that the DB lacks (their order no longer in memory: closed
+        in an earlier session, or gone from the DB) to ``_unmatched``."""
         e = self.engine
         since = self._since_ms.get(symbol)
-        fills = await self.venue.fetch_fills(symbol, since - 60_000 if since else None)
+        since = since - 60_000 if since else None
+        window_ms = int(e.clock.now_us() // 1000 - RECENT_WINDOW_S * 1000)
+        if deep:
+            since = min(since, window_ms) if since is not None else window_ms
+        fills = await self.venue.fetch_fills(symbol, since)
+        known: set[str] | None = None
         for f in fills:
             self._since_ms[symbol] = max(self._since_ms.get(symbol, 0), f.ts_us // 1000)
             o = e.orders.get(f.client_order_id)
-            if o is None or f.trade_id in o.trade_ids:
-                continue  # unknown (orphan: counted once above) or already recorded
-            e.on_venue_fill(f)
-            note("missing_fill", symbol, f.client_order_id, "recorded", f.trade_id)
+            if o is not None:
+                if f.trade_id not in o.trade_ids:
+                    e.on_venue_fill(f)
+                    note("missing_fill", symbol, f.client_order_id, "recorded", f.trade_id)
+                continue
+            if not deep or not f.client_order_id.startswith(self.prefix):
+                continue  # foreign: an orphan, counted once as such
+            if known is None and self.db is not None:
+                known = {r[0] for r in await self.db(
+                    "SELECT trade_id FROM fills WHERE symbol = ? AND ts_us >= ?",
+                    [symbol, min(since or 0, f.ts_us // 1000) * 1000])}  # fmt: skip
+            if known is not None and f.trade_id not in known:
+                e.unmatched_fills.setdefault(f.trade_id, f)
 
     async def _unmatched(self, note: Any, alerts: list[str]) -> None:
         """Fills whose order is not in memory: a duplicate of a recorded fill is dropped; a fill
@@ -206,19 +288,28 @@ class Reconciler:
                 del e.unmatched_fills[tid]  # already recorded: a late duplicate delivery
                 continue
             cid = f.client_order_id
+            if cid in e.orders:  # adopted by an earlier fill of this loop (or meanwhile)
+                del e.unmatched_fills[tid]
+                if tid not in e.orders[cid].trade_ids:
+                    e.on_venue_fill(f)
+                    note("missing_fill", f.symbol, cid, "recorded", tid)
+                continue
             rows = await self.db("SELECT * FROM orders WHERE client_order_id = ?", [cid])
             if rows:
                 tids = {r[0] for r in await self.db(
                     "SELECT trade_id FROM fills WHERE client_order_id = ?", [cid])}  # fmt: skip
+                if cid in e.orders:  # arrived during the await: the loaded row is stale
+                    continue
                 e.orders[cid] = Order.from_row(rows[0], tids)
                 del e.unmatched_fills[tid]
                 e.on_venue_fill(f)
                 note("missing_fill", f.symbol, cid, "recorded (order of an earlier session)", tid)
             elif cid.startswith(self.prefix):
                 u = await self.venue.query_order(cid, f.symbol)
-                if u is not None:
-                    o = Order(cid, cid.rsplit(".", 1)[0], f.symbol, f.side, f.qty_e8,
-                              created_us=f.ts_us)  # fmt: skip
+                if u is not None and cid not in e.orders:
+                    # the venue's filled quantity covers its other fills too (applied next)
+                    o = Order(cid, cid.rsplit(".", 1)[0], f.symbol, f.side,
+                              max(f.qty_e8, u.filled_qty_e8), created_us=f.ts_us)  # fmt: skip
                     o.status, o.submitted_us = oms.SUBMITTED, f.ts_us
                     e.orders[cid] = o
                     e.open_orders[cid] = o
@@ -311,6 +402,7 @@ def render(report: dict[str, Any]) -> str:
         "  " + "  ".join(f"{k}={m[k]}" for k in CLASSES),
     ]
     lines += [f"  alert: {a}" for a in report["alerts"]]
+    lines += [f"  standing: {a}" for a in report.get("standing", ())]
     lines += [f"  {d['type']} {d['symbol']} {d['client_order_id']} -> {d['action']}"
               + (f" ({d['detail']})" if d["detail"] else "") for d in report["details"][:50]]  # fmt: skip
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Daily report ZIP (SPEC §5): orders.csv, fills.csv, pnl.csv, tca.csv, metadata.json.
 
 Runs on the DB writer thread (``Writer.call``) or on a stopped engine's DB: DuckDB writes the CSVs
-itself (COPY), then they are zipped atomically next to the target. No secret is ever included.
+itself (COPY, the file name bound as a parameter), then they are zipped atomically next to the
+target. No secret is ever included.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ def export_report(con: Any, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
         counts = {}
         for name, sql in QUERIES.items():
             path = Path(tmp) / name
-            con.execute(f"COPY ({sql}) TO '{path}' (HEADER, DELIMITER ',')")
+            # the target is a bound parameter, never spliced into the SQL: a path may hold any
+            # character (quote, semicolon, backslash, newline) and must stay a path
+            con.execute(f"COPY ({sql}) TO ? (HEADER, DELIMITER ',')", [str(path)])
             counts[name] = sum(1 for _ in path.open()) - 1
         meta = {**meta, "generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "rows": counts, "amount_units": "e8 integers (value x 1e8)"}  # fmt: skip

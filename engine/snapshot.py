@@ -101,6 +101,7 @@ class ReconView(_S, frozen=True):
     duration_ms: float
     ok: bool
     mismatches: tuple[tuple[str, int], ...]
+    standing: tuple[str, ...] = ()  # unresolved findings (orphans) listed by every run
 
 
 class AuditView(_S, frozen=True):
@@ -240,7 +241,8 @@ class SnapshotBuilder:
             recon=None if not last_recon else ReconView(
                 ts_us=last_recon["ts_us"], source=last_recon["source"],
                 duration_ms=last_recon["duration_ms"], ok=last_recon["ok"],
-                mismatches=tuple(last_recon["mismatches"].items())),
+                mismatches=tuple(last_recon["mismatches"].items()),
+                standing=tuple(last_recon.get("standing", ()))),
             alerts=alerts, audit=audit_tail, ticks=e.ticks, open_orders=len(e.open_orders),
             incidents=tuple(IncidentView(*i) for i in e.incidents),
         )  # fmt: skip

@@ -5,6 +5,7 @@ shows is unchanged, updates tables in place by row key, and renders outside text
 """
 
 from widgets._base import SnapshotMixin
+from widgets._fmt import lit, plain
 from widgets.alerts import AlertsPanel
 from widgets.audit import AuditPanel
 from widgets.budgets import BudgetsPanel
@@ -63,4 +64,6 @@ __all__ = [
     "SkewPanel",
     "StatusBar",
     "canary_imbalance",
+    "lit",
+    "plain",
 ]

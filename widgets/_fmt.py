@@ -5,26 +5,58 @@ Invariants:
   through :func:`lit`, which builds a ``rich.text.Text`` without parsing markup or emoji codes,
   so ``[bold]x[/]`` or ``[link=...]`` shows exactly as typed, and escapes control characters
   (``\\x1b`` shows as the four characters ``\\x1b``): a venue message must not move the cursor,
-  retitle the terminal or break a table row.
+  retitle the terminal or break a table row. Invisible format and separator characters (Unicode
+  categories Cf, Zl, Zp, Cs: bidi overrides and isolates such as U+202E, LRM/RLM, U+2028/2029,
+  zero-width characters) are escaped the same way (``\\u202e``): they would reorder or split
+  what the operator reads. Everything else (accents, CJK, emoji) is shown as typed.
 - Styles used here are text attributes only (bold, reverse); colours come from theme variables in
   the widgets' ``DEFAULT_CSS``, toggled with CSS classes.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 from rich.text import Text
 
 FLAG_STYLE = "bold reverse"
 
-# C0 controls (tab and newline included), DEL and the C1 range: each shown as a visible \xNN
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+class _Escapes(dict[int, str]):
+    """``str.translate`` table: C0 controls (tab and newline included), DEL and C1 as ``\\xNN``;
+    other code points are classified on first sight (``unicodedata.category``) and cached, so a
+    string costs one dict hit per character. The cache is bounded: a hostile stream cycling
+    through code points cannot grow it without limit (past the bound, each is classified again).
+    """
+
+    LIMIT = 4096
+
+    def __missing__(self, cp: int) -> str:
+        ch = chr(cp)
+        if unicodedata.category(ch) in _HIDDEN:
+            ch = f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
+        if len(self) < self.LIMIT:
+            self[cp] = ch
+        return ch
+
+
+_ESCAPES = _Escapes({c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))})
+
+
+def plain(value: object) -> str:
+    """``value`` as a string safe to show: controls and invisible format characters escaped."""
+    s = str(value)
+    # isprintable() is False for every category escaped here (and a few harmless ones, such as
+    # no-break space, which translate leaves alone): the common case costs one C-level scan
+    return s if s.isprintable() else s.translate(_ESCAPES)
 
 
 def lit(value: object, style: str = "") -> Text:
-    """A literal Text: never markup, never emoji codes, never a control character."""
-    return Text(str(value).translate(_CONTROLS), style=style, no_wrap=True, end="")
+    """A literal Text: never markup, never emoji codes, never a control or bidi character."""
+    return Text(plain(value), style=style, no_wrap=True, end="")
 
 
 def age(now_us: int, then_us: int) -> str:

@@ -1,5 +1,7 @@
 """ReconPanel: the last reconciliation: age, source, duration, OK/ALERT, mismatches by class.
 
+Standing findings (an orphan still blocking its symbol) stay listed, one line each, until resolved.
+
 Classes: ``-alert`` when the last run found mismatches (text says "ALERT"), ``-stale`` when the
 last run is older than ``stale_s`` or there was none (text says "never run" / "STALE").
 """
@@ -53,6 +55,10 @@ class ReconPanel(SnapshotMixin, Static):
         for i, (kind, n) in enumerate(bad):
             text.append(", " if i else "")
             text.append_text(lit(f"{kind} {n}", "bold"))
+        for finding in recon.standing:
+            text.append("\n")
+            text.append_text(lit("standing: ", FLAG_STYLE))
+            text.append_text(lit(finding))
         self.update(text)
         self.set_class(stale, "-stale")
         self.set_class(not recon.ok, "-alert")

@@ -158,12 +158,16 @@ def test_start_when_data_dir_path_long_then_socket_works(tmp_path: Path) -> None
     assert "AF_UNIX" not in err and not (d / "control.sock").exists()
 
 
-def test_start_when_exchange_unreachable_then_one_line_naming_host_exit2(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["--headless", "tui"])
+def test_start_when_exchange_unreachable_then_one_line_naming_host_exit2(
+    tmp_path: Path, mode: str
+) -> None:
     prof = tmp_path / "live.toml"
     prof.write_text('kind = "testnet"\nvenue = "ccxt"\nfeed = "exchange"\noffline = false\n'
                     '[exchange]\nrest_url = "http://127.0.0.1:9"\nws_url = "ws://127.0.0.1:9"\n'
                     "timeout_ms = 2000\n")  # fmt: skip
-    res = _start(tmp_path, "--profile", str(prof), API_KEY="k", API_SECRET="s")
+    args = ["--profile", str(prof), "--data-dir", str(tmp_path / "d")]
+    res = run(*args, *([mode] if mode == "--headless" else []), API_KEY="k", API_SECRET="s")
     assert res.returncode == 2
     err = _one_line(res)
     assert "cannot reach the exchange at 127.0.0.1:9" in err

@@ -177,7 +177,10 @@ def test_socket_when_peer_uid_is_not_the_engines_then_refused(orphaned: dict[str
         "import os,socket,sys\n"
         "os.chdir(sys.argv[1]);os.setuid(int(sys.argv[2]))\n"
         "s=socket.socket(socket.AF_UNIX);s.connect('control.sock')\n"
-        's.sendall(b\'{"cmd":"ack_orphans","args":{"symbol":"ETH/USDT"}}\\n\')\n'
+        "try:\n"
+        '    s.sendall(b\'{"cmd":"ack_orphans","args":{"symbol":"ETH/USDT"}}\\n\')\n'
+        "except BrokenPipeError:\n"  # refused on connect: the answer is already waiting
+        "    pass\n"
         "print(s.makefile().readline())\n"
     )
     out = subprocess.run([sys.executable, "-c", probe, str(d), str(nobody)],
@@ -198,6 +201,29 @@ def test_socket_when_staging_profile_then_engine_is_observer_and_refuses_command
     finally:
         stop(proc)
     assert len(_audit(d, "command_denied")) == 1
+
+
+def test_tui_engine_when_staging_then_observer_and_disarm_and_risk_reset_denied(
+    tmp_path: Path,
+) -> None:
+    """What the cockpit's engine thread does for the TUI: staging is observed, whoever asks."""
+    from cockpit.host import EngineHost
+    from engine.config import load_config
+    from engine.events import DisarmKillSwitch, ResetRisk
+    from engine.lockfile import acquire
+
+    d = tmp_path / "d"
+    host = EngineHost(load_config("staging", env={}), d, acquire(d), role="operator")
+    host.start()
+    try:
+        assert host.role == "observer" and host.snapshot is not None
+        assert host.snapshot.role == "observer"
+        for cmd in (DisarmKillSwitch(reason="try"), ResetRisk(reason="try")):
+            res = host.execute(cmd).result(10)
+            assert not res.ok and "observers cannot act" in res.message
+        assert host.snapshot.kill_switch
+    finally:
+        host.stop("test")
 
 
 def test_cli_when_staging_and_role_operator_then_refused_with_one_line(tmp_path: Path) -> None:

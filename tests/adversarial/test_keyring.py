@@ -24,13 +24,15 @@ def _enrolled(tmp_path: Path) -> tuple[Path, str]:
     return d, key
 
 
+@pytest.mark.parametrize("mode", ["--headless", "tui"])
 @pytest.mark.parametrize("key", ["", "wrong", "other-valid-key"])
-def test_headless_when_totp_enrolled_and_key_missing_or_wrong_then_exit2_one_line(
-    tmp_path: Path, key: str
+def test_start_when_totp_enrolled_and_key_missing_or_wrong_then_exit2_one_line(
+    tmp_path: Path, key: str, mode: str
 ) -> None:
     d, _ = _enrolled(tmp_path)
     env = {} if key == "" else {KEY_ENV: generate_key() if key == "other-valid-key" else key}
-    res = run("--headless", "--profile", "paper", "--data-dir", str(d), "--duration", "2", **env)
+    args = ["--profile", "paper", "--data-dir", str(d), "--duration", "2"]
+    res = run(*args, *([mode] if mode == "--headless" else []), **env)
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
     assert KEY_ENV in res.stderr

@@ -359,9 +359,10 @@ def test_render_config_when_secret_set_via_env_then_redacted_and_sources_shown(
     assert lines["exchange.api_secret"].split("#")[0].strip().endswith('"***"')
     assert "# env:API_SECRET" in lines["exchange.api_secret"]
     assert lines["exchange.api_key"].split("#")[0].strip().endswith('""')
-    assert lines["risk.max_open_positions"].endswith(f"# profile:{path}")
-    assert lines["sim.seed"].endswith("# env:SIM_SEED")
-    assert lines["risk.cooldown_ms"].endswith("# default")
+    assert lines["risk.max_open_positions"].endswith(f"# profile:{path}; range [0, 10000]")
+    assert lines["sim.seed"].endswith("# env:SIM_SEED; range [0, 4294967295]")
+    assert lines["risk.cooldown_ms"].endswith("# default; range [0, 86400000]")
+    assert lines["kind"].endswith("# default")  # not a number: no range
     assert len(lines) == len(iter_fields())
 
 
