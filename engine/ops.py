@@ -58,6 +58,17 @@ def _recon_check(age_s: float | None, interval_s: float, ok: bool | None) -> dic
     return _check("reconciliation", status, f"last {age_s:.0f}s ago" + ("" if ok else ", ALERT"))
 
 
+def _ntp_check(engine: Any) -> dict[str, str]:
+    """A configured NTP_SERVER that does not answer usefully is a warning (its readiness signal,
+    published by the runtime, is red and holds trading where ``ntp`` is required)."""
+    if not engine.cfg.clock.ntp_server:
+        return _check("ntp", "ok", "not configured (venue time only)")
+    sig = engine.readiness.get("ntp")
+    if sig is None:
+        return _check("ntp", "degraded", f"{engine.cfg.clock.ntp_server}: no answer yet")
+    return _check("ntp", "ok" if sig[0] else "degraded", sig[2])
+
+
 def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[str, Any]:
     cfg = engine.cfg
     now = engine.clock.now_us()
@@ -74,6 +85,7 @@ def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[
                f"{engine.venue.name}: {'connected' if venue_ready else 'user stream down'}"),
         _outbox_check(len(pending), oldest),
         _check("clock_skew", skew_status, f"{skew:+.1f} ms (limit {limit:g})"),
+        _ntp_check(engine),
         _recon_check((now - last["ts_us"]) / 1e6 if last else None,
                      cfg.oms.reconcile_interval_s, last["ok"] if last else None),
         _check("kill_switch", "degraded" if engine.risk.kill_switch else "ok",
