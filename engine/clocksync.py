@@ -15,12 +15,17 @@ Invariants:
 - Every failure surfaces as ``ClockSyncError`` with a one-line message naming the server/value.
 - ``SkewMonitor.run`` never dies on a source error: errors are recorded in ``last_error`` and the
   previous skew stays in place (the gate keeps judging the last good measurement).
+- A configured ``NTP_SERVER`` is never ignored quietly (``NtpSource``): a round with no usable
+  answer (garbage, no reply, unresolvable, an unparseable value) turns it red — the ``ntp``
+  readiness signal, a healthcheck warning — and each change of state is logged once (not every
+  round). An unset ``NTP_SERVER`` is green ("not configured"): the venue's time is the reference.
 - asyncio only, no threads; nothing here imports UI packages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import struct
 import time
@@ -28,6 +33,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+log = logging.getLogger("engine.clocksync")
 
 NTP_EPOCH_DELTA_S = 2_208_988_800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01 (Unix)
 _PACKET = struct.Struct("!BBbbII4sQQQQ")  # RFC 4330 header, 48 bytes
@@ -278,6 +285,65 @@ class SkewMonitor:
         while True:
             await self.sample_once()
             await asyncio.sleep(self.interval_s)
+
+
+class NtpSource:
+    """A configured ``NTP_SERVER``: its skew monitor and whether it is answering.
+
+    ``readiness()`` is the ``ntp`` readiness signal's (ok, detail); the healthcheck's ``ntp`` check
+    reads the same. ``sink`` gets every usable offset (the clock port, or the ccxt wiring's board
+    that keeps the worse of venue and NTP)."""
+
+    def __init__(self, server: str, sink: SkewSink, interval_s: float, *,
+                 timeout_s: float = 1.0) -> None:  # fmt: skip
+        self.server = server.strip()
+        self.interval_s = interval_s
+        self.ok: bool | None = None  # None: no round finished yet
+        self.detail = f"NTP {self.server}: no answer yet"
+        self.monitor: SkewMonitor | None = None
+        try:
+            source = sntp_source(self.server, timeout_s)
+        except ClockSyncError as exc:  # unparseable: red from the start, said once
+            self._set(False, str(exc))
+            return
+        self.monitor = SkewMonitor(sink, [("ntp", source)], interval_s,
+                                   source_timeout_s=timeout_s + 1.0)  # fmt: skip
+
+    @property
+    def rounds(self) -> int:
+        return self.monitor.rounds if self.monitor is not None else 0
+
+    def readiness(self) -> tuple[bool, str]:
+        return bool(self.ok), self.detail
+
+    def _set(self, ok: bool, detail: str) -> None:
+        if ok != self.ok:  # one line per change of state, never one per round
+            if ok:
+                log.info("NTP source %s answering again: %s", self.server, detail)
+            else:
+                log.warning("NTP source %s failing: %s (clock-skew checks rely on the other "
+                            "sources; trading waits for the ntp readiness signal)",
+                            self.server, detail)  # fmt: skip
+        self.ok = ok
+        self.detail = detail
+
+    async def run(self) -> None:
+        """Sample now, then every ``interval_s``, until cancelled."""
+        if self.monitor is None:
+            return
+        while True:
+            s = await self.monitor.sample_once()
+            if s is None:
+                self._set(False, self.monitor.last_error or f"NTP {self.server}: no usable answer")
+            else:
+                self._set(True, f"NTP {self.server}: offset {s.offset_ms:+.1f} ms, "
+                                f"rtt {s.rtt_ms:.1f} ms")  # fmt: skip
+            await asyncio.sleep(self.interval_s)
+
+
+def ntp_readiness(source: NtpSource | None) -> tuple[bool, str]:
+    """The ``ntp`` readiness signal: green when no NTP server is configured (venue time only)."""
+    return source.readiness() if source is not None else (True, "not configured")
 
 
 class _ServerProto(asyncio.DatagramProtocol):

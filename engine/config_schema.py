@@ -244,7 +244,7 @@ class LiveConfig:
         "I_UNDERSTAND_LIVE_TRADING", "Phrase typed to go live", "LIVE_CONFIRM", nonempty=True
     )
     readiness_required: tuple[str, ...] = _f(
-        ("market_data", "recon", "venue"),
+        ("market_data", "recon", "venue", "ntp"),
         "Readiness checks that must be green before live orders",
         "READINESS_REQUIRED",
         item_pattern=r"[a-z0-9_]+",

@@ -150,6 +150,8 @@ def saving_garbage() -> Iterator[SavedGarbage]:
 
     saved = SavedGarbage()
     flags = gc.get_debug()
+    if flags & gc.DEBUG_SAVEALL:  # nested windows would restore each other's flags out of order
+        raise RuntimeError("a garbage probe is already running")
     gc.set_debug(flags | gc.DEBUG_SAVEALL)
     try:
         yield saved

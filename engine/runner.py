@@ -21,12 +21,13 @@ from engine.api import EngineAPI, build_api
 from engine.audit import HeadFile, load_or_create_key, verify_connection
 from engine.boot import Booted, boot, db_path
 from engine.clock import RealClock
+from engine.clocksync import NtpSource, ntp_readiness
 from engine.config import Config
 from engine.control import ControlServer, peer, socket_path
 from engine.events import AcknowledgeOrphans
 from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
-from engine.ops import copy_db, default_backup_path, healthcheck_online
+from engine.ops import backup_target, copy_db, healthcheck_online
 from engine.reconcile import Reconciler
 from engine.samples import Samples
 from engine.simfeed import SimFeed
@@ -112,7 +113,7 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path, api: EngineAPI
         return result._asdict()
 
     async def backup(args: dict[str, Any]) -> Any:
-        out = Path(args["out"]) if args.get("out") else default_backup_path(data_dir)
+        out = backup_target(data_dir, args.get("out"))  # refused before the writer is touched
         return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
 
     async def status(args: dict[str, Any]) -> Any:
@@ -240,6 +241,7 @@ class EngineRuntime:
         self.lag_us = Samples(2**17)  # 22 min at 100 Hz
         self.gc_pacer: gcwatch.GcPacer | None = None  # set by a host that paces collections
         self.sim_feed: SimFeed | None = None
+        self.ntp: NtpSource | None = None  # NTP_SERVER, when configured
         self._stopped = False
         self._metrics_job: asyncio.Future[None] | None = None
 
@@ -288,6 +290,9 @@ class EngineRuntime:
         await self.control.start()
         if wiring is not None:
             wiring.start(engine)
+        if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
+            self.ntp = NtpSource(cfg.clock.ntp_server, wiring.skew.sink("ntp") if wiring
+                                 else clock, cfg.clock.skew_check_interval_s)  # fmt: skip
         pacer = self.gc_pacer
         if wiring is None:
             sim = MarketSimulator(cfg.symbols, seed=cfg.sim.seed, trade_prob=cfg.sim.trade_prob,
@@ -300,6 +305,7 @@ class EngineRuntime:
             # with no simulator bursts to follow, the pacer runs on its own short period
             *([] if pacer is None or self.sim_feed is not None
               else [asyncio.create_task(_every(0.02, pacer.step))]),
+            *([] if self.ntp is None else [asyncio.create_task(self.ntp.run())]),
             asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
             asyncio.create_task(_every(1.0, self.refresh)),
             asyncio.create_task(self._metrics_off_loop(cfg.metrics.interval_s)),
@@ -347,6 +353,8 @@ class EngineRuntime:
         venue_ok = wiring.venue_ready() if wiring is not None else True
         engine.readiness["venue"] = (venue_ok, ttl, "user stream up" if venue_ok
                                      else "venue user stream down")  # fmt: skip
+        ntp_ok, ntp_detail = ntp_readiness(self.ntp)
+        engine.readiness["ntp"] = (ntp_ok, ttl, ntp_detail)
         engine.refresh()
         if wiring is not None:
             wiring.export()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.clock import Clock
-from engine.clocksync import Sample, SkewMonitor, sntp_source, venue_time_source
+from engine.clocksync import Sample, SkewMonitor, venue_time_source
 from engine.config import Config
 from engine.egress import EgressGuard
 from engine.feeds import FeedMetrics, FeedSupervisor
@@ -90,10 +90,8 @@ class CcxtWiring:
         self.monitors.append(SkewMonitor(self.skew.sink("venue"),
                                          [("venue", venue_time_source(ex.fetch_time))],
                                          interval, on_sample=on_venue_sample))  # fmt: skip
-        if cfg.clock.ntp_server:
-            self.monitors.append(SkewMonitor(self.skew.sink("ntp"),
-                                             [("ntp", sntp_source(cfg.clock.ntp_server))],
-                                             interval))  # fmt: skip
+        # NTP_SERVER is run by the runtime for every profile (engine.clocksync.NtpSource); its
+        # offsets come to this board through ``self.skew.sink("ntp")``
         loop = asyncio.get_running_loop()
         self.tasks = [loop.create_task(m.run(), name="skew") for m in self.monitors]
         self.tasks.append(loop.create_task(self._periodic_catch_up(), name="catch-up"))

@@ -99,7 +99,7 @@ def test_load_when_profile_empty_then_defaults_everywhere(tmp_path: Path) -> Non
     assert cfg.symbols == ("BTC/USDT", "ETH/USDT", "SOL/USDT")
     assert cfg.risk.max_trades_per_day == 500
     assert cfg.models.min_expected_return == 0.0002
-    assert cfg.live.readiness_required == ("market_data", "recon", "venue")
+    assert cfg.live.readiness_required == ("market_data", "recon", "venue", "ntp")
     assert cfg.sources["risk.max_trades_per_day"] == "default"
     assert set(cfg.sources) == {spec.key for spec in iter_fields()}
 
@@ -390,7 +390,7 @@ def test_render_env_sample_when_generated_then_every_env_var_once_commented_with
             assert doc.startswith("# ") and doc not in assignments
     assert "# SAFE_MODE=false" in lines
     assert "# MAX_ERROR_RATE=0.01" in lines
-    assert "# READINESS_REQUIRED=market_data,recon,venue" in lines
+    assert "# READINESS_REQUIRED=market_data,recon,venue,ntp" in lines
     assert "# API_SECRET=" in lines and "# TELEGRAM_BOT_TOKEN=" in lines
     assert any("(risk.max_error_rate, float, in [0, 1], default 0.01)" in line for line in lines)
     assert any("uncommenting a line overrides the profile" in line.lower() for line in lines)

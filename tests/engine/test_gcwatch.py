@@ -126,3 +126,12 @@ def test_saving_garbage_when_window_fails_then_debug_flags_restored(quiet_gc) ->
     except ValueError:
         pass
     assert gc.get_debug() == 0 and not gc.garbage
+
+
+def test_saving_garbage_when_a_probe_already_runs_then_refused_and_flags_restored(quiet_gc) -> None:
+    with gcwatch.saving_garbage():
+        with pytest.raises(RuntimeError, match="already running"):
+            with gcwatch.saving_garbage():
+                pass
+        assert gc.get_debug() & gc.DEBUG_SAVEALL  # the first window is still saving
+    assert gc.get_debug() == 0
