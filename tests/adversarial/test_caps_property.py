@@ -34,6 +34,7 @@ from engine.marketsim import symbol_spec
 from engine.metrics import EngineMetrics
 from engine.risk import GATE_NAMES
 from engine.units import SCALE, to_e8
+from engine.venue import VenueLimits
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 PRICES = {"BTC/USDT": 65000.0, "ETH/USDT": 3200.0, "SOL/USDT": 150.0}
@@ -138,6 +139,13 @@ class ScriptedVenue:
 
     def cancel(self, client_order_id: str, symbol: str) -> None:
         pass
+
+    def throttle(self) -> None:
+        return None
+
+    def limits(self, symbol: str) -> VenueLimits:
+        lot = symbol_spec(symbol).lot_size_e8
+        return VenueLimits(step_e8=lot, min_qty_e8=lot, min_notional_e8=to_e8(5))
 
     async def query_order(self, client_order_id: str, symbol: str) -> None:
         return None
