@@ -115,6 +115,9 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.fsutil import private_umask
+
+    private_umask()  # everything we create is owner-only (the metrics textfile sets its own mode)
     args = _parser().parse_args(argv)
     try:
         if args.cmd == "env-sample":
@@ -143,14 +146,39 @@ def main(argv: list[str] | None = None) -> int:
         _err(str(exc))
         return EXIT_BAD_INPUT
     except OSError as exc:
-        _err(f"{getattr(exc, 'filename', '') or ''}: {exc.strerror or exc}")
-        return EXIT_BAD_INPUT
+        return _os_error(exc, getattr(args, "data_dir", None))
+
+
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _os_error(exc: OSError, where: object) -> int:
+    """One line naming the file (or the data dir when the OS did not say which file): a storage
+    failure (full disk, read-only, I/O error, permissions) is exit 4, anything else bad input."""
+    name = exc.filename or where or resolve_data_dir(None)
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in _STORAGE_ERRNOS:
+        hint = "free space on that file system" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (
+            "check the file system and its permissions")  # fmt: skip
+        _err(f"{name}: {what}; {hint}, then try again")
+        return EXIT_STORAGE
+    _err(f"{name}: {what}")
+    return EXIT_BAD_INPUT
 
 
 def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
+    from engine.datacheck import data_dir_mode_problem
     from engine.keystore import KeystoreError
+    from engine.store import StoreError
     from engine.venue_errors import VenueUnreachable
 
+    try:  # before the lock: the live profile refuses an open data dir without touching it
+        warning = data_dir_mode_problem(data_dir, getattr(cfg, "kind", ""))
+    except StoreError as exc:
+        _err(str(exc))
+        return EXIT_STORAGE
+    if warning:
+        _err(f"warning: {warning}")
     try:
         if not args.headless:
             return _run_tui(cfg, data_dir, args)
@@ -185,6 +213,8 @@ def _run_headless(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
     except StoreError as exc:
         _err(str(exc))
         return EXIT_STORAGE
+    except OSError as exc:
+        return _os_error(exc, data_dir)
     except KeyboardInterrupt:
         return EXIT_OK
 
@@ -298,7 +328,10 @@ def _verify_result(result: Any) -> int:
     if result.ok:
         print(f"audit chain intact: {result.checked} rows verified")
         return EXIT_OK
-    print(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.reason}")
+    if result.first_bad_seq is None:  # e.g. the external head is missing: not verifiable
+        print(f"audit chain NOT VERIFIED: {result.reason}")
+    else:
+        print(f"audit chain BROKEN at seq {result.first_bad_seq}: {result.reason}")
     return EXIT_CHECK_FAILED
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,21 +68,36 @@ def run(args: argparse.Namespace) -> int:
     return _restore(args, data_dir)
 
 
+def _config(args: argparse.Namespace, data_dir: Path) -> Any:
+    """The profile given (``--profile`` or env EXEC_PROFILE), else the one the data dir was
+    created with, else paper: an offline command must talk to the data dir's own venue."""
+    from engine.boot import recorded_profile
+
+    if args.profile or os.environ.get("EXEC_PROFILE"):
+        return load_config(args.profile)
+    return load_config(recorded_profile(data_dir))
+
+
 def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
     from engine.reconcile import render
+    from engine.store import StoreError
 
     report = _running_call(data_dir, "reconcile")
     if report is None:
         if not (data_dir / "cockpit.duckdb").exists():
             _err(f"{data_dir / 'cockpit.duckdb'}: no database here (wrong --data-dir?)")
             return 2
-        cfg = load_config(args.profile)
+        cfg = _config(args, data_dir)
         lock = _lock_or_exit(data_dir)
         from engine.logsetup import setup_logging
         from engine.runner import reconcile_once
 
         setup_logging(data_dir, "INFO", stdout=False)
-        report = asyncio.run(reconcile_once(cfg, data_dir, lock))
+        try:
+            report = asyncio.run(reconcile_once(cfg, data_dir, lock))
+        except StoreError as exc:
+            _err(str(exc))
+            return 4
     print(json.dumps(report, sort_keys=True) if args.json else render(report))
     return 0 if report["ok"] else 1
 
@@ -91,18 +107,21 @@ def _healthcheck(args: argparse.Namespace, data_dir: Path) -> int:
 
     report = _running_call(data_dir, "healthcheck")
     if report is None:
-        report = healthcheck_offline(data_dir / "cockpit.duckdb", load_config(args.profile))
+        report = healthcheck_offline(data_dir / "cockpit.duckdb", _config(args, data_dir))
     print(json.dumps(report, sort_keys=True) if args.json else render_health(report))
     return int(report["exit_code"])
 
 
 def _backup(args: argparse.Namespace, data_dir: Path) -> int:
-    import duckdb
+    from engine.ops import UnsafeTarget, backup_target, copy_db, read_everything
+    from engine.store import StoreError, open_db
 
-    from engine.ops import copy_db, default_backup_path
-
-    out = Path(args.out).absolute() if args.out else default_backup_path(data_dir)
-    result = _running_call(data_dir, "backup", {"out": str(out)})
+    try:  # refused here, before the running engine or the DB is touched
+        out = backup_target(data_dir, str(Path(args.out).absolute()) if args.out else None)
+        result = _running_call(data_dir, "backup", {"out": str(out)})
+    except (UnsafeTarget, RuntimeError) as exc:
+        _err(str(exc))
+        return 2
     if result is None:
         db = data_dir / "cockpit.duckdb"
         if not db.exists():
@@ -110,11 +129,18 @@ def _backup(args: argparse.Namespace, data_dir: Path) -> int:
             return 2
         lock = _lock_or_exit(data_dir)
         try:
-            con = duckdb.connect(str(db))
+            read_everything(db)  # a damaged DB is refused before DuckDB may write to it
+            con = open_db(db)
             try:
                 result = copy_db(con, db, out)
             finally:
                 con.close()
+        except UnsafeTarget as exc:
+            _err(str(exc))
+            return 2
+        except StoreError as exc:
+            _err(str(exc))
+            return 4
         finally:
             lock.release()
     print(f"backup written: {result['backup']} ({result['bytes']} bytes, audit seq "
@@ -123,18 +149,24 @@ def _backup(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _restore(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.ops import restore
+    from engine.ops import check_restore_source, restore
 
     if _running_call(data_dir, "status") is not None:
         _err("stop the engine before restoring (it owns the database)")
         return 3
     backup = Path(args.backup).absolute()
+    db = data_dir / "cockpit.duckdb"
+    try:
+        check_restore_source(db, backup)  # before the lock: nothing is touched at all
+    except ValueError as exc:
+        _err(str(exc))
+        return 2
     if not backup.is_file():
         _err(f"{backup}: no such backup file")
         return 2
     lock = _lock_or_exit(data_dir)
     try:
-        result = restore(data_dir, data_dir / "cockpit.duckdb", backup, actor="operator")
+        result = restore(data_dir, db, backup, actor="operator")
     except ValueError as exc:
         _err(str(exc))
         return 2

@@ -30,6 +30,7 @@ from typing import Any, TextIO
 import keyring
 import pyotp
 
+from engine.fsutil import make_private_dir
 from engine.keystore import KeystoreError, open_keystore, select_backend
 from engine.totp import SERVICE, TotpGuard, load_totp_secret, totp_username
 
@@ -77,6 +78,9 @@ def enroll(
     """Enroll ``account`` for TOTP; returns an exit code (module docstring). ``out``: stdout."""
     out = sys.stdout if out is None else out
     try:
+        # 0700 like every command creates it (else the keystore's mkdir of secrets/ would create
+        # the data dir as a parent, with the umask's mode)
+        make_private_dir(data_dir)
         kr = open_keystore(data_dir, env)
         select_backend(kr)
         existing = keyring.get_password(SERVICE, totp_username(account))

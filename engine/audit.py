@@ -35,7 +35,7 @@ from typing import NamedTuple
 import duckdb
 import msgspec
 
-from engine.fsutil import fsync_dir, write_private_atomic
+from engine.fsutil import fsync_dir, make_private_dir, write_private_atomic
 
 GENESIS = "0" * 64
 KEY_ENV = "COCKPIT_AUDIT_KEY"
@@ -222,7 +222,9 @@ def verify_records(
     return v.result()
 
 
-def verify_db(db_path: Path, key: bytes, head: tuple[int, str] | None) -> VerifyResult:
+def verify_db(
+    db_path: Path, key: bytes, head: tuple[int, str] | None, *, require_head: bool = True
+) -> VerifyResult:
     """Verify ``audit_log`` in a DuckDB file (read-only) and compare it with the external head."""
     try:
         con = duckdb.connect(str(db_path), read_only=True)
@@ -231,15 +233,24 @@ def verify_db(db_path: Path, key: bytes, head: tuple[int, str] | None) -> Verify
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return VerifyResult(False, 0, None, f"cannot open {db_path} read-only: {first}")
     try:
-        return verify_connection(con, key, head, name=str(db_path))
+        return verify_connection(con, key, head, name=str(db_path), require_head=require_head)
     finally:
         con.close()
 
 
 def verify_connection(
-    con: duckdb.DuckDBPyConnection, key: bytes, head: tuple[int, str] | None, name: str = "DB"
+    con: duckdb.DuckDBPyConnection,
+    key: bytes,
+    head: tuple[int, str] | None,
+    name: str = "DB",
+    *,
+    require_head: bool = True,
 ) -> VerifyResult:
-    """Verify through an open connection (a running engine verifies its own DB this way)."""
+    """Verify through an open connection (a running engine verifies its own DB this way).
+
+    A data dir's chain needs its external head: without it a cut-off tail is undetectable, so a
+    missing head with rows is a failure (``require_head=False`` for a backup file, which has none).
+    """
     found = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_log'"
     ).fetchone()
@@ -255,6 +266,15 @@ def verify_connection(
     if v.failure is not None:
         return v.failure
     db_end = v.expected_seq - 1
+    if head is None and require_head and db_end > 0:
+        return VerifyResult(
+            False,
+            v.checked,
+            None,
+            f"{name}: external audit head (audit/head.json) missing while the chain holds "
+            f"{db_end} rows: tail truncation cannot be ruled out; restore a backup "
+            "(`cockpit restore`), which re-anchors the head",
+        )
     if head is not None:
         seq, want = head
         if seq > db_end:
@@ -275,6 +295,39 @@ def verify_connection(
     return v.result()
 
 
+def verify_from(con: duckdb.DuckDBPyConnection, key: bytes, start: tuple[int, str],
+                head: tuple[int, str] | None) -> str | None:  # fmt: skip
+    """Verify the rows after the checkpoint ``start`` = (seq, hash) of a row verified earlier,
+    and the head's row if it lies beyond it: the failure text (naming the row), or None."""
+    seq0, hash0 = start
+    if seq0:
+        row = con.execute("SELECT hash FROM audit_log WHERE seq = ?", [seq0]).fetchone()
+        if row is None or not hmac.compare_digest(str(row[0]), hash0):
+            return f"row seq={seq0}: differs from the last verified checkpoint (rows rewritten)"
+    v = _Verifier(key, watch_seq=head[0] if head is not None and head[0] > seq0 else None)
+    v.expected_seq, v.prev_hash = seq0 + 1, hash0
+    cur = con.execute(
+        "SELECT seq, ts_us, actor, kind, payload, prev_hash, hash FROM audit_log "
+        "WHERE seq > ? ORDER BY seq",
+        [seq0],
+    )
+    while True:
+        chunk = cur.fetchmany(_FETCH_CHUNK)
+        if not chunk or not v.feed(chunk):
+            break
+    if v.failure is not None:
+        return v.failure.reason
+    if head is not None and v.watch_seq is not None:
+        if v.watch_hash is None or not hmac.compare_digest(v.watch_hash, head[1]):
+            return f"row seq={head[0]}: hash differs from the external audit head (rows rewritten)"
+    return None
+
+
+def checkpoint_mac(key: bytes, seq: int, last_hash: str) -> str:
+    """MAC of a "verified up to (seq, hash)" checkpoint: only the key holder can move it."""
+    return _Keyed(key).hexdigest(f"verified|{seq}|{last_hash}".encode())
+
+
 def tail_state(db_conn: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     """Last ``(seq, hash)`` in ``audit_log``, or ``(0, GENESIS)`` when empty: where to continue."""
     row = db_conn.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
@@ -289,38 +342,78 @@ def tail_state(db_conn: duckdb.DuckDBPyConnection) -> tuple[int, str]:
 def _check_private(path: Path, allowed: int) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & ~allowed & 0o077:
-        raise ValueError(
-            f"{path} has mode {mode:04o}: group/other may not access it (chmod {allowed:o} {path})"
+        raise AuditKeyError(
+            f"{path} has mode {mode:04o}: group/other may not access it; `chmod {allowed:o} "
+            f"{path}` (and consider the key exposed: see docs/DESIGN.md, audit key)"
         )
 
 
+class AuditKeyError(ValueError):
+    """The audit key cannot be used. ``in_env``: the operator's input (``COCKPIT_AUDIT_KEY``) is at
+    fault (bad input), else a file in the data dir (storage). The message never holds the key."""
+
+    def __init__(self, message: str, *, in_env: bool = False) -> None:
+        super().__init__(message)
+        self.in_env = in_env
+
+
+def key_path(data_dir: Path) -> Path:
+    return data_dir / "secrets" / "audit.key"
+
+
+def _env_key(raw: str) -> bytes:
+    try:
+        key = bytes.fromhex(raw)
+    except ValueError:
+        # Never echo the value: it is a secret.
+        raise AuditKeyError(
+            f"{KEY_ENV} is not valid hex (expected {2 * KEY_BYTES} hex digits); fix or unset it",
+            in_env=True,
+        ) from None
+    if len(key) < KEY_BYTES:
+        raise AuditKeyError(
+            f"{KEY_ENV} must decode to at least {KEY_BYTES} bytes (got {len(key)})", in_env=True
+        )
+    return key
+
+
+def load_key(data_dir: Path, env: Mapping[str, str] | None = None) -> bytes | None:
+    """The audit HMAC key from env ``COCKPIT_AUDIT_KEY`` (hex) or ``<data_dir>/secrets/audit.key``;
+    None when neither exists (nothing is created: see ``create_key``)."""
+    environ = os.environ if env is None else env
+    raw = environ.get(KEY_ENV, "").strip()
+    if raw:
+        return _env_key(raw)
+    path = key_path(data_dir)
+    if not path.exists():
+        return None
+    _check_private(path.parent, 0o700)
+    _check_private(path, 0o600)
+    key = path.read_bytes()
+    if len(key) < KEY_BYTES:
+        raise AuditKeyError(
+            f"{path} holds {len(key)} bytes; an audit key needs {KEY_BYTES}: restore the key "
+            "file from your backup of secrets/"
+        )
+    return key
+
+
 def load_or_create_key(data_dir: Path, env: Mapping[str, str] | None = None) -> bytes:
-    """The audit HMAC key: env ``COCKPIT_AUDIT_KEY`` (hex) or ``<data_dir>/secrets/audit.key``.
+    """``load_key``, creating the key file when there is none. Only a fresh data dir may get a new
+    key (a new key makes every existing row read as forged): callers check that first.
 
     The file is created once (32 random bytes, 0600, in a 0700 dir). Creation publishes the file
     with ``os.link`` rather than ``os.replace`` so two processes starting together can never
     overwrite each other's key: the loser reads the winner's.
     """
-    environ = os.environ if env is None else env
-    raw = environ.get(KEY_ENV, "").strip()
-    if raw:
-        try:
-            key = bytes.fromhex(raw)
-        except ValueError:
-            # Never echo the value: it is a secret.
-            raise ValueError(f"{KEY_ENV} is not valid hex") from None
-        if len(key) < KEY_BYTES:
-            raise ValueError(
-                f"{KEY_ENV} must decode to at least {KEY_BYTES} bytes (got {len(key)})"
-            )
+    key = load_key(data_dir, env)
+    if key is not None:
         return key
-
-    sdir = data_dir / "secrets"
+    sdir = key_path(data_dir).parent
     if not sdir.exists():
-        sdir.mkdir(parents=True, mode=0o700, exist_ok=True)
-        os.chmod(sdir, 0o700)
+        make_private_dir(sdir)
     _check_private(sdir, 0o700)
-    path = sdir / "audit.key"
+    path = key_path(data_dir)
     if not path.exists():
         fd, tmp = tempfile.mkstemp(dir=sdir, prefix=".audit.key.", suffix=".tmp")  # 0600
         try:
@@ -342,10 +435,8 @@ def load_or_create_key(data_dir: Path, env: Mapping[str, str] | None = None) -> 
                 os.close(fd)
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    _check_private(path, 0o600)
-    key = path.read_bytes()
-    if len(key) < KEY_BYTES:
-        raise ValueError(f"{path} holds {len(key)} bytes; an audit key needs {KEY_BYTES}")
+    key = load_key(data_dir, env)
+    assert key is not None
     return key
 
 
@@ -368,6 +459,8 @@ class HeadFile:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
+        except UnicodeDecodeError:
+            raise ValueError(f"malformed audit head file {self.path}: not UTF-8 text") from None
         try:
             data = json.loads(text)
         except ValueError as exc:
@@ -383,5 +476,6 @@ class HeadFile:
 
     def write(self, seq: int, hash: str) -> None:
         directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not directory.exists():
+            make_private_dir(directory)
         write_private_atomic(self.path, json.dumps({"seq": seq, "hash": hash}).encode() + b"\n")

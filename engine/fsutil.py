@@ -1,15 +1,54 @@
-"""Crash-safe writes of small private files (audit head, keystore).
+"""Private files and directories: crash-safe small writes (audit head, keystore), owner-only
+directories and the process umask.
 
-Invariant: after ``write_private_atomic`` returns, the file holds exactly ``data`` with mode 0600
-and the rename itself is durable (directory fsynced); on any failure the previous file is intact
-and no temp file is left behind.
+Invariants:
+- After ``write_private_atomic`` returns, the file holds exactly ``data`` with mode 0600 and the
+  rename itself is durable (directory fsynced); on any failure the previous file is intact and no
+  temp file is left behind.
+- Every directory the cockpit creates (the data dir and its parents, ``secrets/``, ``audit/``,
+  ``logs/``, ``backups/``...) is created by ``make_private_dir``: mode 0700 whatever the umask.
+- ``private_umask`` (0077) is set once at process start by the ``cockpit`` command, so DuckDB's
+  WAL and every file a library creates is owner-only; a file meant to be shared (the metrics
+  textfile) sets its mode explicitly.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+PRIVATE_UMASK = 0o077
+
+
+def private_umask() -> int:
+    """Make everything this process creates owner-only; returns the previous umask."""
+    return os.umask(PRIVATE_UMASK)
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parent with mode 0700 (chmod: the umask cannot widen or
+    narrow it); an existing directory is left as it is (``others_can_read`` reports it)."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # created meanwhile by another process: its mode is its own
+        os.chmod(d, 0o700)
+    return path
+
+
+def others_can_read(path: Path) -> int:
+    """The group/other permission bits of ``path`` (0 when owner-only)."""
+    return stat.S_IMODE(path.stat().st_mode) & 0o077
 
 
 def fsync_dir(directory: Path) -> None:

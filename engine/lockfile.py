@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from engine.fsutil import make_private_dir
+
 LOCK_NAME = "engine.lock"
 # The holder locks, then writes its pid: a loser arriving in between reads an empty file.
 _PID_READ_ATTEMPTS = 20
@@ -90,7 +92,7 @@ def _read_pid(fd: int) -> int | None:
 def acquire(data_dir: Path) -> EngineLock:
     """Take the data dir's engine lock or raise ``AlreadyRunning`` without side effects on it."""
     if not data_dir.exists():
-        data_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+        make_private_dir(data_dir)  # 0700, parents too
     path = data_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:

@@ -6,6 +6,10 @@ Invariants:
 - The thread that logs never formats JSON nor writes: records go through a queue to one
   ``log-writer`` thread. A ``write()`` on the engine thread drops the GIL, and getting it back
   from a busy UI thread costs up to a switch interval — every log line used to delay the next tick.
+- A log file that cannot be written (full disk, removed directory) never floods stderr with
+  tracebacks: ``_QuietFileHandler`` says so in one line on stderr, drops records while it fails,
+  and says so again (one line) when writing works again. Logs are not the record; trading is
+  stopped by the DB writer's failure, not by the logger's.
 - Nothing queued is lost on a normal exit: ``stop_logging`` (also run at exit) drains the queue,
   then attaches the handlers directly so later records are written synchronously. A SIGKILL can
   lose the last few milliseconds of log lines; logs are not the record (the DB and journal are).
@@ -23,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from engine.fsutil import make_private_dir
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,6 +60,48 @@ class _Enqueue(logging.handlers.QueueHandler):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
             record.exc_info = None
         return record
+
+
+class _QuietFileHandler(logging.FileHandler):
+    """A ``FileHandler`` that degrades to one stderr line instead of a traceback per record."""
+
+    def __init__(self, filename: Path) -> None:
+        super().__init__(filename, encoding="utf-8")
+        self.failing: str | None = None
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+        except Exception:  # noqa: BLE001 - a formatting bug: the stdlib's report
+            self.handleError(record)
+            return
+        try:
+            stream = self.stream if self.stream is not None else self._open()
+            self.stream = stream
+            stream.write(msg + self.terminator)
+            stream.flush()
+        except OSError as exc:
+            self._failed(exc)
+            return
+        if self.failing is not None:
+            sys.stderr.write(f"cockpit: log file {self.baseFilename}: writing again "
+                             f"({self.dropped} record(s) lost)\n")  # fmt: skip
+            self.failing, self.dropped = None, 0
+
+    def _failed(self, exc: OSError) -> None:
+        self.dropped += 1
+        if self.failing is None:
+            self.failing = exc.strerror or type(exc).__name__
+            sys.stderr.write(f"cockpit: log file {self.baseFilename}: cannot write ({self.failing})"
+                             "; log records are dropped until it works again\n")  # fmt: skip
+        # the unwritten buffer would be retried (and fail) at every flush: drop it, reopen later
+        stream, self.stream = self.stream, None  # type: ignore[assignment]
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
 
 
 class _Listener(logging.handlers.QueueListener):
@@ -93,9 +141,8 @@ def setup_logging(data_dir: Path | None, level: str = "INFO", stdout: bool = Tru
     if stdout:
         handlers.append(logging.StreamHandler(sys.stdout))
     if data_dir is not None:
-        logs = data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True, mode=0o700)
-        handlers.append(logging.FileHandler(logs / "engine.log", encoding="utf-8"))
+        logs = make_private_dir(data_dir / "logs")
+        handlers.append(_QuietFileHandler(logs / "engine.log"))
     for h in handlers:
         h.setFormatter(fmt)
     q: queue.SimpleQueue[Any] = queue.SimpleQueue()

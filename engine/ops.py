@@ -18,7 +18,17 @@ from typing import Any
 
 import duckdb
 
-from engine.audit import AuditChain, HeadFile, load_or_create_key, tail_state, verify_connection
+from engine.audit import (
+    KEY_ENV,
+    AuditChain,
+    HeadFile,
+    load_key,
+    tail_state,
+    verify_connection,
+)
+from engine.datacheck import restore_hint
+from engine.fsutil import fsync_dir, make_private_dir
+from engine.store import StoreError
 
 UNRESOLVED = ("pending", "submitted", "unknown")
 _RANK = {"ok": 0, "degraded": 1, "failing": 2}
@@ -85,33 +95,46 @@ def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[
 
 
 def healthcheck_offline(db_path: Path, cfg: Any) -> dict[str, Any]:
-    """No engine: read the DB (read-only) and say what a running engine would need to know."""
+    """No engine: read the DB (read-only) and say what a running engine would need to know.
+    A DB that cannot be opened or read (damaged, truncated) is a failing ``database`` check."""
     checks = [_check("engine", "failing", "not running")]
     try:
         con = duckdb.connect(str(db_path), read_only=True)
     except duckdb.Error as exc:
-        checks.append(_check("database", "failing", f"{db_path}: {str(exc).splitlines()[0]}"))
+        checks.append(_db_failing(db_path, exc))
         return _report(checks, False)
     try:
-        now = int(time.time() * 1e6)
-        n, oldest = con.execute(
-            "SELECT count(*), min(coalesce(nullif(submitted_us, 0), created_us)) FROM orders "
-            "WHERE status IN ('pending','submitted','unknown')"
-        ).fetchone() or (0, None)
-        checks.append(_outbox_check(int(n), (now - oldest) / 1e6 if oldest else 0.0))
-        row = con.execute(
-            "SELECT ts_us, ok FROM reconciliation_runs ORDER BY ts_us DESC LIMIT 1"
-        ).fetchone()
-        checks.append(_recon_check((now - row[0]) / 1e6 if row else None,
-                                   cfg.oms.reconcile_interval_s, row[1] if row else None))  # fmt: skip
-        ks = con.execute("SELECT value FROM engine_state WHERE key='kill_switch'").fetchone()
-        armed = bool(ks and ks[0] == "1")
-        checks.append(_check("kill_switch", "degraded" if armed else "ok",
-                             "armed" if armed else "disarmed"))  # fmt: skip
-        checks.append(_check("venue", "failing", f"{cfg.venue}: not connected (engine stopped)"))
+        checks += _offline_checks(con, cfg)
+    except duckdb.Error as exc:
+        checks.append(_db_failing(db_path, exc))
     finally:
         con.close()
     return _report(checks, False)
+
+
+def _db_failing(db_path: Path, exc: Exception) -> dict[str, str]:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return _check("database", "failing", f"{db_path}: {first}; {restore_hint(db_path.parent)}")
+
+
+def _offline_checks(con: duckdb.DuckDBPyConnection, cfg: Any) -> list[dict[str, str]]:
+    now = int(time.time() * 1e6)
+    n, oldest = con.execute(
+        "SELECT count(*), min(coalesce(nullif(submitted_us, 0), created_us)) FROM orders "
+        "WHERE status IN ('pending','submitted','unknown')"
+    ).fetchone() or (0, None)
+    checks = [_outbox_check(int(n), (now - oldest) / 1e6 if oldest else 0.0)]
+    row = con.execute(
+        "SELECT ts_us, ok FROM reconciliation_runs ORDER BY ts_us DESC LIMIT 1"
+    ).fetchone()
+    checks.append(_recon_check((now - row[0]) / 1e6 if row else None,
+                               cfg.oms.reconcile_interval_s, row[1] if row else None))  # fmt: skip
+    ks = con.execute("SELECT value FROM engine_state WHERE key='kill_switch'").fetchone()
+    armed = bool(ks and ks[0] == "1")
+    checks.append(_check("kill_switch", "degraded" if armed else "ok",
+                         "armed" if armed else "disarmed"))  # fmt: skip
+    checks.append(_check("venue", "failing", f"{cfg.venue}: not connected (engine stopped)"))
+    return checks
 
 
 def render_health(report: dict[str, Any]) -> str:
@@ -123,30 +146,117 @@ def render_health(report: dict[str, Any]) -> str:
 
 # --- backup / restore --------------------------------------------------------------------------
 
+BACKUPS_DIR = "backups"
+
+
+class UnsafeTarget(ValueError):
+    """A backup or restore request that could destroy data; refused before anything is touched."""
+
+
+def backup_target(data_dir: Path, out: Path | str | None) -> Path:
+    """Where a backup may be written: outside the data dir or in its ``backups/`` folder, never
+    over an existing file (the live DB, its WAL, the audit key and head all live in the data dir).
+
+    Symlinks and ``..`` are resolved before the check: a link in ``backups/`` pointing at the
+    live DB is refused like the live DB itself."""
+    if out is None or out == "":
+        return default_backup_path(data_dir)
+    raw = Path(out)
+    if not raw.is_absolute():
+        raise UnsafeTarget(f"backup path {str(raw)!r} must be absolute")
+    target = Path(os.path.realpath(raw.parent)) / raw.name
+    home = Path(os.path.realpath(data_dir))
+    backups = Path(os.path.realpath(data_dir / BACKUPS_DIR))
+    inside = target.is_relative_to(home) or raw.is_relative_to(data_dir)
+    if inside and not (target.is_relative_to(backups) and target != backups):
+        raise UnsafeTarget(
+            f"{raw}: refusing to write a backup inside the data dir {data_dir} (it holds the live "
+            f"DB, WAL, audit key and head); use {data_dir / BACKUPS_DIR}/NAME or a path outside it"
+        )
+    if os.path.lexists(raw) or os.path.lexists(target):
+        raise UnsafeTarget(f"{raw}: file exists; a backup never replaces a file, choose a new name")
+    return target
+
+
+def read_everything(db_path: Path) -> None:
+    """Read every column of every table (read-only): a damaged or truncated file fails here, as a
+    one-line ``StoreError`` with the restore command, before anything opens it for writing."""
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+        try:
+            tables = [str(r[0]) for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()]  # fmt: skip
+            for table in tables:
+                con.execute(f'SELECT count(*), max(hash(COLUMNS(*))) FROM "{table}"').fetchall()
+        finally:
+            con.close()
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StoreError(f"{db_path}: database damaged or unreadable: {first}; "
+                         f"{restore_hint(db_path.parent)}") from None  # fmt: skip
+
 
 def copy_db(con: duckdb.DuckDBPyConnection, db_path: Path, out: Path) -> dict[str, Any]:
-    """CHECKPOINT (WAL folded into the file), then copy it atomically (temp + rename, 0600).
+    """CHECKPOINT (WAL folded into the file), then copy it to a new file ``out`` (0600).
 
-    The caller guarantees nothing writes meanwhile (the writer thread runs this itself)."""
+    The caller guarantees nothing writes meanwhile (the writer thread runs this itself) and has
+    checked ``out`` with ``backup_target``. The copy is published with ``os.link``, which fails on
+    an existing name instead of replacing it, so even a file created since the check survives."""
     con.execute("CHECKPOINT")
     seq, _ = tail_state(con)
-    out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(out.parent)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.copyfile(db_path, tmp)
-    os.chmod(tmp, 0o600)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, out)
+    try:
+        shutil.copyfile(db_path, tmp)
+        os.chmod(tmp, 0o600)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, out)
+        except FileExistsError:
+            raise UnsafeTarget(f"{out}: file exists; a backup never replaces a file") from None
+        fsync_dir(out.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
     return {"backup": str(out), "bytes": out.stat().st_size, "audit_seq": seq}
 
 
 def default_backup_path(data_dir: Path) -> Path:
-    return data_dir / "backups" / time.strftime("cockpit-%Y%m%dT%H%M%SZ.duckdb", time.gmtime())
+    name = time.strftime("cockpit-%Y%m%dT%H%M%SZ.duckdb", time.gmtime())
+    return data_dir / BACKUPS_DIR / name
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_restore_source(db_path: Path, backup: Path) -> None:
+    """Refuse a "backup" that is the live DB or its WAL (by path, symlink or hard link): the
+    restore would move it aside and then have nothing to copy."""
+    for live in (db_path, db_path.with_name(db_path.name + ".wal")):
+        if _same_file(backup, live) or os.path.realpath(backup) == os.path.realpath(live):
+            raise UnsafeTarget(
+                f"{backup}: this is the live database file ({live}), not a backup; nothing was "
+                f"changed. Restore from a file in {db_path.parent / BACKUPS_DIR}"
+            )
 
 
 def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str, Any]:
-    """Replace ``db_path`` by ``backup`` (engine stopped: the caller holds the data-dir lock)."""
-    key = load_or_create_key(data_dir)
+    """Replace ``db_path`` by ``backup`` (engine stopped: the caller holds the data-dir lock).
+
+    Order: refuse the live file, verify the backup, copy it next to the DB, and only then move
+    the old DB (and WAL) aside and rename the copy into place: a failure at any step before the
+    rename leaves the live DB where it was."""
+    check_restore_source(db_path, backup)
+    key = load_key(data_dir)
+    if key is None:
+        raise ValueError(
+            f"{data_dir / 'secrets' / 'audit.key'}: audit key missing (and {KEY_ENV} unset): "
+            "cannot verify the backup; put the key back first"
+        )
     try:
         src = duckdb.connect(str(backup), read_only=True)
     except duckdb.Error as exc:
@@ -154,24 +264,31 @@ def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str
             f"{backup}: not a readable DuckDB file: {str(exc).splitlines()[0]}"
         ) from exc
     try:
-        result = verify_connection(src, key, None, name=str(backup))
+        result = verify_connection(src, key, None, name=str(backup), require_head=False)
+    except duckdb.Error as exc:
+        raise ValueError(f"{backup}: cannot read: {str(exc).splitlines()[0]}") from exc
     finally:
         src.close()
     if not result.ok:
         raise ValueError(f"{backup}: audit chain broken, refusing to restore: {result.reason}")
     head_file = HeadFile(data_dir / "audit" / "head.json")
-    old_head = head_file.read()
+    try:
+        old_head = head_file.read()
+    except ValueError:
+        old_head = None  # a malformed head is what a restore re-anchors
+    tmp = db_path.with_name(f".{db_path.name}.restore.tmp")
+    shutil.copyfile(backup, tmp)
+    os.chmod(tmp, 0o600)
     moved = None
     if db_path.exists():
-        moved = db_path.with_name(f"{db_path.name}.replaced-{time.strftime('%Y%m%dT%H%M%SZ')}")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        moved = db_path.with_name(f"{db_path.name}.replaced-{stamp}")
         os.replace(db_path, moved)
         wal = db_path.with_name(db_path.name + ".wal")
         if wal.exists():
             os.replace(wal, moved.with_name(moved.name + ".wal"))
-    tmp = db_path.with_name(f".{db_path.name}.restore.tmp")
-    shutil.copyfile(backup, tmp)
-    os.chmod(tmp, 0o600)
     os.replace(tmp, db_path)
+    fsync_dir(db_path.parent)
     con = duckdb.connect(str(db_path))
     try:
         seq, last = tail_state(con)

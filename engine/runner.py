@@ -27,7 +27,7 @@ from engine.control import ControlServer, peer, socket_path
 from engine.events import AcknowledgeOrphans
 from engine.lockfile import EngineLock
 from engine.marketsim import MarketSimulator
-from engine.ops import copy_db, default_backup_path, healthcheck_online
+from engine.ops import backup_target, copy_db, healthcheck_online
 from engine.reconcile import Reconciler
 from engine.samples import Samples
 from engine.simfeed import SimFeed
@@ -113,7 +113,7 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path, api: EngineAPI
         return result._asdict()
 
     async def backup(args: dict[str, Any]) -> Any:
-        out = Path(args["out"]) if args.get("out") else default_backup_path(data_dir)
+        out = backup_target(data_dir, args.get("out"))  # refused before the writer is touched
         return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
 
     async def status(args: dict[str, Any]) -> Any:

@@ -8,7 +8,9 @@ Invariants:
   any crash (both sides lose the same tail).
 - The external audit head is advanced only after the rows it names are committed, so a DB that is
   behind the head was truncated or replaced, never merely interrupted.
-- The DB file is mode 0600.
+- The DB file and its WAL are mode 0600 (the process umask is 0077: ``fsutil.private_umask``).
+- A failed transaction is rolled back without hiding its cause: a ROLLBACK that fails too (e.g.
+  DuckDB already aborted it on a full disk) never replaces the original error.
 - A write failure is never swallowed: ``Writer.error`` is set and ``on_error`` is called so the
   engine can halt trading (fail closed).
 """
@@ -75,9 +77,23 @@ def open_db(path: Path, *, read_only: bool = False,
         ) from exc
     if not read_only:
         os.chmod(path, 0o600)
+        wal = path.with_name(path.name + ".wal")
+        if wal.exists():  # a WAL left by an older build under a wider umask
+            os.chmod(wal, 0o600)
     con.execute("SET threads=1")
     con.execute(f"SET memory_limit='{int(memory_limit_mb)}MB'")
     return con
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back; if that fails too (the transaction is already gone, the disk is full) the caller
+    re-raises the original error, which says what went wrong ("cannot rollback" does not)."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error as exc:
+        log.warning(
+            "rollback failed after an error: %s", str(exc).splitlines()[0] if str(exc) else exc
+        )
 
 
 def migrate(con: duckdb.DuckDBPyConnection, now_us: int) -> int:
@@ -104,7 +120,7 @@ def migrate(con: duckdb.DuckDBPyConnection, now_us: int) -> int:
             )
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         current = version
     return current
@@ -220,7 +236,7 @@ def write_batch(con: duckdb.DuckDBPyConnection, batch: Batch, rev: int) -> None:
             crashpoints.hit("before_commit")
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
 
 

@@ -8,7 +8,8 @@ Invariants:
   memory first, write ``.<name>.<pid>.tmp`` in the same directory (same filesystem, so
   ``os.replace`` is an atomic rename), fsync, rename. A failure at any step leaves the previous
   file intact and removes the temp.
-- The file is mode 0644 whatever the process umask (node_exporter usually runs as another user).
+- The file is mode 0644 whatever the process umask (0077 in the engine: node_exporter usually
+  runs as another user), and so is a directory this module creates for it (0755).
 - No client-side timestamps: node_exporter rejects a textfile that carries them, so samples are
   stripped of timestamps even if a custom collector sets one.
 - One writer per path per process (a module lock serialises writers, because the temp name is
@@ -53,7 +54,11 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     # Render before touching the filesystem: a raising collector must not disturb the old file.
     data = generate_latest(_WithoutTimestamps(registry))
     directory = path.parent
-    directory.mkdir(parents=True, exist_ok=True)
+    if not directory.exists():
+        # node_exporter (another user) must reach the file: the directory we create is 0755
+        # whatever the umask. Inside the data dir (0700) that opens nothing to anyone.
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o755)
     tmp = _temp_path(path, os.getpid())
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     with _WRITE_LOCK:

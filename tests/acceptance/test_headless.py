@@ -197,7 +197,7 @@ def test_start_when_db_behind_external_audit_head_then_exit4_naming_file(tmp_pat
 
 def test_start_when_db_file_corrupt_then_exit4_one_line_naming_file(tmp_path):
     d = tmp_path / "d"
-    d.mkdir()
+    d.mkdir(mode=0o700)  # private: an open data dir adds a warning line
     (d / "cockpit.duckdb").write_bytes(b"this is not a duckdb file" * 100)
     res = run("--headless", "--data-dir", str(d), "--duration", "1")
     assert res.returncode == 4, res.stderr
