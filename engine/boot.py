@@ -29,7 +29,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-from engine import oms, operator, rehydrate
+from engine import day_counters, oms, operator, rehydrate
 from engine.audit import AuditChain, HeadFile, tail_state
 from engine.clock import Clock
 from engine.config import Config, metrics_path
@@ -425,6 +425,7 @@ def _assemble(cfg: Config, data_dir: Path, con: Any, checked: DataDirState, now:
     halt.prepare()
     _restore_flags(engine, con, state, halt)
     rehydrate.adopt(engine, orders, positions)  # open orders and positions are taken over here
+    day_counters.rebuild(engine, con)  # today's limits survive a restart
     engine.strategy = strat = _make_strategy(engine, registry, strategy, bench_every, bench_qty_e8)
     engine._audit("engine", "startup", {
         "session": session, "profile": cfg.name, "venue": venue.name, "pid": lock.pid,

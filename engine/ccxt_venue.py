@@ -9,8 +9,12 @@ Error handling follows VENUE.md §4 exactly:
   query by client id (with backoff, for a grace period) — never resend with a new id while unknown;
   no trace after the grace period → ``never_sent``.
 - InvalidOrder / BadRequest / InsufficientFunds → terminal reject with the venue's text (literal).
-- 429 / 418 (DDoSProtection) and RateLimitExceeded → not placed: back off honouring Retry-After;
-  cancels go first when the backoff ends; the same client id is retried a bounded number of times.
+- 429 / 418 (DDoSProtection) and RateLimitExceeded → not placed: back off honouring Retry-After
+  (418 is an IP ban, told apart by its status; ``engine.venue_backoff``); cancels go first when
+  the backoff ends; the same client id is retried a bounded number of times — but never after
+  the order's send-by deadline (decision + TTL): an order that expires before it ever left is
+  reported ``rejected`` ("decision expired before send"), certain not to have been sent. While
+  backing off, ``throttle()`` says so (the ``venue_throttle`` gate blocks new orders).
 - AuthenticationError, or -2015 repeatedly → stop trading (engine halt) and alert.
 
 Order *states* come from ``watch_orders`` as latest-state snapshots; *fills* from the REST FULL
@@ -36,7 +40,15 @@ from engine.ccxt_views import fee_asset as _asset
 from engine.clock import Clock
 from engine.events import VenueFill, VenueOrderUpdate
 from engine.units import SCALE
-from engine.venue import OrderRequest, VenueOrderView, VenueSink
+from engine.venue import (
+    OrderRequest,
+    VenueLimits,
+    VenueOrderView,
+    VenueSink,
+    VenueThrottle,
+)
+from engine.venue_backoff import Backoff
+from engine.venue_gates import expired_reason
 
 log = logging.getLogger("engine.ccxt")
 
@@ -63,13 +75,21 @@ class CcxtVenue:
         self.metrics = metrics
         self._sink: VenueSink | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._backoff_until = 0.0
-        self._backoff_s = 0.5
-        self._cancels_waiting = 0
+        self.backoff = Backoff(clock)
         self._auth_strikes = 0
+        # every REST answer passes through here: a 418/429 to any request backs the client off
+        base_hook = exchange.on_rest_response
+
+        def on_rest_response(code: int, reason: str, url: str, method: str, headers: Any,
+                             body: str, req_headers: Any, req_body: Any) -> Any:  # fmt: skip
+            self._observe(code, headers, body)
+            return base_hook(code, reason, url, method, headers, body, req_headers, req_body)
+
+        exchange.on_rest_response = on_rest_response
         self.venue_to_cid: dict[str, str] = {}
         self.lots_e8: dict[str, int] = {}
         self.ticks_e8: dict[str, int] = {}
+        self._limits: dict[str, VenueLimits] = {}
         self.last_trade_ms: dict[str, int] = {}
         self.place_latency_ms: list[float] = []
 
@@ -84,6 +104,12 @@ class CcxtVenue:
             m = self.ex.market(s)
             self.lots_e8[s] = _e8(m["precision"]["amount"])
             self.ticks_e8[s] = _e8(m["precision"]["price"])
+            lim = m.get("limits") or {}
+            self._limits[s] = VenueLimits(
+                step_e8=self.lots_e8[s],
+                min_qty_e8=_e8((lim.get("amount") or {}).get("min")),
+                min_notional_e8=_e8((lim.get("cost") or {}).get("min")),
+            )
         await self.resync_clock()
 
     async def resync_clock(self) -> float:
@@ -136,6 +162,15 @@ class CcxtVenue:
     def cancel(self, client_order_id: str, symbol: str) -> None:
         self._spawn(self._cancel(client_order_id, symbol))
 
+    def throttle(self) -> VenueThrottle | None:
+        return self.backoff.throttle()
+
+    def limits(self, symbol: str) -> VenueLimits:
+        lim = self._limits.get(symbol)
+        if lim is None:  # not a market we loaded: nothing may be sent (fail closed)
+            raise KeyError(f"{symbol}: no venue trading rules loaded")
+        return lim
+
     async def query_order(self, client_order_id: str, symbol: str) -> VenueOrderUpdate | None:
         try:
             o = await self.ex.fetch_order(None, symbol, {"origClientOrderId": client_order_id})
@@ -146,27 +181,43 @@ class CcxtVenue:
     # --- placing -----------------------------------------------------------------------------
 
     async def _wait_backoff(self, cancel: bool) -> None:
-        while True:
-            delay = self._backoff_until - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-                continue
-            if not cancel and self._cancels_waiting:
-                await asyncio.sleep(0.01)  # cancels first once the backoff ends
-                continue
-            return
+        await self.backoff.wait(cancel)
 
-    def _rate_limited(self) -> None:
-        headers = getattr(self.ex, "last_response_headers", None) or {}
-        retry_after = headers.get("Retry-After") or headers.get("retry-after")
-        try:
-            wait = float(retry_after) if retry_after else self._backoff_s
-        except ValueError:
-            wait = self._backoff_s
-        self._backoff_s = min(self._backoff_s * 2, 30.0)
-        self._backoff_until = max(self._backoff_until, time.monotonic() + wait)
-        self._count("rate_limit")
-        log.warning("venue rate limit: backing off %.2fs", wait)
+    def _observe(self, code: int, headers: Any, body: Any) -> None:
+        kind = self.backoff.observe(int(code or 0), headers if isinstance(headers, dict) else None,
+                                    body if isinstance(body, str) else "")  # fmt: skip
+        if kind:
+            self._noted(kind)
+
+    def _rate_limited(self, exc: Exception) -> None:
+        """A rate-limit exception: already in back-off if the response hook saw it; else (e.g.
+        -2015 reported as DDoSProtection) back off now."""
+        if self.backoff.remaining_s() <= 0:
+            headers = getattr(self.ex, "last_response_headers", None)
+            self._noted(self.backoff.note(exc, headers if isinstance(headers, dict) else None))
+
+    def _noted(self, kind: str) -> None:
+        wait = self.backoff.last_wait_s
+        self._count("ip_ban" if kind == "ban" else "rate_limit")
+        if kind == "ban":
+            log.error("venue BANNED this IP (HTTP 418): nothing is sent for %.1fs", wait)
+        else:
+            log.warning("venue rate limit: backing off %.2fs", wait)
+
+    def _expired(self, o: OrderRequest) -> bool:
+        """True (and the order closed as rejected) when it can no longer leave before its
+        send-by deadline: now, or after the back-off in force. Only for an order not yet sent
+        (or whose sends were all refused unplaced: 429/418/-1021)."""
+        send_by = getattr(o, "send_by_us", 0)
+        if not send_by:
+            return False
+        earliest = self.clock.now_us() + int(self.backoff.remaining_s() * 1e6)
+        if earliest <= send_by:
+            return False
+        decided = getattr(o, "decided_us", 0) or send_by
+        why = "venue back-off in force" if self.backoff.remaining_s() > 0 else ""
+        self._reject(o, expired_reason(earliest - decided, send_by - decided, why))
+        return True
 
     async def _place(self, o: OrderRequest) -> None:
         sink = self._sink
@@ -178,7 +229,11 @@ class CcxtVenue:
         clock_retried = False
         rate_tries = 0
         while True:
+            if self._expired(o):
+                return
             await self._wait_backoff(cancel=False)
+            if self._expired(o):  # no await between this check and the send
+                return
             t0 = time.perf_counter()
             try:
                 res = await self.ex.create_order(
@@ -199,7 +254,7 @@ class CcxtVenue:
                     self._auth_strikes += 1
                     if self._auth_strikes >= 3:
                         return self._auth_failure(o, exc)
-                self._rate_limited()
+                self._rate_limited(exc)
                 rate_tries += 1
                 if rate_tries > self.max_rate_retries:
                     return self._reject(o, f"rate limited {rate_tries} times: {exc}")
@@ -220,7 +275,7 @@ class CcxtVenue:
                 return self._reject(o, str(exc))
             if crashpoints.ENABLED:
                 crashpoints.hit("after_venue_accept")
-            self._backoff_s = 0.5
+            self.backoff.succeeded()
             self._auth_strikes = 0
             self.place_latency_ms.append((time.perf_counter() - t0) * 1000)
             self._apply_response(o, res["info"])
@@ -354,7 +409,7 @@ class CcxtVenue:
 
     async def _cancel(self, cid: str, symbol: str) -> None:
         assert self._sink is not None
-        self._cancels_waiting += 1
+        self.backoff.cancels_waiting += 1
         try:
             await self._wait_backoff(cancel=True)
             res = await self.ex.cancel_order(None, symbol, {"origClientOrderId": cid})
@@ -363,13 +418,13 @@ class CcxtVenue:
             u = await self.query_order(cid, symbol)  # -2011: learn whether it filled or was gone
             if u is not None:
                 self._sink.on_venue_update(u)
-        except (ccxt_async.DDoSProtection, ccxt_async.RateLimitExceeded):
-            self._rate_limited()
+        except (ccxt_async.DDoSProtection, ccxt_async.RateLimitExceeded) as exc:
+            self._rate_limited(exc)
             self._spawn(self._cancel(cid, symbol))
         except ccxt_async.BaseError as exc:
             log.warning("cancel %s failed: %s", cid, exc)
         finally:
-            self._cancels_waiting -= 1
+            self.backoff.cancels_waiting -= 1
 
     # --- reconciliation views (bodies in engine/ccxt_views.py) --------------------------------
 

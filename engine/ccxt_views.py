@@ -51,7 +51,7 @@ def fee_asset(ex: Any, currency: Any) -> str:
 
 
 async def fetch_open(v: CcxtVenue, symbol: str) -> list[VenueOrderView]:
-    await v._wait_backoff(cancel=True)
+    await v.backoff.wait(cancel=True)
     out = []
     for o in await v.ex.fetch_open_orders(symbol):
         info = o["info"]
@@ -69,7 +69,7 @@ async def fetch_open(v: CcxtVenue, symbol: str) -> list[VenueOrderView]:
 
 async def fetch_fills(v: CcxtVenue, symbol: str, since_ms: int | None) -> list[VenueFill]:
     """Our trades since ``since_ms`` (client ids resolved through the order they belong to)."""
-    await v._wait_backoff(cancel=True)
+    await v.backoff.wait(cancel=True)
     out = []
     for t in await v.ex.fetch_my_trades(symbol, since_ms, 1000):
         void = str(t["info"].get("orderId", t.get("order", "")))
@@ -102,6 +102,6 @@ async def fetch_fills(v: CcxtVenue, symbol: str, since_ms: int | None) -> list[V
 
 
 async def fetch_balances(v: CcxtVenue) -> dict[str, int] | None:
-    await v._wait_backoff(cancel=True)
+    await v.backoff.wait(cancel=True)
     bal = await v.ex.fetch_balance()
     return {a: e8(v) for a, v in (bal.get("total") or {}).items() if v is not None}

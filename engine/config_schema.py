@@ -170,6 +170,12 @@ class OmsConfig:
     cancel_on_disconnect: bool = _f(
         False, "Cancel every open order when the venue's user stream drops", "CANCEL_ON_DISCONNECT"
     )
+    decision_ttl_ms: float = _f(
+        1500.0,
+        "A decision older than this is never sent (checked at the gates and at the venue send), ms",
+        "DECISION_TTL_MS",
+        rng="(0, 60000]",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from engine import crashpoints, oms, operator, telemetry, windows
+from engine import crashpoints, day_counters, oms, operator, telemetry, windows
 from engine.audit import AuditChain
 from engine.blocks import MarketBlocks
 from engine.clock import Clock
@@ -106,7 +106,9 @@ class Engine:
         gates = standard_gates(risk=self.risk, clock=clock, last_quote_us=self.last_quote_us,
                                lot_e8=self.lot, market_blocked=self.market_blocked,
                                readiness=self.readiness, required=tuple(cfg.live.readiness_required),
-                               open_orders=self.open_orders, r=cfg.risk, m=cfg.models)  # fmt: skip
+                               open_orders=self.open_orders, venue=venue, r=cfg.risk,
+                               m=cfg.models, o=cfg.oms)  # fmt: skip
+        self.decision_ttl_us = int(cfg.oms.decision_ttl_ms * 1000)
         self.budget_gate = next(g for g in gates if isinstance(g, BudgetGate))
         self.gates = GatePipeline(gates, on_change=self._gate_changed)
         self._ctx = GateContext()
@@ -229,7 +231,7 @@ class Engine:
         now = self.clock.now_us()
         risk = self.risk
         if risk.roll(now):
-            self._audit("engine", "day_rolled", {"day": risk.day})
+            day_counters.rolled(self)
         q = self.quotes.get(cmd.symbol)
         ctx = self._ctx
         ctx.symbol = cmd.symbol
@@ -242,6 +244,8 @@ class Engine:
         ctx.model_id = cmd.model_id
         ctx.routed = routed
         ctx.decision_id = cmd.decision_id
+        ctx.decision_us = cmd.ts_us or now  # an operator's order is decided when it arrives
+        ctx.order_type = cmd.order_type
         ctx.now_us = now
         pos = risk.position_qty.get(cmd.symbol, 0)
         ctx.reduces = (cmd.side == "buy" and 0 < cmd.qty_e8 <= -pos) or (
@@ -274,6 +278,8 @@ class Engine:
             routed=routed,
             arrival_mid_e8=(q[0] + q[1]) // 2 if q else 0,
             created_us=now,
+            decided_us=ctx.decision_us,
+            send_by_us=ctx.decision_us + self.decision_ttl_us,  # the venue re-checks at send
         )
         self.orders[cid] = order
         self.open_orders[cid] = order
@@ -428,7 +434,7 @@ class Engine:
         """Once a second or so: day roll, equity, standing gate states, exported gauges."""
         now = self.clock.now_us()
         if self.risk.roll(now):
-            self._audit("engine", "day_rolled", {"day": self.risk.day})
+            day_counters.rolled(self)
         unreal = self.mark_to_market()
         self.gates.refresh(now)
         export_metrics(self, now, unreal)
@@ -480,6 +486,7 @@ class Engine:
 def _reason_class(reason: str) -> str:
     low = reason.lower()
     for key, cls in (
+        ("decision expired", "decision_expired"),  # our own refusal to send a stale order
         ("duplicate", "duplicate"),
         ("insufficient", "insufficient_funds"),
         ("filter", "invalid_order"),

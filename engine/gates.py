@@ -31,6 +31,8 @@ class GateContext:
         "model_id",
         "routed",
         "decision_id",
+        "decision_us",
+        "order_type",
         "now_us",
         "reduces",
         "notes",
@@ -45,6 +47,8 @@ class GateContext:
         self.model_id = ""
         self.routed = ""
         self.decision_id = ""
+        self.decision_us = 0  # when the decision was taken (engine clock)
+        self.order_type = "market"
         self.now_us = 0
         self.reduces = False
         self.notes: list[tuple[str, str]] = []

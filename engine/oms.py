@@ -100,6 +100,8 @@ class Order:
         "routed",
         "arrival_mid_e8",
         "created_us",
+        "decided_us",
+        "send_by_us",
         "submitted_us",
         "updated_us",
         "trade_ids",
@@ -120,6 +122,8 @@ class Order:
         routed: str = "",
         arrival_mid_e8: int = 0,
         created_us: int = 0,
+        decided_us: int = 0,
+        send_by_us: int = 0,
     ) -> None:
         self.client_order_id = client_order_id
         self.decision_id = decision_id
@@ -138,6 +142,9 @@ class Order:
         self.routed = routed
         self.arrival_mid_e8 = arrival_mid_e8
         self.created_us = created_us
+        # not persisted: only a new order is ever sent (a loaded one is resolved by query)
+        self.decided_us = decided_us
+        self.send_by_us = send_by_us  # decision + TTL: a venue never sends it later than this
         self.submitted_us = 0
         self.updated_us = created_us
         self.trade_ids: set[str] = set()

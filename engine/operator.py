@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from engine import blocks, oms
+from engine import blocks, day_counters, oms
 from engine.events import CommandResult
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ def reset_risk(e: Engine, actor: str, reason: str) -> CommandResult:
     r = e.risk
     before = r.drawdown_pct()
     r.equity_day_start_e8 = r.equity_e8
+    day_counters.persist(e)  # the new baseline survives a restart (same UTC day)
     r.last_intent_us.clear()
     r.last_order_by_router.clear()
     e._audit(actor, "risk_reset", {"reason": reason, "drawdown_pct_before": before})

@@ -10,6 +10,9 @@ Model:
   time) arrival really is deferred, so the book may have moved; without one (replay) the order is
   matched at once and the latency is only reported.
 - Duplicate client ids are refused only while the first order is open (Binance semantics).
+- Trading rules are the symbol's spec (``engine.marketsim.symbol_spec``): sizes off the lot step
+  are refused (``LOT_SIZE``) and so is an order worth less than the minimum notional
+  (``NOTIONAL``), as Binance does; ``limits()`` exposes them to the gates. Never throttled.
 
 Invariants: a venue never fills more than an order's quantity; every state change marks the order
 dirty so the engine persists the venue's truth in the same transaction as its own rows.
@@ -22,8 +25,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine.events import VenueFill, VenueOrderUpdate
+from engine.marketsim import symbol_spec
 from engine.units import SCALE
-from engine.venue import OrderRequest, VenueOrderView, VenueSink
+from engine.venue import OrderRequest, VenueLimits, VenueOrderView, VenueSink, VenueThrottle
 from engine.windows import forget_oldest
 
 _OPEN = ("accepted", "partially_filled")
@@ -122,6 +126,7 @@ class PaperVenue:
         self.max_closed = 5_000  # closed orders kept in memory (queries of recent ones)
         self._next_id = 1
         self.last_latency_ms = 0.0
+        self._limits: dict[str, VenueLimits] = {}
 
     # --- port ------------------------------------------------------------------------------
 
@@ -155,6 +160,17 @@ class PaperVenue:
         else:
             # replay: match now, but stamp the venue's events with the simulated arrival time
             self._arrive(req, int(lat * 1000))
+
+    def throttle(self) -> VenueThrottle | None:
+        return None  # an in-process venue has no rate limits
+
+    def limits(self, symbol: str) -> VenueLimits:
+        lim = self._limits.get(symbol)
+        if lim is None:
+            sp = symbol_spec(symbol)
+            lim = self._limits[symbol] = VenueLimits(sp.lot_size_e8, sp.lot_size_e8,
+                                                     sp.min_notional_e8)  # fmt: skip
+        return lim
 
     def cancel(self, client_order_id: str, symbol: str) -> None:
         o = self.orders.get(client_order_id)
@@ -253,6 +269,14 @@ class PaperVenue:
             return
         if req.qty_e8 <= 0 or (req.order_type == "limit" and req.limit_price_e8 <= 0):
             self._reject(req, "-1013 Filter failure: LOT_SIZE / PRICE_FILTER")
+            return
+        lim = self.limits(req.symbol)
+        if req.qty_e8 < lim.min_qty_e8 or req.qty_e8 % max(lim.step_e8, 1):
+            self._reject(req, "-1013 Filter failure: LOT_SIZE")
+            return
+        ref = req.limit_price_e8 if req.order_type == "limit" else (b.bid + b.ask) // 2
+        if req.qty_e8 * ref // SCALE < lim.min_notional_e8:
+            self._reject(req, "-1013 Filter failure: NOTIONAL")
             return
         now = self._now_us() + delay_us
         o = PaperOrder(req, self._next_id, now)

@@ -3,6 +3,9 @@
 Invariants:
 - ``RiskState`` is mutated only by the engine loop: ``note_sent`` after an order passed every gate,
   ``roll`` at each UTC day boundary. Gates only read it (sizing gates shrink ``ctx.qty_e8``).
+- Every per-day counter (orders per account / strategy / symbol, notional per router, the
+  drawdown baseline) is rebuilt from the DB at start (``engine.day_counters``): a restart never
+  hands out a day's limits twice.
 - Kill switch and safe mode default to *blocking* when their state cannot be read (they are plain
   booleans here, loaded from the DB at start with "armed" winning over config).
 - Reducing orders (``ctx.reduces``) are still subject to kill switch, safe mode, skew and staleness,
@@ -18,8 +21,11 @@ from typing import Any
 from engine.clock import Clock
 from engine.gates import Gate, GateContext
 from engine.units import SCALE
+from engine.venue import VenueLimits, VenuePort
+from engine.venue_gates import DecisionTtlGate, VenueLimitsGate, VenueThrottleGate
 
 US_PER_DAY = 86_400_000_000
+DEFAULT_DECISION_TTL_MS = 1500.0
 _UNRESOLVED = frozenset({"pending", "submitted", "unknown"})
 
 
@@ -32,6 +38,9 @@ class RiskState:
         self.orders_today = 0
         self.orders_by_strategy: dict[str, int] = {}
         self.orders_by_symbol: dict[str, int] = {}
+        # notional sent today per router (champion / challenger ...), at the order's reference
+        # price: the canary cap compares the challenger's with the champion's
+        self.notional_by_router_e8: dict[str, int] = {}
         self.equity_e8 = equity_e8
         self.equity_day_start_e8 = equity_e8
         self.last_intent_us: dict[tuple[str, str, str], int] = {}
@@ -48,6 +57,7 @@ class RiskState:
         self.orders_today = 0
         self.orders_by_strategy.clear()
         self.orders_by_symbol.clear()
+        self.notional_by_router_e8.clear()
         self.equity_day_start_e8 = self.equity_e8
         return True
 
@@ -55,8 +65,15 @@ class RiskState:
         self.orders_today += 1
         self.orders_by_strategy[ctx.strategy] = self.orders_by_strategy.get(ctx.strategy, 0) + 1
         self.orders_by_symbol[ctx.symbol] = self.orders_by_symbol.get(ctx.symbol, 0) + 1
+        by_router = self.notional_by_router_e8
+        by_router[ctx.routed] = by_router.get(ctx.routed, 0) + ctx.notional_e8
         self.last_intent_us[(ctx.symbol, ctx.side, ctx.strategy)] = ctx.now_us
         self.last_order_by_router[ctx.routed] = ctx.now_us
+
+    @property
+    def canary_notional_e8(self) -> int:
+        """Notional routed to the challenger today (the canary)."""
+        return self.notional_by_router_e8.get("challenger", 0)
 
     def open_positions(self) -> int:
         return sum(1 for q in self.position_qty.values() if q)
@@ -350,6 +367,8 @@ GATE_NAMES = (
     "readiness",
     "clock_skew",
     "stale_data",
+    "venue_throttle",
+    "decision_ttl",
     "dupe_intent",
     "cooldown",
     "budget",
@@ -358,6 +377,7 @@ GATE_NAMES = (
     "daily_drawdown",
     "risk_per_trade",
     "drift",
+    "venue_limits",  # last: after every gate that shrinks an order
 )
 
 
@@ -371,10 +391,13 @@ def standard_gates(
     readiness: dict[str, tuple[bool, float, str]] | None = None,
     required: tuple[str, ...] = (),
     open_orders: dict[str, Any] | None = None,
+    venue: VenuePort | None = None,
     r: object,
     m: object,
+    o: object = None,
 ) -> list[Gate]:
-    """The step-1 pipeline in evaluation order. ``r``/``m`` are the risk and models config."""
+    """The pipeline in evaluation order. ``r``/``m``/``o``: the risk, models and oms config;
+    ``venue``: the venue port (its throttle state and trading rules)."""
     g = getattr
     return [
         KillSwitchGate(risk),
@@ -382,6 +405,8 @@ def standard_gates(
         ReadinessGate({} if readiness is None else readiness, required, clock),
         ClockSkewGate(clock, g(r, "max_time_skew_ms")),
         StaleDataGate(last_quote_us, g(r, "max_data_staleness_ms"), market_blocked),
+        VenueThrottleGate(venue.throttle if venue is not None else lambda: None),
+        DecisionTtlGate(g(o, "decision_ttl_ms", DEFAULT_DECISION_TTL_MS)),
         DupeIntentGate(risk, g(r, "dupe_intent_window_ms")),
         CooldownGate(risk, g(r, "cooldown_ms")),
         BudgetGate(
@@ -397,4 +422,9 @@ def standard_gates(
         DrawdownGate(risk, g(r, "max_daily_drawdown_pct")),
         RiskPerTradeGate(risk, g(r, "risk_per_trade_pct"), g(r, "max_order_notional_usd"), lot_e8),
         DriftGate(risk, g(m, "psi_halve"), g(m, "psi_block"), lot_e8),
+        VenueLimitsGate(venue.limits if venue is not None else _lot_only(lot_e8)),
     ]
+
+
+def _lot_only(lot_e8: Callable[[str], int]) -> Callable[[str], VenueLimits]:
+    return lambda s: VenueLimits(step_e8=lot_e8(s), min_qty_e8=lot_e8(s), min_notional_e8=0)

@@ -91,8 +91,8 @@ class ModelStrategy:
         if d.action == "SHORT":
             target = -target
         delta = target - e.positions[symbol].qty_e8
-        if abs(delta) < lot:
-            return
+        if abs(delta) < lot or abs(delta) * mid // SCALE < e.venue.limits(symbol).min_notional_e8:
+            return  # below what the venue accepts: not worth a denial at every decision
         side: Side = "buy" if delta > 0 else "sell"
         q = e.quotes[symbol]
         e.submit(
@@ -108,7 +108,7 @@ class ModelStrategy:
                 strategy=model_id,
                 model_id=model_id,
                 actor="engine",
-                ts_us=ts_ns // 1000,
+                ts_us=e.clock.now_us(),  # when decided (its TTL runs from here)
             ),
             routed,
         )
@@ -210,7 +210,7 @@ class AlternatingStrategy:
                 qty_e8=self.qty_e8,
                 strategy="bench",
                 model_id="bench_v1",
-                ts_us=ts_us,
+                ts_us=e.clock.now_us(),  # when decided (its TTL runs from here)
             ),
             "bench",
         )

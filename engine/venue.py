@@ -6,6 +6,12 @@ Invariants:
   the same event types.
 - ``query_order`` answers "what do you know about this client id?" and is the only way an
   ``unknown`` outcome is resolved.
+- ``throttle()`` says whether the venue is refusing our requests right now (a rate-limit back-off
+  or an IP ban), with until-when; the ``venue_throttle`` gate reads it. ``limits(symbol)`` gives
+  the venue's own amount step and minimums, read from the venue (ccxt markets) or the paper spec.
+- An ``OrderRequest`` carries its decision time and a send-by deadline (decision + TTL): a venue
+  that queues orders (back-off) never sends one after its deadline; it reports it ``rejected``
+  (it certainly never left). A send that may have reached the venue is ``unknown``, never re-sent.
 - ``in_process`` is True only for a venue whose state is persisted in the engine's own DB
   transaction (paper): then outbox and venue state are committed together. Otherwise the OMS makes
   the intent durable (fsynced journal) before ``submit``.
@@ -34,6 +40,26 @@ class VenueOrderView:
     price_e8: int
 
 
+@dataclass(frozen=True, slots=True)
+class VenueThrottle:
+    """The venue refuses requests until ``until_us`` (engine clock): ``kind`` is ``rate_limit``
+    (HTTP 429 / -1003: back off) or ``ban`` (HTTP 418: the IP is banned)."""
+
+    kind: str
+    until_us: int
+    reason: str  # one line for the gates panel, e.g. "venue BANNED this IP (HTTP 418) until ..."
+
+
+@dataclass(frozen=True, slots=True)
+class VenueLimits:
+    """The venue's trading rules for one symbol (e8): sizes are whole steps, at least
+    ``min_qty_e8`` and worth at least ``min_notional_e8`` (0 = no such rule)."""
+
+    step_e8: int
+    min_qty_e8: int
+    min_notional_e8: int
+
+
 class VenueSink(Protocol):
     def on_venue_update(self, update: VenueOrderUpdate) -> None: ...
 
@@ -47,6 +73,8 @@ class OrderRequest(Protocol):
     order_type: str
     qty_e8: int
     limit_price_e8: int
+    decided_us: int  # when the decision was taken (engine clock); 0 = unknown
+    send_by_us: int  # never sent after this (decision + TTL); 0 = no deadline
 
 
 class VenuePort(Protocol):
@@ -58,6 +86,10 @@ class VenuePort(Protocol):
     def submit(self, order: OrderRequest) -> None: ...
 
     def cancel(self, client_order_id: str, symbol: str) -> None: ...
+
+    def throttle(self) -> VenueThrottle | None: ...
+
+    def limits(self, symbol: str) -> VenueLimits: ...
 
     async def query_order(self, client_order_id: str, symbol: str) -> VenueOrderUpdate | None: ...
 

@@ -337,8 +337,106 @@ def check(run: Run, port: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _admin(port: int, action: str, payload: dict[str, Any]) -> Any:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/{action}", data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )  # fmt: skip
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _caps(profile: Path) -> tuple[int, int | None, int]:
+    """(per-order notional cap, position notional cap or None, decision TTL µs), e8 / µs."""
+    from engine.config import load_config
+
+    cfg = load_config(str(profile), env={})
+    r = cfg.risk
+    per_order = min(cfg.paper.starting_balance_usd * r.risk_per_trade_pct / 100,
+                    r.max_order_notional_usd)  # fmt: skip
+    pos = getattr(r, "max_position_notional_usd", None)
+    return (
+        to_e8(f"{per_order:.8f}"),
+        (to_e8(f"{pos:.8f}") if pos else None),
+        int(cfg.oms.decision_ttl_ms * 1000),
+    )
+
+
+def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
+    """Item 1 of issue 12 on "testnet": while the strategy trades, the venue answers one order
+    with HTTP 429 (Retry-After 1 s), then bans the IP (HTTP 418, every request, 4 s).
+
+    Its own data dir (the crash trials' books stay apart). ``stale_sends``: venue orders whose
+    decision was older than the TTL when the venue received them (must be 0); ``expired_unsent``:
+    orders closed "decision expired before send"; ``ban_shown``: the venue_throttle gate reported
+    the ban; ``max_order_notional_over_cap`` / ``max_position_over_cap``: USD above the caps."""
+    profile = run.work / "rate-limit.toml"  # its own client id prefix: the venue is shared
+    profile.write_text(run.profile.read_text() + '\n[oms]\nclient_id_prefix = "rl"\n')
+    rl = Run(run.work, run.work / "rate-limit-data", profile, run.env, run.rng, run.deadline)
+    proc, out = _spawn(rl, "rate-limit", duration, "")
+    try:
+        t_end = time.monotonic() + 60
+        while time.monotonic() < t_end and proc.poll() is None:
+            if _running(out) and _scan(out)["submitted"] >= 2:
+                break
+            time.sleep(0.05)
+        _admin(port, "inject", {"kind": "binance_error", "method": "POST", "count": 1,
+                                "path": "/api/v3/order", "status": 429, "code": -1003,
+                                "msg": "Too many requests.", "retry_after_s": 1})  # fmt: skip
+        # the next REST request of any kind (an order, a catch-up, a clock sample) earns a ban
+        _admin(port, "inject", {"kind": "ban", "retry_after_s": 4})
+        rc = proc.wait(timeout=duration + 90)
+    finally:
+        _kill(proc)
+    per_order_cap, pos_cap, ttl_us = _caps(profile)
+    con = duckdb.connect(str(rl.data / "cockpit.duckdb"), read_only=True)
+    try:
+        decided = dict(con.execute("SELECT decision_id || '.0', ts_us FROM decisions").fetchall())
+        expired = con.execute("SELECT count(*) FROM orders WHERE reason LIKE "
+                              "'decision expired before send%'").fetchone()[0]  # fmt: skip
+        per_order = con.execute("SELECT max(sum_qp) FROM (SELECT sum(qty_e8::HUGEINT * price_e8 // 100000000) "
+                                "AS sum_qp FROM fills GROUP BY client_order_id)").fetchone()[0]  # fmt: skip
+        fills = con.execute("SELECT symbol, side, qty_e8, price_e8 FROM fills "
+                            "ORDER BY ts_us").fetchall()  # fmt: skip
+    finally:
+        con.close()
+    pos: Counter[str] = Counter()
+    worst_pos = 0
+    for sym, side, qty, px in fills:
+        pos[sym] += _signed(side, int(qty))
+        worst_pos = max(worst_pos, abs(pos[sym]) * int(px) // 100_000_000)
+    truth = venue_state(port)
+    ages = [int(o["time"]) * 1000 - decided[o["clientOrderId"]] for o in truth["orders"]
+            if o.get("clientOrderId") in decided]  # fmt: skip
+    text = out.read_text(errors="replace")
+    return {
+        "exit": rc,
+        "stale_sends": sum(a > ttl_us for a in ages),
+        "worst_send_age_ms": round(max(ages, default=0) / 1000, 1),
+        "venue_orders": len(ages),
+        "expired_unsent": int(expired),
+        "ban_shown": "gate venue_throttle active: venue BANNED" in text,
+        "rate_limit_shown": "gate venue_throttle active: venue rate limit" in text,
+        "max_order_notional_over_cap": round(
+            max(0.0, float(per_order or 0) - per_order_cap) / 1e8, 2
+        ),  # fmt: skip
+        "max_position_over_cap": (
+            round(max(0, worst_pos - pos_cap) / 1e8, 2) if pos_cap is not None else None
+        ),  # fmt: skip
+        "max_position_notional": round(worst_pos / 1e8, 2),
+    }
+
+
 def _violations(c: dict[str, Any]) -> bool:
     return bool(c["duplicates"] or c["lost_fills"] or c["position_mismatches"] or not c["audit_ok"])
+
+
+def _rate_limit_failed(rl: dict[str, Any]) -> bool:
+    """The scenario ran and something went out stale, over a cap, or the engine did not exit 0."""
+    if not rl:
+        return False
+    over = (rl["max_order_notional_over_cap"], rl["max_position_over_cap"] or 0)
+    return bool(rl["exit"] != 0 or rl["stale_sends"] or any(over) or not rl["ban_shown"])
 
 
 def _points(args: argparse.Namespace) -> list[str]:
@@ -369,6 +467,10 @@ def main() -> int:
     ap.add_argument("--trial-timeout", type=float, default=25.0, help="max seconds per trial")
     ap.add_argument("--ticks-per-second", type=float, default=60.0, help="venue market ticks/s")
     ap.add_argument("--keep", type=Path, help="keep the work dir (data, venue, logs) here")
+    ap.add_argument("--skip-rate-limit", action="store_true",
+                    help="skip the 429-then-418 scenario run after the trials")  # fmt: skip
+    ap.add_argument("--rate-limit-duration", type=float, default=14.0,
+                    help="seconds the engine trades in the rate-limit scenario")  # fmt: skip
     args = ap.parse_args()
     if args.trials < 1 or args.check_every < 1 or args.max_n < 1:
         ap.error("--trials, --check-every and --max-n must be >= 1")
@@ -430,6 +532,11 @@ def main() -> int:
                 say("time budget exhausted; stopping early")
                 break
         final = checks[-1] if checks else {}
+        rl = (
+            {} if args.skip_rate_limit else rate_limit_scenario(run, port, args.rate_limit_duration)
+        )
+        if rl:
+            say(f"rate-limit scenario: {json.dumps(rl)}")
         wall = time.monotonic() - t_start
         # A run where nothing traded proves nothing; an engine that died by itself, or that is
         # still halted / fail-closed after the final reconciling run, did not recover.
@@ -439,7 +546,7 @@ def main() -> int:
         )
         ok = (bool(final) and not _violations(final) and not run.clean_failures
               and not run.start_failures and final.get("venue_orders", 0) > 0
-              and not blocked)  # fmt: skip
+              and not blocked and not _rate_limit_failed(rl))  # fmt: skip
         summary = {
             "trials": done,
             "duplicates": final.get("duplicates"),
@@ -470,6 +577,10 @@ def main() -> int:
             "trials_per_s": round(done / wall, 3),
             "seed": args.seed,
             "work_dir": str(work) if args.keep else None,
+            "stale_sends": rl.get("stale_sends"),
+            "max_order_notional_over_cap": rl.get("max_order_notional_over_cap"),
+            "max_position_over_cap": rl.get("max_position_over_cap"),
+            "rate_limit": rl or None,
         }
         if not ok:
             summary["detail"] = final.get("detail")

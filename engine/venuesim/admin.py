@@ -4,7 +4,8 @@ Role: JSON-over-HTTP controls under ``/admin``, unsigned (the venue binds loopba
 
 - ``POST /admin/clock {"offset_ms": int}``: shift serverTime (and the recvWindow check).
 - ``POST /admin/inject {"kind", "method", "path", "count", ...}``: one-shot REST faults, kinds
-  ``binance_error`` (``status``, ``code``, ``msg``, ``retry_after_s``), ``http_error``
+  ``binance_error`` (``status``, ``code``, ``msg``, ``retry_after_s``), ``ban`` (an IP ban of
+  ``retry_after_s``: every REST request gets 418 until it ends), ``http_error``
   (``status``, HTML body), ``delay`` (``delay_ms`` before processing), ``accept_late``
   (process and commit, then reply after ``delay_ms``), ``drop`` (``process``: bool, then close
   the connection with no reply). ``DELETE /admin/inject`` clears pending rules.

@@ -32,6 +32,7 @@ from engine.venuesim.model import (
     order_json,
     query_json,
 )
+from engine.venuesim.netsim import BAN_MSG
 
 if TYPE_CHECKING:
     from engine.venuesim.venue import VenueSim
@@ -60,7 +61,13 @@ def build_app(venue: VenueSim) -> web.Application:
     async def inject_mw(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not request.path.startswith("/api"):
             return await handler(request)
-        rule = venue.injector.take(request.method, request.path)
+        now_ms = venue.server_ms()
+        banned = venue.injector.ban_left_ms(now_ms, None)
+        rule = None if banned else venue.injector.take(request.method, request.path)
+        banned = banned or venue.injector.ban_left_ms(now_ms, rule)
+        if banned:  # Binance: every request of a banned IP gets 418 until the ban ends
+            msg = BAN_MSG.format(until=now_ms + banned)
+            return _error(VenueError(418, -1003, msg), {"Retry-After": str(-(-banned // 1000))})
         if rule is None:
             return await handler(request)
         if rule.kind == "binance_error":

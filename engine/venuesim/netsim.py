@@ -7,7 +7,9 @@ Invariants:
 - ``NetSim`` with every figure at zero is a no-op (no sleeps, no random draws that matter).
 - Only market-data WS frames are ever dropped or reordered; user-data frames and REST replies
   are only delayed (a TCP stream does not lose frames; a disconnect is how they get lost).
-- An injection rule fires for at most ``count`` matching requests, then disappears.
+- An injection rule fires for at most ``count`` matching requests, then disappears. A ``ban``
+  rule, when it fires, bans the client for ``retry_after_s``: every REST request then gets HTTP
+  418 with ``Retry-After`` (the seconds left) and "IP banned until <ms>", as Binance does.
 - Randomness comes from one ``random.Random(seed)``, so a fault sequence is reproducible.
 """
 
@@ -19,7 +21,8 @@ from typing import Any
 
 from engine.venuesim.model import bad
 
-INJECT_KINDS = ("binance_error", "http_error", "delay", "accept_late", "drop")
+INJECT_KINDS = ("binance_error", "http_error", "delay", "accept_late", "drop", "ban")
+BAN_MSG = "Way too much request weight used; IP banned until {until}. Please use WebSocket Streams."
 
 
 @dataclass(slots=True)
@@ -93,6 +96,7 @@ class Injector:
 
     def __init__(self) -> None:
         self.rules: list[Injection] = []
+        self.banned_until_ms = 0  # server time; 0 = not banned
 
     def add(self, payload: dict[str, Any]) -> Injection:
         kind = payload.get("kind")
@@ -120,3 +124,11 @@ class Injector:
 
     def clear(self) -> None:
         self.rules.clear()
+        self.banned_until_ms = 0
+
+    def ban_left_ms(self, now_ms: int, rule: Injection | None) -> int:
+        """Milliseconds of IP ban left (a ``ban`` rule that fired starts one)."""
+        if rule is not None and rule.kind == "ban":
+            self.banned_until_ms = max(self.banned_until_ms,
+                                       now_ms + int((rule.retry_after_s or 60) * 1000))  # fmt: skip
+        return max(0, self.banned_until_ms - now_ms)

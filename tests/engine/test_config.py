@@ -38,6 +38,7 @@ ENV_VARS = [
     "NET_SIM_REORDER_RATE",
     "RECONCILE_INTERVAL_S",
     "CANCEL_ON_DISCONNECT",
+    "DECISION_TTL_MS",
 ]  # fmt: skip
 
 

@@ -12,7 +12,8 @@ from engine.units import to_e8
 from tests.venue.conftest import until
 
 
-def order(e, symbol="BTC/USDT", side="buy", qty="0.001", **kw):  # noqa: ANN001, ANN003
+def order(e, symbol="BTC/USDT", side="buy", qty=None, **kw):  # noqa: ANN001, ANN003
+    qty = qty or ("0.01" if symbol == "ETH/USDT" else "0.001")  # above the 5 USDT NOTIONAL
     return SubmitOrder(decision_id=e.ids.next(), symbol=symbol, side=side, qty_e8=to_e8(qty), **kw)
 
 
