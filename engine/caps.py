@@ -63,14 +63,18 @@ class RiskPerTradeGate:
         lot = self.lot_e8(ctx.symbol)
         reducing = ctx.reducing_e8
         room = reducing + max(risk_cap, 0) * SCALE // px
-        why = f"risk cap {risk_cap / SCALE:.2f}" + (
-            f" beyond {reducing / SCALE:g} reducing" if reducing else ""
-        )
-        denied = fit(ctx, room, lot, self.name, why)
-        if denied is not None:
-            return denied
+        if ctx.qty_e8 > room:  # reasons are formatted only when used (hot path)
+            why = f"risk cap {risk_cap / SCALE:.2f}" + (
+                f" beyond {reducing / SCALE:g} reducing" if reducing else ""
+            )
+            denied = fit(ctx, room, lot, self.name, why)
+            if denied is not None:
+                return denied
         cap = self.max_notional_e8
-        return fit(ctx, cap * SCALE // px, lot, self.name, f"order cap {cap / SCALE:.2f}")
+        room = cap * SCALE // px
+        if ctx.qty_e8 <= room:
+            return None
+        return fit(ctx, room, lot, self.name, f"order cap {cap / SCALE:.2f}")
 
 
 class PositionCapGate:
@@ -99,6 +103,8 @@ class PositionCapGate:
         cap_qty = self.cap_e8 * SCALE // px
         b = self.book
         room = cap_qty - b.hi(ctx.symbol) if ctx.side == "buy" else cap_qty + b.lo(ctx.symbol)
+        if ctx.qty_e8 <= room:
+            return None
         why = f"position cap {self.cap_e8 / SCALE:.2f}"
         return fit(ctx, room, self.lot_e8(ctx.symbol), self.name, why)
 
@@ -129,17 +135,22 @@ class GrossExposureGate:
     def check(self, ctx: GateContext) -> str | None:
         sym, b = ctx.symbol, self.book
         others = 0
-        for s in b.symbols():
+        for s in b.known:  # a handful of symbols: no order is scanned
             if s != sym:
+                w = b.worst(s)
+                if not w:
+                    continue
                 px_s = self._price(s)
                 if px_s <= 0:
                     return f"{s}: exposure with no price to value it (gross cap fails closed)"
-                others += b.worst(s) * px_s // SCALE
+                others += w * px_s // SCALE
         px = max(ctx.price_e8, self._price(sym))
         if px <= 0:
             return f"{sym}: no reference price to value the exposure"
         limit = (self.cap_e8 - others) * SCALE // px  # worst case this symbol may reach
         hi, lo = b.hi(sym), b.lo(sym)
         room = max(limit, -lo) - hi if ctx.side == "buy" else max(limit, hi) + lo
+        if ctx.qty_e8 <= room:
+            return None
         why = f"gross cap {self.cap_e8 / SCALE:.2f}, {others / SCALE:.2f} elsewhere"
         return fit(ctx, room, self.lot_e8(sym), self.name, why)
