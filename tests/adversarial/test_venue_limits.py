@@ -192,3 +192,47 @@ def test_second_run_when_max_trades_per_day_reached_then_no_more_orders_same_utc
     prom = d / "metrics" / "metrics.prom"
     account = 500  # budget_orders_per_day_account default
     assert _metric(prom, "daily_budget_left", 'scope="account"') == account - 6
+
+
+def _round_trip(b, qty: str = "0.01") -> None:  # noqa: ANN001
+    """Buy then sell on paper: a realized loss (spread and fees) that moves equity."""
+    from tests.conftest import feed
+
+    e = b.engine
+    for side in ("buy", "sell"):
+        feed(e, "BTC/USDT", 64990.0, 65010.0, size=5.0)
+        assert e.submit(_order(e, qty, side=side)).ok
+    e.refresh()
+    b.flush()
+    b.writer.wait_idle()
+
+
+def test_restart_when_same_utc_day_then_drawdown_baseline_kept_and_next_day_rebased(
+    make_booted, tmp_path
+):
+    from engine.clock import SimClock
+
+    d = tmp_path / "dd"
+    day0 = 1_767_225_600_000_000_000 + 3_600_000_000_000  # 2026-01-01 01:00Z
+    b = make_booted(data_dir=d, clock=SimClock(day0))
+    start = b.engine.risk.equity_day_start_e8
+    _round_trip(b)
+    loss = start - b.engine.risk.equity_e8
+    assert loss > 0
+    b.close("day 0")
+    # next UTC day: the baseline is the equity at that day's start, not the starting balance
+    b = make_booted(data_dir=d, clock=SimClock(day0 + 86_400_000_000_000))
+    r = b.engine.risk
+    assert r.equity_day_start_e8 == start - loss, "day baseline ignores yesterday's realized PnL"
+    assert r.drawdown_pct() == 0.0
+    _round_trip(b)
+    b.engine.reset_risk("op", "re-baseline after review")  # an operator's new baseline...
+    rebased = r.equity_day_start_e8
+    assert rebased < start - loss
+    b.flush()
+    b.writer.wait_idle()
+    b.close("day 1")
+    # ...survives a restart on the same UTC day
+    b = make_booted(data_dir=d, clock=SimClock(day0 + 86_400_000_000_000 + 60_000_000_000))
+    assert b.engine.risk.equity_day_start_e8 == rebased
+    assert b.engine.risk.orders_today == 2  # day 1: one round trip (its counters came back)
