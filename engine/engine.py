@@ -100,14 +100,15 @@ class Engine:
         self.open_orders: dict[str, Order] = {}
         self.start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
         self.risk = RiskState(self.start_equity_e8)
+        self.exposure = self.risk.exposure  # the one exposure book (engine/exposure.py)
         self.risk.safe_mode = bool(cfg.risk.safe_mode)
         if cfg.risk.kill_switch_armed_at_start:
             self.risk.kill_switch, self.risk.kill_reason = True, "armed at start by profile"
         gates = standard_gates(risk=self.risk, clock=clock, last_quote_us=self.last_quote_us,
                                lot_e8=self.lot, market_blocked=self.market_blocked,
                                readiness=self.readiness, required=tuple(cfg.live.readiness_required),
-                               open_orders=self.open_orders, venue=venue, r=cfg.risk,
-                               m=cfg.models, o=cfg.oms)  # fmt: skip
+                               mark_e8=self.mid_e8, venue=venue, r=cfg.risk, m=cfg.models,
+                               o=cfg.oms)  # fmt: skip
         self.decision_ttl_us = int(cfg.oms.decision_ttl_ms * 1000)
         self.budget_gate = next(g for g in gates if isinstance(g, BudgetGate))
         self.gates = GatePipeline(gates, on_change=self._gate_changed)
@@ -247,10 +248,8 @@ class Engine:
         ctx.decision_us = cmd.ts_us or now  # an operator's order is decided when it arrives
         ctx.order_type = cmd.order_type
         ctx.now_us = now
-        pos = risk.position_qty.get(cmd.symbol, 0)
-        ctx.reduces = (cmd.side == "buy" and 0 < cmd.qty_e8 <= -pos) or (
-            cmd.side == "sell" and 0 < cmd.qty_e8 <= pos
-        )
+        # against filled + every open and in-flight order, never the filled position alone
+        ctx.reduce_qty_e8 = self.exposure.reducing_part(cmd.symbol, cmd.side, cmd.qty_e8)
         if ctx.notes:
             ctx.notes.clear()
         if cmd.qty_e8 <= 0 or cmd.symbol not in self.positions:
@@ -283,6 +282,7 @@ class Engine:
         )
         self.orders[cid] = order
         self.open_orders[cid] = order
+        self.exposure.sync(order)  # counted before it can leave (a venue may answer inline)
         risk.note_sent(ctx)
         if self.journal is not None and not self.venue.in_process:
             # durable before it leaves: an intent for an outside venue survives any crash
@@ -349,6 +349,7 @@ class Engine:
             self.metrics.orders_error.labels("unknown_order").inc()
             log.error("venue update for unknown order %s (%s)", u.client_order_id, u.status)
             return
+        self.exposure.sync(o)  # an order adopted by reconciliation is counted from here on
         if u.venue_order_id and not o.venue_order_id:
             o.venue_order_id = u.venue_order_id
             self._dirty_orders[o.client_order_id] = o
@@ -365,6 +366,7 @@ class Engine:
 
     def _order_changed(self, o: Order, was: str) -> None:
         self._dirty_orders[o.client_order_id] = o
+        self.exposure.sync(o)  # a fill shrinks the remainder; a terminal state releases it
         st = self.metrics.status_by.get(o.status)
         if st is not None:
             st.inc()
@@ -402,7 +404,7 @@ class Engine:
         self.fees_e8 += f.fee_e8
         if f.fee_base_e8:
             self.base_fees_e8[f.symbol] = self.base_fees_e8.get(f.symbol, 0) + f.fee_base_e8
-        self.risk.position_qty[f.symbol] = pos.qty_e8
+        self.exposure.set_filled(f.symbol, pos.qty_e8, f.price_e8)
         slip = slippage_bps(f.side, f.price_e8, o.arrival_mid_e8)
         lat_ms = (f.ts_us - o.submitted_us) / 1000.0 if o.submitted_us else 0.0
         self.batch.append["fills"].append(

@@ -34,7 +34,7 @@ class GateContext:
         "decision_us",
         "order_type",
         "now_us",
-        "reduces",
+        "reduce_qty_e8",
         "notes",
     )
 
@@ -50,12 +50,24 @@ class GateContext:
         self.decision_us = 0  # when the decision was taken (engine clock)
         self.order_type = "market"
         self.now_us = 0
-        self.reduces = False
+        # of the order as asked, the part that reduces the worst-case exposure on its side
+        # (``ExposureBook.reducing_part``); set by the engine before the gates run
+        self.reduce_qty_e8 = 0
         self.notes: list[tuple[str, str]] = []
 
     @property
     def notional_e8(self) -> int:
         return self.qty_e8 * self.price_e8 // SCALE
+
+    @property
+    def reducing_e8(self) -> int:
+        """The reducing part of the order at its current (possibly shrunk) size."""
+        return min(self.reduce_qty_e8, self.qty_e8)
+
+    @property
+    def reduces(self) -> bool:
+        """The whole order only reduces exposure (nothing of it opens or adds)."""
+        return 0 < self.qty_e8 <= self.reduce_qty_e8
 
 
 class Gate(Protocol):

@@ -2,9 +2,11 @@
 
 - ``healthcheck``: venue connectivity, outbox backlog and oldest pending age, clock skew, age of the
   last reconciliation, kill switch / halt. Exit code 0 ok, 1 degraded, 2 failing.
-- ``backup``: a consistent copy of the DB (CHECKPOINT, then copy while nothing else writes).
+- ``backup``: a consistent copy of the DB (CHECKPOINT, then copy while nothing else writes) to a
+  new file outside the data dir or in its ``backups/`` folder (``backup_target``).
 - ``restore``: replace the DB with a verified backup, move the old file aside, re-anchor the
-  external audit head on the restored chain and audit the restore itself.
+  external audit head on the restored chain, continue the session numbering above anything the
+  data dir has seen (client ids are never reused) and audit the restore itself.
 The same report dicts and renderers serve both paths, so the output is identical either way.
 """
 
@@ -28,6 +30,7 @@ from engine.audit import (
 )
 from engine.datacheck import restore_hint
 from engine.fsutil import fsync_dir, make_private_dir
+from engine.journal import max_session
 from engine.store import StoreError
 
 UNRESOLVED = ("pending", "submitted", "unknown")
@@ -244,6 +247,24 @@ def check_restore_source(db_path: Path, backup: Path) -> None:
             )
 
 
+def _session_floor(data_dir: Path, db_path: Path) -> int:
+    """The highest session the data dir has seen (the DB being replaced, the intent journal): the
+    restored DB continues above it, so client order ids of sessions the backup never saw (orders
+    that may be at the venue) are never minted again."""
+    floor = max_session(data_dir / "journal" / "intents.bin")
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error:
+        return floor  # missing or unreadable: the journal is all we know
+    try:
+        row = con.execute("SELECT value FROM engine_state WHERE key = 'session'").fetchone()
+        return max(floor, int(row[0])) if row else floor
+    except (duckdb.Error, ValueError):
+        return floor
+    finally:
+        con.close()
+
+
 def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str, Any]:
     """Replace ``db_path`` by ``backup`` (engine stopped: the caller holds the data-dir lock).
 
@@ -276,6 +297,7 @@ def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str
         old_head = head_file.read()
     except ValueError:
         old_head = None  # a malformed head is what a restore re-anchors
+    floor = _session_floor(data_dir, db_path)
     tmp = db_path.with_name(f".{db_path.name}.restore.tmp")
     shutil.copyfile(backup, tmp)
     os.chmod(tmp, 0o600)
@@ -291,11 +313,15 @@ def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str
     fsync_dir(db_path.parent)
     con = duckdb.connect(str(db_path))
     try:
+        now = int(time.time() * 1e6)
+        con.execute("INSERT OR REPLACE INTO engine_state SELECT 'session', ?, ? WHERE ? > "
+                    "(SELECT coalesce(max(value::BIGINT), 0) FROM engine_state "
+                    "WHERE key = 'session')", [str(floor), now, floor])  # fmt: skip
         seq, last = tail_state(con)
         rec = AuditChain(key, seq, last).append(
-            int(time.time() * 1e6), actor, "restored",
+            now, actor, "restored",
             {"backup": str(backup), "previous_head_seq": old_head[0] if old_head else None,
-             "replaced_file": str(moved) if moved else None},
+             "replaced_file": str(moved) if moved else None, "session_floor": floor},
         )  # fmt: skip
         con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?)", list(rec))
     finally:

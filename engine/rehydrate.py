@@ -1,4 +1,5 @@
-"""Start-up rehydrate, first half: load open orders and positions from the DB into the engine.
+"""Start-up rehydrate, first half: load open orders and positions from the DB into the engine,
+and rebuild the exposure book from them (every limit counts open orders from the first tick on).
 
 The second half — settling every open order with the venue — is the reconciler's start-up run
 (``engine.reconcile``), the same code path as periodic runs and ``cockpit reconcile``.
@@ -31,6 +32,10 @@ def adopt(e: Engine, orders: list[Order], positions: list[tuple[Any, ...]]) -> N
             int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5])
         )  # fmt: skip
         e.positions[sym] = p
-        e.risk.position_qty[sym] = p.qty_e8
         e.realized_e8 += p.realized_pnl_e8
         e.fees_e8 += p.fees_e8
+    # exposure = these positions + every open order loaded (including journal-recovered intents)
+    e.exposure.rebuild(
+        e.open_orders.values(),
+        {s: (p.qty_e8, p.avg_price_e8) for s, p in e.positions.items()},
+    )

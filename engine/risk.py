@@ -8,25 +8,31 @@ Invariants:
   hands out a day's limits twice.
 - Kill switch and safe mode default to *blocking* when their state cannot be read (they are plain
   booleans here, loaded from the DB at start with "armed" winning over config).
-- Reducing orders (``ctx.reduces``) are still subject to kill switch, safe mode, skew and staleness,
-  but not to max-open-positions or drawdown: an operator must always be able to get flat via the
-  normal path once those two are the only blockers.
+- Every size and limit is measured against the exposure book (``RiskState.exposure``, see
+  ``engine/exposure.py``): filled position plus every open and in-flight order, never the filled
+  position alone (with slow fills that let every new order pass as "reducing" at full size).
+- Only the part of an order that reduces the worst case on its own side is exempt
+  (``ctx.reducing_e8``): it passes max-open-positions, daily drawdown, the per-trade risk cap and
+  drift halving, so an operator can always get flat through the normal path. The opening rest of
+  the same order (a flip through zero) is sized like any new order. MAX_ORDER_NOTIONAL_USD binds the
+  whole order, reducing or not (a fat-finger limit: getting flat takes several orders, never none).
+  Kill switch, safe mode, skew and staleness block every order.
+- Caps shrink an order to fit (whole lots) and deny it only when less than one lot fits.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from engine.caps import GrossExposureGate, PositionCapGate, RiskPerTradeGate, fit
 from engine.clock import Clock
+from engine.exposure import ExposureBook
 from engine.gates import Gate, GateContext
-from engine.units import SCALE
 from engine.venue import VenueLimits, VenuePort
 from engine.venue_gates import DecisionTtlGate, VenueLimitsGate, VenueThrottleGate
 
 US_PER_DAY = 86_400_000_000
 DEFAULT_DECISION_TTL_MS = 1500.0
-_UNRESOLVED = frozenset({"pending", "submitted", "unknown"})
 
 
 class RiskState:
@@ -46,7 +52,7 @@ class RiskState:
         self.last_intent_us: dict[tuple[str, str, str], int] = {}
         self.last_order_by_router: dict[str, int] = {}
         self.psi: dict[str, float] = {}
-        self.position_qty: dict[str, int] = {}
+        self.exposure = ExposureBook()
 
     def roll(self, now_us: int) -> bool:
         """Start a new UTC day when ``now_us`` crosses midnight; returns True when it did."""
@@ -76,7 +82,7 @@ class RiskState:
         return self.notional_by_router_e8.get("challenger", 0)
 
     def open_positions(self) -> int:
-        return sum(1 for q in self.position_qty.values() if q)
+        return self.exposure.open_positions()
 
     def drawdown_pct(self) -> float:
         start = self.equity_day_start_e8
@@ -267,30 +273,34 @@ class MaxTradesGate:
 
 
 class MaxOpenPositionsGate:
+    """MAX_OPEN_POSITIONS: symbols with a position or any open order (an unresolved intent is open
+    exposure until settled). An order on an already exposed symbol, or a fully reducing one,
+    passes."""
+
     name = "max_open_positions"
 
-    def __init__(self, risk: RiskState, max_open: int, open_orders: dict[str, Any]) -> None:
-        self.risk = risk
+    def __init__(self, risk: RiskState, max_open: int) -> None:
+        self.book = risk.exposure
         self.max_open = max_open
-        self.open_orders = open_orders
 
     def check(self, ctx: GateContext) -> str | None:
-        # an unresolved intent (pending / sent / unknown) is open exposure until settled
-        exposed = {s for s, q in self.risk.position_qty.items() if q}
-        exposed |= {o.symbol for o in self.open_orders.values() if o.status in _UNRESOLVED}
-        if ctx.reduces or ctx.symbol in exposed:
+        if ctx.reduces or self.book.exposed(ctx.symbol):
             return None
-        if len(exposed) >= self.max_open:
-            return f"MAX_OPEN_POSITIONS={self.max_open} reached ({len(exposed)} open or pending)"
+        n = self.book.exposed_count()
+        if n >= self.max_open:
+            return f"MAX_OPEN_POSITIONS={self.max_open} reached ({n} open or pending)"
         return None
 
 
 class DrawdownGate:
+    """MAX_DAILY_DRAWDOWN_PCT: once breached, only the reducing part of an order goes out."""
+
     name = "daily_drawdown"
 
-    def __init__(self, risk: RiskState, max_pct: float) -> None:
+    def __init__(self, risk: RiskState, max_pct: float, lot_e8: Callable[[str], int]) -> None:
         self.risk = risk
         self.max_pct = max_pct
+        self.lot_e8 = lot_e8
 
     def probe(self, now_us: int) -> str | None:
         dd = self.risk.drawdown_pct()
@@ -299,39 +309,12 @@ class DrawdownGate:
         return None
 
     def check(self, ctx: GateContext) -> str | None:
-        return None if ctx.reduces else self.probe(ctx.now_us)
-
-
-class RiskPerTradeGate:
-    """Sizing: notional ≤ equity × RISK_PER_TRADE_PCT and ≤ MAX_ORDER_NOTIONAL_USD, in whole lots."""
-
-    name = "risk_per_trade"
-
-    def __init__(
-        self, risk: RiskState, pct: float, max_notional_usd: float, lot_e8: Callable[[str], int]
-    ) -> None:
-        self.risk = risk
-        self.pct = pct
-        self.max_notional_e8 = int(max_notional_usd * SCALE)
-        self.lot_e8 = lot_e8
-
-    def check(self, ctx: GateContext) -> str | None:
-        if ctx.price_e8 <= 0:
-            return f"{ctx.symbol}: no reference price for sizing"
-        cap = min(int(self.risk.equity_e8 * self.pct / 100.0), self.max_notional_e8)
-        if ctx.notional_e8 > cap and not ctx.reduces:
-            lot = self.lot_e8(ctx.symbol)
-            qty = cap * SCALE // ctx.price_e8 // lot * lot
-            if qty <= 0:
-                return f"{ctx.symbol}: risk cap {cap / SCALE:.2f} is below one lot"
-            ctx.notes.append(
-                (
-                    self.name,
-                    f"sized {ctx.qty_e8 / SCALE:g} -> {qty / SCALE:g} (cap {cap / SCALE:.2f})",
-                )
-            )
-            ctx.qty_e8 = qty
-        return None
+        if ctx.reduces:
+            return None
+        reason = self.probe(ctx.now_us)
+        if reason is None:
+            return None
+        return fit(ctx, ctx.reducing_e8, self.lot_e8(ctx.symbol), self.name, reason)
 
 
 class DriftGate:
@@ -352,8 +335,10 @@ class DriftGate:
         if psi > self.block:
             return f"model {ctx.model_id} drift PSI {psi:.3f} > {self.block:g}: no trade"
         if psi > self.halve and not ctx.reduces:
+            # only the opening part is halved: reducing exposure is never held back by drift
             lot = self.lot_e8(ctx.symbol)
-            qty = ctx.qty_e8 // 2 // lot * lot
+            reducing = ctx.reducing_e8
+            qty = (reducing + (ctx.qty_e8 - reducing) // 2) // lot * lot
             if qty <= 0:
                 return f"model {ctx.model_id} drift PSI {psi:.3f}: halved size is below one lot"
             ctx.notes.append((self.name, f"PSI {psi:.3f} > {self.halve:g}: size halved"))
@@ -376,6 +361,8 @@ GATE_NAMES = (
     "max_open_positions",
     "daily_drawdown",
     "risk_per_trade",
+    "max_position_notional",
+    "max_gross_exposure",
     "drift",
     "venue_limits",  # last: after every gate that shrinks an order
 )
@@ -390,7 +377,7 @@ def standard_gates(
     market_blocked: dict[str, str] | None = None,
     readiness: dict[str, tuple[bool, float, str]] | None = None,
     required: tuple[str, ...] = (),
-    open_orders: dict[str, Any] | None = None,
+    mark_e8: Callable[[str], int] = lambda _s: 0,
     venue: VenuePort | None = None,
     r: object,
     m: object,
@@ -416,11 +403,13 @@ def standard_gates(
             g(r, "budget_orders_per_day_account"),
         ),
         MaxTradesGate(risk, g(r, "max_trades_per_day")),
-        MaxOpenPositionsGate(
-            risk, g(r, "max_open_positions"), {} if open_orders is None else open_orders
+        MaxOpenPositionsGate(risk, g(r, "max_open_positions")),
+        DrawdownGate(risk, g(r, "max_daily_drawdown_pct"), lot_e8),
+        RiskPerTradeGate(
+            risk, g(r, "risk_per_trade_pct"), g(r, "max_order_notional_usd"), lot_e8, mark_e8
         ),
-        DrawdownGate(risk, g(r, "max_daily_drawdown_pct")),
-        RiskPerTradeGate(risk, g(r, "risk_per_trade_pct"), g(r, "max_order_notional_usd"), lot_e8),
+        PositionCapGate(risk, g(r, "max_position_notional_usd"), lot_e8, mark_e8),
+        GrossExposureGate(risk, g(r, "max_gross_exposure_usd"), lot_e8, mark_e8),
         DriftGate(risk, g(m, "psi_halve"), g(m, "psi_block"), lot_e8),
         VenueLimitsGate(venue.limits if venue is not None else _lot_only(lot_e8)),
     ]

@@ -90,7 +90,9 @@ class ModelStrategy:
         target = int(target_notional * SCALE / mid) // lot * lot
         if d.action == "SHORT":
             target = -target
-        delta = target - e.positions[symbol].qty_e8
+        # aim from where every open order leaves us, not the filled position: with slow fills
+        # the filled one is stale and each decision would order the same delta again
+        delta = target - e.exposure.net(symbol)
         if abs(delta) < lot or abs(delta) * mid // SCALE < e.venue.limits(symbol).min_notional_e8:
             return  # below what the venue accepts: not worth a denial at every decision
         side: Side = "buy" if delta > 0 else "sell"

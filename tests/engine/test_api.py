@@ -100,7 +100,8 @@ def test_cancel_all_when_symbol_given_then_only_that_symbol_canceled(make_booted
 
 def test_reset_risk_when_drawdown_breached_then_rebaselined_and_audited(make_booted):
     b = make_booted({"risk.max_daily_drawdown_pct": 1.0, "risk.risk_per_trade_pct": 100.0,
-                     "risk.max_order_notional_usd": 1e9})  # fmt: skip
+                     "risk.max_order_notional_usd": 1e9,
+                     "risk.max_position_notional_usd": 1e9, "risk.max_gross_exposure_usd": 1e9})  # fmt: skip
     api = _api(b)
     e = b.engine
     feed_all(e)

@@ -138,7 +138,8 @@ def test_submit_when_max_open_positions_then_new_symbol_denied_reduction_allowed
 
 def test_submit_when_daily_drawdown_exceeded_then_new_risk_denied(make_booted):
     b = make_booted({"risk.max_daily_drawdown_pct": 1.0, "risk.risk_per_trade_pct": 100.0,
-                     "risk.max_order_notional_usd": 1e9})  # fmt: skip
+                     "risk.max_order_notional_usd": 1e9,
+                     "risk.max_position_notional_usd": 1e9, "risk.max_gross_exposure_usd": 1e9})  # fmt: skip
     e = b.engine
     feed_all(e)
     assert submit(b, "BTC/USDT", "buy", "1.0").ok  # ~65k notional on a 100k account
@@ -150,7 +151,14 @@ def test_submit_when_daily_drawdown_exceeded_then_new_risk_denied(make_booted):
 
 
 def test_submit_when_notional_above_risk_per_trade_then_sized_down_in_lots(make_booted, tmp_path):
-    b = make_booted({"risk.risk_per_trade_pct": 1.0, "risk.max_order_notional_usd": 1e9})
+    b = make_booted(
+        {
+            "risk.risk_per_trade_pct": 1.0,
+            "risk.max_order_notional_usd": 1e9,
+            "risk.max_position_notional_usd": 1e9,
+            "risk.max_gross_exposure_usd": 1e9,
+        }
+    )
     e = b.engine
     feed_all(e)
     res = submit(b, "BTC/USDT", "buy", "1.0")  # 65k > 1% of 100k
@@ -227,7 +235,14 @@ def test_fill_when_delivered_twice_then_counted_once(make_booted):
 
 
 def test_market_order_when_larger_than_top_of_book_then_partial_fills_walk_depth(make_booted):
-    b = make_booted({"risk.risk_per_trade_pct": 100.0, "risk.max_order_notional_usd": 1e9})
+    b = make_booted(
+        {
+            "risk.risk_per_trade_pct": 100.0,
+            "risk.max_order_notional_usd": 1e9,
+            "risk.max_position_notional_usd": 1e9,
+            "risk.max_gross_exposure_usd": 1e9,
+        }
+    )
     e = b.engine
     feed(e, "BTC/USDT", 64999.0, 65001.0, size=0.5)
     res = submit(b, "BTC/USDT", "buy", "1.5")

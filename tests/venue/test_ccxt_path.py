@@ -171,6 +171,8 @@ async def test_connection_dropped_after_processing_then_unknown_resolved_by_quer
 async def test_filter_failures_when_submitted_then_terminal_reject_with_venue_text(rig_factory):
     rig = await rig_factory({"risk.risk_per_trade_pct": 100.0,
                              "risk.max_order_notional_usd": 1e12,
+                             "risk.max_position_notional_usd": 1e12,
+                             "risk.max_gross_exposure_usd": 1e12,
                              "paper.starting_balance_usd": 1e10})  # fmt: skip
     e = rig.engine
     await rig.quotes_ready()
