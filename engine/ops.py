@@ -247,6 +247,17 @@ def check_restore_source(db_path: Path, backup: Path) -> None:
             )
 
 
+def _keep_as(src: Path, dst: Path) -> None:
+    """A second name for ``src`` (a hard link; a private copy where links are not supported)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o600)
+
+
 def _session_floor(data_dir: Path, db_path: Path) -> int:
     """The highest session the data dir has seen (the DB being replaced, the intent journal): the
     restored DB continues above it, so client order ids of sessions the backup never saw (orders
@@ -268,9 +279,11 @@ def _session_floor(data_dir: Path, db_path: Path) -> int:
 def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str, Any]:
     """Replace ``db_path`` by ``backup`` (engine stopped: the caller holds the data-dir lock).
 
-    Order: refuse the live file, verify the backup, copy it next to the DB, and only then move
-    the old DB (and WAL) aside and rename the copy into place: a failure at any step before the
-    rename leaves the live DB where it was."""
+    Order: refuse the live file, verify the backup, copy it next to the DB, keep the old DB (and
+    WAL) under a ``.replaced-<utc>`` name (hard links), take the WAL off its live name, then
+    rename the copy over the DB. A failure or kill at any step leaves the old DB reachable; the
+    worst case (killed after the WAL was moved) is a DB behind the audit head, refused at start,
+    with both files kept."""
     check_restore_source(db_path, backup)
     key = load_key(data_dir)
     if key is None:
@@ -302,14 +315,15 @@ def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str
     shutil.copyfile(backup, tmp)
     os.chmod(tmp, 0o600)
     moved = None
-    if db_path.exists():
+    if db_path.exists():  # kept by a second name first: a kill -9 anywhere below loses nothing
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         moved = db_path.with_name(f"{db_path.name}.replaced-{stamp}")
-        os.replace(db_path, moved)
+        _keep_as(db_path, moved)
         wal = db_path.with_name(db_path.name + ".wal")
-        if wal.exists():
-            os.replace(wal, moved.with_name(moved.name + ".wal"))
-    os.replace(tmp, db_path)
+        if wal.exists():  # off the live name before the swap: never replayed onto the backup
+            _keep_as(wal, moved.with_name(moved.name + ".wal"))
+            wal.unlink()
+    os.replace(tmp, db_path)  # atomic: there is a DB at db_path at every instant
     fsync_dir(db_path.parent)
     con = duckdb.connect(str(db_path))
     try:
