@@ -64,6 +64,7 @@ async def test_orders_when_venue_answers_429_then_418_then_no_stale_send_gate_bl
     st = _gate(e, "venue_throttle")
     assert st is not None and st.active, "no gate blocks new orders during a rate-limit back-off"
     assert "429" in st.reason and "ban" not in st.reason.lower()
+    assert e.metrics.registry.get_sample_value("gate_venue_throttle_active") == 1
     assert all(not r.ok and "venue_throttle" in r.message for r in during_429)  # type: ignore[attr-defined]
 
     await until(lambda: "418" in (_gate(e, "venue_throttle").reason or ""), 5, "the 418")
