@@ -143,6 +143,28 @@ async def test_418_when_no_retry_after_then_long_ban_assumed(rig_factory):  # no
     assert st.active and "HTTP 418" in st.reason
 
 
+async def test_send_when_outcome_unknown_past_the_ttl_then_resolved_by_query_never_expired(
+    rig_factory,  # noqa: F811
+):
+    # a guard, not a reproduction: the TTL must never turn a send that may have reached the
+    # venue into a failure, nor re-send it
+    rig = await rig_factory(timeout_ms=1000)
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.admin("inject", {"kind": "accept_late", "method": "POST", "path": "/api/v3/order",
+                               "delay_ms": 2500})  # fmt: skip
+    res = e.submit(_order(e))
+    reg = e.metrics.registry
+    await until(lambda: reg.get_sample_value("orders_error_total", {"reason": "unknown_outcome"})
+                == 1, 5, "the send to time out (outcome unknown)")  # fmt: skip
+    await asyncio.sleep(2.0)  # well past the TTL
+    await rig.settle()
+    o = e.orders[res.ref]
+    assert o.status == oms.FILLED and "expired" not in o.reason, (o.status, o.reason)
+    cids = [x["clientOrderId"] for x in (await rig.venue_state())["orders"]]
+    assert cids == [res.ref]
+
+
 async def test_order_when_below_venue_min_notional_then_denied_before_send(rig_factory):  # noqa: F811
     rig = await rig_factory()
     e = rig.engine
