@@ -25,13 +25,15 @@ def testnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.mark.parametrize("mode", ["--headless", "tui"])
 def test_start_when_profile_kind_differs_from_the_data_dirs_then_refused_exit2(
-    testnet_dir: Path, tmp_path: Path
+    testnet_dir: Path, tmp_path: Path, mode: str
 ) -> None:
     d = tmp_path / "d"
     shutil.copytree(testnet_dir, d)
     before = (d / "cockpit.duckdb").read_bytes()
-    res = run("--headless", "--profile", "paper", "--duration", "1", "--data-dir", str(d))
+    args = ["--profile", "paper", "--duration", "1", "--data-dir", str(d)]
+    res = run(*args, *([mode] if mode == "--headless" else []))
     assert res.returncode == 2, res.stderr
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
