@@ -461,6 +461,7 @@ def slow_fill_scenario(work: Path, env: dict[str, str], duration: float) -> dict
     position: orders above MAX_ORDER_NOTIONAL_USD, positions far above any cap). The caps sit
     below the strategy's 2 % target, so each of them binds. Its own data dir; no venue process.
     ``max_order_notional_over_cap`` / ``max_position_over_cap`` (``cap_audit``) must be 0."""
+    (work / "runs").mkdir(exist_ok=True)
     profile = work / "slow-fill.toml"
     profile.write_text(SLOW_FILL_PROFILE)
     run = Run(work, work / "slow-fill-data", profile, env, random.Random(0), time.monotonic())
