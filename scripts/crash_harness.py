@@ -380,9 +380,9 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
 
     Its own data dir (the crash trials' books stay apart). ``stale_sends``: venue orders whose
     decision was older than the TTL when the venue received them (must be 0); ``expired_unsent``:
-    orders closed "decision expired before send"; ``ban_shown``: the venue_throttle gate reported
-    the ban; ``max_order_notional_over_cap`` / ``max_position_over_cap``: USD above the caps
-    (``cap_audit``)."""
+    orders closed "decision expired before send"; ``ban_shown``: the adapter reported the 418 as
+    a ban (the venue_throttle gate's reason says so); ``max_order_notional_over_cap`` /
+    ``max_position_over_cap``: USD above the caps (``cap_audit``)."""
     profile = run.work / "rate-limit.toml"  # its own client id prefix: the venue is shared
     profile.write_text(run.profile.read_text() + '\n[oms]\nclient_id_prefix = "rl"\n')
     rl = Run(run.work, run.work / "rate-limit-data", profile, run.env, run.rng, run.deadline)
@@ -420,8 +420,9 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
         "worst_send_age_ms": round(max(ages, default=0) / 1000, 1),
         "venue_orders": len(ages),
         "expired_unsent": int(expired),
-        "ban_shown": "gate venue_throttle active: venue BANNED" in text,
-        "rate_limit_shown": "gate venue_throttle active: venue rate limit" in text,
+        # reported as what it is (the gate's reason follows: see the gates panel / denials)
+        "ban_shown": "venue BANNED this IP (HTTP 418)" in text,
+        "rate_limit_shown": "venue rate limit: backing off" in text,
         "max_order_notional_over_cap": caps["max_order_notional_over_cap"],
         "max_position_over_cap": caps["max_position_over_cap"],
         "max_order_notional": caps["max_order_notional_usd"],
@@ -460,6 +461,7 @@ def slow_fill_scenario(work: Path, env: dict[str, str], duration: float) -> dict
     position: orders above MAX_ORDER_NOTIONAL_USD, positions far above any cap). The caps sit
     below the strategy's 2 % target, so each of them binds. Its own data dir; no venue process.
     ``max_order_notional_over_cap`` / ``max_position_over_cap`` (``cap_audit``) must be 0."""
+    (work / "runs").mkdir(exist_ok=True)
     profile = work / "slow-fill.toml"
     profile.write_text(SLOW_FILL_PROFILE)
     run = Run(work, work / "slow-fill-data", profile, env, random.Random(0), time.monotonic())
