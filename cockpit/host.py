@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import EngineAPI
+from engine.config import ConfigError
 from engine.events import Command, CommandResult
 from engine.gcwatch import GcPacer
 from engine.keystore import KeystoreError
 from engine.snapshot import EngineSnapshot, SnapshotBuilder
+from engine.store import StoreError
 from engine.venue_errors import VenueUnreachable
 
 log = logging.getLogger("cockpit.host")
@@ -90,8 +92,10 @@ class EngineHost:
         if not self._ready.wait(timeout_s):
             raise RuntimeError(f"engine did not start within {timeout_s:g}s")
         if self.error:
-            if isinstance(self.exc, KeystoreError | VenueUnreachable):  # the key or the network:
-                raise self.exc  # fixed outside (exit 2), not a storage fault
+            # the key, the network, the operator's input (exit 2) or the data dir (StoreError,
+            # exit 4): re-raised as they are, so the TUI path says what the headless one says
+            if isinstance(self.exc, KeystoreError | VenueUnreachable | ConfigError | StoreError):
+                raise self.exc
             raise RuntimeError(self.error)
         if gc_policy() != "off":
             apply_gc_policy()

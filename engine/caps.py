@@ -63,53 +63,22 @@ class RiskPerTradeGate:
         lot = self.lot_e8(ctx.symbol)
         reducing = ctx.reducing_e8
         room = reducing + max(risk_cap, 0) * SCALE // px
-        why = f"risk cap {risk_cap / SCALE:.2f}" + (
-            f" beyond {reducing / SCALE:g} reducing" if reducing else ""
-        )
-        denied = fit(ctx, room, lot, self.name, why)
-        if denied is not None:
-            return denied
+        if ctx.qty_e8 > room:  # reasons are formatted only when used (hot path)
+            why = f"risk cap {risk_cap / SCALE:.2f}" + (
+                f" beyond {reducing / SCALE:g} reducing" if reducing else ""
+            )
+            denied = fit(ctx, room, lot, self.name, why)
+            if denied is not None:
+                return denied
         cap = self.max_notional_e8
-        return fit(ctx, cap * SCALE // px, lot, self.name, f"order cap {cap / SCALE:.2f}")
+        room = cap * SCALE // px
+        if ctx.qty_e8 <= room:
+            return None
+        return fit(ctx, room, lot, self.name, f"order cap {cap / SCALE:.2f}")
 
 
-class PositionCapGate:
-    """MAX_POSITION_NOTIONAL_USD: per symbol, the worst-case position on the order's side (filled +
-    every open order on that side + this one) stays within the cap, valued at the higher of the
-    order's reference price and the mid. Shrinks to fit; denies when less than one lot fits."""
-
-    name = "max_position_notional"
-
-    def __init__(
-        self,
-        risk: RiskState,
-        max_usd: float,
-        lot_e8: Callable[[str], int],
-        mark_e8: Callable[[str], int],
-    ) -> None:
-        self.book = risk.exposure
-        self.cap_e8 = int(max_usd * SCALE)
-        self.lot_e8 = lot_e8
-        self.mark_e8 = mark_e8
-
-    def check(self, ctx: GateContext) -> str | None:
-        px = max(ctx.price_e8, self.mark_e8(ctx.symbol))
-        if px <= 0:
-            return f"{ctx.symbol}: no reference price to value the position"
-        cap_qty = self.cap_e8 * SCALE // px
-        b = self.book
-        room = cap_qty - b.hi(ctx.symbol) if ctx.side == "buy" else cap_qty + b.lo(ctx.symbol)
-        why = f"position cap {self.cap_e8 / SCALE:.2f}"
-        return fit(ctx, room, self.lot_e8(ctx.symbol), self.name, why)
-
-
-class GrossExposureGate:
-    """MAX_GROSS_EXPOSURE_USD: the sum over symbols of each worst-case position, valued at mid
-    (this order's symbol at the higher of its reference price and the mid), stays within the cap;
-    an order that does not raise its symbol's worst case always fits. A symbol with exposure and
-    no price at all denies (fail closed)."""
-
-    name = "max_gross_exposure"
+class _ExposureCap:
+    """What both exposure caps share: the book, the cap, lots and prices (mid, else last fill)."""
 
     def __init__(
         self,
@@ -126,20 +95,54 @@ class GrossExposureGate:
     def _price(self, symbol: str) -> int:
         return self.mark_e8(symbol) or self.book.last_px_e8.get(symbol, 0)
 
+
+class PositionCapGate(_ExposureCap):
+    """MAX_POSITION_NOTIONAL_USD: per symbol, the worst-case position on the order's side (filled +
+    every open order on that side + this one) stays within the cap, valued at the higher of the
+    order's reference price and the mid. Shrinks to fit; denies when less than one lot fits."""
+
+    name = "max_position_notional"
+
+    def check(self, ctx: GateContext) -> str | None:
+        px = max(ctx.price_e8, self._price(ctx.symbol))
+        if px <= 0:
+            return f"{ctx.symbol}: no reference price to value the position"
+        cap_qty = self.cap_e8 * SCALE // px
+        b = self.book
+        room = cap_qty - b.hi(ctx.symbol) if ctx.side == "buy" else cap_qty + b.lo(ctx.symbol)
+        if ctx.qty_e8 <= room:
+            return None
+        why = f"position cap {self.cap_e8 / SCALE:.2f}"
+        return fit(ctx, room, self.lot_e8(ctx.symbol), self.name, why)
+
+
+class GrossExposureGate(_ExposureCap):
+    """MAX_GROSS_EXPOSURE_USD: the sum over symbols of each worst-case position, valued at mid
+    (this order's symbol at the higher of its reference price and the mid), stays within the cap;
+    an order that does not raise its symbol's worst case always fits. A symbol with exposure and
+    no price at all denies (fail closed)."""
+
+    name = "max_gross_exposure"
+
     def check(self, ctx: GateContext) -> str | None:
         sym, b = ctx.symbol, self.book
         others = 0
-        for s in b.symbols():
+        for s in b.known:  # a handful of symbols: no order is scanned
             if s != sym:
+                w = b.worst(s)
+                if not w:
+                    continue
                 px_s = self._price(s)
                 if px_s <= 0:
                     return f"{s}: exposure with no price to value it (gross cap fails closed)"
-                others += b.worst(s) * px_s // SCALE
+                others += w * px_s // SCALE
         px = max(ctx.price_e8, self._price(sym))
         if px <= 0:
             return f"{sym}: no reference price to value the exposure"
         limit = (self.cap_e8 - others) * SCALE // px  # worst case this symbol may reach
         hi, lo = b.hi(sym), b.lo(sym)
         room = max(limit, -lo) - hi if ctx.side == "buy" else max(limit, hi) + lo
+        if ctx.qty_e8 <= room:
+            return None
         why = f"gross cap {self.cap_e8 / SCALE:.2f}, {others / SCALE:.2f} elsewhere"
         return fit(ctx, room, self.lot_e8(sym), self.name, why)

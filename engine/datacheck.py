@@ -237,7 +237,10 @@ def _check_existing(cfg: Config, data_dir: Path, db: Path, key: bytes | None,
                 f"{db}: database is behind the external audit head (head seq {head[0]}, DB ends "
                 f"at seq {seq}): committed rows are missing"
             )
-        session = int(state.get("session", "0") or 0)
+        raw_session = state.get("session", "0")
+        if not (raw_session.isascii() and raw_session.isdigit()):
+            raise StoreError(f"{db}: engine_state.session is {raw_session!r}, not a number")
+        session = int(raw_session)
         if journal_session > session:
             raise StoreError(f"{db}: database is older than the intent journal (journal holds "
                              f"orders of session {journal_session}, DB is at session {session})")  # fmt: skip

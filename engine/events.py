@@ -70,6 +70,10 @@ class Decision(_Frozen, frozen=True, gc=False):
 
 
 class SubmitOrder(_Frozen, frozen=True):
+    """``ts_us``: when the decision was taken (engine clock; 0 = now, e.g. an operator's order).
+    The order's time-to-live (``oms.decision_ttl_ms``) runs from it: it is checked at the gates
+    and again by the venue adapter at the moment it sends."""
+
     decision_id: str
     symbol: str
     side: Side

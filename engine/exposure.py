@@ -45,12 +45,13 @@ class OrderLike(Protocol):
 
 
 class ExposureBook:
-    __slots__ = ("filled", "open_buy", "open_sell", "last_px_e8", "_counted")
+    __slots__ = ("filled", "open_buy", "open_sell", "last_px_e8", "known", "_counted")
 
     def __init__(self) -> None:
         self.filled: dict[str, int] = {}
         self.open_buy: dict[str, int] = {}
         self.open_sell: dict[str, int] = {}
+        self.known: set[str] = set()  # every symbol ever counted (a handful)
         self.last_px_e8: dict[str, int] = {}  # last fill / entry price: values a symbol w/o quote
         self._counted: dict[str, int] = {}  # client id -> remainder counted in open_buy/sell
 
@@ -70,9 +71,12 @@ class ExposureBook:
             del self._counted[cid]
         side = self.open_buy if o.side == "buy" else self.open_sell
         side[o.symbol] = side.get(o.symbol, 0) + rem - prev
+        if o.symbol not in self.known:
+            self.known.add(o.symbol)
 
     def set_filled(self, symbol: str, qty_e8: int, price_e8: int = 0) -> None:
         self.filled[symbol] = qty_e8
+        self.known.add(symbol)
         if price_e8 > 0:
             self.last_px_e8[symbol] = price_e8
 
@@ -81,6 +85,7 @@ class ExposureBook:
         self.filled.clear()
         self.open_buy.clear()
         self.open_sell.clear()
+        self.known.clear()
         self._counted.clear()
         for sym, (qty, px) in positions.items():
             self.set_filled(sym, qty, px)
@@ -114,11 +119,8 @@ class ExposureBook:
             self.filled.get(symbol) or self.open_buy.get(symbol) or self.open_sell.get(symbol)
         )
 
-    def symbols(self) -> set[str]:
-        return {s for d in (self.filled, self.open_buy, self.open_sell) for s, q in d.items() if q}
-
     def exposed_count(self) -> int:
-        return len(self.symbols())
+        return sum(1 for s in self.known if self.exposed(s))
 
     def open_positions(self) -> int:
         return sum(1 for q in self.filled.values() if q)

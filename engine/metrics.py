@@ -116,6 +116,15 @@ class EngineMetrics:
         self.position_qty = Gauge(
             "position_quantity", "Signed position in base units", ["symbol"], registry=reg
         )
+        self.exposure_worst = Gauge(
+            "exposure_worst_quote",
+            "Worst-case position at mid (filled + every open order on one side), quote units",
+            ["symbol"], registry=reg,
+        )  # fmt: skip
+        self.exposure_gross = Gauge(
+            "exposure_gross_quote", "Sum over symbols of the worst-case position at mid",
+            registry=reg,
+        )  # fmt: skip
         self.pnl_realized = Gauge("pnl_realized_quote", "Realised PnL, quote units", registry=reg)
         self.pnl_unrealized = Gauge(
             "pnl_unrealized_quote", "Unrealised PnL at mid, quote units", registry=reg

@@ -2,9 +2,11 @@
 
 - ``healthcheck``: venue connectivity, outbox backlog and oldest pending age, clock skew, age of the
   last reconciliation, kill switch / halt. Exit code 0 ok, 1 degraded, 2 failing.
-- ``backup``: a consistent copy of the DB (CHECKPOINT, then copy while nothing else writes).
+- ``backup``: a consistent copy of the DB (CHECKPOINT, then copy while nothing else writes) to a
+  new file outside the data dir or in its ``backups/`` folder (``backup_target``).
 - ``restore``: replace the DB with a verified backup, move the old file aside, re-anchor the
-  external audit head on the restored chain and audit the restore itself.
+  external audit head on the restored chain, continue the session numbering above anything the
+  data dir has seen (client ids are never reused) and audit the restore itself.
 The same report dicts and renderers serve both paths, so the output is identical either way.
 """
 
@@ -28,6 +30,7 @@ from engine.audit import (
 )
 from engine.datacheck import restore_hint
 from engine.fsutil import fsync_dir, make_private_dir
+from engine.journal import max_session
 from engine.store import StoreError
 
 UNRESOLVED = ("pending", "submitted", "unknown")
@@ -244,12 +247,43 @@ def check_restore_source(db_path: Path, backup: Path) -> None:
             )
 
 
+def _keep_as(src: Path, dst: Path) -> None:
+    """A second name for ``src`` (a hard link; a private copy where links are not supported)."""
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError:
+        shutil.copyfile(src, dst)
+        os.chmod(dst, 0o600)
+
+
+def _session_floor(data_dir: Path, db_path: Path) -> int:
+    """The highest session the data dir has seen (the DB being replaced, the intent journal): the
+    restored DB continues above it, so client order ids of sessions the backup never saw (orders
+    that may be at the venue) are never minted again."""
+    floor = max_session(data_dir / "journal" / "intents.bin")
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error:
+        return floor  # missing or unreadable: the journal is all we know
+    try:
+        row = con.execute("SELECT value FROM engine_state WHERE key = 'session'").fetchone()
+        return max(floor, int(row[0])) if row else floor
+    except (duckdb.Error, ValueError):
+        return floor
+    finally:
+        con.close()
+
+
 def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str, Any]:
     """Replace ``db_path`` by ``backup`` (engine stopped: the caller holds the data-dir lock).
 
-    Order: refuse the live file, verify the backup, copy it next to the DB, and only then move
-    the old DB (and WAL) aside and rename the copy into place: a failure at any step before the
-    rename leaves the live DB where it was."""
+    Order: refuse the live file, verify the backup, copy it next to the DB, keep the old DB (and
+    WAL) under a ``.replaced-<utc>`` name (hard links), take the WAL off its live name, then
+    rename the copy over the DB. A failure or kill at any step leaves the old DB reachable; the
+    worst case (killed after the WAL was moved) is a DB behind the audit head, refused at start,
+    with both files kept."""
     check_restore_source(db_path, backup)
     key = load_key(data_dir)
     if key is None:
@@ -276,26 +310,32 @@ def restore(data_dir: Path, db_path: Path, backup: Path, actor: str) -> dict[str
         old_head = head_file.read()
     except ValueError:
         old_head = None  # a malformed head is what a restore re-anchors
+    floor = _session_floor(data_dir, db_path)
     tmp = db_path.with_name(f".{db_path.name}.restore.tmp")
     shutil.copyfile(backup, tmp)
     os.chmod(tmp, 0o600)
     moved = None
-    if db_path.exists():
+    if db_path.exists():  # kept by a second name first: a kill -9 anywhere below loses nothing
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         moved = db_path.with_name(f"{db_path.name}.replaced-{stamp}")
-        os.replace(db_path, moved)
+        _keep_as(db_path, moved)
         wal = db_path.with_name(db_path.name + ".wal")
-        if wal.exists():
-            os.replace(wal, moved.with_name(moved.name + ".wal"))
-    os.replace(tmp, db_path)
+        if wal.exists():  # off the live name before the swap: never replayed onto the backup
+            _keep_as(wal, moved.with_name(moved.name + ".wal"))
+            wal.unlink()
+    os.replace(tmp, db_path)  # atomic: there is a DB at db_path at every instant
     fsync_dir(db_path.parent)
     con = duckdb.connect(str(db_path))
     try:
+        now = int(time.time() * 1e6)
+        con.execute("INSERT OR REPLACE INTO engine_state SELECT 'session', ?, ? WHERE ? > "
+                    "(SELECT coalesce(max(value::BIGINT), 0) FROM engine_state "
+                    "WHERE key = 'session')", [str(floor), now, floor])  # fmt: skip
         seq, last = tail_state(con)
         rec = AuditChain(key, seq, last).append(
-            int(time.time() * 1e6), actor, "restored",
+            now, actor, "restored",
             {"backup": str(backup), "previous_head_seq": old_head[0] if old_head else None,
-             "replaced_file": str(moved) if moved else None},
+             "replaced_file": str(moved) if moved else None, "session_floor": floor},
         )  # fmt: skip
         con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?)", list(rec))
     finally:

@@ -314,6 +314,8 @@ class DrawdownGate:
         reason = self.probe(ctx.now_us)
         if reason is None:
             return None
+        if ctx.reducing_e8 < self.lot_e8(ctx.symbol):
+            return reason  # nothing of it reduces: new risk, denied
         return fit(ctx, ctx.reducing_e8, self.lot_e8(ctx.symbol), self.name, reason)
 
 

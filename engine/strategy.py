@@ -169,7 +169,8 @@ class ModelStrategy:
 
 
 class AlternatingStrategy:
-    """Benchmark workload: a market order of ``qty`` every ``every`` ticks, alternating sides."""
+    """Benchmark workload: a market order of ``qty`` every ``every`` ticks, alternating sides
+    (raised to the venue's minimum notional when ``qty`` is worth less: a valid order path)."""
 
     def __init__(self, engine: Engine, symbol: str, every: int, qty_e8: int) -> None:
         self.engine = engine
@@ -185,6 +186,7 @@ class AlternatingStrategy:
             return
         e = self.engine
         did = e.ids.next()
+        qty = _at_least_min_notional(e, symbol, self.qty_e8, (bid_e8 + ask_e8) // 2)
         side: Side = "buy" if self.buy else "sell"
         self.buy = not self.buy
         ts_us = ts_ns // 1000
@@ -209,10 +211,20 @@ class AlternatingStrategy:
                 decision_id=did,
                 symbol=symbol,
                 side=side,
-                qty_e8=self.qty_e8,
+                qty_e8=qty,
                 strategy="bench",
                 model_id="bench_v1",
                 ts_us=e.clock.now_us(),  # when decided (its TTL runs from here)
             ),
             "bench",
         )
+
+
+def _at_least_min_notional(e: Engine, symbol: str, qty_e8: int, mid_e8: int) -> int:
+    """``qty_e8``, or the fewest whole steps worth the venue's minimum notional (+2 %) at mid."""
+    lim = e.venue.limits(symbol)
+    if mid_e8 <= 0 or qty_e8 * mid_e8 // SCALE >= lim.min_notional_e8 * 102 // 100:
+        return qty_e8
+    step = max(lim.step_e8, 1)
+    need = lim.min_notional_e8 * 102 // 100 * SCALE // mid_e8 + step
+    return max(need // step * step, lim.min_qty_e8)

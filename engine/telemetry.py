@@ -26,11 +26,16 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
     m = e.metrics
     m.ticks.inc(e.ticks - e._ticks_exported)
     e._ticks_exported = e.ticks
+    gross = 0
     for s in e.symbols:
+        worst = e.exposure.worst(s) * e.mid_e8(s) // SCALE
+        gross += worst
+        m.exposure_worst.labels(s).set(worst / SCALE)
         last = e.last_quote_us.get(s, 0)
         m.stale_by[s].set((now - last) / 1e6 if last else 0.0)
         m.stale_worst.labels(s).set(max(e.worst_gap_us.get(s, 0), now - last if last else 0) / 1e6)
         m.position_by[s].set(e.positions[s].qty_e8 / SCALE)
+    m.exposure_gross.set(gross / SCALE)
     m.pnl_realized.set((e.realized_e8 - e.fees_e8) / SCALE)
     m.pnl_unrealized.set(unreal / SCALE)
     m.equity.set(e.risk.equity_e8 / SCALE)

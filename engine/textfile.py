@@ -49,16 +49,22 @@ def _temp_path(path: Path, pid: int) -> Path:
     return path.with_name(f".{path.name}.{pid}.tmp")
 
 
+def _make_shared_dir(directory: Path) -> None:
+    """node_exporter (another user) must reach the file: each directory created here is 0755
+    whatever the umask (0077 in the engine). Inside the data dir (0700) that opens nothing."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for d in reversed(missing):
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o755)
+
+
 def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     """Render ``registry`` and atomically replace ``path`` with it (mode 0644)."""
     # Render before touching the filesystem: a raising collector must not disturb the old file.
     data = generate_latest(_WithoutTimestamps(registry))
     directory = path.parent
     if not directory.exists():
-        # node_exporter (another user) must reach the file: the directory we create is 0755
-        # whatever the umask. Inside the data dir (0700) that opens nothing to anyone.
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o755)
+        _make_shared_dir(directory)
     tmp = _temp_path(path, os.getpid())
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     with _WRITE_LOCK:

@@ -27,6 +27,7 @@ from engine.clock import Clock
 from engine.venue import VenueThrottle
 
 DEFAULT_BAN_S = 120.0
+MAX_BAN_S = 4 * 86_400.0  # Binance bans last up to 3 days
 MAX_BACKOFF_S = 30.0
 _STATUS = re.compile(r"^\S+ (418|429) ")
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
@@ -82,8 +83,9 @@ class Backoff:
         if kind == "ban":
             wait = retry_after if retry_after is not None else DEFAULT_BAN_S
             until = _BANNED_UNTIL.search(msg)
-            if until:
-                wait = max(wait, int(until.group(1)) / 1000 - self.clock.now_us() / 1e6)
+            if until:  # bounded: a garbled date must not silence the client for years
+                left = int(until.group(1)) / 1000 - self.clock.now_us() / 1e6
+                wait = max(wait, min(left, MAX_BAN_S))
         else:
             wait = retry_after if retry_after is not None else self.delay_s
             self.delay_s = min(self.delay_s * 2, MAX_BACKOFF_S)
@@ -125,7 +127,7 @@ def _retry_after(headers: dict[str, Any]) -> float | None:
         value = float(raw) if raw else None
     except ValueError:
         return None
-    return value if value is not None and 0 <= value < 4 * 86_400 else None
+    return value if value is not None and 0 <= value <= MAX_BAN_S else None
 
 
 def _code(msg: str) -> str:

@@ -18,10 +18,16 @@ then, with the engine stopped, the DuckDB file is compared with the venue's ``/a
 - stuck: DB orders still pending/submitted/unknown after the clean run (reported);
 - audit: ``cockpit audit verify`` on the data directory.
 
+Then two scenarios of issue 12 item 1, each in its own data dir and function: a 429 then a 418 ban
+while trading on "testnet" (``rate_limit_scenario``), and slow fills on paper (``slow_fill_scenario``:
+3 s venue latency, decisions every 200 ms). ``max_order_notional_over_cap`` and
+``max_position_over_cap`` (USD, worst over both, from ``engine.cap_audit``) must be 0.
+
 Prints one line per trial and per check (on stderr with ``--json``); the last stdout line is a JSON
 summary. Exit 0 only when duplicates, lost_fills and position_mismatches are all zero, the audit
 chain verifies, every clean run exited 0, no engine exited by itself, something was traded, and the
-engine is not halted / fail-closed (kill switch, safe mode) after the final reconciling run.
+engine is not halted / fail-closed (kill switch, safe mode) after the final reconciling run, and
+the scenarios kept every decision fresh and every size within its cap.
 Reproducible: ``--seed`` drives every random choice (timing still varies). ``--keep DIR`` keeps the
 data dir, venue state and every run's log for diagnosis.
 Never leaves a process behind: the engine and the venue are killed in ``finally`` blocks, and the
@@ -346,20 +352,26 @@ def _admin(port: int, action: str, payload: dict[str, Any]) -> Any:
         return json.loads(r.read())
 
 
-def _caps(profile: Path) -> tuple[int, int | None, int]:
-    """(per-order notional cap, position notional cap or None, decision TTL µs), e8 / µs."""
+def _ttl_us(profile: Path) -> int:
     from engine.config import load_config
 
-    cfg = load_config(str(profile), env={})
-    r = cfg.risk
-    per_order = min(cfg.paper.starting_balance_usd * r.risk_per_trade_pct / 100,
-                    r.max_order_notional_usd)  # fmt: skip
-    pos = getattr(r, "max_position_notional_usd", None)
-    return (
-        to_e8(f"{per_order:.8f}"),
-        (to_e8(f"{pos:.8f}") if pos else None),
-        int(cfg.oms.decision_ttl_ms * 1000),
-    )
+    return int(load_config(str(profile), env={}).oms.decision_ttl_ms * 1000)
+
+
+def cap_audit(data: Path, profile: Path) -> dict[str, Any]:
+    """``engine.cap_audit`` over a stopped engine's DB, against the profile's caps: the worst
+    order notional over MAX_ORDER_NOTIONAL_USD and the worst exposure (filled + open orders on one
+    side) over MAX_POSITION_NOTIONAL_USD, both valued at the arrival mid the gates saw (exact, no
+    tolerance needed), in USD."""
+    from engine.cap_audit import audit_caps
+    from engine.config import load_config
+
+    r = load_config(str(profile), env={}).risk
+    con = duckdb.connect(str(data / "cockpit.duckdb"), read_only=True)
+    try:
+        return audit_caps(con, r.max_order_notional_usd, r.max_position_notional_usd)
+    finally:
+        con.close()
 
 
 def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
@@ -368,9 +380,9 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
 
     Its own data dir (the crash trials' books stay apart). ``stale_sends``: venue orders whose
     decision was older than the TTL when the venue received them (must be 0); ``expired_unsent``:
-    orders closed "decision expired before send"; ``ban_shown``: the venue_throttle gate reported
-    the ban; ``max_order_notional_over_cap`` / ``max_position_over_cap``: USD above the caps
-    (with 1 % tolerance: the per-order cap follows equity, positions are valued at fill prices)."""
+    orders closed "decision expired before send"; ``ban_shown``: the adapter reported the 418 as
+    a ban (the venue_throttle gate's reason says so); ``max_order_notional_over_cap`` /
+    ``max_position_over_cap``: USD above the caps (``cap_audit``)."""
     profile = run.work / "rate-limit.toml"  # its own client id prefix: the venue is shared
     profile.write_text(run.profile.read_text() + '\n[oms]\nclient_id_prefix = "rl"\n')
     rl = Run(run.work, run.work / "rate-limit-data", profile, run.env, run.rng, run.deadline)
@@ -389,24 +401,15 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
         rc = proc.wait(timeout=duration + 90)
     finally:
         _kill(proc)
-    per_order_cap, pos_cap, ttl_us = _caps(profile)
+    ttl_us = _ttl_us(profile)
     con = duckdb.connect(str(rl.data / "cockpit.duckdb"), read_only=True)
     try:
         decided = dict(con.execute("SELECT decision_id || '.0', ts_us FROM decisions").fetchall())
         expired = con.execute("SELECT count(*) FROM orders WHERE reason LIKE "
                               "'decision expired before send%'").fetchone()[0]  # fmt: skip
-        # an order's size as decided (qty at its arrival mid), not its fill price (slippage)
-        per_order = con.execute("SELECT max(qty_e8::HUGEINT * arrival_mid_e8 // 100000000) FROM "
-                                "orders WHERE filled_qty_e8 > 0").fetchone()[0]  # fmt: skip
-        fills = con.execute("SELECT symbol, side, qty_e8, price_e8 FROM fills "
-                            "ORDER BY ts_us").fetchall()  # fmt: skip
     finally:
         con.close()
-    pos: Counter[str] = Counter()
-    worst_pos = 0
-    for sym, side, qty, px in fills:
-        pos[sym] += _signed(side, int(qty))
-        worst_pos = max(worst_pos, abs(pos[sym]) * int(px) // 100_000_000)
+    caps = cap_audit(rl.data, profile)
     truth = venue_state(port)
     ages = [int(o["time"]) * 1000 - decided[o["clientOrderId"]] for o in truth["orders"]
             if o.get("clientOrderId") in decided]  # fmt: skip
@@ -417,16 +420,80 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
         "worst_send_age_ms": round(max(ages, default=0) / 1000, 1),
         "venue_orders": len(ages),
         "expired_unsent": int(expired),
-        "ban_shown": "gate venue_throttle active: venue BANNED" in text,
-        "rate_limit_shown": "gate venue_throttle active: venue rate limit" in text,
-        "max_order_notional_over_cap": round(  # 1 %: the cap follows equity, which moves
-            max(0.0, float(per_order or 0) - per_order_cap * 1.01) / 1e8, 2
-        ),  # fmt: skip
-        "max_position_over_cap": (
-            round(max(0.0, worst_pos - pos_cap * 1.01) / 1e8, 2) if pos_cap is not None else None
-        ),  # fmt: skip
-        "max_position_notional": round(worst_pos / 1e8, 2),
+        # reported as what it is (the gate's reason follows: see the gates panel / denials)
+        "ban_shown": "venue BANNED this IP (HTTP 418)" in text,
+        "rate_limit_shown": "venue rate limit: backing off" in text,
+        "max_order_notional_over_cap": caps["max_order_notional_over_cap"],
+        "max_position_over_cap": caps["max_position_over_cap"],
+        "max_order_notional": caps["max_order_notional_usd"],
+        "max_position_notional": caps["max_exposure_usd"],
     }
+
+
+SLOW_FILL_PROFILE = """
+kind = "paper"
+venue = "paper"
+feed = "sim"
+offline = true
+[risk]
+safe_mode = false
+risk_per_trade_pct = 2.0
+dupe_intent_window_ms = 0.0
+max_order_notional_usd = 1000.0
+max_position_notional_usd = 1500.0
+max_gross_exposure_usd = 3000.0
+[models]
+prob_min = 0.5
+min_expected_return = 0.0
+decision_interval_ms = 200.0
+risk_max = 5.0
+[paper]
+latency_ms_mean = 3000.0
+latency_ms_jitter = 1000.0
+[storage]
+flush_interval_ms = 50.0
+"""
+
+
+def slow_fill_scenario(work: Path, env: dict[str, str], duration: float) -> dict[str, Any]:
+    """Item 1 of issue 12 on paper: the venue answers after ~3 s while the strategy decides
+    every 200 ms at 2 % risk (before the fix every order was sized against the stale filled
+    position: orders above MAX_ORDER_NOTIONAL_USD, positions far above any cap). The caps sit
+    below the strategy's 2 % target, so each of them binds. Its own data dir; no venue process.
+    ``max_order_notional_over_cap`` / ``max_position_over_cap`` (``cap_audit``) must be 0."""
+    (work / "runs").mkdir(exist_ok=True)
+    profile = work / "slow-fill.toml"
+    profile.write_text(SLOW_FILL_PROFILE)
+    run = Run(work, work / "slow-fill-data", profile, env, random.Random(0), time.monotonic())
+    proc, out = _spawn(run, "slow-fill", duration, "")
+    try:
+        rc = proc.wait(timeout=duration + 90)
+    finally:
+        _kill(proc)
+    if rc != 0:
+        return {"exit": rc, "error": _tail(out)}
+    caps = cap_audit(run.data, profile)
+    con = duckdb.connect(str(run.data / "cockpit.duckdb"), read_only=True)
+    try:
+        acted = dict(con.execute("SELECT gate, count(*) FROM gate_events WHERE action IN "
+                                 "('deny', 'scale') GROUP BY 1").fetchall())  # fmt: skip
+    finally:
+        con.close()
+    return {"exit": rc, **caps, "gate_actions": acted}
+
+
+def _slow_fill_failed(sf: dict[str, Any]) -> bool:
+    """The scenario ran and the engine failed, traded nothing, or something exceeded a cap."""
+    if not sf:
+        return False
+    return bool(sf["exit"] != 0 or not sf.get("fills") or sf["max_order_notional_over_cap"]
+                or sf["max_position_over_cap"])  # fmt: skip
+
+
+def _worst(*figures: Any) -> Any:
+    """The largest of the scenarios' figures that ran (None when none did)."""
+    vals = [f for f in figures if f is not None]
+    return max(vals) if vals else None
 
 
 def _violations(c: dict[str, Any]) -> bool:
@@ -473,6 +540,10 @@ def main() -> int:
                     help="skip the 429-then-418 scenario run after the trials")  # fmt: skip
     ap.add_argument("--rate-limit-duration", type=float, default=14.0,
                     help="seconds the engine trades in the rate-limit scenario")  # fmt: skip
+    ap.add_argument("--skip-slow-fill", action="store_true",
+                    help="skip the slow-fill paper scenario (caps vs in-flight orders)")  # fmt: skip
+    ap.add_argument("--slow-fill-duration", type=float, default=20.0,
+                    help="seconds the engine trades in the slow-fill scenario")  # fmt: skip
     args = ap.parse_args()
     if args.trials < 1 or args.check_every < 1 or args.max_n < 1:
         ap.error("--trials, --check-every and --max-n must be >= 1")
@@ -539,6 +610,10 @@ def main() -> int:
         )
         if rl:
             say(f"rate-limit scenario: {json.dumps(rl)}")
+        sf = {} if args.skip_slow_fill else slow_fill_scenario(work, run.env,
+                                                                args.slow_fill_duration)  # fmt: skip
+        if sf:
+            say(f"slow-fill scenario: {json.dumps(sf)}")
         wall = time.monotonic() - t_start
         # A run where nothing traded proves nothing; an engine that died by itself, or that is
         # still halted / fail-closed after the final reconciling run, did not recover.
@@ -548,7 +623,8 @@ def main() -> int:
         )
         ok = (bool(final) and not _violations(final) and not run.clean_failures
               and not run.start_failures and final.get("venue_orders", 0) > 0
-              and not blocked and not _rate_limit_failed(rl))  # fmt: skip
+              and not blocked and not _rate_limit_failed(rl)
+              and not _slow_fill_failed(sf))  # fmt: skip
         summary = {
             "trials": done,
             "duplicates": final.get("duplicates"),
@@ -580,9 +656,15 @@ def main() -> int:
             "seed": args.seed,
             "work_dir": str(work) if args.keep else None,
             "stale_sends": rl.get("stale_sends"),
-            "max_order_notional_over_cap": rl.get("max_order_notional_over_cap"),
-            "max_position_over_cap": rl.get("max_position_over_cap"),
+            # worst over the scenarios that ran (rate limit on "testnet", slow fills on paper)
+            "max_order_notional_over_cap": _worst(
+                rl.get("max_order_notional_over_cap"), sf.get("max_order_notional_over_cap")
+            ),
+            "max_position_over_cap": _worst(
+                rl.get("max_position_over_cap"), sf.get("max_position_over_cap")
+            ),
             "rate_limit": rl or None,
+            "slow_fill": sf or None,
         }
         if not ok:
             summary["detail"] = final.get("detail")

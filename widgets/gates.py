@@ -1,7 +1,9 @@
 """GatesPanel: each risk gate, its state, reason, age of the state and denial count.
 
 Active gates are flagged in the text ("ACTIVE", bold reverse) so the state reads without colour;
-the panel gets the ``-active`` class while any gate is active.
+the panel gets the ``-active`` class while any gate is active. Tall enough (22 lines) for every
+gate of the pipeline without scrolling where the screen allows, so an active cap near the end of
+the pipeline is not below the fold.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from widgets.table import KeyedTable, Row
 
 class GatesPanel(KeyedTable):
     DEFAULT_CSS = """
-    GatesPanel { border: round $panel; height: auto; max-height: 14; }
+    GatesPanel { border: round $panel; height: auto; max-height: 22; }
     GatesPanel.-active { border: round $error; }
     """
     TITLE = "Gates"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.acceptance.helpers import query, run
 
@@ -72,14 +73,17 @@ def test_verify_and_start_when_head_deleted_then_error_not_intact(
     assert not (d / "audit" / "head.json").exists()
 
 
+@pytest.mark.parametrize("mode", ["--headless", "tui"])
 def test_start_when_audit_key_deleted_then_refused_and_no_new_key(
-    data_dir: Path, profile: str
+    data_dir: Path, profile: str, mode: str
 ) -> None:
     d = data_dir
     (d / "secrets" / "audit.key").unlink()
-    res = _start(d, profile)
+    args = ["--profile", profile, "--duration", "1", "--data-dir", str(d)]
+    res = run(*args, *([mode] if mode == "--headless" else []))
     assert res.returncode == 4, res.stderr
-    assert "audit.key" in _one_line(res.stderr)
+    line = _one_line(res.stderr)
+    assert "audit.key" in line and "Error:" not in line  # the message, not an exception name
     assert not (d / "secrets" / "audit.key").exists()
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.control import call
+from engine.journal import IntentJournal
 from tests.acceptance.helpers import query, run, start, wait_for_log
 
 
@@ -112,3 +113,22 @@ def test_restore_when_backup_is_the_live_db_then_refused_before_touching_anythin
     assert len(res.stderr.strip().splitlines()) == 1 and "live" in res.stderr
     assert _snapshot(d) == before
     assert not list(d.glob("cockpit.duckdb.replaced-*"))
+
+
+def test_restore_when_journal_holds_a_later_session_then_numbering_continues_above_it(
+    data_dir: Path, profile: str, tmp_path: Path
+) -> None:
+    """Intents of a session the backup never saw may be orders at the venue: their client ids
+    must never be minted again, and the journal must not make the restored DB unstartable."""
+    d = data_dir
+    b = tmp_path / "b.duckdb"
+    assert run("backup", "--data-dir", str(d), "--out", str(b)).returncode == 0
+    j = IntentJournal(d / "journal" / "intents.bin")
+    j.append_durable(("ck-2s-1.0", "ck-2s-1", "BTC/USDT", "buy", "market", 1000, 0, 1))
+    j.close()
+    res = run("restore", "--data-dir", str(d), str(b))
+    assert res.returncode == 0, res.stderr
+    assert query(d, "SELECT value FROM engine_state WHERE key = 'session'") == [("100",)]
+    again = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
+    assert again.returncode == 0, again.stderr
+    assert query(d, "SELECT value FROM engine_state WHERE key = 'session'") == [("101",)]

@@ -11,65 +11,38 @@ The caps here sit below what the strategy wants, so each of them binds during th
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import duckdb
 
 from engine.cap_audit import audit_caps
-from tests.acceptance.helpers import run
+from tests.acceptance.helpers import ROOT, clean_env
 
-# below the strategy's 2 % target (2,000 USD) so every cap binds during the run
-ORDER_CAP = 1000.0
-POSITION_CAP = 1500.0
-GROSS_CAP = 3000.0
 
-SLOW_FILLS = f"""
-kind = "paper"
-venue = "paper"
-feed = "sim"
-offline = true
-
-[risk]
-risk_per_trade_pct = 2.0
-dupe_intent_window_ms = 0.0
-max_order_notional_usd = {ORDER_CAP}
-max_position_notional_usd = {POSITION_CAP}
-max_gross_exposure_usd = {GROSS_CAP}
-
-[models]
-prob_min = 0.5
-min_expected_return = 0.0
-decision_interval_ms = 200.0
-risk_max = 5.0
-
-[paper]
-latency_ms_mean = 3000.0
-latency_ms_jitter = 1000.0
-
-[storage]
-flush_interval_ms = 50.0
-"""
+def _harness() -> ModuleType:
+    """scripts/crash_harness.py: its slow-fill scenario is this reproduction (one copy of it)."""
+    spec = importlib.util.spec_from_file_location(
+        "crash_harness", ROOT / "scripts" / "crash_harness.py"
+    )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["crash_harness"] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def test_slow_fills_when_strategy_keeps_deciding_then_no_order_or_exposure_above_its_cap(tmp_path):
-    profile = tmp_path / "slow.toml"
-    profile.write_text(SLOW_FILLS)
-    d = tmp_path / "d"
-    res = run("--headless", "--profile", str(profile), "--duration", "20", "--data-dir", str(d),
-              "--seed", "7", timeout=120)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
-    con = duckdb.connect(str(d / "cockpit.duckdb"), read_only=True)
-    try:
-        audit = audit_caps(con, ORDER_CAP, POSITION_CAP)
-        positions = con.execute("SELECT symbol, qty_e8 FROM positions").fetchall()
-    finally:
-        con.close()
-    assert audit["fills"] > 10, audit  # the run traded: the caps were exercised, not bypassed
-    assert audit["max_order_notional_over_cap"] == 0, audit
-    assert audit["max_position_over_cap"] == 0, audit
-    assert audit["max_order_notional_usd"] <= ORDER_CAP
-    assert audit["max_exposure_usd"] <= POSITION_CAP
-    assert positions, "no position at all: nothing was tested"
+    h = _harness()
+    out = h.slow_fill_scenario(tmp_path, clean_env(), 20.0)
+    assert out["exit"] == 0, out
+    assert out["fills"] > 10, out  # the run traded
+    assert out["gate_actions"].get("max_position_notional"), out  # and the caps did bind
+    assert out["max_order_notional_over_cap"] == 0, out
+    assert out["max_position_over_cap"] == 0, out
+    assert 0 < out["max_order_notional_usd"] <= 1000.0 and out["max_exposure_usd"] <= 1500.0, out
 
 
 def test_cap_audit_when_orders_overlap_then_worst_exposure_counts_unfilled_orders(tmp_path: Path):

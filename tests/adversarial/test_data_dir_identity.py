@@ -25,13 +25,15 @@ def testnet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.mark.parametrize("mode", ["--headless", "tui"])
 def test_start_when_profile_kind_differs_from_the_data_dirs_then_refused_exit2(
-    testnet_dir: Path, tmp_path: Path
+    testnet_dir: Path, tmp_path: Path, mode: str
 ) -> None:
     d = tmp_path / "d"
     shutil.copytree(testnet_dir, d)
     before = (d / "cockpit.duckdb").read_bytes()
-    res = run("--headless", "--profile", "paper", "--duration", "1", "--data-dir", str(d))
+    args = ["--profile", "paper", "--duration", "1", "--data-dir", str(d)]
+    res = run(*args, *([mode] if mode == "--headless" else []))
     assert res.returncode == 2, res.stderr
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
@@ -123,3 +125,27 @@ def test_live_profile_when_data_dir_group_readable_then_refused(tmp_path: Path) 
     err = res.stderr.strip()
     assert len(err.splitlines()) == 1 and f"chmod 700 {d}" in err
     assert list(d.iterdir()) == []
+
+
+def test_textfile_when_written_under_the_engine_umask_then_file_and_its_new_dirs_readable(
+    tmp_path: Path,
+) -> None:
+    """The one deliberate exception to owner-only: node_exporter runs as another user."""
+    from prometheus_client import CollectorRegistry, Counter
+
+    from engine.fsutil import PRIVATE_UMASK
+    from engine.textfile import write_textfile
+
+    registry = CollectorRegistry()
+    Counter("probe", "probe", registry=registry).inc()
+    path = tmp_path / "node" / "textfile" / "cockpit.prom"
+    old = os.umask(PRIVATE_UMASK)
+    try:
+        write_textfile(path, registry)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [stat.S_IMODE(d.stat().st_mode) for d in (path.parent, path.parent.parent)] == [
+        0o755,
+        0o755,
+    ]

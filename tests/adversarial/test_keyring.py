@@ -93,3 +93,17 @@ def test_tui_engine_when_older_release_armed_kill_switch_on_bad_key_then_banner_
         assert "decrypt" not in snap.kill_reason and "current key opens it" in snap.kill_reason
     finally:
         again.stop("test")
+
+
+def test_headless_when_2fa_was_enrolled_and_keystore_deleted_then_exit2_one_line(
+    tmp_path: Path,
+) -> None:
+    d, key = _enrolled(tmp_path)
+    first = run("--headless", "--profile", "paper", "--data-dir", str(d), "--duration", "1",
+                **{KEY_ENV: key})  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    (d / "secrets" / "keyring.enc").unlink()
+    res = run("--headless", "--profile", "paper", "--data-dir", str(d), "--duration", "1",
+              **{KEY_ENV: key})  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1 and "2FA was enrolled" in res.stderr

@@ -64,6 +64,7 @@ async def test_orders_when_venue_answers_429_then_418_then_no_stale_send_gate_bl
     st = _gate(e, "venue_throttle")
     assert st is not None and st.active, "no gate blocks new orders during a rate-limit back-off"
     assert "429" in st.reason and "ban" not in st.reason.lower()
+    assert e.metrics.registry.get_sample_value("gate_venue_throttle_active") == 1
     assert all(not r.ok and "venue_throttle" in r.message for r in during_429)  # type: ignore[attr-defined]
 
     await until(lambda: "418" in (_gate(e, "venue_throttle").reason or ""), 5, "the 418")
@@ -140,6 +141,28 @@ async def test_418_when_no_retry_after_then_long_ban_assumed(rig_factory):  # no
     await until(lambda: e.orders[res.ref].status == oms.REJECTED, 5, "expired before send")
     st = _gate(e, "venue_throttle")
     assert st.active and "HTTP 418" in st.reason
+
+
+async def test_send_when_outcome_unknown_past_the_ttl_then_resolved_by_query_never_expired(
+    rig_factory,  # noqa: F811
+):
+    # a guard, not a reproduction: the TTL must never turn a send that may have reached the
+    # venue into a failure, nor re-send it
+    rig = await rig_factory(timeout_ms=1000)
+    e = rig.engine
+    await rig.quotes_ready()
+    await rig.admin("inject", {"kind": "accept_late", "method": "POST", "path": "/api/v3/order",
+                               "delay_ms": 2500})  # fmt: skip
+    res = e.submit(_order(e))
+    reg = e.metrics.registry
+    await until(lambda: reg.get_sample_value("orders_error_total", {"reason": "unknown_outcome"})
+                == 1, 5, "the send to time out (outcome unknown)")  # fmt: skip
+    await asyncio.sleep(2.0)  # well past the TTL
+    await rig.settle()
+    o = e.orders[res.ref]
+    assert o.status == oms.FILLED and "expired" not in o.reason, (o.status, o.reason)
+    cids = [x["clientOrderId"] for x in (await rig.venue_state())["orders"]]
+    assert cids == [res.ref]
 
 
 async def test_order_when_below_venue_min_notional_then_denied_before_send(rig_factory):  # noqa: F811

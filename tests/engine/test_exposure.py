@@ -185,3 +185,36 @@ def test_position_cap_when_it_denies_then_gauge_and_panel_row_show_it(make_boote
     assert gates["max_position_notional"].active and gates["max_position_notional"].denials == 1
     assert "position cap 500.00" in gates["max_position_notional"].reason
     assert not gates["max_gross_exposure"].active
+
+
+def test_reconcile_when_venue_has_order_unknown_to_engine_then_adopted_into_exposure(make_booted):
+    """An order the venue has and the engine lost (e.g. a crash before the DB saw it) is adopted
+    by reconciliation, and from then on it counts against the caps."""
+    import asyncio
+
+    from engine.reconcile import Reconciler
+
+    b = make_booted(NO_CAPS)
+    e = b.engine
+    feed_all(e)
+    res = rest(b, "buy", "0.02")
+    e.orders.pop(res.ref)
+    e.open_orders.pop(res.ref)
+    e.exposure.rebuild([], {})  # the engine forgot it entirely
+    assert e.exposure.hi(BTC) == 0
+    report = asyncio.run(Reconciler(e, grace_s=0.0).run("periodic"))
+    assert report["mismatches"]["missing_in_db"] == 1
+    assert e.exposure.hi(BTC) == to_e8("0.02") and e.exposure.counted() == 1
+
+
+def test_refresh_when_orders_in_flight_then_exposure_gauges_count_them(make_booted):
+    b = make_booted(NO_CAPS)
+    e = b.engine
+    feed_all(e)
+    rest(b, "buy", "0.02")  # 1,300 USD at the 65,000 mid, not filled
+    rest(b, "sell", "1", "ETH/USDT")  # 3,200 USD
+    e.refresh()
+    reg = e.metrics.registry
+    assert reg.get_sample_value("exposure_worst_quote", {"symbol": BTC}) == 1300.0
+    assert reg.get_sample_value("exposure_gross_quote") == 4500.0
+    assert reg.get_sample_value("position_quantity", {"symbol": BTC}) == 0.0
