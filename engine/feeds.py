@@ -112,6 +112,7 @@ class StreamLoop:
         on_reconnect: Callable[[], Awaitable[Any]] | None = None,
         on_gap: Callable[[BaseException], None] | None = None,
         on_down: Callable[[], None] | None = None,
+        on_retry: Callable[[], None] | None = None,
         link_up: Callable[[], bool] | None = None,
         continuous: bool = False,
         base_delay_s: float = 0.1,
@@ -126,6 +127,7 @@ class StreamLoop:
         self.on_reconnect = on_reconnect
         self.on_gap = on_gap
         self.on_down = on_down
+        self.on_retry = on_retry
         self.link_up = link_up
         self.continuous = continuous
         self.base = base_delay_s
@@ -189,6 +191,8 @@ class StreamLoop:
         delay = self.backoff_s
         await asyncio.sleep(delay / 2 + self.rng.uniform(0, delay / 2))
         self.backoff_s = min(delay * 2, self.max)
+        if self.on_retry is not None:
+            self.on_retry()
 
     async def _catch_up(self) -> None:
         if self.on_reconnect is None:
@@ -274,7 +278,8 @@ class FeedSupervisor:
         self.dislocation_bps: dict[str, float] = {}
         rng = random.Random(seed)
         common: dict[str, Any] = {"metrics": metrics, "base_delay_s": base_delay_s,
-                                  "max_delay_s": max_delay_s, "rng": rng}  # fmt: skip
+                                  "max_delay_s": max_delay_s, "rng": rng,
+                                  "on_retry": self._own_dial_backoff}  # fmt: skip
         self.loops = [
             StreamLoop(
                 "bookticker",
@@ -325,6 +330,13 @@ class FeedSupervisor:
         self._trade_id: dict[str, int] = {}
         self._order_seen: dict[str, tuple[Any, Any]] = {}
         self._my_trades_seen: set[str] = set()
+
+    def _own_dial_backoff(self) -> None:
+        """Our loops own the retry policy: ccxt's own per-connection dial backoff (up to 30 s)
+        stacked on top of it let a venue that came back wait far past ``reconnect_max_ms``."""
+        backoff = getattr(self.ex, "ws_dial_backoff", None)
+        if isinstance(backoff, dict):
+            backoff.clear()
 
     def _user_link_up(self) -> bool:
         """The spot user-data subscription is confirmed: ccxt's ws-api connection is open and the
