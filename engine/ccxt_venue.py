@@ -180,9 +180,6 @@ class CcxtVenue:
 
     # --- placing -----------------------------------------------------------------------------
 
-    async def _wait_backoff(self, cancel: bool) -> None:
-        await self.backoff.wait(cancel)
-
     def _observe(self, code: int, headers: Any, body: Any) -> None:
         kind = self.backoff.observe(int(code or 0), headers if isinstance(headers, dict) else None,
                                     body if isinstance(body, str) else "")  # fmt: skip
@@ -231,7 +228,7 @@ class CcxtVenue:
         while True:
             if self._expired(o):
                 return
-            await self._wait_backoff(cancel=False)
+            await self.backoff.wait(cancel=False)
             if self._expired(o):  # no await between this check and the send
                 return
             t0 = time.perf_counter()
@@ -320,7 +317,7 @@ class CcxtVenue:
         delay = 0.1
         while True:
             try:
-                await self._wait_backoff(cancel=True)
+                await self.backoff.wait(cancel=True)
                 u = await self.query_order(o.client_order_id, o.symbol)
             except ccxt_async.BaseError as exc:
                 log.warning("query %s failed (%s); retrying", o.client_order_id, exc)
@@ -411,7 +408,7 @@ class CcxtVenue:
         assert self._sink is not None
         self.backoff.cancels_waiting += 1
         try:
-            await self._wait_backoff(cancel=True)
+            await self.backoff.wait(cancel=True)
             res = await self.ex.cancel_order(None, symbol, {"origClientOrderId": cid})
             self._sink.on_venue_update(self._update_from_info(res["info"], cid))
         except ccxt_async.OrderNotFound:
@@ -484,7 +481,7 @@ class CcxtVenue:
         sink = self._sink
         assert sink is not None
         for s in self.symbols:
-            await self._wait_backoff(cancel=True)
+            await self.backoff.wait(cancel=True)
             venue_open = await self.ex.fetch_open_orders(s)
             seen = set()
             for o in venue_open:

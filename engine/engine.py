@@ -20,8 +20,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import msgspec
-
 from engine import crashpoints, day_counters, oms, operator, telemetry, windows
 from engine.audit import AuditChain
 from engine.blocks import MarketBlocks
@@ -372,7 +370,7 @@ class Engine:
             st.inc()
         if o.status == oms.REJECTED:
             self.recent_outcomes.append(1)
-            self.metrics.orders_error.labels(_reason_class(o.reason)).inc()
+            self.metrics.orders_error.labels(oms.reason_class(o.reason)).inc()
             log.warning("order rejected %s: %s", o.client_order_id, o.reason)
             self.alerts.append(f"order {o.client_order_id} rejected: {o.reason}")
         if o.status in oms.TERMINAL:
@@ -483,23 +481,3 @@ class Engine:
 
     def snapshot(self) -> dict[str, Any]:
         return telemetry.snapshot(self)
-
-
-def _reason_class(reason: str) -> str:
-    low = reason.lower()
-    for key, cls in (
-        ("decision expired", "decision_expired"),  # our own refusal to send a stale order
-        ("duplicate", "duplicate"),
-        ("insufficient", "insufficient_funds"),
-        ("filter", "invalid_order"),
-        ("no market", "no_market"),
-        ("timeout", "timeout"),
-        ("rate", "rate_limit"),
-    ):
-        if key in low:
-            return cls
-    return "other"
-
-
-def encode(obj: object) -> bytes:
-    return msgspec.json.encode(obj)

@@ -226,3 +226,20 @@ class Order:
         o.updated_us = int(updated)  # type: ignore[call-overload]
         o.trade_ids = trade_ids
         return o
+
+
+def reason_class(reason: str) -> str:
+    """The `reason` label of ``orders_error_total`` for a rejected order's text."""
+    low = reason.lower()
+    for key, cls in (
+        ("decision expired", "decision_expired"),  # our own refusal to send a stale order
+        ("duplicate", "duplicate"),
+        ("insufficient", "insufficient_funds"),
+        ("filter", "invalid_order"),
+        ("no market", "no_market"),
+        ("timeout", "timeout"),
+        ("rate", "rate_limit"),
+    ):
+        if key in low:
+            return cls
+    return "other"

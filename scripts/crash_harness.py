@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import signal
@@ -46,16 +45,32 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # its sibling modules, also when loaded by path
 
 import duckdb  # noqa: E402
+from harness_proc import (  # noqa: E402
+    Run,
+    engine_env,
+    kill,
+    running,
+    scan,
+    spawn,
+    start_venue,
+    tail,
+    venue_state,
+)
+from harness_scenarios import (  # noqa: E402
+    rate_limit_failed,
+    rate_limit_scenario,
+    slow_fill_failed,
+    slow_fill_scenario,
+)
 
 from engine.units import to_e8  # noqa: E402
 
@@ -95,119 +110,6 @@ unknown_grace_s = 1.5
 """
 
 
-@dataclass
-class Run:
-    work: Path
-    data: Path
-    profile: Path
-    env: dict[str, str]
-    rng: random.Random
-    deadline: float
-    kills: Counter[str] = field(default_factory=Counter)
-    fallback_kills: int = 0
-    submitted: int = 0
-    trials_with_orders: int = 0
-    trials_blocked: int = 0
-    last_clean_log: Path | None = None
-    halts: set[str] = field(default_factory=set)
-    start_failures: list[str] = field(default_factory=list)
-    clean_failures: list[str] = field(default_factory=list)
-
-
-def _engine_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COCKPIT_", "NET_SIM_", "EXEC_PROFILE", "LIVE_"))}  # fmt: skip
-    env.update(SAFE_MODE="0", API_KEY="sim-key", API_SECRET="sim-secret", PYTHONUNBUFFERED="1")
-    return env
-
-
-def _kill(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGKILL) -> None:
-    """Signal one child (and its own process group) by id; reap it."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-def start_venue(
-    work: Path, seed: int, lifetime_s: float, tps: float
-) -> tuple[subprocess.Popen[Any], int]:
-    port_file = work / "venue.port"
-    port_file.unlink(missing_ok=True)
-    log = (work / "venue.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.venuesim", "--state", str(work / "venue"), "--port", "0",
-         "--port-file", str(port_file), "--max-lifetime", str(lifetime_s), "--seed", str(seed),
-         "--ticks-per-second", str(tps), "--exit-with-parent"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    log.close()
-    t_end = time.monotonic() + 30
-    while time.monotonic() < t_end:
-        if port_file.exists():
-            return proc, int(port_file.read_text().strip())
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    _kill(proc)
-    raise RuntimeError(f"venue simulator did not start; see {work / 'venue.log'}")
-
-
-def _spawn(
-    run: Run, tag: str, duration: float, crash_at: str
-) -> tuple[subprocess.Popen[Any], Path]:
-    out = run.work / "runs" / f"{tag}.log"
-    env = dict(run.env)
-    if crash_at:
-        env["COCKPIT_CRASH_AT"] = crash_at
-    with out.open("wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cockpit", "--headless", "--profile", str(run.profile),
-             "--duration", str(duration), "--data-dir", str(run.data), "--seed", "7"],
-            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    return proc, out
-
-
-def _running(out: Path) -> bool:
-    try:
-        return '"msg": "engine running' in out.read_text(errors="replace")
-    except OSError:
-        return False
-
-
-def _tail(out: Path, n: int = 6) -> str:
-    """The last lines of a run's output, without the interpreter's leak report after a crash."""
-    try:
-        lines = out.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    cut = next((k for k, x in enumerate(lines) if x.startswith("nanobind:")), len(lines))
-    return " | ".join(lines[:cut][-n:])[-800:]
-
-
-def _scan(out: Path) -> dict[str, Any]:
-    """What a run's log says: orders submitted, and the blocking gates / halts it ran into."""
-    try:
-        text = out.read_text(errors="replace")
-    except OSError:
-        text = ""
-    blocked = sorted(
-        {g for g in ("kill_switch", "safe_mode") if f'"msg": "gate {g} active' in text}
-    )
-    halts = sorted({line.split('"msg": "HALT: ', 1)[1].split('"', 1)[0]
-                    for line in text.splitlines() if '"msg": "HALT: ' in line})  # fmt: skip
-    return {"submitted": text.count('"msg": "order submitted'), "blocked": blocked,
-            "halted": bool(halts), "halts": halts}  # fmt: skip
-
-
 def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[str, Any]:
     """Start the engine and kill it: at ``point`` (its n-th pass) or, for ``timed``, after a delay."""
     rng = run.rng
@@ -220,13 +122,13 @@ def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[
         delay, crash_at = 0.0, f"{point}:{n}"
     timeout_s = args.trial_timeout
     t0 = time.monotonic()
-    proc, out = _spawn(run, f"trial-{i:04d}", 600.0, crash_at)
+    proc, out = spawn(run, f"trial-{i:04d}", 600.0, crash_at)
     how = point
     try:
         running_at = None
         t_end = t0 + timeout_s
         while proc.poll() is None and time.monotonic() < t_end:
-            if running_at is None and _running(out):
+            if running_at is None and running(out):
                 running_at = time.monotonic()
                 if point == TIMED:
                     t_end = running_at + delay
@@ -237,14 +139,14 @@ def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[
             if point != TIMED or running_at is None:
                 how = f"{point}->timed"
                 run.fallback_kills += 1
-            _kill(proc)
+            kill(proc)
         rc = proc.wait(timeout=10)
     finally:
-        _kill(proc)
+        kill(proc)
     if rc != -signal.SIGKILL:
-        run.start_failures.append(f"trial {i}: exit {rc}: {_tail(out)}")
+        run.start_failures.append(f"trial {i}: exit {rc}: {tail(out)}")
     run.kills[how] += 1
-    seen = _scan(out)
+    seen = scan(out)
     run.submitted += seen["submitted"]
     run.trials_with_orders += seen["submitted"] > 0
     run.trials_blocked += bool(seen["blocked"]) or seen["halted"]
@@ -255,23 +157,18 @@ def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[
 
 
 def clean_run(run: Run, tag: str, duration: float) -> tuple[int, str]:
-    proc, out = _spawn(run, tag, duration, "")
+    proc, out = spawn(run, tag, duration, "")
     run.last_clean_log = out
     try:
         rc = proc.wait(timeout=duration + 90)
     except subprocess.TimeoutExpired:
         rc = -999
     finally:
-        _kill(proc)
-    tail = "" if rc == 0 else _tail(out)
+        kill(proc)
+    last = "" if rc == 0 else tail(out)
     if rc != 0:
-        run.clean_failures.append(f"{tag}: exit {rc}: {tail}")
+        run.clean_failures.append(f"{tag}: exit {rc}: {last}")
     return rc, tail
-
-
-def venue_state(port: int) -> dict[str, Any]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/state", timeout=30) as r:
-        return dict(json.loads(r.read()))
 
 
 def _sym(s: str) -> str:
@@ -343,153 +240,6 @@ def check(run: Run, port: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _admin(port: int, action: str, payload: dict[str, Any]) -> Any:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/admin/{action}", data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )  # fmt: skip
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
-
-
-def _ttl_us(profile: Path) -> int:
-    from engine.config import load_config
-
-    return int(load_config(str(profile), env={}).oms.decision_ttl_ms * 1000)
-
-
-def cap_audit(data: Path, profile: Path) -> dict[str, Any]:
-    """``engine.cap_audit`` over a stopped engine's DB, against the profile's caps: the worst
-    order notional over MAX_ORDER_NOTIONAL_USD and the worst exposure (filled + open orders on one
-    side) over MAX_POSITION_NOTIONAL_USD, both valued at the arrival mid the gates saw (exact, no
-    tolerance needed), in USD."""
-    from engine.cap_audit import audit_caps
-    from engine.config import load_config
-
-    r = load_config(str(profile), env={}).risk
-    con = duckdb.connect(str(data / "cockpit.duckdb"), read_only=True)
-    try:
-        return audit_caps(con, r.max_order_notional_usd, r.max_position_notional_usd)
-    finally:
-        con.close()
-
-
-def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
-    """Item 1 of issue 12 on "testnet": while the strategy trades, the venue answers one order
-    with HTTP 429 (Retry-After 1 s), then bans the IP (HTTP 418, every request, 4 s).
-
-    Its own data dir (the crash trials' books stay apart). ``stale_sends``: venue orders whose
-    decision was older than the TTL when the venue received them (must be 0); ``expired_unsent``:
-    orders closed "decision expired before send"; ``ban_shown``: the adapter reported the 418 as
-    a ban (the venue_throttle gate's reason says so); ``max_order_notional_over_cap`` /
-    ``max_position_over_cap``: USD above the caps (``cap_audit``)."""
-    profile = run.work / "rate-limit.toml"  # its own client id prefix: the venue is shared
-    profile.write_text(run.profile.read_text() + '\n[oms]\nclient_id_prefix = "rl"\n')
-    rl = Run(run.work, run.work / "rate-limit-data", profile, run.env, run.rng, run.deadline)
-    proc, out = _spawn(rl, "rate-limit", duration, "")
-    try:
-        t_end = time.monotonic() + 60
-        while time.monotonic() < t_end and proc.poll() is None:
-            if _running(out) and _scan(out)["submitted"] >= 2:
-                break
-            time.sleep(0.05)
-        _admin(port, "inject", {"kind": "binance_error", "method": "POST", "count": 1,
-                                "path": "/api/v3/order", "status": 429, "code": -1003,
-                                "msg": "Too many requests.", "retry_after_s": 1})  # fmt: skip
-        # the next REST request of any kind (an order, a catch-up, a clock sample) earns a ban
-        _admin(port, "inject", {"kind": "ban", "retry_after_s": 4})
-        rc = proc.wait(timeout=duration + 90)
-    finally:
-        _kill(proc)
-    ttl_us = _ttl_us(profile)
-    con = duckdb.connect(str(rl.data / "cockpit.duckdb"), read_only=True)
-    try:
-        decided = dict(con.execute("SELECT decision_id || '.0', ts_us FROM decisions").fetchall())
-        expired = con.execute("SELECT count(*) FROM orders WHERE reason LIKE "
-                              "'decision expired before send%'").fetchone()[0]  # fmt: skip
-    finally:
-        con.close()
-    caps = cap_audit(rl.data, profile)
-    truth = venue_state(port)
-    ages = [int(o["time"]) * 1000 - decided[o["clientOrderId"]] for o in truth["orders"]
-            if o.get("clientOrderId") in decided]  # fmt: skip
-    text = out.read_text(errors="replace")
-    return {
-        "exit": rc,
-        "stale_sends": sum(a > ttl_us for a in ages),
-        "worst_send_age_ms": round(max(ages, default=0) / 1000, 1),
-        "venue_orders": len(ages),
-        "expired_unsent": int(expired),
-        # reported as what it is (the gate's reason follows: see the gates panel / denials)
-        "ban_shown": "venue BANNED this IP (HTTP 418)" in text,
-        "rate_limit_shown": "venue rate limit: backing off" in text,
-        "max_order_notional_over_cap": caps["max_order_notional_over_cap"],
-        "max_position_over_cap": caps["max_position_over_cap"],
-        "max_order_notional": caps["max_order_notional_usd"],
-        "max_position_notional": caps["max_exposure_usd"],
-    }
-
-
-SLOW_FILL_PROFILE = """
-kind = "paper"
-venue = "paper"
-feed = "sim"
-offline = true
-[risk]
-safe_mode = false
-risk_per_trade_pct = 2.0
-dupe_intent_window_ms = 0.0
-max_order_notional_usd = 1000.0
-max_position_notional_usd = 1500.0
-max_gross_exposure_usd = 3000.0
-[models]
-prob_min = 0.5
-min_expected_return = 0.0
-decision_interval_ms = 200.0
-risk_max = 5.0
-[paper]
-latency_ms_mean = 3000.0
-latency_ms_jitter = 1000.0
-[storage]
-flush_interval_ms = 50.0
-"""
-
-
-def slow_fill_scenario(work: Path, env: dict[str, str], duration: float) -> dict[str, Any]:
-    """Item 1 of issue 12 on paper: the venue answers after ~3 s while the strategy decides
-    every 200 ms at 2 % risk (before the fix every order was sized against the stale filled
-    position: orders above MAX_ORDER_NOTIONAL_USD, positions far above any cap). The caps sit
-    below the strategy's 2 % target, so each of them binds. Its own data dir; no venue process.
-    ``max_order_notional_over_cap`` / ``max_position_over_cap`` (``cap_audit``) must be 0."""
-    (work / "runs").mkdir(exist_ok=True)
-    profile = work / "slow-fill.toml"
-    profile.write_text(SLOW_FILL_PROFILE)
-    run = Run(work, work / "slow-fill-data", profile, env, random.Random(0), time.monotonic())
-    proc, out = _spawn(run, "slow-fill", duration, "")
-    try:
-        rc = proc.wait(timeout=duration + 90)
-    finally:
-        _kill(proc)
-    if rc != 0:
-        return {"exit": rc, "error": _tail(out)}
-    caps = cap_audit(run.data, profile)
-    con = duckdb.connect(str(run.data / "cockpit.duckdb"), read_only=True)
-    try:
-        acted = dict(con.execute("SELECT gate, count(*) FROM gate_events WHERE action IN "
-                                 "('deny', 'scale') GROUP BY 1").fetchall())  # fmt: skip
-    finally:
-        con.close()
-    return {"exit": rc, **caps, "gate_actions": acted}
-
-
-def _slow_fill_failed(sf: dict[str, Any]) -> bool:
-    """The scenario ran and the engine failed, traded nothing, or something exceeded a cap."""
-    if not sf:
-        return False
-    return bool(sf["exit"] != 0 or not sf.get("fills") or sf["max_order_notional_over_cap"]
-                or sf["max_position_over_cap"])  # fmt: skip
-
-
 def _worst(*figures: Any) -> Any:
     """The largest of the scenarios' figures that ran (None when none did)."""
     vals = [f for f in figures if f is not None]
@@ -498,14 +248,6 @@ def _worst(*figures: Any) -> Any:
 
 def _violations(c: dict[str, Any]) -> bool:
     return bool(c["duplicates"] or c["lost_fills"] or c["position_mismatches"] or not c["audit_ok"])
-
-
-def _rate_limit_failed(rl: dict[str, Any]) -> bool:
-    """The scenario ran and something went out stale, over a cap, or the engine did not exit 0."""
-    if not rl:
-        return False
-    over = (rl["max_order_notional_over_cap"], rl["max_position_over_cap"] or 0)
-    return bool(rl["exit"] != 0 or rl["stale_sends"] or any(over) or not rl["ban_shown"])
 
 
 def _points(args: argparse.Namespace) -> list[str]:
@@ -571,11 +313,11 @@ def main() -> int:
         venue, port = start_venue(work, args.seed, budget + 120, args.ticks_per_second)
         profile = work / "crash.toml"
         profile.write_text(PROFILE.format(port=port))
-        run = Run(work, work / "data", profile, _engine_env(), random.Random(args.seed),
+        run = Run(work, work / "data", profile, engine_env(), random.Random(args.seed),
                   t_start + budget)  # fmt: skip
-        rc, tail = clean_run(run, "boot", 2.0)  # first start: builds the model reference etc.
+        rc, why = clean_run(run, "boot", 2.0)  # first start: builds the model reference etc.
         if rc != 0:
-            raise RuntimeError(f"first clean run failed (exit {rc}): {tail}")
+            raise RuntimeError(f"first clean run failed (exit {rc}): {why}")
         done = 0
         for i in range(args.trials):
             point = points[i % len(points)] if args.cycle_points else run.rng.choice(points)
@@ -591,7 +333,7 @@ def main() -> int:
                 crc, _ = clean_run(run, f"clean-{i:04d}", args.clean_duration)
                 c = check(run, port)
                 c["after_trial"], c["clean_exit"] = i, crc
-                c["clean_run"] = _scan(run.last_clean_log) if run.last_clean_log else {}
+                c["clean_run"] = scan(run.last_clean_log) if run.last_clean_log else {}
                 run.halts.update(c["clean_run"].get("halts", []))
                 checks.append(c)
                 if (_violations(c) or crc != 0) and first_violation is None:
@@ -623,8 +365,8 @@ def main() -> int:
         )
         ok = (bool(final) and not _violations(final) and not run.clean_failures
               and not run.start_failures and final.get("venue_orders", 0) > 0
-              and not blocked and not _rate_limit_failed(rl)
-              and not _slow_fill_failed(sf))  # fmt: skip
+              and not blocked and not rate_limit_failed(rl)
+              and not slow_fill_failed(sf))  # fmt: skip
         summary = {
             "trials": done,
             "duplicates": final.get("duplicates"),
@@ -671,7 +413,7 @@ def main() -> int:
     except Exception as e:  # noqa: BLE001 - reported in the JSON line, exit 1
         summary.update(ok=False, error=f"{type(e).__name__}: {e}")
     finally:
-        _kill(venue, signal.SIGTERM)
+        kill(venue, signal.SIGTERM)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps(summary), flush=True)
