@@ -32,7 +32,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen
-from engine.events import (
+from engine.core.events import (
     ArmKillSwitch,
     Command,
     CommandResult,
@@ -328,7 +328,7 @@ class CockpitApp(App[None]):
             return
         import time as _t
 
-        from engine.report import export_report
+        from engine.store.report import export_report
 
         out = rt.data_dir / "reports" / _t.strftime("report-%Y%m%dT%H%M%SZ.zip", _t.gmtime())
         meta = {"profile": rt.cfg.name, "venue": rt.engine.venue.name}

@@ -20,7 +20,7 @@ from typing import Any
 
 from cockpit import control_cli, ops_cli, totp_cli
 from engine.api import RoleRefused, effective_role
-from engine.config import (
+from engine.config.loader import (
     ConfigError,
     load_config,
     render_config,
@@ -115,7 +115,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.fsutil import private_umask
+    from engine.core.fsutil import private_umask
 
     private_umask()  # everything we create is owner-only (the metrics textfile sets its own mode)
     args = _parser().parse_args(argv)
@@ -167,10 +167,10 @@ def _os_error(exc: OSError, where: object) -> int:
 
 
 def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
-    from engine.datacheck import data_dir_mode_problem
-    from engine.keystore import KeystoreError
-    from engine.store import StoreError
-    from engine.venue_errors import VenueUnreachable
+    from engine.runtime.datacheck import data_dir_mode_problem
+    from engine.security.keystore import KeystoreError
+    from engine.store.writer import StoreError
+    from engine.venues.venue_errors import VenueUnreachable
 
     try:  # before the lock: the live profile refuses an open data dir without touching it
         warning = data_dir_mode_problem(data_dir, getattr(cfg, "kind", ""))
@@ -189,10 +189,10 @@ def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
 
 
 def _run_headless(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
-    from engine.lockfile import AlreadyRunning, acquire
-    from engine.logsetup import setup_logging
-    from engine.runner import run_headless
-    from engine.store import StoreError
+    from engine.obs.logs import setup_logging
+    from engine.runtime.runner import run_headless
+    from engine.store.lockfile import AlreadyRunning, acquire
+    from engine.store.writer import StoreError
 
     try:
         # the lock comes first: a second instance must leave the data dir exactly as it was
@@ -221,9 +221,9 @@ def _run_headless(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
 
 def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
     """The cockpit: engine on its own thread, Textual on this one; both stop together."""
-    from engine.lockfile import AlreadyRunning, acquire
-    from engine.logsetup import setup_logging
-    from engine.store import StoreError
+    from engine.obs.logs import setup_logging
+    from engine.store.lockfile import AlreadyRunning, acquire
+    from engine.store.writer import StoreError
 
     try:
         lock = acquire(data_dir)
@@ -292,9 +292,9 @@ def _ui_crash(exc: BaseException) -> str:
 
 
 def _audit_verify(data_dir: Path) -> int:
-    from engine.audit import HeadFile, VerifyResult, load_or_create_key, verify_db
-    from engine.boot import db_path
-    from engine.control import NotRunning, call
+    from engine.runtime.boot import db_path
+    from engine.runtime.control import NotRunning, call
+    from engine.security.audit import HeadFile, VerifyResult, load_or_create_key, verify_db
 
     try:  # a running engine owns the file: it verifies through its own connection
         return _verify_result(VerifyResult(**call(data_dir, "audit_verify")))

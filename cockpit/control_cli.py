@@ -17,8 +17,8 @@ import getpass
 import sys
 from typing import Any
 
-from engine.config import resolve_data_dir
-from engine.control import NotRunning, call
+from engine.config.loader import resolve_data_dir
+from engine.runtime.control import NotRunning, call
 
 COMMANDS = ("ack-orphans",)
 

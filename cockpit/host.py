@@ -8,7 +8,7 @@ Invariants:
 - GC policy (PERFORMANCE.md: CPython's collections stop every thread, for 60–150 ms when full, in
   a Textual process). ``paced`` (default): after start-up everything alive is frozen
   (``gc.freeze()``), the automatic thresholds are raised to a backstop, and the engine runs small
-  collections itself right after each burst of market data (``engine.gcwatch.GcPacer``): young
+  collections itself right after each burst of market data (``engine.obs.gcwatch.GcPacer``): young
   ones every ~2,000 new objects, a middle one every 5 young, a full one every 5 min so cyclic
   garbage is still reclaimed. Collection is never switched off; memory stays bounded.
   ``COCKPIT_GC_POLICY=on`` (freeze + backstop thresholds only) and ``off`` (CPython defaults)
@@ -31,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import EngineAPI
-from engine.config import ConfigError
-from engine.events import Command, CommandResult
-from engine.gcwatch import GcPacer
-from engine.keystore import KeystoreError
-from engine.snapshot import EngineSnapshot, SnapshotBuilder
-from engine.store import StoreError
-from engine.venue_errors import VenueUnreachable
+from engine.config.loader import ConfigError
+from engine.core.events import Command, CommandResult
+from engine.obs.gcwatch import GcPacer
+from engine.security.keystore import KeystoreError
+from engine.snapshot import EngineSnapshot
+from engine.store.writer import StoreError
+from engine.trading.snapshot_builder import SnapshotBuilder
+from engine.venues.venue_errors import VenueUnreachable
 
 log = logging.getLogger("cockpit.host")
 
@@ -59,7 +60,7 @@ def gc_policy() -> str:
 class EngineHost:
     def __init__(self, cfg: Any, data_dir: Path, lock: Any, *, role: str = "operator",
                  refresh_hz: float = 4.0) -> None:  # fmt: skip
-        from engine.runner import EngineRuntime
+        from engine.runtime.runner import EngineRuntime
 
         self.runtime = EngineRuntime(cfg, data_dir, None, lock, role=role)
         if gc_policy() == "paced":

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.config import load_config, resolve_data_dir
-from engine.control import NotRunning, call
+from engine.config.loader import load_config, resolve_data_dir
+from engine.runtime.control import NotRunning, call
 
 
 def add_parsers(sub: Any, common: Any) -> None:
@@ -48,7 +48,7 @@ def _running_call(data_dir: Path, cmd: str, args: dict[str, Any] | None = None) 
 
 
 def _lock_or_exit(data_dir: Path) -> Any:
-    from engine.lockfile import AlreadyRunning, acquire
+    from engine.store.lockfile import AlreadyRunning, acquire
 
     try:
         return acquire(data_dir)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace, data_dir: Path) -> Any:
     """The profile given (``--profile`` or env EXEC_PROFILE), else the one the data dir was
     created with, else paper: an offline command must talk to the data dir's own venue."""
-    from engine.boot import recorded_profile
+    from engine.runtime.boot import recorded_profile
 
     if args.profile or os.environ.get("EXEC_PROFILE"):
         return load_config(args.profile)
@@ -79,8 +79,8 @@ def _config(args: argparse.Namespace, data_dir: Path) -> Any:
 
 
 def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.reconcile import render
-    from engine.store import StoreError
+    from engine.runtime.reconcile import render
+    from engine.store.writer import StoreError
 
     report = _running_call(data_dir, "reconcile")
     if report is None:
@@ -89,8 +89,8 @@ def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
             return 2
         cfg = _config(args, data_dir)
         lock = _lock_or_exit(data_dir)
-        from engine.logsetup import setup_logging
-        from engine.runner import reconcile_once
+        from engine.obs.logs import setup_logging
+        from engine.runtime.runner import reconcile_once
 
         setup_logging(data_dir, "INFO", stdout=False)
         try:
@@ -103,7 +103,7 @@ def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _healthcheck(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.ops import healthcheck_offline, render_health
+    from engine.runtime.maintenance import healthcheck_offline, render_health
 
     report = _running_call(data_dir, "healthcheck")
     if report is None:
@@ -113,8 +113,8 @@ def _healthcheck(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _backup(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.ops import UnsafeTarget, backup_target, copy_db, read_everything
-    from engine.store import StoreError, open_db
+    from engine.runtime.maintenance import UnsafeTarget, backup_target, copy_db, read_everything
+    from engine.store.writer import StoreError, open_db
 
     try:  # refused here, before the running engine or the DB is touched
         out = backup_target(data_dir, str(Path(args.out).absolute()) if args.out else None)
@@ -149,7 +149,7 @@ def _backup(args: argparse.Namespace, data_dir: Path) -> int:
 
 
 def _restore(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.ops import check_restore_source, restore
+    from engine.runtime.maintenance import check_restore_source, restore
 
     if _running_call(data_dir, "status") is not None:
         _err("stop the engine before restoring (it owns the database)")

@@ -1,9 +1,9 @@
 """``cockpit totp enroll``: create the operator's TOTP seed and show it as a terminal QR code.
 
 Role: the one place a TOTP seed is born. It goes straight into the project's encrypted keystore
-(``engine.keystore.EncryptedFileKeyring``, selected explicitly as the ``keyring`` backend, under
+(``engine.security.keystore.EncryptedFileKeyring``, selected explicitly as the ``keyring`` backend, under
 service "cockpit", user ``totp:<account>``); the engine later reads it with
-``engine.totp.load_totp_secret`` to guard critical actions.
+``engine.security.totp.load_totp_secret`` to guard critical actions.
 
 Invariants:
 - An unsafe keyring backend (plaintext / fail / null) is refused before a seed is generated.
@@ -30,9 +30,9 @@ from typing import Any, TextIO
 import keyring
 import pyotp
 
-from engine.fsutil import make_private_dir
-from engine.keystore import KeystoreError, open_keystore, select_backend
-from engine.totp import SERVICE, TotpGuard, load_totp_secret, totp_username
+from engine.core.fsutil import make_private_dir
+from engine.security.keystore import KeystoreError, open_keystore, select_backend
+from engine.security.totp import SERVICE, TotpGuard, load_totp_secret, totp_username
 
 EXIT_OK, EXIT_NOT_ENROLLED, EXIT_KEYSTORE = 0, 1, 2
 VERIFY_ATTEMPTS = 3
@@ -61,7 +61,7 @@ def _grouped(secret: str) -> str:
 def load_secret(
     data_dir: Path, account: str = "operator", env: Mapping[str, str] | None = None
 ) -> str | None:
-    """``account``'s TOTP seed, or None if not enrolled (see ``engine.totp.load_totp_secret``)."""
+    """``account``'s TOTP seed, or None if not enrolled (see ``engine.security.totp.load_totp_secret``)."""
     return load_totp_secret(data_dir, account, env)
 
 
@@ -143,7 +143,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch ``cockpit totp ...`` (only ``enroll`` today)."""
-    from engine.config import resolve_data_dir
+    from engine.config.loader import resolve_data_dir
 
     data_dir = resolve_data_dir(getattr(args, "data_dir", None))
     interactive = sys.stdin.isatty()

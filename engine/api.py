@@ -15,9 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from engine import operator
-from engine.engine import Engine
-from engine.events import (
+from engine.core.events import (
     AcknowledgeOrphans,
     ArmKillSwitch,
     CancelAll,
@@ -34,7 +32,9 @@ from engine.events import (
     SetSafeMode,
     SubmitOrder,
 )
-from engine.strategy import ModelStrategy
+from engine.strategy.strategies import ModelStrategy
+from engine.trading import commands
+from engine.trading.engine import Engine
 
 # Critical actions (SPEC §4): confirmed in the UI and, when 2FA is enrolled, TOTP-checked here.
 CRITICAL = (ArmKillSwitch, DisarmKillSwitch, PromoteChallenger, RollbackModel, SetCanaryShare,
@@ -114,7 +114,7 @@ class EngineAPI:
             case ResetRisk():
                 return e.reset_risk(cmd.actor, cmd.reason)
             case RecordIncident():
-                return operator.record_incident(e, cmd.actor, cmd.note)
+                return commands.record_incident(e, cmd.actor, cmd.note)
             case AcknowledgeOrphans():
                 return e.acknowledge_orphans(cmd.symbol, cmd.actor, cmd.reason)
             case PinModel() | PromoteChallenger() | RollbackModel() | SetCanaryShare():
@@ -146,8 +146,8 @@ def build_api(engine: Engine, strategy: Any, *, role: str, data_dir: Path,
     data dir remembers it (``totp_enrolled``): a seed that has since vanished refuses the start
     (fail closed) instead of silently dropping 2FA.
     """
-    from engine.keystore import KeystoreError, keystore_path
-    from engine.totp import TotpGuard
+    from engine.security.keystore import KeystoreError, keystore_path
+    from engine.security.totp import TotpGuard
 
     enrolled_before = engine._state_cache.get("totp_enrolled") == "1"
     if totp_secret is None and enrolled_before:

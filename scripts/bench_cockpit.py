@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dev import precompile  # noqa: E402  (as `dev.py cockpit` and an install leave the bytecode)
-from engine.control import call  # noqa: E402
+from engine.runtime.control import call  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TCK = os.sysconf("SC_CLK_TCK")

@@ -66,7 +66,7 @@ ws_url = "ws://127.0.0.1:{port}"
 
 
 def b36(n: int) -> str:
-    from engine.oms import b36 as _b36
+    from engine.trading.oms import b36 as _b36
 
     return _b36(n)
 
@@ -80,7 +80,7 @@ class Venue:
         port_file = state / "port"
         self.log = open(state / "venue.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.venuesim", "--state", str(state), "--port", "0",
+            [sys.executable, "-m", "venuesim", "--state", str(state), "--port", "0",
              "--port-file", str(port_file), "--max-lifetime", str(lifetime_s),
              "--exit-with-parent"],
             cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -130,7 +130,7 @@ class Venue:
 
 def place_open_orders(venue: Venue, n: int) -> list[tuple[Any, ...]]:
     """``n`` resting LIMIT orders (buys at 30 % of mid, sells at 3x): they never fill."""
-    from engine.marketsim import symbol_spec
+    from engine.sim.marketsim import symbol_spec
 
     mids = {s: venue.mid_e8(s) for s in SYMBOLS}
     now_us = int(time.time() * 1e6)
@@ -166,8 +166,8 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
     import duckdb
     import polars as pl
 
-    from engine.marketsim import symbol_spec
-    from engine.schema import COLUMNS, VERSIONED_TABLES, log_table
+    from engine.sim.marketsim import symbol_spec
+    from engine.store.schema import COLUMNS, VERSIONED_TABLES, log_table
 
     rng = random.Random(seed)
     now_us = int(time.time() * 1e6)

@@ -26,13 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.boot import boot  # noqa: E402
-from engine.clock import SimClock  # noqa: E402
-from engine.config import load_config  # noqa: E402
-from engine.journal import IntentJournal  # noqa: E402
-from engine.marketsim import MarketSimulator  # noqa: E402
-from engine.strategy import AlternatingStrategy  # noqa: E402
-from engine.units import to_e8  # noqa: E402
+from engine.config.loader import load_config  # noqa: E402
+from engine.core.clock import SimClock  # noqa: E402
+from engine.core.units import to_e8  # noqa: E402
+from engine.runtime.boot import boot  # noqa: E402
+from engine.sim.marketsim import MarketSimulator  # noqa: E402
+from engine.store.intent_journal import IntentJournal  # noqa: E402
+from engine.strategy.strategies import AlternatingStrategy  # noqa: E402
 
 SYMBOL = "BTC/USDT"
 FLUSH_ROWS = 8192  # hand a batch to the writer once this many rows accumulated

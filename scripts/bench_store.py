@@ -2,7 +2,7 @@
 """Benchmark: does the DB writer's memory stay bounded as trading history grows?
 
 Replays the cockpit bench's write pattern (PERFORMANCE.md workload 2 at 40 orders/s: 10 flushes/s,
-4 new orders per flush) through the real ``engine.store.write_batch`` into a real DuckDB file with
+4 new orders per flush) through the real ``engine.store.writer.write_batch`` into a real DuckDB file with
 the real schema and settings, as fast as DuckDB allows. Every order is written three times over
 three flushes (pending, submitted, filled) to ``orders``, ``order_outbox`` and ``paper_orders``;
 each flush also appends its decisions, fills and audit rows and upserts one position.
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine import memwatch  # noqa: E402
-from engine.store import Batch, migrate, open_db, write_batch  # noqa: E402
+from engine.store.writer import Batch, migrate, open_db, write_batch  # noqa: E402
 
 SYMBOLS = [f"S{i:02d}/USDT" for i in range(1, 21)]
 STATES = ("pending", "submitted", "filled")

@@ -4,7 +4,7 @@
 One data directory and one loopback venue process for the whole run (the venue is a separate
 process, so it keeps the truth while the engine dies). Each trial starts ``cockpit --headless`` on a
 fast-deciding testnet profile pointed at that venue and kills it, either at a named crash point
-(``COCKPIT_CRASH_AT``, see ``engine/crashpoints.py``: after the intent is durable but before it is
+(``COCKPIT_CRASH_AT``, see ``engine/core/crashpoints.py``: after the intent is durable but before it is
 sent, after the venue accepted but before the answer is applied, before/after a DB commit) or with a
 plain SIGKILL at a random instant after "engine running". Every ``--check-every`` trials, and at the
 end, a clean run (no crash, ``--duration`` a few seconds) lets the engine rehydrate and reconcile;
@@ -21,7 +21,7 @@ then, with the engine stopped, the DuckDB file is compared with the venue's ``/a
 Then two scenarios of issue 12 item 1, each in its own data dir and function: a 429 then a 418 ban
 while trading on "testnet" (``rate_limit_scenario``), and slow fills on paper (``slow_fill_scenario``:
 3 s venue latency, decisions every 200 ms). ``max_order_notional_over_cap`` and
-``max_position_over_cap`` (USD, worst over both, from ``engine.cap_audit``) must be 0.
+``max_position_over_cap`` (USD, worst over both, from ``engine.trading.cap_audit``) must be 0.
 
 Prints one line per trial and per check (on stderr with ``--json``); the last stdout line is a JSON
 summary. Exit 0 only when duplicates, lost_fills and position_mismatches are all zero, the audit
@@ -72,7 +72,7 @@ from harness_scenarios import (  # noqa: E402
     slow_fill_scenario,
 )
 
-from engine.units import to_e8  # noqa: E402
+from engine.core.units import to_e8  # noqa: E402
 
 CRASH_POINTS = ("after_intent_durable", "after_venue_accept", "before_commit", "after_commit")
 ORDER_POINTS = ("after_intent_durable", "after_venue_accept")

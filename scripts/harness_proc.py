@@ -71,7 +71,7 @@ def start_venue(
     port_file.unlink(missing_ok=True)
     log = (work / "venue.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.venuesim", "--state", str(work / "venue"), "--port", "0",
+        [sys.executable, "-m", "venuesim", "--state", str(work / "venue"), "--port", "0",
          "--port-file", str(port_file), "--max-lifetime", str(lifetime_s), "--seed", str(seed),
          "--ticks-per-second", str(tps), "--exit-with-parent"],
         cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -1,7 +1,7 @@
 """Issue 12 item 1's scenarios for the crash harness, each in its own data dir and function:
 a 429 then a 418 ban while trading on "testnet" (``rate_limit_scenario``), and slow fills on paper
 (``slow_fill_scenario``). ``max_order_notional_over_cap`` / ``max_position_over_cap`` (USD, from
-``engine.cap_audit``) must be 0; ``stale_sends`` must be 0.
+``engine.trading.cap_audit``) must be 0; ``stale_sends`` must be 0.
 """
 
 from __future__ import annotations
@@ -16,18 +16,18 @@ from harness_proc import Run, admin, kill, running, scan, spawn, tail, venue_sta
 
 
 def _ttl_us(profile: Path) -> int:
-    from engine.config import load_config
+    from engine.config.loader import load_config
 
     return int(load_config(str(profile), env={}).oms.decision_ttl_ms * 1000)
 
 
 def cap_audit(data: Path, profile: Path) -> dict[str, Any]:
-    """``engine.cap_audit`` over a stopped engine's DB, against the profile's caps: the worst
+    """``engine.trading.cap_audit`` over a stopped engine's DB, against the profile's caps: the worst
     order notional over MAX_ORDER_NOTIONAL_USD and the worst exposure (filled + open orders on one
     side) over MAX_POSITION_NOTIONAL_USD, both valued at the arrival mid the gates saw (exact, no
     tolerance needed), in USD."""
-    from engine.cap_audit import audit_caps
-    from engine.config import load_config
+    from engine.config.loader import load_config
+    from engine.trading.cap_audit import audit_caps
 
     r = load_config(str(profile), env={}).risk
     con = duckdb.connect(str(data / "cockpit.duckdb"), read_only=True)

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
 
-from engine.units import to_e8  # noqa: E402
-from engine.venuesim import VenueSim  # noqa: E402
+from engine.core.units import to_e8  # noqa: E402
+from venuesim import VenueSim  # noqa: E402
 
 PROFILE = """
 kind = "testnet"

@@ -60,9 +60,9 @@ def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
 
 @pytest.fixture
 def make_booted(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    from engine.boot import boot
-    from engine.clock import SimClock
-    from engine.config import load_config
+    from engine.config.loader import load_config
+    from engine.core.clock import SimClock
+    from engine.runtime.boot import boot
 
     opened: list[Any] = []
 
@@ -89,7 +89,7 @@ def make_booted(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 def feed(engine: Any, symbol: str, bid: float, ask: float, size: float = 1.0,
          dt_ms: float = 10.0) -> None:  # fmt: skip
     """One quote, ``dt_ms`` after the previous one on the engine's SimClock."""
-    from engine.units import to_e8
+    from engine.core.units import to_e8
 
     clock = engine.clock
     clock.advance_ms(dt_ms)

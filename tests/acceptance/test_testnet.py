@@ -35,7 +35,7 @@ def test_headless_testnet_when_safe_mode_default_then_no_order_and_exit0(tmp_pat
 
 
 def test_ntp_server_when_3s_off_then_skew_gate_blocks_orders(tmp_path: Path) -> None:
-    from engine.clocksync import SntpTestServer
+    from engine.venues.clocksync import SntpTestServer
 
     loop = asyncio.new_event_loop()
     server = SntpTestServer(offset_ms=3000.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.control import call
+from engine.runtime.control import call
 from tests.conftest import PY, ROOT
 
 pytestmark = pytest.mark.skipif(

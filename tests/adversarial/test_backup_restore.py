@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.control import call
-from engine.journal import IntentJournal
+from engine.runtime.control import call
+from engine.store.intent_journal import IntentJournal
 from tests.acceptance.helpers import query, run, start, wait_for_log
 
 

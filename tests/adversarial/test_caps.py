@@ -5,7 +5,7 @@ strategy deciding every 200 ms at 2 % risk per trade. Before the fix every new o
 against the stale *filled* position, so orders "reduced" it at full size: 14 of 108 fills above the
 $5,000 MAX_ORDER_NOTIONAL_USD, positions far above any sane size. Now the caps are measured
 against exposure (filled + every open order): the DB of the real ``cockpit --headless`` run shows no
-order and no worst-case exposure above its cap (``engine.cap_audit`` replays orders and fills).
+order and no worst-case exposure above its cap (``engine.trading.cap_audit`` replays orders and fills).
 The caps here sit below what the strategy wants, so each of them binds during the run.
 """
 
@@ -18,7 +18,7 @@ from types import ModuleType
 
 import duckdb
 
-from engine.cap_audit import audit_caps
+from engine.trading.cap_audit import audit_caps
 from tests.acceptance.helpers import ROOT, clean_env
 
 

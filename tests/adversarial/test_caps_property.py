@@ -25,16 +25,16 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from engine.audit import AuditChain
-from engine.clock import SimClock
-from engine.config import load_config
-from engine.engine import Engine
-from engine.events import SubmitOrder, VenueFill, VenueOrderUpdate
-from engine.marketsim import symbol_spec
-from engine.metrics import EngineMetrics
-from engine.risk import GATE_NAMES
-from engine.units import SCALE, to_e8
-from engine.venue import VenueLimits
+from engine.config.loader import load_config
+from engine.core.clock import SimClock
+from engine.core.events import SubmitOrder, VenueFill, VenueOrderUpdate
+from engine.core.units import SCALE, to_e8
+from engine.obs.metrics import EngineMetrics
+from engine.security.audit import AuditChain
+from engine.sim.marketsim import symbol_spec
+from engine.trading.engine import Engine
+from engine.trading.risk import GATE_NAMES
+from engine.trading.venue_port import VenueLimits
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 PRICES = {"BTC/USDT": 65000.0, "ETH/USDT": 3200.0, "SOL/USDT": 150.0}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config_schema import iter_fields
-from engine.control import NotRunning, call
+from engine.config.structs import iter_fields
+from engine.runtime.control import NotRunning, call
 from tests.acceptance.helpers import run, start
 
 HUGE = "99999999999999999999"

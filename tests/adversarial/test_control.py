@@ -27,8 +27,8 @@ from typing import Any
 import pyotp
 import pytest
 
-from engine.control import call
-from engine.keystore import KEY_ENV, generate_key
+from engine.runtime.control import call
+from engine.security.keystore import KEY_ENV, generate_key
 from tests.acceptance.helpers import query, start
 
 PROFILE = """
@@ -208,9 +208,9 @@ def test_tui_engine_when_staging_then_observer_and_disarm_and_risk_reset_denied(
 ) -> None:
     """What the cockpit's engine thread does for the TUI: staging is observed, whoever asks."""
     from cockpit.host import EngineHost
-    from engine.config import load_config
-    from engine.events import DisarmKillSwitch, ResetRisk
-    from engine.lockfile import acquire
+    from engine.config.loader import load_config
+    from engine.core.events import DisarmKillSwitch, ResetRisk
+    from engine.store.lockfile import acquire
 
     d = tmp_path / "d"
     host = EngineHost(load_config("staging", env={}), d, acquire(d), role="operator")
@@ -282,7 +282,7 @@ def test_socket_bench_stats_when_garbage_window_invalid_then_error_and_gc_flags_
 
 
 def test_gc_saving_garbage_when_cancelled_then_debug_flags_restored() -> None:
-    from engine import gcwatch
+    from engine.obs import gcwatch
 
     async def probe() -> None:
         with gcwatch.saving_garbage():

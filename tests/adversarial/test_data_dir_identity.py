@@ -133,8 +133,8 @@ def test_textfile_when_written_under_the_engine_umask_then_file_and_its_new_dirs
     """The one deliberate exception to owner-only: node_exporter runs as another user."""
     from prometheus_client import CollectorRegistry, Counter
 
-    from engine.fsutil import PRIVATE_UMASK
-    from engine.textfile import write_textfile
+    from engine.core.fsutil import PRIVATE_UMASK
+    from engine.obs.textfile import write_textfile
 
     registry = CollectorRegistry()
     Counter("probe", "probe", registry=registry).inc()

@@ -16,9 +16,9 @@ import duckdb
 import pytest
 
 from cockpit.app import CockpitApp
-from engine.report import export_report
 from engine.snapshot import AuditView, BudgetView, FeedView, FillView, ModelView, ReconView
-from engine.store import migrate
+from engine.store.report import export_report
+from engine.store.writer import migrate
 from tests.cockpit.test_snapshots import FixedHost
 from tests.cockpit.test_widgets import T0, gate, order, snap, symbol
 from widgets import lit

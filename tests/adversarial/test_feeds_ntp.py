@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.clock import RealClock
-from engine.clocksync import NtpSource, SntpTestServer
+from engine.core.clock import RealClock
+from engine.venues.clocksync import NtpSource, SntpTestServer
 from tests.acceptance.helpers import FAST_PROFILE, query, run, start, wait_for_log
 from tests.conftest import PY, ROOT, clean_env
 
@@ -156,7 +156,7 @@ async def test_ntp_source_when_server_fails_then_recovers_then_one_line_per_chan
     port = garbage.get_extra_info("sockname")[1]
     clock = RealClock()
     src = NtpSource(f"127.0.0.1:{port}", clock, interval_s=0.05, timeout_s=0.3)
-    caplog.set_level(logging.INFO, logger="engine.clocksync")
+    caplog.set_level(logging.INFO, logger="engine.venues.clocksync")
     task = asyncio.create_task(src.run())
     try:
         for _ in range(100):
@@ -196,7 +196,7 @@ async def test_ntp_source_when_server_fails_then_recovers_then_one_line_per_chan
 
 
 class VenueChild:
-    """``python -m engine.venuesim`` as a real child process on a fixed port (restartable)."""
+    """``python -m venuesim`` as a real child process on a fixed port (restartable)."""
 
     def __init__(self, state: Path) -> None:
         self.state = state
@@ -207,7 +207,7 @@ class VenueChild:
         port_file = self.state / "port"
         port_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [PY, "-m", "engine.venuesim", "--state", str(self.state), "--port", str(self.port),
+            [PY, "-m", "venuesim", "--state", str(self.state), "--port", str(self.port),
              "--port-file", str(port_file), "--ticks-per-second", "20", "--max-lifetime", "300",
              "--exit-with-parent"],
             cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -234,12 +234,12 @@ class VenueChild:
 @pytest.fixture
 async def feed_rig(tmp_path: Path):  # noqa: ANN201
     """The real ccxt adapter, engine and feed supervisor against a venue child process."""
-    from engine.boot import boot
-    from engine.ccxt_venue import CcxtVenue
-    from engine.config import load_config
-    from engine.egress import EgressGuard
-    from engine.feeds import FeedMetrics, FeedSupervisor
-    from engine.venue_setup import SIM_KEY, SIM_SECRET, _urls_from, make_exchange
+    from engine.config.loader import load_config
+    from engine.runtime.boot import boot
+    from engine.venues.ccxt_feeds import FeedMetrics, FeedSupervisor
+    from engine.venues.ccxt_venue import CcxtVenue
+    from engine.venues.egress import EgressGuard
+    from engine.venues.venue_setup import SIM_KEY, SIM_SECRET, _urls_from, make_exchange
 
     venue = VenueChild(tmp_path / "venue")
     venue.state.mkdir()
@@ -282,7 +282,7 @@ async def test_feeds_when_venue_killed_then_no_false_reconnects_backoff_grows_no
     loop.set_exception_handler(lambda _loop, ctx: unretrieved.append(str(ctx.get("message"))))
     await _wait(lambda: all(sl.connected for sl in feeds.loops), 20, "all streams up")
     before = {sl.name: sl.reconnects for sl in feeds.loops}
-    caplog.set_level(logging.INFO, logger="engine.feeds")
+    caplog.set_level(logging.INFO, logger="engine.venues.ccxt_feeds")
     caplog.clear()
     venue.signal(signal.SIGKILL)  # the port now refuses every connection
     await asyncio.sleep(7.0)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.keystore import KEY_ENV, generate_key
+from engine.security.keystore import KEY_ENV, generate_key
 from tests.acceptance.helpers import run
 
 
@@ -43,9 +43,9 @@ def test_tui_engine_when_started_once_with_wrong_key_then_right_key_shows_no_dec
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cockpit.host import EngineHost
-    from engine.config import load_config
-    from engine.keystore import KeystoreError
-    from engine.lockfile import acquire
+    from engine.config.loader import load_config
+    from engine.security.keystore import KeystoreError
+    from engine.store.lockfile import acquire
 
     d, key = _enrolled(tmp_path)
     cfg = load_config("paper", env={})
@@ -74,8 +74,8 @@ def test_tui_engine_when_older_release_armed_kill_switch_on_bad_key_then_banner_
     """A data dir armed by the old behaviour (engine thread failed on the key after boot):
     the switch stays armed — fail closed — but the banner no longer says the key is wrong."""
     from cockpit.host import EngineHost
-    from engine.config import load_config
-    from engine.lockfile import acquire
+    from engine.config.loader import load_config
+    from engine.store.lockfile import acquire
 
     d, key = _enrolled(tmp_path)
     monkeypatch.setenv(KEY_ENV, key)

@@ -15,9 +15,9 @@ import asyncio
 import sys
 from pathlib import Path
 
-from engine import oms
-from engine.reconcile import Reconciler
-from engine.snapshot import SnapshotBuilder
+from engine.runtime.reconcile import Reconciler
+from engine.trading import oms
+from engine.trading.snapshot_builder import SnapshotBuilder
 from tests.acceptance.helpers import query, run
 from tests.conftest import ROOT
 from tests.venue.conftest import rig_factory  # noqa: F401 - fixture
@@ -85,7 +85,7 @@ async def test_orphan_when_still_open_then_every_run_reports_it_until_acknowledg
 
 
 def _render(report: dict) -> list[str]:  # noqa: ANN001
-    from engine.reconcile import render
+    from engine.runtime.reconcile import render
 
     return render(report).splitlines()
 

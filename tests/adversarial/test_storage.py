@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.control import call
-from engine.journal import _HEADER, IntentJournal
+from engine.runtime.control import call
+from engine.store.intent_journal import _HEADER, IntentJournal
 from tests.acceptance.helpers import query, run, start, wait_for_log
 
 RESTORE = "cockpit restore --data-dir"

@@ -15,9 +15,9 @@ import re
 import time
 from pathlib import Path
 
-from engine import oms
-from engine.events import SubmitOrder
-from engine.units import SCALE, to_e8
+from engine.core.events import SubmitOrder
+from engine.core.units import SCALE, to_e8
+from engine.trading import oms
 from tests.acceptance.helpers import FAST_PROFILE, query, run
 from tests.venue.conftest import rig_factory, until  # noqa: F401 (fixture)
 
@@ -233,7 +233,7 @@ def _round_trip(b, qty: str = "0.01") -> None:  # noqa: ANN001
 def test_restart_when_same_utc_day_then_drawdown_baseline_kept_and_next_day_rebased(
     make_booted, tmp_path
 ):
-    from engine.clock import SimClock
+    from engine.core.clock import SimClock
 
     d = tmp_path / "dd"
     day0 = 1_767_225_600_000_000_000 + 3_600_000_000_000  # 2026-01-01 01:00Z

@@ -11,10 +11,10 @@ import pytest
 from cockpit.app import CockpitApp
 from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen
 from cockpit.host import EngineHost
-from engine.config import load_config
-from engine.keystore import KeystoreError
-from engine.lockfile import acquire
-from engine.totp import TotpGuard
+from engine.config.loader import load_config
+from engine.security.keystore import KeystoreError
+from engine.security.totp import TotpGuard
+from engine.store.lockfile import acquire
 from widgets import IncidentsPanel, PriceSparklines
 
 FAST = {
@@ -169,7 +169,7 @@ async def test_safe_mode_key_when_on_then_immediate_and_off_needs_reason_and_con
 
 def test_safe_mode_off_when_no_reason_then_engine_refuses_and_stays_on(make_host) -> None:
     """The engine enforces the reason too (the ops CLI and API reach it without this UI)."""
-    from engine.events import SetSafeMode
+    from engine.core.events import SetSafeMode
 
     host = make_host()
     assert host.execute(SetSafeMode(on=True, actor="op", reason="drill")).result(10).ok
@@ -211,7 +211,7 @@ async def test_trading_tab_when_engine_runs_then_a_price_sparkline_per_symbol(ma
 
 
 async def test_incident_journal_when_restarted_then_earlier_notes_still_shown(tmp_path: Path):
-    from engine.events import RecordIncident
+    from engine.core.events import RecordIncident
 
     d = tmp_path / "d"
     host = EngineHost(load_config("paper", env={}, overrides=FAST), d, acquire(d))

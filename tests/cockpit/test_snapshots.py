@@ -12,7 +12,7 @@ from concurrent.futures import Future
 import pytest
 
 from cockpit.app import CockpitApp
-from engine.events import CommandResult
+from engine.core.events import CommandResult
 from tests.cockpit.test_widgets import gate, order, snap, symbol
 
 

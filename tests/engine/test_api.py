@@ -6,9 +6,8 @@ import asyncio
 
 import duckdb
 
-from engine import oms
 from engine.api import EngineAPI
-from engine.events import (
+from engine.core.events import (
     ArmKillSwitch,
     CancelAll,
     DisarmKillSwitch,
@@ -19,7 +18,8 @@ from engine.events import (
     SetCanaryShare,
     SubmitOrder,
 )
-from engine.units import to_e8
+from engine.core.units import to_e8
+from engine.trading import oms
 from tests.conftest import feed, feed_all
 
 

@@ -15,14 +15,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from engine.boot import Booted, boot
-from engine.ccxt_venue import CcxtVenue
-from engine.clock import RealClock
-from engine.config import load_config
-from engine.egress import EgressGuard
-from engine.feeds import FeedMetrics, FeedSupervisor
-from engine.venue_setup import SIM_KEY, SIM_SECRET, _urls_from, make_exchange
-from engine.venuesim import VenueSim
+from engine.config.loader import load_config
+from engine.core.clock import RealClock
+from engine.runtime.boot import Booted, boot
+from engine.venues.ccxt_feeds import FeedMetrics, FeedSupervisor
+from engine.venues.ccxt_venue import CcxtVenue
+from engine.venues.egress import EgressGuard
+from engine.venues.venue_setup import SIM_KEY, SIM_SECRET, _urls_from, make_exchange
+from venuesim import VenueSim
 
 
 async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from engine import oms
-from engine.events import SubmitOrder
-from engine.units import to_e8
+from engine.core.events import SubmitOrder
+from engine.core.units import to_e8
+from engine.trading import oms
 from tests.venue.conftest import until
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import ccxt.pro as ccxtpro
 import pytest
 
-from engine.clock import RealClock
-from engine.config import ConfigError, load_config
-from engine.egress import EgressGuard, is_loopback
-from engine.venue_setup import check_testnet_keys, make_exchange
-from engine.wiring_ccxt import SkewBoard
+from engine.config.loader import ConfigError, load_config
+from engine.core.clock import RealClock
+from engine.venues.egress import EgressGuard, is_loopback
+from engine.venues.venue_setup import check_testnet_keys, make_exchange
+from engine.venues.wiring import SkewBoard
 
 
 def test_is_loopback_when_hosts_given_then_only_loopback_true() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from engine import oms
-from engine.events import SubmitOrder
-from engine.reconcile import Reconciler
-from engine.units import to_e8
+from engine.core.events import SubmitOrder
+from engine.core.units import to_e8
+from engine.runtime.reconcile import Reconciler
+from engine.trading import oms
 from tests.venue.conftest import until
 
 
@@ -158,7 +158,7 @@ async def test_cancel_on_disconnect_when_user_stream_drops_then_resting_orders_c
     e = rig.engine
     await rig.quotes_ready()
     await rig.feeds.stop()
-    from engine.feeds import FeedSupervisor
+    from engine.venues.ccxt_feeds import FeedSupervisor
 
     rig.feeds = FeedSupervisor(rig.venue.ex, e, rig.venue, symbols=e.symbols,
                                metrics=rig.feeds.metrics, base_delay_s=0.05,

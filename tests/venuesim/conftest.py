@@ -11,7 +11,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxtpro
 import pytest
 
-from engine.venuesim import VenueSim, ccxt_config, venue_urls
+from venuesim import VenueSim, ccxt_config, venue_urls
 
 Admin = Callable[..., Awaitable[Any]]
 

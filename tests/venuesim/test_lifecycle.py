@@ -13,7 +13,7 @@ from pathlib import Path
 import ccxt.async_support as ccxt_async
 import pytest
 
-from engine.venuesim import VenueSim, ccxt_config, venue_urls
+from venuesim import VenueSim, ccxt_config, venue_urls
 
 pytestmark = pytest.mark.asyncio
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ async def test_start_when_host_not_loopback_then_refused(tmp_path: Path) -> None
 def _spawn(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.venuesim", "--state", str(tmp_path / "st"),
+        [sys.executable, "-m", "venuesim", "--state", str(tmp_path / "st"),
          "--port-file", str(port_file), "--ticks-per-second", "5", *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -137,7 +137,7 @@ async def test_cli_when_parent_dies_then_exits_with_parent(tmp_path: Path) -> No
     # An intermediate shell is the parent; killing it orphans the simulator.
     port_file = tmp_path / "port"
     cmd = (
-        f"{sys.executable} -m engine.venuesim --state {tmp_path / 'st'} --port-file {port_file} "
+        f"{sys.executable} -m venuesim --state {tmp_path / 'st'} --port-file {port_file} "
         f"--ticks-per-second 5 --max-lifetime 60 --exit-with-parent & echo $!; wait"
     )
     shell = subprocess.Popen(["sh", "-c", cmd], cwd=ROOT, stdout=subprocess.PIPE)

@@ -7,7 +7,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from engine.venuesim import VenueSim
+from venuesim import VenueSim
 
 pytestmark = pytest.mark.asyncio
 

@@ -1,0 +1,268 @@
+"""Immutable commands, events and venue reports.
+
+Invariants:
+- Commands are imperative (``SubmitOrder``), events past tense (``OrderFilled``); all are frozen
+  msgspec Structs, so a published value can be shared across threads without copying.
+- Every time is an integer: ``ts_us`` (UTC µs) or ``ts_ns`` for market data.
+- Amounts are integer e8 units (see ``engine.core.units``).
+- A denial is an event (``OrderDenied``), never an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Side = Literal["buy", "sell"]
+Action = Literal["LONG", "SHORT", "NO_TRADE"]
+Regime = Literal["TREND_UP", "TREND_DOWN", "RANGE", "HIGH_VOL"]
+OrderType = Literal["market", "limit"]
+
+
+class _Frozen(msgspec.Struct, frozen=True, kw_only=True):
+    pass
+
+
+# --- market data -----------------------------------------------------------------------------
+
+
+class QuoteTick(_Frozen, frozen=True, gc=False):
+    symbol: str
+    bid_e8: int
+    ask_e8: int
+    bid_size_e8: int
+    ask_size_e8: int
+    ts_ns: int
+
+
+class TradeTick(_Frozen, frozen=True, gc=False):
+    symbol: str
+    price_e8: int
+    qty_e8: int
+    aggressor: Side
+    trade_id: int
+    ts_ns: int
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+class Decision(_Frozen, frozen=True, gc=False):
+    """One model verdict for one symbol. ``position_size`` is a 0..1 fraction of the risk budget."""
+
+    decision_id: str
+    ts_us: int
+    symbol: str
+    model_id: str
+    action: Action
+    prob: float
+    expected_return: float
+    regime: Regime
+    regime_reason: str
+    risk_allowed: bool
+    position_size: float
+    routed: str = "champion"  # champion | challenger | pinned | bench
+    psi: float = 0.0
+
+
+# --- commands (operator and strategy intent) -------------------------------------------------
+
+
+class SubmitOrder(_Frozen, frozen=True):
+    """``ts_us``: when the decision was taken (engine clock; 0 = now, e.g. an operator's order).
+    The order's time-to-live (``oms.decision_ttl_ms``) runs from it: it is checked at the gates
+    and again by the venue adapter at the moment it sends."""
+
+    decision_id: str
+    symbol: str
+    side: Side
+    qty_e8: int
+    order_type: OrderType = "market"
+    limit_price_e8: int = 0
+    strategy: str = "default"
+    model_id: str = ""
+    actor: str = "engine"
+    ts_us: int = 0
+    reduce_only: bool = False
+
+
+class CancelOrder(_Frozen, frozen=True):
+    client_order_id: str
+    actor: str = "operator"
+    reason: str = ""
+
+
+class CancelAll(_Frozen, frozen=True):
+    symbol: str | None = None
+    actor: str = "operator"
+    reason: str = ""
+
+
+class ArmKillSwitch(_Frozen, frozen=True):
+    actor: str = "operator"
+    reason: str = ""
+
+
+class DisarmKillSwitch(_Frozen, frozen=True):
+    actor: str = "operator"
+    reason: str = ""
+
+
+class SetSafeMode(_Frozen, frozen=True):
+    on: bool
+    actor: str = "operator"
+    reason: str = ""
+
+
+class PinModel(_Frozen, frozen=True):
+    model_id: str | None  # None unpins
+    actor: str = "operator"
+
+
+class PromoteChallenger(_Frozen, frozen=True):
+    actor: str = "operator"
+    reason: str = ""
+
+
+class RollbackModel(_Frozen, frozen=True):
+    actor: str = "operator"
+    reason: str = ""
+
+
+class SetCanaryShare(_Frozen, frozen=True):
+    share: float
+    actor: str = "operator"
+
+
+class AcknowledgeOrphans(_Frozen, frozen=True):
+    """The operator has seen the foreign venue orders on ``symbol``: unblock it for trading."""
+
+    symbol: str
+    actor: str = "operator"
+    reason: str = ""
+
+
+class RecordIncident(_Frozen, frozen=True):
+    """An operator's incident-journal note; the engine attaches the context itself."""
+
+    note: str
+    actor: str = "operator"
+
+
+class ResetRisk(_Frozen, frozen=True):
+    actor: str = "operator"
+    reason: str = ""
+
+
+Command = (
+    SubmitOrder
+    | CancelOrder
+    | CancelAll
+    | ArmKillSwitch
+    | DisarmKillSwitch
+    | SetSafeMode
+    | PinModel
+    | PromoteChallenger
+    | RollbackModel
+    | SetCanaryShare
+    | ResetRisk
+    | AcknowledgeOrphans
+    | RecordIncident
+)
+
+
+class CommandResult(_Frozen, frozen=True):
+    """What the engine answers to a command: accepted or denied, with a one-line reason."""
+
+    ok: bool
+    message: str
+    ref: str = ""
+
+
+# --- venue reports (venue port -> engine) ----------------------------------------------------
+
+
+class VenueOrderUpdate(_Frozen, frozen=True, gc=False):
+    """Latest known state of one order at the venue (a snapshot, not a delta)."""
+
+    client_order_id: str
+    venue_order_id: str
+    status: str  # see engine.oms.OrderStatus values
+    filled_qty_e8: int
+    ts_us: int
+    reason: str = ""
+
+
+class VenueFill(_Frozen, frozen=True, gc=False):
+    client_order_id: str
+    venue_order_id: str
+    trade_id: str
+    symbol: str
+    side: Side
+    qty_e8: int
+    price_e8: int
+    fee_e8: int
+    liquidity: Literal["maker", "taker"]
+    ts_us: int
+    fee_base_e8: int = 0  # commission taken in the base asset (spot buys), already in fee_e8
+
+
+# --- engine events (published to UI and logs) ------------------------------------------------
+
+
+class DecisionMade(_Frozen, frozen=True, gc=False):
+    decision: Decision
+
+
+class OrderDenied(_Frozen, frozen=True, gc=False):
+    decision_id: str
+    symbol: str
+    gate: str
+    reason: str
+    ts_us: int
+
+
+class OrderSubmitted(_Frozen, frozen=True, gc=False):
+    client_order_id: str
+    decision_id: str
+    symbol: str
+    side: Side
+    qty_e8: int
+    ts_us: int
+
+
+class OrderUpdated(_Frozen, frozen=True, gc=False):
+    client_order_id: str
+    status: str
+    filled_qty_e8: int
+    ts_us: int
+    reason: str = ""
+
+
+class OrderFilled(_Frozen, frozen=True, gc=False):
+    client_order_id: str
+    trade_id: str
+    symbol: str
+    side: Side
+    qty_e8: int
+    price_e8: int
+    fee_e8: int
+    ts_us: int
+    slippage_bps: float
+    place_latency_ms: float
+
+
+class GateChanged(_Frozen, frozen=True):
+    gate: str
+    active: bool
+    reason: str
+    since_us: int
+
+
+class ModelsChanged(_Frozen, frozen=True):
+    champion: str
+    challenger: str
+    pinned: str | None
+    canary_share: float
+    actor: str

@@ -1,0 +1,438 @@
+"""Open a data directory and assemble a running engine (lock, key, DB, state, venue, strategy).
+
+Start-up order matters and is fixed:
+1. the data-dir lock (a second instance stops here, having touched nothing);
+2. ``datacheck.check_data_dir``: audit key, external head, intent journal, a copy of the WAL, then
+   the DB opened read-only and compared with all of them (behind the head, older than the journal,
+   another profile, a broken audit chain: refused, every file left as it was);
+3. only then the DB is opened for writing and migrated, the verified checkpoint and (once) the
+   profile are recorded;
+4. a new session number is committed *before* any decision, so client ids are never reused;
+5. open orders, positions, the paper venue's book and the model registry are loaded
+   (``rehydrate.adopt`` takes the open orders and positions over);
+6. the writer thread starts; a ``startup`` audit row is the first thing it commits.
+Any DuckDB failure while starting is a one-line ``StoreError`` naming the file and the remedy.
+``Booted.close`` undoes it in reverse: final flush, ``shutdown`` audit row, textfile, DB, lock.
+A halt is also written to ``engine.halt`` (preallocated, rewritten in place: it works on a full
+disk) so the next start comes up with the kill switch armed even if the DB could not record it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import msgspec
+
+from engine.config.loader import Config, metrics_path
+from engine.core.clock import Clock
+from engine.obs.metrics import EngineMetrics
+from engine.obs.textfile import clean_stale_temps, write_textfile
+from engine.runtime import rehydrate
+from engine.runtime.datacheck import DataDirState, check_data_dir, record_start, restore_hint
+from engine.runtime.datacheck import recorded_profile as _recorded_profile
+from engine.security.audit import AuditChain, HeadFile, tail_state
+from engine.sim.marketsim import symbol_spec
+from engine.store.haltfile import HaltFile
+from engine.store.intent_journal import IntentJournal, is_intent, quarantine, replay
+from engine.store.lockfile import EngineLock, acquire
+from engine.store.writer import Batch, StoreError, Writer, latest_ids, latest_rows, migrate, open_db
+from engine.strategy.registry import ModelRegistry, builtin_reference
+from engine.strategy.signal_models import build_model
+from engine.strategy.strategies import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
+from engine.trading import commands
+from engine.trading import day_counters, oms
+from engine.trading.engine import Engine
+from engine.trading.risk import GATE_NAMES
+from engine.venues.paper import PaperVenue
+
+log = logging.getLogger("engine.runtime.boot")
+
+DB_NAME = "cockpit.duckdb"
+
+
+def db_path(data_dir: Path) -> Path:
+    return data_dir / DB_NAME
+
+
+def recorded_profile(data_dir: Path) -> str | None:
+    """The profile kind (paper/testnet/staging/live) this data dir was created with, if known:
+    offline commands given no ``--profile`` use it instead of defaulting to paper."""
+    return _recorded_profile(db_path(data_dir))
+
+
+class Booted:
+    """Everything a runner needs, and the one way to shut it down cleanly."""
+
+    def __init__(self, **parts: Any) -> None:
+        self.engine: Engine = parts["engine"]
+        self.strategy: ModelStrategy | AlternatingStrategy | None = parts["strategy"]
+        self.writer: Writer = parts["writer"]
+        self.lock: EngineLock = parts["lock"]
+        self.con: Any = parts["con"]
+        self.metrics_path: Path = parts["metrics_path"]
+        self.data_dir: Path = parts["data_dir"]
+        self.journal: IntentJournal | None = parts["journal"]
+        self.halt: HaltFile = parts["halt"]
+        # "recorded": the halt file holds this run's halt; "clear": cleared once the DB has the
+        # armed kill switch (a halt from before this start); "": nothing to do
+        self._halt_file_state = "clear" if self.halt.read() else ""
+        self.rehydrated: dict[str, int] = {}
+        self.reconciler: Any = None
+        self._journal_mark = -1
+        self._closed = False
+
+    async def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Read committed rows through the single writer (the engine owns the DB file)."""
+        import asyncio
+
+        self.flush()
+        return await asyncio.wrap_future(
+            self.writer.call(lambda con: con.execute(sql, params or []).fetchall())
+        )
+
+    def write_metrics(self) -> None:
+        write_textfile(self.metrics_path, self.engine.metrics.registry)
+
+    def flush(self) -> int:
+        """Hand rows to the writer; a failed write halts trading (checked on the loop thread).
+
+        The intent journal is truncated once the DB provably holds every intent in it: the
+        previous batch is committed (writer idle) and no intent was appended since that flush.
+        """
+        err = self.writer.error
+        if err is not None and not self.engine.halted_reason:
+            self.engine.halt(f"DB write failed: {err}")
+        self._persist_halt()
+        j = self.journal
+        if j is not None and j.appended and j.appended == self._journal_mark:
+            if self.writer.pending == 0 and self.writer.error is None:
+                j.checkpoint()
+                j.appended = 0
+        n = self.engine.flush()
+        if j is not None:
+            self._journal_mark = j.appended
+        return n
+
+    def _persist_halt(self) -> None:
+        reason = self.engine.halted_reason
+        if reason and self._halt_file_state != "recorded":
+            try:
+                self.halt.write(reason)
+                self._halt_file_state = "recorded"
+            except OSError as exc:  # logged; the kill switch is armed in memory regardless
+                log.error("cannot record the halt in %s: %s", self.halt.path, exc)
+        elif (self._halt_file_state == "clear" and self.writer.committed_batches
+              and self.writer.error is None):  # fmt: skip
+            self.halt.clear()  # the armed kill switch of this start is in engine_state now
+            self._halt_file_state = ""
+
+    def close(self, reason: str = "shutdown") -> None:
+        """Flush everything, audit the shutdown, write the final textfile, release the DB."""
+        if self._closed:
+            return
+        self._closed = True
+        e = self.engine
+        try:
+            e.refresh()
+            e._audit("engine", "shutdown", {"reason": reason, "ticks": e.ticks,
+                                            "orders": len(e.orders)})  # fmt: skip
+            e.flush()
+            self.writer.wait_idle()
+            self.writer.close()
+            if self.writer.error is None and self.journal is not None:
+                self.journal.checkpoint()  # every intent is in the DB now
+            self.write_metrics()
+        finally:
+            try:
+                self.con.close()
+            finally:
+                if self.journal is not None:
+                    self.journal.close()
+                self.lock.release()
+        log.info("engine stopped (%s)", reason)
+
+
+def _state(con: Any) -> dict[str, str]:
+    return {
+        str(k): str(v) for k, v in con.execute("SELECT key, value FROM engine_state").fetchall()
+    }
+
+
+def _context(text: str) -> dict[str, Any]:
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:  # a hand-edited row must not stop the start-up
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _load_registry(con: Any, cfg: Config, now_us: int) -> ModelRegistry:
+    rows = con.execute("SELECT * FROM models").fetchall()
+    if rows:
+        return ModelRegistry.from_rows(rows)
+    reg = ModelRegistry()
+    ref = builtin_reference(REFERENCE_TICKS)  # then stored in `models`
+    reg.register(build_model(cfg.models.champion), "champion", ref, now_us)
+    if cfg.models.challenger and cfg.models.challenger != cfg.models.champion:
+        reg.register(build_model(cfg.models.challenger), "challenger", ref, now_us)
+    reg.set_canary_share(cfg.models.canary_share)
+    return reg
+
+
+def _journal_orders(con: Any, path: Path, known: set[str]) -> list[oms.Order]:
+    """Intents that were made durable (and maybe sent) but never reached the DB: a crash between
+    the journal append and the next commit. They come back as ``submitted`` so start-up asks the
+    venue about each one; none is re-sent."""
+    recs = [r for r in replay(path, is_intent) if r[0] not in known]
+    if not recs:
+        return []
+    in_db = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT client_order_id FROM orders WHERE client_order_id IN "
+            "(SELECT unnest(?::VARCHAR[]))",
+            [[r[0] for r in recs]],
+        ).fetchall()
+    }
+    out = []
+    for cid, did, sym, side, otype, qty, lpx, ts in recs:
+        if cid in in_db:
+            continue
+        o = oms.Order(cid, did, sym, side, qty, order_type=otype, limit_price_e8=lpx, created_us=ts)
+        o.status, o.submitted_us = oms.SUBMITTED, ts
+        out.append(o)
+    log.warning("recovered %d intent(s) from the journal that the DB never saw", len(out))
+    return out
+
+
+def _db_error(exc: Exception, path: Path) -> StoreError:
+    """A DuckDB failure during start-up as one line with the remedy."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "No space left" in first or "Disk full" in first.lower():
+        return StoreError(f"{path}: no space left on the device holding {path.parent} ({first}); "
+                          "free space, then start again (nothing was lost)")  # fmt: skip
+    return StoreError(f"{path}: database damaged or unreadable: {first}; not trading. "
+                      f"{restore_hint(path.parent, capital=True)}")  # fmt: skip
+
+
+def _open_checked(cfg: Config, data_dir: Path, now: int) -> tuple[Any, DataDirState]:
+    """Checks first (nothing written), then open for writing, migrate and record the start."""
+    path = db_path(data_dir)
+    checked = check_data_dir(cfg, data_dir, path)
+    con = open_db(path, memory_limit_mb=cfg.storage.memory_limit_mb)
+    try:
+        migrate(con, now)
+        record_start(con, checked, cfg, now)
+    except BaseException:
+        con.close()
+        raise
+    checked.opened()
+    return con, checked
+
+
+def _next_session(con: Any, state: dict[str, str], now: int) -> int:
+    session = int(state.get("session", "0")) + 1
+    con.execute(
+        "INSERT OR REPLACE INTO engine_state VALUES ('session', ?, ?)", [str(session), now]
+    )  # committed now (autocommit): ids of this session can never collide with a past one
+    return session
+
+
+def boot(
+    cfg: Config,
+    data_dir: Path,
+    *,
+    clock: Clock,
+    strategy: str = "models",
+    bench_every: int = 100,
+    bench_qty_e8: int = 1_000_000,
+    call_later: Callable[..., Any] | None = None,
+    metrics_file: Path | None = None,
+    lock: EngineLock | None = None,
+    venue: Any = None,
+) -> Booted:
+    """Assemble the engine. ``venue``: an already-connected outside venue (ccxt); else paper."""
+    if lock is None:
+        lock = acquire(data_dir)  # raises AlreadyRunning before anything is touched
+    con = None
+    try:
+        now = clock.now_us()
+        con, checked = _open_checked(cfg, data_dir, now)
+        return _assemble(cfg, data_dir, con, checked, now, clock=clock, strategy=strategy,
+                         bench_every=bench_every, bench_qty_e8=bench_qty_e8,
+                         call_later=call_later, metrics_file=metrics_file, lock=lock,
+                         venue=venue)  # fmt: skip
+    except duckdb.Error as exc:
+        if con is not None:
+            con.close()
+        lock.release()
+        raise _db_error(exc, db_path(data_dir)) from None
+    except BaseException:
+        if con is not None:
+            con.close()
+        lock.release()
+        raise
+
+
+def _venue(cfg: Config, clock: Clock, venue: Any, session: int,
+           call_later: Callable[..., Any] | None) -> tuple[Any, dict[str, int]]:  # fmt: skip
+    """The connected outside venue, or the in-process paper venue; and the lot sizes."""
+    specs = {s: symbol_spec(s) for s in cfg.symbols}
+    lots = {s: sp.lot_size_e8 for s, sp in specs.items()}
+    if venue is not None:
+        lots.update(getattr(venue, "lots_e8", {}))
+        return venue, lots
+    if cfg.venue != "paper":
+        raise StoreError(f"venue {cfg.venue!r} needs a connected venue (see venue_setup)")
+    return PaperVenue(
+        now_us=clock.now_us,
+        tick_size_e8={s: sp.tick_size_e8 for s, sp in specs.items()},
+        maker_fee_bps=cfg.paper.maker_fee_bps,
+        taker_fee_bps=cfg.paper.taker_fee_bps,
+        latency_ms_mean=cfg.paper.latency_ms_mean,
+        latency_ms_jitter=cfg.paper.latency_ms_jitter,
+        depth_levels=cfg.paper.depth_levels,
+        seed=cfg.sim.seed + session,
+        call_later=call_later,
+    ), lots
+
+
+def _open_orders(con: Any, venue: Any) -> list[oms.Order]:
+    """Orders whose latest state is open, with their trade ids; the paper venue's book too."""
+    open_ids = latest_ids(con, "orders", oms.OPEN)
+    open_rows = latest_rows(con, "orders", open_ids)
+    if isinstance(venue, PaperVenue):
+        resting = latest_ids(con, "paper_orders", ("accepted", "partially_filled"))
+        venue.load(latest_rows(con, "paper_orders", sorted(set(resting) | set(open_ids))))
+    trade_ids: dict[str, set[str]] = {cid: set() for cid in open_ids}
+    if open_ids:
+        for cid, tid in con.execute(
+            "SELECT client_order_id, trade_id FROM fills "
+            "WHERE client_order_id IN (SELECT unnest(?::VARCHAR[]))",
+            [open_ids],
+        ).fetchall():
+            trade_ids[str(cid)].add(str(tid))
+    return [oms.Order.from_row(r, trade_ids[str(r[0])]) for r in open_rows]
+
+
+def _open_journal(data_dir: Path, venue: Any) -> IntentJournal | None:
+    """The intent journal (outside venues only), its bad records moved aside first, loudly."""
+    if venue.in_process:
+        return None
+    jpath = data_dir / "journal" / "intents.bin"
+    aside, n, why = quarantine(jpath)
+    if aside is not None:
+        msg = f"{jpath}: {n} bad record(s) ({why}) moved to {aside}; the good ones were replayed"
+        log.error("intent journal: %s", msg)
+        print(f"cockpit: {msg}", file=sys.stderr)
+    return IntentJournal(jpath)
+
+
+def _fill_stats(con: Any) -> tuple[dict[str, int], dict[str, int]]:
+    """Per symbol: the last fill (ms) and the base-asset fees paid so far."""
+    last_fill_ms: dict[str, int] = {}
+    base_fees: dict[str, int] = {}
+    for sym, ts, fb in con.execute(
+        "SELECT symbol, max(ts_us), sum(fee_base_e8) FROM fills GROUP BY symbol"
+    ).fetchall():
+        last_fill_ms[str(sym)] = int(ts) // 1000
+        base_fees[str(sym)] = int(fb or 0)
+    return last_fill_ms, base_fees
+
+
+def _restore_flags(engine: Engine, con: Any, state: dict[str, str], halt: HaltFile) -> None:
+    """Incidents on screen, acknowledged orphans, kill switch (also after an unrecorded halt),
+    safe mode: as they were when the previous run stopped."""
+    if state.get("acked_orphans"):
+        engine.acked_orphans = set(msgspec.json.decode(state["acked_orphans"]))
+    # the journal's last entries stay on screen across restarts (incidents: small, unindexed)
+    for ts, actor, note, ctx in con.execute(
+        "SELECT ts_us, actor, note, context FROM incidents ORDER BY ts_us DESC LIMIT ?",
+        [engine.incidents.maxlen],
+    ).fetchall()[::-1]:
+        engine.incidents.append(
+            commands.journal_entry(int(ts), str(actor), str(note), _context(str(ctx)))
+        )
+    if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
+        engine.risk.kill_switch = True
+        engine.risk.kill_reason = state.get("kill_reason", "armed before restart")
+    halted = halt.read()
+    if halted:  # the DB may not have recorded it (a full disk): arm, and record it now
+        engine.arm_kill_switch("engine", f"halted before restart: {halted}")
+    if state.get("safe_mode") == "1":
+        engine.risk.safe_mode = True
+
+
+def _make_strategy(engine: Engine, registry: ModelRegistry | None, strategy: str,
+                   bench_every: int, bench_qty_e8: int) -> ModelStrategy | AlternatingStrategy | None:  # fmt: skip
+    if registry is not None:
+        for row in registry.to_rows():
+            engine.batch.upsert["models"][row[0]] = row
+        return ModelStrategy(engine, registry)
+    if strategy == "bench":
+        return AlternatingStrategy(engine, engine.symbols[0], bench_every, bench_qty_e8)
+    return None
+
+
+def _assemble(cfg: Config, data_dir: Path, con: Any, checked: DataDirState, now: int, *,
+              clock: Clock, strategy: str, bench_every: int, bench_qty_e8: int,
+              call_later: Callable[..., Any] | None, metrics_file: Path | None,
+              lock: EngineLock, venue: Any) -> Booted:  # fmt: skip
+    """Everything after the DB passed its checks: state, venue, orders, engine, strategy."""
+    head_file = HeadFile(data_dir / "audit" / "head.json")
+    state = _state(con)
+    session = _next_session(con, state, now)
+    seq, last_hash = tail_state(con)
+    venue, lots = _venue(cfg, clock, venue, session, call_later)
+    orders = _open_orders(con, venue)
+    journal = _open_journal(data_dir, venue)
+    if journal is not None:
+        orders += _journal_orders(con, journal.path, {o.client_order_id for o in orders})
+    positions = con.execute("SELECT * FROM positions").fetchall()
+    last_fill_ms, base_fees = _fill_stats(con)
+    registry = None
+    if strategy == "models":  # the reference is built once, then read from `models`
+        registry = _load_registry(con, cfg, now)
+        if "models" in state:
+            registry.load_state(msgspec.json.decode(state["models"]))
+    metrics = EngineMetrics(tuple(cfg.symbols), list(GATE_NAMES))
+    mpath = metrics_file or metrics_path(cfg, data_dir)
+    clean_stale_temps(mpath.parent, mpath.name) if mpath.parent.exists() else None
+
+    def committed(batch: Batch) -> None:
+        metrics.db_batches.inc()
+        if batch.audit_head is not None:
+            head_file.write(*batch.audit_head)
+
+    def failed(exc: BaseException) -> None:
+        metrics.db_errors.inc()
+
+    writer = Writer(con, on_committed=committed, on_error=failed)
+    engine = Engine(cfg=cfg, clock=clock, venue=venue, audit=AuditChain(checked.key, seq, last_hash),
+                    metrics=metrics, session=session, lot_e8=lots, journal=journal,
+                    on_batch=writer.submit)  # fmt: skip
+    assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
+    engine._state_cache = state
+    engine.last_fill_ms = last_fill_ms
+    engine.base_fees_e8 = base_fees
+    if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
+        venue.last_trade_ms.update(last_fill_ms)
+    halt = HaltFile(data_dir)
+    halt.prepare()
+    _restore_flags(engine, con, state, halt)
+    rehydrate.adopt(engine, orders, positions)  # open orders and positions are taken over here
+    day_counters.rebuild(engine, con)  # today's limits survive a restart
+    engine.strategy = strat = _make_strategy(engine, registry, strategy, bench_every, bench_qty_e8)
+    engine._audit("engine", "startup", {
+        "session": session, "profile": cfg.name, "venue": venue.name, "pid": lock.pid,
+        "open_orders": len(orders), "wall_ts": time.time(),
+    })  # fmt: skip
+    engine.gates.refresh(now)
+    return Booted(engine=engine, strategy=strat, writer=writer, lock=lock, con=con,
+                  metrics_path=mpath, data_dir=data_dir, journal=journal, halt=halt)  # fmt: skip

@@ -1,0 +1,415 @@
+"""Headless run: the real engine on a real clock, fed by the embedded market simulator.
+
+Invariants:
+- One asyncio loop; the feed calls ``Engine.on_quote`` directly (no queue hop on the hot path).
+- SIGINT, SIGTERM and SIGHUP, or the end of ``duration``, stop it the same clean way: feed stopped,
+  rows flushed and committed, ``shutdown`` audit row, final textfile, DB closed, exit code 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from engine.api import EngineAPI, build_api
+from engine.config.loader import Config
+from engine.core.clock import RealClock
+from engine.core.events import AcknowledgeOrphans
+from engine.core.samples import Samples
+from engine.obs import gcwatch, memwatch
+from engine.runtime.boot import Booted, boot, db_path
+from engine.runtime.control import ControlServer, peer, socket_path
+from engine.runtime.maintenance import backup_target, copy_db, healthcheck_online
+from engine.runtime.reconcile import Reconciler
+from engine.security.audit import HeadFile, load_or_create_key, verify_connection
+from engine.security.totp import load_totp_secret
+from engine.sim.marketsim import MarketSimulator
+from engine.sim.simfeed import SimFeed
+from engine.store.lockfile import EngineLock
+from engine.strategy.strategies import ModelStrategy
+from engine.trading import oms
+from engine.venues.clocksync import NtpSource, ntp_readiness
+
+log = logging.getLogger("engine.runtime.runner")
+
+_IN_FLIGHT = frozenset({oms.PENDING, oms.SUBMITTED, oms.UNKNOWN})
+
+
+async def _every(seconds: float, fn: object) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        fn()  # type: ignore[operator]
+
+
+async def _periodic(seconds: float, job: Callable[[], Awaitable[object]], what: str) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failed run is retried next period
+            log.warning("%s failed: %s", what, exc)
+
+
+def _status(booted: Booted) -> None:
+    s = booted.engine.snapshot()
+    log.info(
+        "status ticks=%d orders=%d open=%d denials=%d pnl=%.2f gates=%s",
+        s["ticks"], s["orders"], s["open_orders"], s["denials"], s["pnl"],
+        ",".join(s["active_gates"]) or "-",
+        extra={"fields": {"status": s}},
+    )  # fmt: skip
+
+
+def _ccxt_wiring(cfg: Config, data_dir: Path, clock: RealClock, duration_s: float | None) -> Any:
+    """ccxt is imported only when a profile uses it (its import costs ~0.5 s of start-up)."""
+    if cfg.venue != "ccxt":
+        return None
+    from engine.venues.wiring import CcxtWiring
+
+    return CcxtWiring(cfg, data_dir, clock, duration_s)
+
+
+def _garbage_seconds(raw: Any) -> float:
+    """``bench_stats``' ``garbage`` window: a finite number of seconds in (0, 60]."""
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})") from None
+    if not 0 < seconds <= 60:  # NaN fails this too
+        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})")
+    return seconds
+
+
+def control_handlers(booted: Booted, wiring: Any, data_dir: Path, api: EngineAPI,
+                     diagnostics: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Commands the CLI sends to a running engine; each returns what the offline path returns.
+
+    Commands that change engine state go through ``api`` (role, TOTP, audit with the socket
+    peer as actor), exactly as the TUI's do. ``bench_stats``/``mem_stats`` answer only when the
+    profile sets ``control.diagnostics``."""
+    engine = booted.engine
+
+    async def on_writer(fn: Callable[[Any], Any]) -> Any:
+        booted.flush()  # everything decided so far is in the DB before we look at it
+        return await asyncio.wrap_future(booted.writer.call(fn))
+
+    async def reconcile(args: dict[str, Any]) -> Any:
+        return await booted.reconciler.run("manual")
+
+    async def healthcheck(args: dict[str, Any]) -> Any:
+        ready = wiring.venue_ready() if wiring is not None else True
+        return healthcheck_online(engine, booted.reconciler, ready)
+
+    async def audit_verify(args: dict[str, Any]) -> Any:
+        key = load_or_create_key(data_dir)
+        head_file = HeadFile(data_dir / "audit" / "head.json")
+        result = await on_writer(lambda con: verify_connection(con, key, head_file.read()))
+        return result._asdict()
+
+    async def backup(args: dict[str, Any]) -> Any:
+        out = backup_target(data_dir, args.get("out"))  # refused before the writer is touched
+        return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
+
+    async def status(args: dict[str, Any]) -> Any:
+        return engine.snapshot()
+
+    async def bench_stats(args: dict[str, Any]) -> Any:
+        def pct(values: Any, q: float) -> float:
+            v = sorted(values)
+            return float(v[min(len(v) - 1, int(len(v) * q))]) if v else 0.0
+
+        lat = list(engine.tick_to_submit_us)
+        lag = list(getattr(booted, "lag_us", ()))
+        wake = list(getattr(booted, "feed_wake_us", ()))
+        if args.get("garbage"):  # what the collector frees over that many seconds, by type
+            seconds = _garbage_seconds(args["garbage"])
+            with gcwatch.saving_garbage() as saved:
+                await asyncio.sleep(seconds)
+            return {"garbage_top": saved.top(25)}
+        if args.get("reset"):
+            gcwatch.reset()
+            engine.tick_to_submit_us.clear()
+            for ring in (getattr(booted, "feed_wake_us", None), getattr(booted, "lag_us", None)):
+                if ring is not None:
+                    ring.clear()
+        return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
+                "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
+                "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
+                "ticks": engine.ticks, "gc": gcwatch.stats(),
+                "feed_wake_us": [pct(wake, q) for q in (0.5, 0.9, 0.99, 0.999)],
+                "gc_top": gcwatch.top_types() if args.get("types") else []}  # fmt: skip
+
+    async def mem_stats(args: dict[str, Any]) -> Any:
+        out = memwatch.process(objects=bool(args.get("objects")))
+        out["duckdb_mib"] = None
+        duck = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_bytes))
+        if duck is not None:
+            out["duckdb_mib"] = round(duck / 2**20, 1)
+        out["orders_in_memory"] = len(engine.orders)
+        if args.get("tags"):
+            out["duckdb_tags"] = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_tags))
+        if args.get("trace"):  # a diagnosis run under PYTHONTRACEMALLOC: growth by source line
+            out["trace_growth"] = await asyncio.to_thread(memwatch.trace_growth, int(args["trace"]))
+        return out
+
+    async def ack_orphans(args: dict[str, Any]) -> Any:
+        cmd = AcknowledgeOrphans(symbol=str(args.get("symbol", "")), actor=peer().actor,
+                                 reason=str(args.get("reason", "")))  # fmt: skip
+        code = args.get("totp")
+        res = await api.execute(cmd, str(code) if code is not None else None)
+        if not res.ok:
+            raise ValueError(res.message)
+        return {"message": res.message}
+
+    async def diagnostics_off(args: dict[str, Any]) -> Any:
+        raise ValueError("diagnostics are off: set `[control] diagnostics = true` in the profile")
+
+    return {"reconcile": reconcile, "healthcheck": healthcheck, "audit_verify": audit_verify,
+            "backup": backup, "status": status, "ack_orphans": ack_orphans,
+            "bench_stats": bench_stats if diagnostics else diagnostics_off,
+            "mem_stats": mem_stats if diagnostics else diagnostics_off}  # fmt: skip
+
+
+async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> dict[str, Any]:
+    """``cockpit reconcile`` with no engine running: the same start-up path, then stop."""
+    clock = RealClock()
+    wiring = _ccxt_wiring(cfg, data_dir, clock, 60.0)
+    try:
+        venue = await wiring.connect() if wiring is not None else None
+        booted = boot(cfg, data_dir, clock=clock, strategy="none", lock=lock, venue=venue)
+        try:
+            report = await Reconciler(
+                booted.engine, grace_s=cfg.feeds.unknown_grace_s, db=booted.query
+            ).run("manual")
+        finally:
+            booted.close("reconcile (engine not running)")
+    finally:
+        if wiring is not None:
+            await wiring.close()
+    return report
+
+
+async def drain_in_flight(booted: Booted, timeout_s: float = 3.0) -> int:
+    """Stop accepting work, then wait for orders already sent to get their venue answer.
+
+    An order in flight at shutdown is neither failed nor re-sent: we wait (bounded) for the
+    venue's ack; whatever is still unanswered stays ``submitted`` and start-up resolves it by
+    asking the venue.
+    """
+    engine = booted.engine
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        in_flight = sum(1 for o in engine.open_orders.values() if o.status in _IN_FLIGHT)
+        if not in_flight:
+            return 0
+        await asyncio.sleep(0.005)
+    left = sum(1 for o in engine.open_orders.values() if o.status in _IN_FLIGHT)
+    log.warning("shutdown with %d order(s) still unanswered: resolved at next start", left)
+    return left
+
+
+class EngineRuntime:
+    """The running engine and its periodic work, on whatever loop calls ``start``.
+
+    Headless runs and the cockpit's engine thread use this same object, so both behave alike:
+    start = connect venue, boot, start-up reconciliation, control socket, feeds and timers;
+    stop = the clean shutdown (in-flight orders answered, rows committed, ``shutdown`` audit row,
+    final textfile, DB closed, venue stopped).
+    """
+
+    def __init__(self, cfg: Config, data_dir: Path, duration_s: float | None = None,
+                 lock: EngineLock | None = None, *, role: str = "operator") -> None:  # fmt: skip
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.duration_s = duration_s
+        self.lock = lock
+        # a profile that starts as observer (staging) is observed, whoever asks (api.effective_role)
+        self.role = "observer" if cfg.observer_start else role
+        self.api: EngineAPI | None = None
+        self.clock = RealClock()
+        self.wiring: Any = None
+        self.booted: Booted | None = None
+        self.control: ControlServer | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.extra_refresh: list[Callable[[], None]] = []
+        self.lag_us = Samples(2**17)  # 22 min at 100 Hz
+        self.gc_pacer: gcwatch.GcPacer | None = None  # set by a host that paces collections
+        self.sim_feed: SimFeed | None = None
+        self.ntp: NtpSource | None = None  # NTP_SERVER, when configured
+        self._stopped = False
+        self._metrics_job: asyncio.Future[None] | None = None
+
+    @property
+    def engine(self) -> Any:
+        assert self.booted is not None
+        return self.booted.engine
+
+    async def start(self) -> None:
+        cfg, clock = self.cfg, self.clock
+        loop = asyncio.get_running_loop()
+        gcwatch.install()
+        # before anything is opened or written: a missing or wrong keyring key stops the start here
+        totp_secret = load_totp_secret(self.data_dir)
+        self.wiring = wiring = _ccxt_wiring(cfg, self.data_dir, clock, self.duration_s)
+        try:
+            venue = await wiring.connect() if wiring is not None else None
+            booted = boot(cfg, self.data_dir, clock=clock, call_later=loop.call_later,
+                          lock=self.lock, venue=venue,
+                          strategy="bench" if cfg.models.strategy == "alternating" else "models",
+                          bench_every=cfg.models.alternating_every_ticks)  # fmt: skip
+            try:
+                self.api = api = build_api(booted.engine, booted.strategy, role=self.role,
+                                           data_dir=self.data_dir, totp_secret=totp_secret)  # fmt: skip
+            except BaseException:
+                booted.close("start refused: 2FA unavailable")
+                raise
+        except BaseException:
+            if wiring is not None:
+                await wiring.close()
+            raise
+        self.booted = booted
+        engine = booted.engine
+        # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
+        reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
+                                ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
+                                db=booted.query)  # fmt: skip
+        booted.reconciler = reconciler
+        booted.lag_us = self.lag_us  # type: ignore[attr-defined]
+        if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
+            self.ntp = NtpSource(cfg.clock.ntp_server, wiring.skew.sink("ntp") if wiring
+                                 else clock, cfg.clock.skew_check_interval_s)  # fmt: skip
+        report = await reconciler.run("startup")
+        booted.rehydrated = report["mismatches"]
+        self.refresh()
+        booted.write_metrics()
+        handlers = control_handlers(booted, wiring, self.data_dir, api, cfg.control.diagnostics)
+        self.control = ControlServer(socket_path(self.data_dir), handlers)
+        await self.control.start()
+        if wiring is not None:
+            wiring.start(engine)
+        pacer = self.gc_pacer
+        if wiring is None:
+            sim = MarketSimulator(cfg.symbols, seed=cfg.sim.seed, trade_prob=cfg.sim.trade_prob,
+                                  ticks_per_second=cfg.sim.ticks_per_second)  # fmt: skip
+            self.sim_feed = SimFeed(engine, sim, cfg.sim.ticks_per_second,
+                                    after_burst=pacer.step if pacer is not None else None)  # fmt: skip
+            booted.feed_wake_us = self.sim_feed.wake_us  # type: ignore[attr-defined]
+        self.tasks = [
+            *([] if self.sim_feed is None else [asyncio.create_task(self.sim_feed.run())]),
+            # with no simulator bursts to follow, the pacer runs on its own short period
+            *([] if pacer is None or self.sim_feed is not None
+              else [asyncio.create_task(_every(0.02, pacer.step))]),
+            *([] if self.ntp is None else [asyncio.create_task(self.ntp.run())]),
+            asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
+            asyncio.create_task(_every(1.0, self.refresh)),
+            asyncio.create_task(self._metrics_off_loop(cfg.metrics.interval_s)),
+            asyncio.create_task(_every(5.0, lambda: _status(booted))),
+            asyncio.create_task(self._loop_lag()),
+            asyncio.create_task(_periodic(cfg.oms.reconcile_interval_s,
+                                          lambda: reconciler.run("periodic"), "reconcile")),
+            asyncio.create_task(_periodic(1.0, lambda: reconciler.confirm_timeouts(
+                cfg.oms.confirm_timeout_ms), "confirm timeouts")),
+        ]  # fmt: skip
+        log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
+
+    async def _metrics_off_loop(self, interval_s: float) -> None:
+        """The textfile is rendered and fsynced on a worker thread: ~5 ms every few seconds that
+        would otherwise stall the engine loop (and every tick due meanwhile)."""
+        booted = self.booted
+        assert booted is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_s)
+            self._metrics_job = loop.run_in_executor(None, booted.write_metrics)
+            try:
+                await asyncio.shield(self._metrics_job)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried next period; the old file stays
+                log.error("metrics textfile write failed: %s", exc)
+
+    async def _loop_lag(self, period_s: float = 0.01) -> None:
+        """How late the engine loop wakes up (GIL, GC pauses, long callbacks), in µs."""
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(period_s)
+            self.lag_us.append(int((time.perf_counter() - t - period_s) * 1e6))
+
+    def refresh(self) -> None:
+        engine, wiring, clock = self.engine, self.wiring, self.clock
+        now_us = clock.now_us()
+        ttl = clock.monotonic_ns() / 1e9 + 5.0
+        staleness_us = self.cfg.risk.max_data_staleness_ms * 1000
+        stale = [s for s in engine.symbols
+                 if now_us - engine.last_quote_us.get(s, 0) > staleness_us]  # fmt: skip
+        engine.readiness["market_data"] = (not stale, ttl, f"stale: {', '.join(stale)}"
+                                           if stale else "quotes fresh")  # fmt: skip
+        venue_ok = wiring.venue_ready() if wiring is not None else True
+        engine.readiness["venue"] = (venue_ok, ttl, "user stream up" if venue_ok
+                                     else "venue user stream down")  # fmt: skip
+        ntp_ok, ntp_detail = ntp_readiness(self.ntp)
+        engine.readiness["ntp"] = (ntp_ok, ttl, ntp_detail)
+        engine.refresh()
+        if wiring is not None:
+            wiring.export()
+        assert self.booted is not None
+        if isinstance(self.booted.strategy, ModelStrategy):
+            self.booted.strategy.update_psi()
+        for fn in self.extra_refresh:
+            fn()
+
+    async def stop(self, reason: str) -> None:
+        if self._stopped or self.booted is None:
+            return
+        self._stopped = True
+        booted, wiring = self.booted, self.wiring
+        if self.control is not None:
+            await self.control.stop()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self._metrics_job is not None:  # let an in-flight write land before the final one
+            await asyncio.gather(self._metrics_job, return_exceptions=True)
+        if wiring is not None:
+            await wiring.stop_feeds()
+        grace = self.cfg.feeds.unknown_grace_s + 1.0 if wiring is not None else 3.0
+        await drain_in_flight(booted, grace)
+        _status(booted)
+        try:
+            booted.close(reason)
+        finally:
+            if wiring is not None:
+                await wiring.close()
+
+
+async def run_headless(cfg: Config, data_dir: Path, duration_s: float | None,
+                       lock: EngineLock | None = None, *, role: str = "operator") -> int:  # fmt: skip
+    loop = asyncio.get_running_loop()
+    rt = EngineRuntime(cfg, data_dir, duration_s, lock, role=role)
+    stop = asyncio.Event()
+    why = ["duration elapsed"]
+
+    def on_signal(sig: signal.Signals) -> None:
+        why[0] = f"signal {sig.name}"
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await rt.start()
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=duration_s)
+        except TimeoutError:
+            pass
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await rt.stop(why[0])
+    return 0

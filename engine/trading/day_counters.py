@@ -1,0 +1,100 @@
+"""Per-UTC-day risk counters: rebuilt from the DB at start, persisted when they re-baseline.
+
+"Today" is the UTC day of the engine clock. What a restart must not reset:
+- orders sent today per account / strategy / symbol (``BudgetGate``, ``MaxTradesGate``): rebuilt
+  from the orders created today (one aggregate over ``orders_log`` filtered on ``created_us``; no
+  index needed: the log is appended in time order, so DuckDB's zone maps skip older row groups),
+  plus intents recovered from the journal that the DB never saw;
+- notional sent today per router (the canary cap reads the challenger's): rebuilt at each order's
+  reference price (its limit price, or the mid when it was created; live counting uses the touch
+  price, so the two agree to within half a spread);
+- the daily drawdown baseline (equity at the day's start, or when an operator reset risk): kept in
+  ``engine_state`` under ``day_start_equity`` with its day, restored on the same UTC day. On the
+  first start of a day it is the equity at start (realized PnL and fees; no quotes yet).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from engine.store.schema import log_table
+from engine.trading.risk import US_PER_DAY
+
+if TYPE_CHECKING:
+    from engine.trading.engine import Engine
+
+log = logging.getLogger("engine.trading.day_counters")
+
+STATE_KEY = "day_start_equity"
+
+_TODAY_SQL = (
+    "SELECT client_order_id, any_value(strategy), any_value(symbol), any_value(routed), "
+    "any_value(qty_e8), any_value(CASE WHEN limit_price_e8 > 0 THEN limit_price_e8 "
+    f"ELSE arrival_mid_e8 END) FROM {log_table('orders')} "
+    "WHERE created_us >= ? AND created_us < ? GROUP BY client_order_id"
+)
+
+
+def rebuild(e: Engine, con: Any) -> None:
+    """At start, before any tick: today's counters from the DB, the baseline from engine_state."""
+    t0 = time.perf_counter()  # for the log line only
+    r = e.risk
+    today = e.clock.now_us() // US_PER_DAY
+    start_us = today * US_PER_DAY
+    r.roll(start_us)  # an empty day, then today's orders are counted into it
+    rows = con.execute(_TODAY_SQL, [start_us, start_us + US_PER_DAY]).fetchall()
+    seen = {str(row[0]) for row in rows}
+    recovered = [
+        (o.client_order_id, o.strategy, o.symbol, o.routed, o.qty_e8,
+         o.limit_price_e8 or o.arrival_mid_e8)
+        for o in e.orders.values()
+        if o.client_order_id not in seen and start_us <= o.created_us < start_us + US_PER_DAY
+    ]  # fmt: skip
+    for _, strategy, symbol, routed, qty, px in [*rows, *recovered]:
+        strategy, symbol, routed = str(strategy or ""), str(symbol), str(routed or "")
+        r.orders_today += 1
+        r.orders_by_strategy[strategy] = r.orders_by_strategy.get(strategy, 0) + 1
+        r.orders_by_symbol[symbol] = r.orders_by_symbol.get(symbol, 0) + 1
+        notional = int(qty) * int(px or 0) // 100_000_000
+        r.notional_by_router_e8[routed] = r.notional_by_router_e8.get(routed, 0) + notional
+    e.mark_to_market()
+    saved = _saved(con)
+    if saved is not None and saved[0] == today:
+        r.equity_day_start_e8 = saved[1]
+    else:
+        r.equity_day_start_e8 = r.equity_e8
+        persist(e)
+    log.info(
+        "day counters rebuilt in %.1f ms: %d order(s) today, drawdown baseline %.2f (%s)",
+        (time.perf_counter() - t0) * 1000, r.orders_today, r.equity_day_start_e8 / 1e8,
+        "restored" if saved is not None and saved[0] == today else "equity at start",
+    )  # fmt: skip
+
+
+def persist(e: Engine) -> None:
+    """Keep the drawdown baseline with its day (committed with the next batch)."""
+    r = e.risk
+    value = msgspec.json.encode({"day": r.day, "equity_e8": r.equity_day_start_e8}).decode()
+    e._set_state(STATE_KEY, value)
+
+
+def rolled(e: Engine) -> None:
+    """A UTC day boundary passed while running: audit it and keep the new baseline."""
+    e._audit("engine", "day_rolled", {"day": e.risk.day})
+    persist(e)
+
+
+def _saved(con: Any) -> tuple[int, int] | None:
+    row = con.execute("SELECT value FROM engine_state WHERE key = ?", [STATE_KEY]).fetchone()
+    if row is None:
+        return None
+    try:
+        v = msgspec.json.decode(str(row[0]))
+        return int(v["day"]), int(v["equity_e8"])
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+        log.warning("engine_state %s unreadable (%r): re-baselined at start", STATE_KEY, row[0])
+        return None

@@ -1,0 +1,485 @@
+"""The trading engine: market state, the one order path, venue reports, operator commands.
+
+Order path (the only one): ``submit`` → risk gates → OMS (order + outbox) → venue port.
+
+Invariants:
+- Cache, then publish: in-memory state (orders, positions, risk counters) is updated before the
+  batch rows, audit records and events describing it are emitted.
+- Everything here runs on the engine's event-loop thread; nothing blocks on I/O except the
+  fsynced intent journal for venues outside the process (durable before send).
+- Rows for DuckDB accumulate in ``self.batch`` and leave via ``flush`` to the single writer.
+- An invariant violation (overfill, a DB write failure) arms the kill switch loudly and keeps the
+  process alive. A fill for an order not in memory waits for the reconciler (checked vs the DB).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from engine.core import crashpoints
+from engine.core.clock import Clock
+from engine.core.events import (
+    CommandResult,
+    Decision,
+    GateChanged,
+    SubmitOrder,
+    VenueFill,
+    VenueOrderUpdate,
+)
+from engine.core.samples import Samples
+from engine.core.units import SCALE
+from engine.obs.metrics import EngineMetrics
+from engine.security.audit import AuditChain
+from engine.store.writer import Batch
+from engine.trading import commands
+from engine.trading import day_counters, oms, telemetry, windows
+from engine.trading.blocks import MarketBlocks
+from engine.trading.gates import GateContext, GatePipeline, GateState
+from engine.trading.oms import Order
+from engine.trading.positions import Position, slippage_bps
+from engine.trading.risk import BudgetGate, RiskState, standard_gates
+from engine.trading.telemetry import export_metrics
+from engine.trading.venue_port import VenuePort
+
+log = logging.getLogger("engine")
+
+MAX_ORDERS_IN_MEMORY = 5_000
+
+
+class Strategy(Protocol):
+    def on_quote(self, symbol: str, bid_e8: int, ask_e8: int, ts_ns: int) -> None: ...
+
+
+class IntentJournal(Protocol):
+    def append_durable(self, record: tuple[Any, ...]) -> None: ...
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        cfg: Any,
+        clock: Clock,
+        venue: VenuePort,
+        audit: AuditChain,
+        metrics: EngineMetrics,
+        session: int,
+        lot_e8: dict[str, int],
+        journal: IntentJournal | None = None,
+        on_batch: Callable[[Batch], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self._clock_set: Callable[[int], None] | None = getattr(clock, "set_ns", None)
+        self.venue = venue
+        self.audit = audit
+        self.metrics = metrics
+        self.session = session
+        self.symbols: tuple[str, ...] = tuple(cfg.symbols)
+        self._lot = lot_e8
+        self.journal = journal
+        self._on_batch = on_batch
+        self.ids = oms.DecisionIds(cfg.oms.client_id_prefix, session)
+
+        self.quotes: dict[str, tuple[int, int, int, int]] = {}
+        self.last_quote_us: dict[str, int] = {s: 0 for s in self.symbols}
+        self.ticks = 0
+        self._ticks_exported = 0
+        self.last_trade: dict[str, tuple[int, int, int]] = {}
+        self.market_blocked = MarketBlocks()  # symbol -> reason, each cause lifted on its own
+        # readiness signals: name -> (ok, expiry on the engine clock in s, reason)
+        self.readiness: dict[str, tuple[bool, float, str]] = {}
+        self.worst_gap_us: dict[str, int] = {s: 0 for s in self.symbols}
+        self.trade_volume_e8: dict[str, int] = {}
+
+        self.orders: dict[str, Order] = {}
+        self.open_orders: dict[str, Order] = {}
+        self.start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
+        self.risk = RiskState(self.start_equity_e8)
+        self.exposure = self.risk.exposure  # the one exposure book (engine/trading/exposure.py)
+        self.risk.safe_mode = bool(cfg.risk.safe_mode)
+        if cfg.risk.kill_switch_armed_at_start:
+            self.risk.kill_switch, self.risk.kill_reason = True, "armed at start by profile"
+        gates = standard_gates(risk=self.risk, clock=clock, last_quote_us=self.last_quote_us,
+                               lot_e8=self.lot, market_blocked=self.market_blocked,
+                               readiness=self.readiness, required=tuple(cfg.live.readiness_required),
+                               mark_e8=self.mid_e8, venue=venue, r=cfg.risk, m=cfg.models,
+                               o=cfg.oms)  # fmt: skip
+        self.decision_ttl_us = int(cfg.oms.decision_ttl_ms * 1000)
+        self.budget_gate = next(g for g in gates if isinstance(g, BudgetGate))
+        self.gates = GatePipeline(gates, on_change=self._gate_changed)
+        self._ctx = GateContext()
+
+        self.positions: dict[str, Position] = {s: Position(s) for s in self.symbols}
+        self.realized_e8 = 0
+        self.fees_e8 = 0
+
+        self.batch = Batch()
+        self._dirty_orders: dict[str, Order] = {}
+        self._dirty_positions: set[str] = set()
+        self.events: deque[object] = deque(maxlen=2000)
+        self.halted_reason = ""
+        self.recent_slippage: deque[float] = deque(maxlen=500)
+        self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
+        # tick -> venue submit latency (µs) when the feed stamps when each tick was due
+        self.tick_due_ns = 0
+        self.tick_to_submit_us = Samples(2**17)
+        self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
+        self.audit_tail: deque[Any] = deque(maxlen=30)
+        # incident journal, newest last: (ts_us, actor, note, active gates, flags) for screens
+        self.incidents: deque[tuple[int, str, str, str, str]] = deque(maxlen=20)
+        self.recent_latency_ms: deque[float] = deque(maxlen=500)
+        self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
+        self.recent_orders: dict[str, Order] = {}  # last updated, oldest first (screens, bounded)
+        self.recent_closed: dict[str, deque[tuple[int, int]]] = {}  # symbol -> (qty, filled)
+        self.denials = 0
+        self.log_orders = True
+        self._baseline: dict[str, int] | None = None
+        self._state_cache: dict[str, str] = {}  # engine_state rows read at boot
+        self.last_fill_ms: dict[str, int] = {}  # per symbol, from the DB at boot
+        self.orphan_keys: dict[str, set[str]] = {}  # symbol -> foreign venue orders blocking it
+        self.acked_orphans: set[str] = set()  # acknowledged by an operator (persisted)
+        self.unmatched_fills: dict[str, VenueFill] = {}  # trade id -> fill of an unknown order
+        self.base_fees_e8: dict[str, int] = {}  # commissions paid in the base asset, per symbol
+        self.metrics_recovered = metrics.outbox_recovered
+        self.metrics_dupes = metrics.outbox_dupes
+
+        venue.bind(self)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def lot(self, symbol: str) -> int:
+        return self._lot.get(symbol, 1)
+
+    def mid_e8(self, symbol: str) -> int:
+        q = self.quotes.get(symbol)
+        return (q[0] + q[1]) // 2 if q else 0
+
+    def _audit(self, actor: str, kind: str, payload: object) -> None:
+        # an AuditRecord is a NamedTuple in audit_log column order: no copy needed
+        rec = self.audit.append(self.clock.now_us(), actor, kind, payload)
+        self.batch.append["audit_log"].append(rec)
+        self.audit_tail.append(rec)
+        self.batch.rows += 1
+
+    def _publish(self, event: object) -> None:
+        self.events.append(event)
+
+    # --- market data (hot path) ------------------------------------------------------------
+
+    def on_quote(
+        self, symbol: str, bid_e8: int, ask_e8: int, bid_sz_e8: int, ask_sz_e8: int, ts_ns: int
+    ) -> None:
+        if self._clock_set is not None:
+            self._clock_set(ts_ns)
+        if bid_e8 <= 0 or ask_e8 < bid_e8:
+            return  # malformed quote: never let it reach prices or the venue
+        self.quotes[symbol] = (bid_e8, ask_e8, bid_sz_e8, ask_sz_e8)
+        ts_us = ts_ns // 1000
+        last = self.last_quote_us.get(symbol, 0)
+        if last and ts_us - last > self.worst_gap_us.get(symbol, 0):
+            self.worst_gap_us[symbol] = ts_us - last  # worst staleness actually experienced
+        self.last_quote_us[symbol] = ts_us
+        self.ticks += 1
+        self.venue.on_quote(symbol, bid_e8, ask_e8, bid_sz_e8, ask_sz_e8, ts_ns)
+        strategy = self.strategy
+        if strategy is not None:
+            strategy.on_quote(symbol, bid_e8, ask_e8, ts_ns)
+
+    strategy: Strategy | None = None
+
+    def on_trade(self, symbol: str, price_e8: int, qty_e8: int, ts_ns: int) -> None:
+        """A public trade print: kept as last price / volume in the market-state cache."""
+        if self._clock_set is not None:
+            self._clock_set(ts_ns)
+        if price_e8 <= 0 or qty_e8 <= 0:
+            return
+        self.last_trade[symbol] = (price_e8, qty_e8, ts_ns)
+        self.trade_volume_e8[symbol] = self.trade_volume_e8.get(symbol, 0) + qty_e8
+
+    # --- decisions ---------------------------------------------------------------------------
+
+    def record_decision(self, d: Decision) -> None:
+        self.batch.append["decisions"].append(
+            (
+                d.decision_id,
+                d.ts_us,
+                d.symbol,
+                d.model_id,
+                d.action,
+                d.prob,
+                d.expected_return,
+                d.regime,
+                d.regime_reason,
+                d.risk_allowed,
+                d.position_size,
+                d.routed,
+                d.psi,
+            )
+        )
+        self.batch.rows += 1
+        self._audit("engine", "decision", d)
+        self.metrics.decisions.labels(d.model_id, d.action).inc()
+
+    # --- the order path ----------------------------------------------------------------------
+
+    def submit(self, cmd: SubmitOrder, routed: str = "") -> CommandResult:
+        """Risk gates → OMS → venue. Never raises for a refusal: returns a CommandResult."""
+        now = self.clock.now_us()
+        risk = self.risk
+        if risk.roll(now):
+            day_counters.rolled(self)
+        q = self.quotes.get(cmd.symbol)
+        ctx = self._ctx
+        ctx.symbol = cmd.symbol
+        ctx.side = cmd.side
+        ctx.qty_e8 = cmd.qty_e8
+        ctx.price_e8 = (q[1] if cmd.side == "buy" else q[0]) if q else 0
+        if cmd.order_type == "limit" and cmd.limit_price_e8 > 0:
+            ctx.price_e8 = cmd.limit_price_e8
+        ctx.strategy = cmd.strategy
+        ctx.model_id = cmd.model_id
+        ctx.routed = routed
+        ctx.decision_id = cmd.decision_id
+        ctx.decision_us = cmd.ts_us or now  # an operator's order is decided when it arrives
+        ctx.order_type = cmd.order_type
+        ctx.now_us = now
+        # against filled + every open and in-flight order, never the filled position alone
+        ctx.reduce_qty_e8 = self.exposure.reducing_part(cmd.symbol, cmd.side, cmd.qty_e8)
+        if ctx.notes:
+            ctx.notes.clear()
+        if cmd.qty_e8 <= 0 or cmd.symbol not in self.positions:
+            return self._deny(cmd, "input", f"bad order: {cmd.symbol} qty_e8={cmd.qty_e8}", now)
+        denied = self.gates.evaluate(ctx)
+        for gate, reason in ctx.notes:
+            self._gate_event(now, gate, "scale", cmd.symbol, cmd.decision_id, reason)
+            log.info("gate %s scaled %s: %s", gate, cmd.decision_id, reason)
+        if denied is not None:
+            return self._deny(cmd, denied[0], denied[1], now)
+        cid = oms.client_order_id(cmd.decision_id)
+        if cid in self.orders:
+            self.metrics_dupes.inc()
+            return self._deny(cmd, "idempotency", f"client order id {cid} already used", now)
+        order = Order(
+            cid,
+            cmd.decision_id,
+            cmd.symbol,
+            cmd.side,
+            ctx.qty_e8,
+            order_type=cmd.order_type,
+            limit_price_e8=cmd.limit_price_e8,
+            strategy=cmd.strategy,
+            model_id=cmd.model_id,
+            routed=routed,
+            arrival_mid_e8=(q[0] + q[1]) // 2 if q else 0,
+            created_us=now,
+            decided_us=ctx.decision_us,
+            send_by_us=ctx.decision_us + self.decision_ttl_us,  # the venue re-checks at send
+        )
+        self.orders[cid] = order
+        self.open_orders[cid] = order
+        self.exposure.sync(order)  # counted before it can leave (a venue may answer inline)
+        risk.note_sent(ctx)
+        if self.journal is not None and not self.venue.in_process:
+            # durable before it leaves: an intent for an outside venue survives any crash
+            self.journal.append_durable(
+                (cid, cmd.decision_id, cmd.symbol, cmd.side, cmd.order_type, ctx.qty_e8,
+                 cmd.limit_price_e8, now)
+            )  # fmt: skip
+            if crashpoints.ENABLED:
+                crashpoints.hit("after_intent_durable")
+        order.transition(oms.SUBMITTED, now)
+        order.submitted_us = now
+        self._dirty_orders[cid] = order
+        self._audit(cmd.actor, "order_submitted", {
+            "client_order_id": cid, "decision_id": cmd.decision_id, "symbol": cmd.symbol,
+            "side": cmd.side, "qty_e8": ctx.qty_e8, "type": cmd.order_type,
+            "limit_price_e8": cmd.limit_price_e8, "model_id": cmd.model_id, "routed": routed,
+        })  # fmt: skip
+        m = self.metrics
+        sub = m.orders_submitted_by.get(cmd.symbol)
+        (sub or m.orders_submitted.labels(cmd.symbol)).inc()
+        m.status_by["submitted"].inc()
+        m.trades.inc()
+        if routed == "challenger":
+            m.canary_trades.inc()
+        self.venue.submit(order)
+        if self.tick_due_ns:
+            self.tick_to_submit_us.append((time.monotonic_ns() - self.tick_due_ns) // 1000)
+        if self.log_orders:  # after the submit: formatting and I/O stay off the order path
+            log.info("order submitted %s %s %s %s", cid, cmd.symbol, cmd.side, ctx.qty_e8 / SCALE)
+        return CommandResult(ok=True, message="submitted", ref=cid)
+
+    def _deny(self, cmd: SubmitOrder, gate: str, reason: str, now: int) -> CommandResult:
+        self.denials += 1
+        self._gate_event(now, gate, "deny", cmd.symbol, cmd.decision_id, reason)
+        self.metrics.orders_denied.labels(gate).inc()
+        if self.log_orders:
+            log.info("order denied %s by %s: %s", cmd.decision_id, gate, reason)
+        return CommandResult(ok=False, message=f"denied by {gate}: {reason}", ref=gate)
+
+    def _gate_event(
+        self, now: int, gate: str, action: str, symbol: str, decision_id: str, reason: str
+    ) -> None:
+        self.batch.append["gate_events"].append((now, gate, action, symbol, decision_id, reason))
+        self.batch.rows += 1
+
+    def _gate_changed(self, st: GateState) -> None:
+        now = self.clock.now_us()
+        action = "active" if st.active else "clear"
+        self._gate_event(now, st.name, action, "", "", st.reason or "cleared")
+        self._audit("engine", "gate_changed", {"gate": st.name, "active": st.active,
+                                               "reason": st.reason})  # fmt: skip
+        g = self.metrics.gate_active.get(st.name)
+        if g is not None:
+            g.set(1 if st.active else 0)
+        self._publish(GateChanged(gate=st.name, active=st.active, reason=st.reason,
+                                  since_us=st.since_us))  # fmt: skip
+        log.warning("gate %s %s: %s", st.name, action, st.reason or "-")
+
+    # --- venue reports (VenueSink) -----------------------------------------------------------
+
+    def on_venue_update(self, u: VenueOrderUpdate) -> None:
+        o = self.orders.get(u.client_order_id)
+        if o is None:
+            self.metrics.orders_error.labels("unknown_order").inc()
+            log.error("venue update for unknown order %s (%s)", u.client_order_id, u.status)
+            return
+        self.exposure.sync(o)  # an order adopted by reconciliation is counted from here on
+        if u.venue_order_id and not o.venue_order_id:
+            o.venue_order_id = u.venue_order_id
+            self._dirty_orders[o.client_order_id] = o
+        was = o.status
+        if was in (oms.SUBMITTED, oms.UNKNOWN) and u.status != oms.REJECTED:
+            lat_ms = (u.ts_us - o.submitted_us) / 1000.0
+            self.recent_latency_ms.append(lat_ms)
+            self.metrics.place_latency.observe(max(lat_ms, 0.0) / 1000.0)
+        if u.status in (oms.PARTIALLY_FILLED, oms.FILLED) and u.filled_qty_e8 > o.filled_qty_e8:
+            return  # fills carry the quantity; the status follows when they arrive
+        if not o.transition(u.status, u.ts_us, u.reason):
+            return  # late, duplicate or out-of-order report: never move backward
+        self._order_changed(o, was)
+
+    def _order_changed(self, o: Order, was: str) -> None:
+        self._dirty_orders[o.client_order_id] = o
+        self.exposure.sync(o)  # a fill shrinks the remainder; a terminal state releases it
+        st = self.metrics.status_by.get(o.status)
+        if st is not None:
+            st.inc()
+        if o.status == oms.REJECTED:
+            self.recent_outcomes.append(1)
+            self.metrics.orders_error.labels(oms.reason_class(o.reason)).inc()
+            log.warning("order rejected %s: %s", o.client_order_id, o.reason)
+            self.alerts.append(f"order {o.client_order_id} rejected: {o.reason}")
+        if o.status in oms.TERMINAL:
+            self.open_orders.pop(o.client_order_id, None)
+            if o.status != oms.REJECTED:
+                self.recent_outcomes.append(0)
+                windows.note_closed(self, o)
+            self._audit("venue", "order_final", {
+                "client_order_id": o.client_order_id, "status": o.status,
+                "filled_qty_e8": o.filled_qty_e8, "avg_price_e8": o.avg_price_e8,
+                "reason": o.reason,
+            })  # fmt: skip
+
+    def on_venue_fill(self, f: VenueFill) -> None:
+        o = self.orders.get(f.client_order_id)
+        if o is None:
+            # an order of an earlier session (only open orders are loaded at start), or a
+            # foreign one: the reconciler settles it against the DB; never applied blind
+            self.unmatched_fills[f.trade_id] = f
+            return
+        if f.trade_id in o.trade_ids:
+            return  # duplicate delivery (reconnect backlog, REST catch-up)
+        was = o.status
+        if not o.apply_fill(f.trade_id, f.qty_e8, f.price_e8, f.ts_us):
+            self.halt(f"overfill on {o.client_order_id}: trade {f.trade_id} qty {f.qty_e8}")
+            return
+        pos = self.positions[f.symbol]
+        self.realized_e8 += pos.apply_fill(f.side, f.qty_e8, f.price_e8, f.fee_e8, f.ts_us)
+        self.fees_e8 += f.fee_e8
+        if f.fee_base_e8:
+            self.base_fees_e8[f.symbol] = self.base_fees_e8.get(f.symbol, 0) + f.fee_base_e8
+        self.exposure.set_filled(f.symbol, pos.qty_e8, f.price_e8)
+        slip = slippage_bps(f.side, f.price_e8, o.arrival_mid_e8)
+        lat_ms = (f.ts_us - o.submitted_us) / 1000.0 if o.submitted_us else 0.0
+        self.batch.append["fills"].append(
+            (f.trade_id, f.client_order_id, f.venue_order_id, f.symbol, f.side, f.qty_e8,
+             f.price_e8, f.fee_e8, f.liquidity, f.ts_us, slip, lat_ms, f.fee_base_e8)
+        )  # fmt: skip
+        self.batch.rows += 1
+        self._dirty_positions.add(f.symbol)
+        self.recent_slippage.append(slip)
+        self.recent_fills.appendleft(
+            (f.trade_id, f.client_order_id, f.symbol, f.side, f.qty_e8, f.price_e8, slip, f.ts_us)
+        )
+        self._audit("venue", "fill", f)
+        fb = self.metrics.fills_by.get(f.symbol)
+        (fb or self.metrics.fills.labels(f.symbol)).inc()
+        self._order_changed(o, was)
+
+    def _set_state(self, key: str, value: str) -> None:
+        self.batch.upsert["engine_state"][key] = (key, value, self.clock.now_us())
+
+    # --- periodic work -----------------------------------------------------------------------
+
+    def mark_to_market(self) -> int:
+        unreal = sum(p.unrealized_e8(self.mid_e8(s)) for s, p in self.positions.items())
+        self.risk.equity_e8 = self.start_equity_e8 + self.realized_e8 - self.fees_e8 + unreal
+        return unreal
+
+    def refresh(self) -> None:
+        """Once a second or so: day roll, equity, standing gate states, exported gauges."""
+        now = self.clock.now_us()
+        if self.risk.roll(now):
+            day_counters.rolled(self)
+        unreal = self.mark_to_market()
+        self.gates.refresh(now)
+        export_metrics(self, now, unreal)
+
+    def flush(self) -> int:
+        """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
+        n = telemetry.flush_rows(self)
+        if len(self.orders) > MAX_ORDERS_IN_MEMORY:
+            self._prune_orders()
+        return n
+
+    def _prune_orders(self) -> None:
+        """Bounded memory: forget the oldest closed orders (already handed to the writer); a late
+        fill for one is settled against the DB by the reconciler, never applied blind."""
+        dirty = self._dirty_orders
+        windows.forget_oldest(self.orders, MAX_ORDERS_IN_MEMORY * 4 // 5,
+                              lambda cid, o: o.status in oms.TERMINAL and cid not in dirty)  # fmt: skip
+
+    # --- operator / safety commands (bodies in engine/trading/commands.py) -----------------------
+
+    def arm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+        return commands.arm_kill_switch(self, actor, reason)
+
+    def disarm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+        return commands.disarm_kill_switch(self, actor, reason)
+
+    def set_safe_mode(self, on: bool, actor: str, reason: str) -> CommandResult:
+        return commands.set_safe_mode(self, on, actor, reason)
+
+    def cancel(self, client_order_id: str, actor: str, reason: str = "") -> CommandResult:
+        return commands.cancel(self, client_order_id, actor, reason)
+
+    def cancel_all(self, symbol: str | None, actor: str, reason: str = "") -> CommandResult:
+        return commands.cancel_all(self, symbol, actor, reason)
+
+    def reset_risk(self, actor: str, reason: str) -> CommandResult:
+        return commands.reset_risk(self, actor, reason)
+
+    def halt(self, reason: str) -> None:
+        return commands.halt(self, reason)
+
+    def acknowledge_orphans(self, symbol: str, actor: str, reason: str = "") -> CommandResult:
+        return commands.acknowledge_orphans(self, symbol, actor, reason)
+
+    def snapshot(self) -> dict[str, Any]:
+        return telemetry.snapshot(self)

@@ -1,0 +1,119 @@
+"""Engine state out: Prometheus gauges (``Engine.refresh``), DB rows (``Engine.flush``) and the
+snapshot for screens.
+
+Kept apart from the hot path: counters that change per tick (ticks) are accumulated as plain ints
+and exported here in one step; percentiles are computed over bounded recent windows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from engine.core.units import SCALE
+from engine.store.writer import Batch
+from engine.trading.windows import RECENT_ORDERS, p95
+
+if TYPE_CHECKING:
+    from engine.trading.engine import Engine
+
+_IN_FLIGHT = ("pending", "submitted", "unknown")
+# outbox status by order status; anything else means the venue acknowledged it
+OUTBOX_STATUS = {"pending": "pending", "submitted": "sent", "unknown": "unknown",
+                 "never_sent": "never_sent", "rejected": "rejected"}  # fmt: skip
+
+
+def export_metrics(e: Engine, now: int, unreal: int) -> None:
+    m = e.metrics
+    m.ticks.inc(e.ticks - e._ticks_exported)
+    e._ticks_exported = e.ticks
+    gross = 0
+    for s in e.symbols:
+        worst = e.exposure.worst(s) * e.mid_e8(s) // SCALE
+        gross += worst
+        m.exposure_worst.labels(s).set(worst / SCALE)
+        last = e.last_quote_us.get(s, 0)
+        m.stale_by[s].set((now - last) / 1e6 if last else 0.0)
+        m.stale_worst.labels(s).set(max(e.worst_gap_us.get(s, 0), now - last if last else 0) / 1e6)
+        m.position_by[s].set(e.positions[s].qty_e8 / SCALE)
+    m.exposure_gross.set(gross / SCALE)
+    m.pnl_realized.set((e.realized_e8 - e.fees_e8) / SCALE)
+    m.pnl_unrealized.set(unreal / SCALE)
+    m.equity.set(e.risk.equity_e8 / SCALE)
+    m.positions_open.set(e.risk.open_positions())
+    m.skew.set(e.clock.skew_ms() / 1000.0)
+    m.kill_switch.set(1 if e.risk.kill_switch else 0)
+    m.safe_mode.set(1 if e.risk.safe_mode else 0)
+    m.budget_left.labels("account", "all").set(e.budget_gate.left())
+    for s in e.symbols:
+        used = e.risk.orders_by_symbol.get(s, 0)
+        m.budget_left.labels("symbol", s).set(e.budget_gate.per_symbol - used)
+    for st in e.gates.states.values():
+        g = m.gate_active.get(st.name)
+        if g is not None:
+            g.set(1 if st.active else 0)
+    m.outbox_pending.set(sum(1 for o in e.open_orders.values() if o.status in _IN_FLIGHT))
+    m.audit_seq.set(e.audit.last_seq)
+    if e.recent_slippage:
+        m.slippage_p95.set(p95(e.recent_slippage))
+    if e.recent_latency_ms:
+        m.place_p95.set(p95(e.recent_latency_ms) / 1000.0)
+    if e.recent_outcomes:
+        m.error_rate.set(sum(e.recent_outcomes) / len(e.recent_outcomes))
+    for model_id, psi in e.risk.psi.items():
+        m.psi.labels(model_id).set(psi)
+
+
+def flush_rows(e: Engine) -> int:
+    """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
+    b = e.batch
+    if e._dirty_orders:
+        orders_up = b.upsert["orders"]
+        outbox_up = b.upsert["order_outbox"]
+        for cid, o in e._dirty_orders.items():
+            orders_up[cid] = o.row()
+            outbox_up[cid] = (
+                cid, o.decision_id, o.symbol, o.side, o.order_type, o.qty_e8,
+                o.limit_price_e8, OUTBOX_STATUS.get(o.status, "acked"), o.created_us,
+                o.submitted_us, o.updated_us if o.status not in OUTBOX_STATUS else 0, 1,
+            )  # fmt: skip
+        b.rows += 2 * len(e._dirty_orders)
+        recent = e.recent_orders
+        for cid, o in e._dirty_orders.items():
+            recent.pop(cid, None)  # re-insert: dict order = last update order
+            recent[cid] = o
+        while len(recent) > RECENT_ORDERS:
+            del recent[next(iter(recent))]
+        e._dirty_orders.clear()
+    if e._dirty_positions:
+        pos_up = b.upsert["positions"]
+        for s in e._dirty_positions:
+            pos_up[s] = e.positions[s].row()
+        e._dirty_positions.clear()
+    drain = getattr(e.venue, "drain_dirty", None)
+    if drain is not None:
+        for row in drain():
+            b.upsert["paper_orders"][row[0]] = row
+    if b.empty():
+        return 0
+    if b.append["audit_log"]:
+        b.audit_head = (e.audit.last_seq, e.audit.last_hash)
+    e.batch = Batch()
+    if e._on_batch is not None:
+        e._on_batch(b)
+    return b.rows
+
+
+def snapshot(e: Engine) -> dict[str, Any]:
+    """A plain, immutable-by-convention summary (status line now, panels in step 4)."""
+    return {
+        "ticks": e.ticks,
+        "orders": len(e.orders),
+        "open_orders": len(e.open_orders),
+        "denials": e.denials,
+        "positions": {s: p.qty_e8 / SCALE for s, p in e.positions.items() if p.qty_e8},
+        "pnl": (e.realized_e8 - e.fees_e8) / SCALE,
+        "equity": e.risk.equity_e8 / SCALE,
+        "kill_switch": e.risk.kill_switch,
+        "safe_mode": e.risk.safe_mode,
+        "active_gates": [s.name for s in e.gates.states.values() if s.active],
+    }
