@@ -74,8 +74,9 @@ def _rss_mib(pid: int) -> float:
 
 
 def _screen(session: str) -> str:
-    return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True,
-                          text=True).stdout  # fmt: skip
+    return subprocess.run(
+        ["tmux", "capture-pane", "-t", session, "-p"], capture_output=True, text=True
+    ).stdout
 
 
 def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
@@ -84,11 +85,14 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
     prof.write_text(_profile(args.symbols, args.tps) + "".join(f"{x}\n" for x in args.toml))
     session = f"bench-{uuid.uuid4().hex[:8]}"
     trace = "PYTHONTRACEMALLOC=1 " if args.trace else ""
-    cmd = (f"cd {ROOT} && {trace}COCKPIT_GC_POLICY={gc_policy} {sys.executable} -m cockpit "
-           f"--profile {prof} --data-dir {d}")  # fmt: skip
+    cmd = (
+        f"cd {ROOT} && {trace}COCKPIT_GC_POLICY={gc_policy} {sys.executable} -m cockpit "
+        f"--profile {prof} --data-dir {d}"
+    )
     t0 = time.monotonic()
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd],
-                   check=True)  # fmt: skip
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", cmd], check=True
+    )
     try:
         first_frame = None
         while time.monotonic() - t0 < 60:
@@ -110,12 +114,19 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
             if len(rss_samples) % 6 == 1:  # the breakdown once a minute
                 mark = args.trace and not marked and time.monotonic() - w0 >= args.duration / 3
                 marked = marked or mark
-                mem.append(dict(call(d, "mem_stats", {"tags": True, "trace": int(mark)}),
-                                t_s=round(time.monotonic() - w0)))  # fmt: skip
+                mem.append(
+                    dict(
+                        call(d, "mem_stats", {"tags": True, "trace": int(mark)}),
+                        t_s=round(time.monotonic() - w0),
+                    )
+                )
         stats = call(d, "bench_stats", {"types": True})
-        mem.append(dict(call(d, "mem_stats", {"objects": True, "tags": True,
-                                              "trace": 30 if marked else 0}),
-                        t_s=round(time.monotonic() - w0)))  # fmt: skip
+        mem.append(
+            dict(
+                call(d, "mem_stats", {"objects": True, "tags": True, "trace": 30 if marked else 0}),
+                t_s=round(time.monotonic() - w0),
+            )
+        )
         cpu = (_cpu_s(pid) - cpu0) / (time.monotonic() - w0)
         rss1 = _rss_mib(pid)
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False)
@@ -170,10 +181,17 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=5.0)
     ap.add_argument("--tps", type=float, default=2000.0, help="ticks per second, all symbols")
     ap.add_argument("--symbols", type=int, default=20)
-    ap.add_argument("--variants", default="paced,on,off",
-                    help="GC policies to compare: paced (the default policy), on, off")  # fmt: skip
-    ap.add_argument("--toml", action="append", default=[],
-                    help="extra profile lines, e.g. --toml '[storage]' --toml 'flush_interval_ms = 500'")  # fmt: skip
+    ap.add_argument(
+        "--variants",
+        default="paced,on,off",
+        help="GC policies to compare: paced (the default policy), on, off",
+    )
+    ap.add_argument(
+        "--toml",
+        action="append",
+        default=[],
+        help="extra profile lines, e.g. --toml '[storage]' --toml 'flush_interval_ms = 500'",
+    )
     ap.add_argument(
         "--trace",
         action="store_true",
@@ -184,9 +202,14 @@ def main() -> int:
     precompile()
     with tempfile.TemporaryDirectory(prefix="benchcockpit-") as tmp:
         results = [run_variant(v, args, Path(tmp)) for v in args.variants.split(",")]
-    print(json.dumps({"results": results, "goals": {"tick_to_submit_ms_p99": 5,
-                                                    "loop_lag_ms_p99": 10,
-                                                    "first_frame_s": 1.5}}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "results": results,
+                "goals": {"tick_to_submit_ms_p99": 5, "loop_lag_ms_p99": 10, "first_frame_s": 1.5},
+            }
+        )
+    )
     return 0
 
 

@@ -80,11 +80,25 @@ class Venue:
         port_file = state / "port"
         self.log = open(state / "venue.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "venuesim", "--state", str(state), "--port", "0",
-             "--port-file", str(port_file), "--max-lifetime", str(lifetime_s),
-             "--exit-with-parent"],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "venuesim",
+                "--state",
+                str(state),
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--max-lifetime",
+                str(lifetime_s),
+                "--exit-with-parent",
+            ],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -145,16 +159,45 @@ def place_open_orders(venue: Venue, n: int) -> list[tuple[Any, ...]]:
         qty += spec.lot_size_e8 * (i % 7)
         did = f"ck-{OPEN_SESSION}-{b36(i + 1)}"
         cid = f"{did}.0"
-        o = venue.call("POST", "/admin/order_external", {
-            "symbol": sym, "side": side.upper(), "type": "LIMIT", "timeInForce": "GTC",
-            "quantity": f"{qty / SCALE:.8f}", "price": f"{price / SCALE:.8f}",
-            "newClientOrderId": cid,
-        })  # fmt: skip
+        o = venue.call(
+            "POST",
+            "/admin/order_external",
+            {
+                "symbol": sym,
+                "side": side.upper(),
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": f"{qty / SCALE:.8f}",
+                "price": f"{price / SCALE:.8f}",
+                "newClientOrderId": cid,
+            },
+        )
         if o.get("status") != "NEW" or o.get("clientOrderId") != cid:
             raise RuntimeError(f"open order {cid} not resting at the venue: {o}")
         ts = now_us - (n - i) * 1000
-        rows.append((cid, did, str(o["orderId"]), sym, side, "limit", qty, price, 0, 0,
-                     "accepted", "", "bench", "", "", mids[sym], ts, ts, ts))  # fmt: skip
+        rows.append(
+            (
+                cid,
+                did,
+                str(o["orderId"]),
+                sym,
+                side,
+                "limit",
+                qty,
+                price,
+                0,
+                0,
+                "accepted",
+                "",
+                "bench",
+                "",
+                "",
+                mids[sym],
+                ts,
+                ts,
+                ts,
+            )
+        )
     return rows
 
 
@@ -188,16 +231,65 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
         did = f"ck-{HIST_SESSION}-{b36(i + 1)}"
         cid = f"{did}.0"
         void = str(900_000_000 + i)
-        orders.append((cid, did, void, sym, side, "market" if i % 4 else "limit", qty, price, qty,
-                       price, "filled", "", "models", "m1", "champion", price, created,
-                       created + 300, created + 4000))  # fmt: skip
+        orders.append(
+            (
+                cid,
+                did,
+                void,
+                sym,
+                side,
+                "market" if i % 4 else "limit",
+                qty,
+                price,
+                qty,
+                price,
+                "filled",
+                "",
+                "models",
+                "m1",
+                "champion",
+                price,
+                created,
+                created + 300,
+                created + 4000,
+            )
+        )
         fee = qty * price // SCALE * 10 // 10_000
-        fills.append((str(800_000_000 + i), cid, void, sym, side, qty, price, fee,
-                      "taker" if i % 4 else "maker", created + 3500, rng.uniform(-2, 2),
-                      rng.uniform(5, 40), 0))  # fmt: skip
+        fills.append(
+            (
+                str(800_000_000 + i),
+                cid,
+                void,
+                sym,
+                side,
+                qty,
+                price,
+                fee,
+                "taker" if i % 4 else "maker",
+                created + 3500,
+                rng.uniform(-2, 2),
+                rng.uniform(5, 40),
+                0,
+            )
+        )
     all_orders = orders + list(open_rows)
-    outbox = [(o[0], o[1], o[3], o[4], o[5], o[6], o[7], "acked", o[16], o[17],
-               o[18] if o[10] == "filled" else 0, 1) for o in all_orders]  # fmt: skip
+    outbox = [
+        (
+            o[0],
+            o[1],
+            o[3],
+            o[4],
+            o[5],
+            o[6],
+            o[7],
+            "acked",
+            o[16],
+            o[17],
+            o[18] if o[10] == "filled" else 0,
+            1,
+        )
+        for o in all_orders
+    ]
 
     # Per-order state is versioned (schema.VERSIONED_TABLES): like a live session, each historical
     # order left an earlier version (submitted / sent) before its final one.
@@ -219,11 +311,11 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
         counts = {
             "historical_orders": con.execute(
                 "SELECT count(*) FROM orders WHERE status = 'filled'"
-            ).fetchone()[0],  # fmt: skip
+            ).fetchone()[0],
             "historical_fills": con.execute("SELECT count(*) FROM fills").fetchone()[0],
             "open_orders": con.execute(
                 "SELECT count(*) FROM orders WHERE status = 'accepted'"
-            ).fetchone()[0],  # fmt: skip
+            ).fetchone()[0],
         }
         con.execute("CHECKPOINT")
     finally:
@@ -235,13 +327,26 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
 
 
 def _cockpit(profile: Path, data: Path, duration: float) -> list[str]:
-    return [sys.executable, "-m", "cockpit", "--headless", "--profile", str(profile),
-            "--duration", str(duration), "--data-dir", str(data)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "cockpit",
+        "--headless",
+        "--profile",
+        str(profile),
+        "--duration",
+        str(duration),
+        "--data-dir",
+        str(data),
+    ]
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COCKPIT_", "EXEC_PROFILE", "NET_SIM_"))}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COCKPIT_", "EXEC_PROFILE", "NET_SIM_"))
+    }
     env.update(API_KEY="sim-key", API_SECRET="sim-secret")
     return env
 
@@ -267,8 +372,14 @@ def _read_new(log: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
 
 
 def init_data_dir(profile: Path, data: Path) -> None:
-    r = subprocess.run(_cockpit(profile, data, 1.0), cwd=ROOT, env=_env(), capture_output=True,
-                       text=True, timeout=180)  # fmt: skip
+    r = subprocess.run(
+        _cockpit(profile, data, 1.0),
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     if r.returncode != 0:
         raise RuntimeError(f"initial engine run failed ({r.returncode}): {r.stderr[-1000:]}")
 
@@ -280,8 +391,13 @@ def measure(profile: Path, data: Path, timeout_s: float) -> dict[str, Any]:
     lines: list[dict[str, Any]] = []
     with open(err_path, "wb") as err:
         t0 = time.time()
-        proc = subprocess.Popen(_cockpit(profile, data, 3600.0), cwd=ROOT, env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+        proc = subprocess.Popen(
+            _cockpit(profile, data, 3600.0),
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
         ready_at = None
         try:
             while ready_at is None:
@@ -291,8 +407,10 @@ def measure(profile: Path, data: Path, timeout_s: float) -> dict[str, Any]:
                     ready_at = time.time()
                     break
                 if proc.poll() is not None:
-                    raise RuntimeError(f"engine exited with {proc.returncode} before ready: "
-                                       f"{err_path.read_text()[-1000:]}")  # fmt: skip
+                    raise RuntimeError(
+                        f"engine exited with {proc.returncode} before ready: "
+                        f"{err_path.read_text()[-1000:]}"
+                    )
                 if time.time() - t0 > timeout_s:
                     raise RuntimeError(f"engine not ready within {timeout_s:g} s")
                 time.sleep(0.002)
@@ -358,8 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = seed_db(data / "cockpit.duckdb", args.orders, open_rows, args.seed)
         setup_s = time.perf_counter() - t
         runs = [measure(profile, data, args.timeout) for _ in range(args.runs)]
-        venue_open = sum(1 for o in venue.call("GET", "/admin/state")["orders"]
-                         if o.get("status") == "NEW")  # fmt: skip
+        venue_open = sum(
+            1 for o in venue.call("GET", "/admin/state")["orders"] if o.get("status") == "NEW"
+        )
     finally:
         venue.stop()
         if args.work_dir is None:

@@ -86,8 +86,9 @@ def run_case(cols: dict, n: int, every: int) -> dict:
         e.log_orders = False
         strat = TimedStrategy(e, SYMBOL, every, to_e8("0.01"))
         e.strategy = strat
-        bid, ask, bsz, asz, ts = (cols[k] for k in ("bid_e8", "ask_e8", "bid_size_e8",
-                                                    "ask_size_e8", "ts_ns"))  # fmt: skip
+        bid, ask, bsz, asz, ts = (
+            cols[k] for k in ("bid_e8", "ask_e8", "bid_size_e8", "ask_size_e8", "ts_ns")
+        )
         on_quote = e.on_quote
         t0 = time.perf_counter()
         for i in range(n):
@@ -187,7 +188,7 @@ def main() -> int:
             "orders_per_s": 804,
             "saturation_orders_per_s": 1920,
             "peak_rss_mib": 617,
-        },  # fmt: skip
+        },
     }
     print(json.dumps(out))
     return 0

@@ -40,19 +40,85 @@ def _rows(n: int, k: int, state: str, ts: int) -> dict[str, tuple[Any, ...]]:
     cid, did, sym = f"ck-1-{n:x}.{k}", f"ck-1-{n:x}-{k}", SYMBOLS[(n * 4 + k) % len(SYMBOLS)]
     side, filled = ("buy" if k % 2 else "sell"), (1_000_000 if state == "filled" else 0)
     return {
-        "orders": (cid, did, str(9_000_000 + n * 4 + k), sym, side, "market", 1_000_000,
-                   0, filled, 5_000_000_000 if filled else 0, state, None, "alternating", "m1",
-                   "champion", 5_000_000_000, ts, ts + 300, ts + 900),
-        "order_outbox": (cid, did, sym, side, "market", 1_000_000, 0,
-                         "acked" if state == "filled" else "sent", ts, ts + 300,
-                         ts + 900 if filled else None, 1),
-        "paper_orders": (cid, 9_000_000 + n * 4 + k, sym, side, "market", 1_000_000, 0, filled,
-                         "filled" if filled else "accepted", ts, ts + 900),
-        "decisions": (did, ts, sym, "m1", side, 0.61, 0.0004, "calm", "", True, 0.01, "champion",
-                      0.02),
-        "fills": (f"t-{n:x}-{k}", cid, str(9_000_000 + n * 4 + k), sym, side, 1_000_000,
-                  5_000_000_000, 5_000, "taker", ts + 900, 0.4, 1.2, 0),
-    }  # fmt: skip
+        "orders": (
+            cid,
+            did,
+            str(9_000_000 + n * 4 + k),
+            sym,
+            side,
+            "market",
+            1_000_000,
+            0,
+            filled,
+            5_000_000_000 if filled else 0,
+            state,
+            None,
+            "alternating",
+            "m1",
+            "champion",
+            5_000_000_000,
+            ts,
+            ts + 300,
+            ts + 900,
+        ),
+        "order_outbox": (
+            cid,
+            did,
+            sym,
+            side,
+            "market",
+            1_000_000,
+            0,
+            "acked" if state == "filled" else "sent",
+            ts,
+            ts + 300,
+            ts + 900 if filled else None,
+            1,
+        ),
+        "paper_orders": (
+            cid,
+            9_000_000 + n * 4 + k,
+            sym,
+            side,
+            "market",
+            1_000_000,
+            0,
+            filled,
+            "filled" if filled else "accepted",
+            ts,
+            ts + 900,
+        ),
+        "decisions": (
+            did,
+            ts,
+            sym,
+            "m1",
+            side,
+            0.61,
+            0.0004,
+            "calm",
+            "",
+            True,
+            0.01,
+            "champion",
+            0.02,
+        ),
+        "fills": (
+            f"t-{n:x}-{k}",
+            cid,
+            str(9_000_000 + n * 4 + k),
+            sym,
+            side,
+            1_000_000,
+            5_000_000_000,
+            5_000,
+            "taker",
+            ts + 900,
+            0.4,
+            1.2,
+            0,
+        ),
+    }
 
 
 def main() -> None:
@@ -85,8 +151,17 @@ def main() -> None:
                     b.append["fills"].append(rows["fills"])
         for _ in range(args.per_flush * 4):
             seq += 1
-            b.append["audit_log"].append((seq, ts, "engine", "order", '{"cid": "ck-1-0.0"}',
-                                          f"{seq - 1:064x}", f"{seq:064x}"))  # fmt: skip
+            b.append["audit_log"].append(
+                (
+                    seq,
+                    ts,
+                    "engine",
+                    "order",
+                    '{"cid": "ck-1-0.0"}',
+                    f"{seq - 1:064x}",
+                    f"{seq:064x}",
+                )
+            )
         b.upsert["positions"][SYMBOLS[flush % 20]] = (SYMBOLS[flush % 20], 1, 2, 3, 4, ts)
         t0 = time.perf_counter()
         write_batch(con, b, flush + 1)
@@ -94,26 +169,42 @@ def main() -> None:
         flush, orders, ts = flush + 1, orders + args.per_flush, ts + 100_000
         if orders % args.sample_every == 0:
             m = memwatch.process()
-            samples.append({"orders": orders, "rss_mib": m["rss_mib"],
-                            "malloc_used_mib": m["malloc_used_mib"],
-                            "duckdb_mib": round((memwatch.duckdb_bytes(con) or 0) / 2**20, 1)})  # fmt: skip
+            samples.append(
+                {
+                    "orders": orders,
+                    "rss_mib": m["rss_mib"],
+                    "malloc_used_mib": m["malloc_used_mib"],
+                    "duckdb_mib": round((memwatch.duckdb_bytes(con) or 0) / 2**20, 1),
+                }
+            )
     con.close()
     half = len(samples) // 2
 
     def per_10k(a: dict[str, Any], b: dict[str, Any]) -> float | None:
         if a["malloc_used_mib"] is None or b["orders"] == a["orders"]:
             return None
-        return round((b["malloc_used_mib"] - a["malloc_used_mib"]) * 10_000
-                     / (b["orders"] - a["orders"]), 2)  # fmt: skip
+        return round(
+            (b["malloc_used_mib"] - a["malloc_used_mib"]) * 10_000 / (b["orders"] - a["orders"]), 2
+        )
 
     q = statistics.quantiles(commit_ms, n=100)
-    print(json.dumps({
-        "orders": orders, "flushes": flush,
-        "malloc_mib_per_10k_orders_first_half": per_10k(samples[0], samples[half]) if half else None,
-        "malloc_mib_per_10k_orders_second_half": per_10k(samples[half], samples[-1]) if half else None,
-        "commit_ms_p50": round(q[49], 2), "commit_ms_p99": round(q[98], 2),
-        "samples": samples,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "orders": orders,
+                "flushes": flush,
+                "malloc_mib_per_10k_orders_first_half": per_10k(samples[0], samples[half])
+                if half
+                else None,
+                "malloc_mib_per_10k_orders_second_half": per_10k(samples[half], samples[-1])
+                if half
+                else None,
+                "commit_ms_p50": round(q[49], 2),
+                "commit_ms_p99": round(q[98], 2),
+                "samples": samples,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -151,9 +151,16 @@ def crash_trial(run: Run, i: int, point: str, args: argparse.Namespace) -> dict[
     run.trials_with_orders += seen["submitted"] > 0
     run.trials_blocked += bool(seen["blocked"]) or seen["halted"]
     run.halts.update(seen["halts"])
-    return {"trial": i, "kill": how, "n": n, "delay_s": round(delay, 2), "exit": rc,
-            "reached_running": running_at is not None, "s": round(time.monotonic() - t0, 2),
-            **seen}  # fmt: skip
+    return {
+        "trial": i,
+        "kill": how,
+        "n": n,
+        "delay_s": round(delay, 2),
+        "exit": rc,
+        "reached_running": running_at is not None,
+        "s": round(time.monotonic() - t0, 2),
+        **seen,
+    }
 
 
 def clean_run(run: Run, tag: str, duration: float) -> tuple[int, str]:
@@ -184,20 +191,33 @@ def check(run: Run, port: int) -> dict[str, Any]:
     truth = venue_state(port)
     con = duckdb.connect(str(run.data / "cockpit.duckdb"), read_only=True)
     try:
-        db_fills = {str(r[0]): (r[1], r[2].lower(), int(r[3]), int(r[4]), _sym(r[5]))
-                    for r in con.execute("SELECT trade_id, client_order_id, side, qty_e8, "
-                                         "price_e8, symbol FROM fills").fetchall()}  # fmt: skip
-        db_pos = {_sym(r[0]): int(r[1])
-                  for r in con.execute("SELECT symbol, qty_e8 FROM positions").fetchall()}  # fmt: skip
+        db_fills = {
+            str(r[0]): (r[1], r[2].lower(), int(r[3]), int(r[4]), _sym(r[5]))
+            for r in con.execute(
+                "SELECT trade_id, client_order_id, side, qty_e8, price_e8, symbol FROM fills"
+            ).fetchall()
+        }
+        db_pos = {
+            _sym(r[0]): int(r[1])
+            for r in con.execute("SELECT symbol, qty_e8 FROM positions").fetchall()
+        }
         db_orders = dict(con.execute("SELECT client_order_id, status FROM orders").fetchall())
     finally:
         con.close()
     v_orders = [o for o in truth["orders"] if str(o.get("clientOrderId", "")).startswith(PREFIX)]
     cids = Counter(o["clientOrderId"] for o in v_orders)
     dup_ids = sorted(c for c, k in cids.items() if k > 1)
-    v_fills = {str(t["id"]): (t["clientOrderId"], str(t["side"]).lower(), to_e8(t["qty"]),
-                              to_e8(t["price"]), _sym(t["symbol"]))
-               for t in truth["trades"] if str(t.get("clientOrderId", "")).startswith(PREFIX)}  # fmt: skip
+    v_fills = {
+        str(t["id"]): (
+            t["clientOrderId"],
+            str(t["side"]).lower(),
+            to_e8(t["qty"]),
+            to_e8(t["price"]),
+            _sym(t["symbol"]),
+        )
+        for t in truth["trades"]
+        if str(t.get("clientOrderId", "")).startswith(PREFIX)
+    }
     lost = sorted(set(v_fills) - set(db_fills))
     phantom = sorted(set(db_fills) - set(v_fills))
     differ = sorted(t for t in set(v_fills) & set(db_fills) if v_fills[t] != db_fills[t])
@@ -214,8 +234,12 @@ def check(run: Run, port: int) -> dict[str, Any]:
     missing_in_db = sorted(set(cids) - set(db_orders))
     audit = subprocess.run(
         [sys.executable, "-m", "cockpit", "audit", "verify", "--data-dir", str(run.data)],
-        cwd=ROOT, env=run.env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=run.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return {
         "duplicates": sum(cids[c] - 1 for c in dup_ids),
         "lost_fills": len(lost) + len(phantom) + len(differ),
@@ -228,16 +252,20 @@ def check(run: Run, port: int) -> dict[str, Any]:
         "db_fills": len(db_fills),
         "orders_missing_in_db": len(missing_in_db),
         "detail": {
-            "duplicate_ids": dup_ids[:10], "lost": lost[:10], "phantom": phantom[:10],
+            "duplicate_ids": dup_ids[:10],
+            "lost": lost[:10],
+            "phantom": phantom[:10],
             "differ": [(t, v_fills[t], db_fills[t]) for t in differ[:5]],
             "positions_db": {s: db_pos.get(s, 0) for s in sorted(syms)},
             "positions_venue": {s: v_pos.get(s, 0) for s in sorted(syms)},
             "positions_fills": {s: f_pos.get(s, 0) for s in sorted(syms)},
-            "bad_vs_venue": bad_venue, "bad_vs_fills": bad_fills, "stuck_ids": stuck[:10],
+            "bad_vs_venue": bad_venue,
+            "bad_vs_fills": bad_fills,
+            "stuck_ids": stuck[:10],
             "missing_in_db": missing_in_db[:10],
             "audit": (audit.stdout + audit.stderr).strip()[-300:],
         },
-    }  # fmt: skip
+    }
 
 
 def _worst(*figures: Any) -> Any:
@@ -254,8 +282,9 @@ def _points(args: argparse.Namespace) -> list[str]:
     names = [p.strip() for p in args.points.split(",") if p.strip()]
     for p in names:
         if p not in (*CRASH_POINTS, TIMED):
-            raise SystemExit(f"--points: unknown point {p!r} (known: {', '.join(CRASH_POINTS)}, "
-                             f"{TIMED})")  # fmt: skip
+            raise SystemExit(
+                f"--points: unknown point {p!r} (known: {', '.join(CRASH_POINTS)}, {TIMED})"
+            )
     return names
 
 
@@ -264,28 +293,52 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20, help="number of crash trials")
     ap.add_argument("--json", action="store_true", help="progress on stderr; stdout: JSON only")
     ap.add_argument("--seed", type=int, default=1, help="seed of every random choice")
-    ap.add_argument("--points", default=",".join((*CRASH_POINTS, TIMED)),
-                    help="comma-separated kill kinds to draw from (crash points and 'timed')")  # fmt: skip
-    ap.add_argument("--cycle-points", action="store_true",
-                    help="trial i uses point i mod len(points) instead of a random draw")  # fmt: skip
+    ap.add_argument(
+        "--points",
+        default=",".join((*CRASH_POINTS, TIMED)),
+        help="comma-separated kill kinds to draw from (crash points and 'timed')",
+    )
+    ap.add_argument(
+        "--cycle-points",
+        action="store_true",
+        help="trial i uses point i mod len(points) instead of a random draw",
+    )
     ap.add_argument("--check-every", type=int, default=10, help="clean run + check every K trials")
     ap.add_argument("--clean-duration", type=float, default=3.0, help="seconds of each clean run")
-    ap.add_argument("--max-n", type=int, default=3,
-                    help="order crash points fire on a pass drawn from 1..N")  # fmt: skip
-    ap.add_argument("--point-wait", type=float, default=5.0,
-                    help="seconds after 'engine running' to wait for a crash point before a plain "
-                    "SIGKILL")  # fmt: skip
+    ap.add_argument(
+        "--max-n", type=int, default=3, help="order crash points fire on a pass drawn from 1..N"
+    )
+    ap.add_argument(
+        "--point-wait",
+        type=float,
+        default=5.0,
+        help="seconds after 'engine running' to wait for a crash point before a plain SIGKILL",
+    )
     ap.add_argument("--trial-timeout", type=float, default=25.0, help="max seconds per trial")
     ap.add_argument("--ticks-per-second", type=float, default=60.0, help="venue market ticks/s")
     ap.add_argument("--keep", type=Path, help="keep the work dir (data, venue, logs) here")
-    ap.add_argument("--skip-rate-limit", action="store_true",
-                    help="skip the 429-then-418 scenario run after the trials")  # fmt: skip
-    ap.add_argument("--rate-limit-duration", type=float, default=14.0,
-                    help="seconds the engine trades in the rate-limit scenario")  # fmt: skip
-    ap.add_argument("--skip-slow-fill", action="store_true",
-                    help="skip the slow-fill paper scenario (caps vs in-flight orders)")  # fmt: skip
-    ap.add_argument("--slow-fill-duration", type=float, default=20.0,
-                    help="seconds the engine trades in the slow-fill scenario")  # fmt: skip
+    ap.add_argument(
+        "--skip-rate-limit",
+        action="store_true",
+        help="skip the 429-then-418 scenario run after the trials",
+    )
+    ap.add_argument(
+        "--rate-limit-duration",
+        type=float,
+        default=14.0,
+        help="seconds the engine trades in the rate-limit scenario",
+    )
+    ap.add_argument(
+        "--skip-slow-fill",
+        action="store_true",
+        help="skip the slow-fill paper scenario (caps vs in-flight orders)",
+    )
+    ap.add_argument(
+        "--slow-fill-duration",
+        type=float,
+        default=20.0,
+        help="seconds the engine trades in the slow-fill scenario",
+    )
     args = ap.parse_args()
     if args.trials < 1 or args.check_every < 1 or args.max_n < 1:
         ap.error("--trials, --check-every and --max-n must be >= 1")
@@ -313,8 +366,9 @@ def main() -> int:
         venue, port = start_venue(work, args.seed, budget + 120, args.ticks_per_second)
         profile = work / "crash.toml"
         profile.write_text(PROFILE.format(port=port))
-        run = Run(work, work / "data", profile, engine_env(), random.Random(args.seed),
-                  t_start + budget)  # fmt: skip
+        run = Run(
+            work, work / "data", profile, engine_env(), random.Random(args.seed), t_start + budget
+        )
         rc, why = clean_run(run, "boot", 2.0)  # first start: builds the model reference etc.
         if rc != 0:
             raise RuntimeError(f"first clean run failed (exit {rc}): {why}")
@@ -323,11 +377,13 @@ def main() -> int:
             point = points[i % len(points)] if args.cycle_points else run.rng.choice(points)
             r = crash_trial(run, i, point, args)
             done += 1
-            say(f"trial {i:>4} kill={r['kill']:<26} n={r['n']:<2} delay={r['delay_s']:<4} "
+            say(
+                f"trial {i:>4} kill={r['kill']:<26} n={r['n']:<2} delay={r['delay_s']:<4} "
                 f"exit={r['exit']} running={'y' if r['reached_running'] else 'n'} "
                 f"submitted={r['submitted']} {r['s']}s"
                 + (f" blocked={','.join(r['blocked'])}" if r["blocked"] else "")
-                + (" HALT" if r["halted"] else ""))  # fmt: skip
+                + (" HALT" if r["halted"] else "")
+            )
             last = i == args.trials - 1
             if (i + 1) % args.check_every == 0 or last:
                 crc, _ = clean_run(run, f"clean-{i:04d}", args.clean_duration)
@@ -338,11 +394,13 @@ def main() -> int:
                 checks.append(c)
                 if (_violations(c) or crc != 0) and first_violation is None:
                     first_violation = i
-                say(f"check after trial {i}: clean_exit={crc} dup={c['duplicates']} "
+                say(
+                    f"check after trial {i}: clean_exit={crc} dup={c['duplicates']} "
                     f"lost={c['lost_fills']} pos={c['position_mismatches']} stuck={c['stuck']} "
                     f"audit={'ok' if c['audit_ok'] else 'BROKEN'} orders={c['venue_orders']} "
                     f"fills={c['venue_fills']} clean_run={json.dumps(c['clean_run'])}"
-                    + (f"  {json.dumps(c['detail'])}" if _violations(c) or c["stuck"] else ""))  # fmt: skip
+                    + (f"  {json.dumps(c['detail'])}" if _violations(c) or c["stuck"] else "")
+                )
             if time.monotonic() > run.deadline:
                 say("time budget exhausted; stopping early")
                 break
@@ -352,8 +410,11 @@ def main() -> int:
         )
         if rl:
             say(f"rate-limit scenario: {json.dumps(rl)}")
-        sf = {} if args.skip_slow_fill else slow_fill_scenario(work, run.env,
-                                                                args.slow_fill_duration)  # fmt: skip
+        sf = (
+            {}
+            if args.skip_slow_fill
+            else slow_fill_scenario(work, run.env, args.slow_fill_duration)
+        )
         if sf:
             say(f"slow-fill scenario: {json.dumps(sf)}")
         wall = time.monotonic() - t_start
@@ -363,10 +424,16 @@ def main() -> int:
         blocked = sorted(
             {*last_clean.get("blocked", []), *(["halt"] if last_clean.get("halted") else [])}
         )
-        ok = (bool(final) and not _violations(final) and not run.clean_failures
-              and not run.start_failures and final.get("venue_orders", 0) > 0
-              and not blocked and not rate_limit_failed(rl)
-              and not slow_fill_failed(sf))  # fmt: skip
+        ok = (
+            bool(final)
+            and not _violations(final)
+            and not run.clean_failures
+            and not run.start_failures
+            and final.get("venue_orders", 0) > 0
+            and not blocked
+            and not rate_limit_failed(rl)
+            and not slow_fill_failed(sf)
+        )
         summary = {
             "trials": done,
             "duplicates": final.get("duplicates"),

@@ -43,8 +43,11 @@ class Run:
 
 
 def engine_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("COCKPIT_", "NET_SIM_", "EXEC_PROFILE", "LIVE_"))}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("COCKPIT_", "NET_SIM_", "EXEC_PROFILE", "LIVE_"))
+    }
     env.update(SAFE_MODE="0", API_KEY="sim-key", API_SECRET="sim-secret", PYTHONUNBUFFERED="1")
     return env
 
@@ -71,11 +74,29 @@ def start_venue(
     port_file.unlink(missing_ok=True)
     log = (work / "venue.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "venuesim", "--state", str(work / "venue"), "--port", "0",
-         "--port-file", str(port_file), "--max-lifetime", str(lifetime_s), "--seed", str(seed),
-         "--ticks-per-second", str(tps), "--exit-with-parent"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "venuesim",
+            "--state",
+            str(work / "venue"),
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--max-lifetime",
+            str(lifetime_s),
+            "--seed",
+            str(seed),
+            "--ticks-per-second",
+            str(tps),
+            "--exit-with-parent",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     log.close()
     t_end = time.monotonic() + 30
     while time.monotonic() < t_end:
@@ -95,10 +116,26 @@ def spawn(run: Run, tag: str, duration: float, crash_at: str) -> tuple[subproces
         env["COCKPIT_CRASH_AT"] = crash_at
     with out.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cockpit", "--headless", "--profile", str(run.profile),
-             "--duration", str(duration), "--data-dir", str(run.data), "--seed", "7"],
-            cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "cockpit",
+                "--headless",
+                "--profile",
+                str(run.profile),
+                "--duration",
+                str(duration),
+                "--data-dir",
+                str(run.data),
+                "--seed",
+                "7",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return proc, out
 
 
@@ -128,10 +165,19 @@ def scan(out: Path) -> dict[str, Any]:
     blocked = sorted(
         {g for g in ("kill_switch", "safe_mode") if f'"msg": "gate {g} active' in text}
     )
-    halts = sorted({line.split('"msg": "HALT: ', 1)[1].split('"', 1)[0]
-                    for line in text.splitlines() if '"msg": "HALT: ' in line})  # fmt: skip
-    return {"submitted": text.count('"msg": "order submitted'), "blocked": blocked,
-            "halted": bool(halts), "halts": halts}  # fmt: skip
+    halts = sorted(
+        {
+            line.split('"msg": "HALT: ', 1)[1].split('"', 1)[0]
+            for line in text.splitlines()
+            if '"msg": "HALT: ' in line
+        }
+    )
+    return {
+        "submitted": text.count('"msg": "order submitted'),
+        "blocked": blocked,
+        "halted": bool(halts),
+        "halts": halts,
+    }
 
 
 def venue_state(port: int) -> dict[str, Any]:
@@ -141,8 +187,10 @@ def venue_state(port: int) -> dict[str, Any]:
 
 def admin(port: int, action: str, payload: dict[str, Any]) -> Any:
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/admin/{action}", data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )  # fmt: skip
+        f"http://127.0.0.1:{port}/admin/{action}",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())

@@ -56,9 +56,20 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
             if running(out) and scan(out)["submitted"] >= 2:
                 break
             time.sleep(0.05)
-        admin(port, "inject", {"kind": "binance_error", "method": "POST", "count": 1,
-                                "path": "/api/v3/order", "status": 429, "code": -1003,
-                                "msg": "Too many requests.", "retry_after_s": 1})  # fmt: skip
+        admin(
+            port,
+            "inject",
+            {
+                "kind": "binance_error",
+                "method": "POST",
+                "count": 1,
+                "path": "/api/v3/order",
+                "status": 429,
+                "code": -1003,
+                "msg": "Too many requests.",
+                "retry_after_s": 1,
+            },
+        )
         # the next REST request of any kind (an order, a catch-up, a clock sample) earns a ban
         admin(port, "inject", {"kind": "ban", "retry_after_s": 4})
         rc = proc.wait(timeout=duration + 90)
@@ -68,14 +79,18 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
     con = duckdb.connect(str(rl.data / "cockpit.duckdb"), read_only=True)
     try:
         decided = dict(con.execute("SELECT decision_id || '.0', ts_us FROM decisions").fetchall())
-        expired = con.execute("SELECT count(*) FROM orders WHERE reason LIKE "
-                              "'decision expired before send%'").fetchone()[0]  # fmt: skip
+        expired = con.execute(
+            "SELECT count(*) FROM orders WHERE reason LIKE 'decision expired before send%'"
+        ).fetchone()[0]
     finally:
         con.close()
     caps = cap_audit(rl.data, profile)
     truth = venue_state(port)
-    ages = [int(o["time"]) * 1000 - decided[o["clientOrderId"]] for o in truth["orders"]
-            if o.get("clientOrderId") in decided]  # fmt: skip
+    ages = [
+        int(o["time"]) * 1000 - decided[o["clientOrderId"]]
+        for o in truth["orders"]
+        if o.get("clientOrderId") in decided
+    ]
     text = out.read_text(errors="replace")
     return {
         "exit": rc,
@@ -138,8 +153,12 @@ def slow_fill_scenario(work: Path, env: dict[str, str], duration: float) -> dict
     caps = cap_audit(run.data, profile)
     con = duckdb.connect(str(run.data / "cockpit.duckdb"), read_only=True)
     try:
-        acted = dict(con.execute("SELECT gate, count(*) FROM gate_events WHERE action IN "
-                                 "('deny', 'scale') GROUP BY 1").fetchall())  # fmt: skip
+        acted = dict(
+            con.execute(
+                "SELECT gate, count(*) FROM gate_events WHERE action IN "
+                "('deny', 'scale') GROUP BY 1"
+            ).fetchall()
+        )
     finally:
         con.close()
     return {"exit": rc, **caps, "gate_actions": acted}
@@ -149,8 +168,12 @@ def slow_fill_failed(sf: dict[str, Any]) -> bool:
     """The scenario ran and the engine failed, traded nothing, or something exceeded a cap."""
     if not sf:
         return False
-    return bool(sf["exit"] != 0 or not sf.get("fills") or sf["max_order_notional_over_cap"]
-                or sf["max_position_over_cap"])  # fmt: skip
+    return bool(
+        sf["exit"] != 0
+        or not sf.get("fills")
+        or sf["max_order_notional_over_cap"]
+        or sf["max_position_over_cap"]
+    )
 
 
 def rate_limit_failed(rl: dict[str, Any]) -> bool:

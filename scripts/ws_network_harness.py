@@ -75,7 +75,7 @@ FAULTS: dict[str, dict[str, str]] = {
         "NET_SIM_DROP_RATE": "0.03",
         "NET_SIM_DISCONNECT_INTERVAL_S": "3",
         "NET_SIM_REORDER_RATE": "0.05",
-    },  # fmt: skip
+    },
 }
 
 
@@ -111,10 +111,26 @@ def run_fault(name: str, env_faults: dict[str, str], seconds: float, work: Path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NET_SIM_", "COCKPIT_"))}
     env.update(env_faults)
     proc = subprocess.run(
-        [sys.executable, "-m", "cockpit", "--headless", "--profile", str(prof), "--duration",
-         str(seconds), "--data-dir", str(d), "--seed", "11"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=seconds + 120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cockpit",
+            "--headless",
+            "--profile",
+            str(prof),
+            "--duration",
+            str(seconds),
+            "--data-dir",
+            str(d),
+            "--seed",
+            "11",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+    )
     result: dict[str, Any] = {"fault": name, "exit": proc.returncode}
     if proc.returncode != 0:
         result.update(correct=False, error=proc.stderr.strip()[-500:])
@@ -122,32 +138,45 @@ def run_fault(name: str, env_faults: dict[str, str], seconds: float, work: Path)
     truth = asyncio.run(_venue_truth(d / "venue"))
     con = duckdb.connect(str(d / "cockpit.duckdb"), read_only=True)
     try:
-        fills = {r[0]: (r[1], r[2]) for r in con.execute(
-            "SELECT trade_id, qty_e8, price_e8 FROM fills").fetchall()}  # fmt: skip
+        fills = {
+            r[0]: (r[1], r[2])
+            for r in con.execute("SELECT trade_id, qty_e8, price_e8 FROM fills").fetchall()
+        }
         pos = {r[0]: r[1] for r in con.execute("SELECT symbol, qty_e8 FROM positions").fetchall()}
-        signed = {r[0]: r[1] for r in con.execute(
-            "SELECT symbol, sum(CASE side WHEN 'buy' THEN qty_e8 ELSE -qty_e8 END) FROM fills "
-            "GROUP BY 1").fetchall()}  # fmt: skip
+        signed = {
+            r[0]: r[1]
+            for r in con.execute(
+                "SELECT symbol, sum(CASE side WHEN 'buy' THEN qty_e8 ELSE -qty_e8 END) FROM fills "
+                "GROUP BY 1"
+            ).fetchall()
+        }
         ours = {r[0] for r in con.execute("SELECT client_order_id FROM orders").fetchall()}
-        stuck = con.execute("SELECT count(*) FROM orders WHERE status IN "
-                            "('pending','submitted','unknown')").fetchone()[0]  # fmt: skip
+        stuck = con.execute(
+            "SELECT count(*) FROM orders WHERE status IN ('pending','submitted','unknown')"
+        ).fetchone()[0]
     finally:
         con.close()
-    venue_trades = {str(t["id"]): (to_e8(t["qty"]), to_e8(t["price"]))
-                    for t in truth["trades"] if t.get("clientOrderId") in ours}  # fmt: skip
+    venue_trades = {
+        str(t["id"]): (to_e8(t["qty"]), to_e8(t["price"]))
+        for t in truth["trades"]
+        if t.get("clientOrderId") in ours
+    }
     venue_cids = [o["clientOrderId"] for o in truth["orders"] if o.get("clientOrderId") in ours]
     m = _metrics(d / "metrics" / "metrics.prom")
     log = (d / "logs" / "engine.log").read_text()
-    summary = next((json.loads(x)["venue_summary"] for x in log.splitlines()
-                    if '"venue_summary"' in x), {})  # fmt: skip
+    summary = next(
+        (json.loads(x)["venue_summary"] for x in log.splitlines() if '"venue_summary"' in x), {}
+    )
     hosts = set(summary.get("dialled_hosts", {}))
     checks = {
         "fills_match_venue": fills == venue_trades,
-        "positions_equal_fills": {k: v for k, v in pos.items() if v} == {k: v for k, v in signed.items() if v},
+        "positions_equal_fills": {k: v for k, v in pos.items() if v}
+        == {k: v for k, v in signed.items() if v},
         "no_duplicate_client_ids": len(venue_cids) == len(set(venue_cids)),
         "no_order_left_unknown": stuck == 0,
-        "loopback_only": hosts <= {"127.0.0.1", "localhost", "::1"} and not summary.get("blocked_hosts"),
-    }  # fmt: skip
+        "loopback_only": hosts <= {"127.0.0.1", "localhost", "::1"}
+        and not summary.get("blocked_hosts"),
+    }
     result.update(
         correct=all(checks.values()),
         checks=checks,
@@ -155,12 +184,13 @@ def run_fault(name: str, env_faults: dict[str, str], seconds: float, work: Path)
         fills=len(fills),
         reconnects=int(_sum(m, "ws_reconnects_total")),
         book_resyncs=int(_sum(m, "order_book_resyncs_total")),
-        worst_staleness_s=round(max((v for k, v in m.items()
-                                     if k.startswith("data_stale_worst_seconds")), default=0), 3),
+        worst_staleness_s=round(
+            max((v for k, v in m.items() if k.startswith("data_stale_worst_seconds")), default=0), 3
+        ),
         orders_blocked=int(_sum(m, "orders_denied_total", 'gate="stale_data"')),
         worst_outage_s=summary.get("worst_outage_s"),
         p95_place_ms=summary.get("place_latency_ms_p95"),
-    )  # fmt: skip
+    )
     return result
 
 
@@ -177,12 +207,14 @@ def main() -> int:
         for name in names:
             r = run_fault(name, FAULTS[name], seconds, Path(tmp))
             results.append(r)
-            print(f"{name:<11} reconnects={r.get('reconnects', '-'):<3} "
-                  f"worst_staleness_s={r.get('worst_staleness_s', '-'):<6} "
-                  f"orders_blocked={r.get('orders_blocked', '-'):<3} orders={r.get('orders', '-'):<3} "
-                  f"fills={r.get('fills', '-'):<3} correct={'yes' if r['correct'] else 'no'}"
-                  + ("" if r["correct"] else f"  {r.get('checks') or r.get('error')}"),
-                  flush=True)  # fmt: skip
+            print(
+                f"{name:<11} reconnects={r.get('reconnects', '-'):<3} "
+                f"worst_staleness_s={r.get('worst_staleness_s', '-'):<6} "
+                f"orders_blocked={r.get('orders_blocked', '-'):<3} orders={r.get('orders', '-'):<3} "
+                f"fills={r.get('fills', '-'):<3} correct={'yes' if r['correct'] else 'no'}"
+                + ("" if r["correct"] else f"  {r.get('checks') or r.get('error')}"),
+                flush=True,
+            )
     ok = all(r["correct"] for r in results)
     print(json.dumps({"faults": len(results), "all_correct": ok, "results": results}))
     return 0 if ok else 1

@@ -75,9 +75,10 @@ def build_app(venue: VenueSim) -> web.Application:
             return _error(VenueError(rule.status, rule.code, rule.msg), headers)
         if rule.kind == "http_error":
             return web.Response(
-                status=rule.status, text=f"<html><body>{rule.status}</body></html>",
+                status=rule.status,
+                text=f"<html><body>{rule.status}</body></html>",
                 content_type="text/html",
-            )  # fmt: skip
+            )
         if rule.kind == "delay":
             await asyncio.sleep(rule.delay_ms / 1000)
             return await handler(request)
@@ -164,15 +165,23 @@ class _Rest:
                 "timezone": "UTC",
                 "serverTime": self.v.server_ms(),
                 "rateLimits": [
-                    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                     "limit": 6000},
-                    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10,
-                     "limit": 100},
+                    {
+                        "rateLimitType": "REQUEST_WEIGHT",
+                        "interval": "MINUTE",
+                        "intervalNum": 1,
+                        "limit": 6000,
+                    },
+                    {
+                        "rateLimitType": "ORDERS",
+                        "interval": "SECOND",
+                        "intervalNum": 10,
+                        "limit": 100,
+                    },
                 ],
                 "exchangeFilters": [],
                 "symbols": symbols,
             }
-        )  # fmt: skip
+        )
 
     async def depth(self, request: web.Request) -> web.Response:
         m = self.ex.market(dict(request.query))
@@ -197,9 +206,12 @@ class _Rest:
         def one(m: Any) -> dict[str, str]:
             b = m.book
             return {
-                "symbol": m.venue_id, "bidPrice": fmt(b.best_bid_e8), "bidQty": fmt(b.bid_size_e8),
-                "askPrice": fmt(b.best_ask_e8), "askQty": fmt(b.ask_size_e8),
-            }  # fmt: skip
+                "symbol": m.venue_id,
+                "bidPrice": fmt(b.best_bid_e8),
+                "bidQty": fmt(b.bid_size_e8),
+                "askPrice": fmt(b.best_ask_e8),
+                "askQty": fmt(b.ask_size_e8),
+            }
 
         if request.query.get("symbol"):
             return _json(one(self.ex.market(dict(request.query))))
@@ -211,18 +223,32 @@ class _Rest:
         bal = self.ex.balances
         return _json(
             {
-                "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0,
+                "makerCommission": 10,
+                "takerCommission": 10,
+                "buyerCommission": 0,
                 "sellerCommission": 0,
-                "commissionRates": {"maker": "0.00100000", "taker": "0.00100000",
-                                    "buyer": "0.00000000", "seller": "0.00000000"},
-                "canTrade": True, "canWithdraw": True, "canDeposit": True, "brokered": False,
-                "requireSelfTradePrevention": False, "preventSor": False, "updateTime": now,
+                "commissionRates": {
+                    "maker": "0.00100000",
+                    "taker": "0.00100000",
+                    "buyer": "0.00000000",
+                    "seller": "0.00000000",
+                },
+                "canTrade": True,
+                "canWithdraw": True,
+                "canDeposit": True,
+                "brokered": False,
+                "requireSelfTradePrevention": False,
+                "preventSor": False,
+                "updateTime": now,
                 "accountType": "SPOT",
-                "balances": [{"asset": a, "free": fmt(v[0]), "locked": fmt(v[1])}
-                             for a, v in sorted(bal.items())],
-                "permissions": ["SPOT"], "uid": 1,
+                "balances": [
+                    {"asset": a, "free": fmt(v[0]), "locked": fmt(v[1])}
+                    for a, v in sorted(bal.items())
+                ],
+                "permissions": ["SPOT"],
+                "uid": 1,
             }
-        )  # fmt: skip
+        )
 
     async def new_order(self, request: web.Request) -> web.Response:
         p = await self._signed(request)
@@ -273,26 +299,54 @@ class _Rest:
 def _symbol_info(m: Any) -> dict[str, Any]:
     s = m.spec
     return {
-        "symbol": m.venue_id, "status": "TRADING",
-        "baseAsset": m.base, "baseAssetPrecision": 8,
-        "quoteAsset": m.quote, "quotePrecision": 8, "quoteAssetPrecision": 8,
-        "baseCommissionPrecision": 8, "quoteCommissionPrecision": 8,
+        "symbol": m.venue_id,
+        "status": "TRADING",
+        "baseAsset": m.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": m.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-        "icebergAllowed": False, "ocoAllowed": False, "otoAllowed": False,
-        "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": False,
-        "cancelReplaceAllowed": False, "isSpotTradingAllowed": True,
+        "icebergAllowed": False,
+        "ocoAllowed": False,
+        "otoAllowed": False,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": fmt(s.tick_size_e8),
-             "maxPrice": "10000000.00000000", "tickSize": fmt(s.tick_size_e8)},
-            {"filterType": "LOT_SIZE", "minQty": fmt(s.lot_size_e8),
-             "maxQty": "9000000.00000000", "stepSize": fmt(s.lot_size_e8)},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": fmt(s.lot_size_e8),
-             "maxQty": "9000000.00000000", "stepSize": fmt(s.lot_size_e8)},
-            {"filterType": "NOTIONAL", "minNotional": fmt(s.min_notional_e8),
-             "applyMinToMarket": True, "maxNotional": "9000000000.00000000",
-             "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": fmt(s.tick_size_e8),
+                "maxPrice": "10000000.00000000",
+                "tickSize": fmt(s.tick_size_e8),
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": fmt(s.lot_size_e8),
+                "maxQty": "9000000.00000000",
+                "stepSize": fmt(s.lot_size_e8),
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": fmt(s.lot_size_e8),
+                "maxQty": "9000000.00000000",
+                "stepSize": fmt(s.lot_size_e8),
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": fmt(s.min_notional_e8),
+                "applyMinToMarket": True,
+                "maxNotional": "9000000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
         ],
-        "permissions": [], "permissionSets": [["SPOT"]],
-        "defaultSelfTradePreventionMode": "NONE", "allowedSelfTradePreventionModes": ["NONE"],
-    }  # fmt: skip
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "NONE",
+        "allowedSelfTradePreventionModes": ["NONE"],
+    }

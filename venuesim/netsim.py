@@ -129,6 +129,7 @@ class Injector:
     def ban_left_ms(self, now_ms: int, rule: Injection | None) -> int:
         """Milliseconds of IP ban left (a ``ban`` rule that fired starts one)."""
         if rule is not None and rule.kind == "ban":
-            self.banned_until_ms = max(self.banned_until_ms,
-                                       now_ms + int((rule.retry_after_s or 60) * 1000))  # fmt: skip
+            self.banned_until_ms = max(
+                self.banned_until_ms, now_ms + int((rule.retry_after_s or 60) * 1000)
+            )
         return max(0, self.banned_until_ms - now_ms)

@@ -73,10 +73,13 @@ def reset() -> None:
 def stats() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for g in range(3):
-        out[f"gen{g}"] = {"count": _count[g], "total_ms": round(_total_us[g] / 1000, 1),
-                          "max_ms": round(_max_us[g] / 1000, 2),
-                          "cpu_ms": round(_cpu_us[g] / 1000, 1),
-                          "collected": _collected[g]}  # fmt: skip
+        out[f"gen{g}"] = {
+            "count": _count[g],
+            "total_ms": round(_total_us[g] / 1000, 1),
+            "max_ms": round(_max_us[g] / 1000, 2),
+            "cpu_ms": round(_cpu_us[g] / 1000, 1),
+            "collected": _collected[g],
+        }
     out["gen0"]["young_avg"] = _young[0] // _count[0] if _count[0] else 0
     out["gen0"]["young_max"] = _young[1]
     pauses = sorted(us for _, us in _recent)
@@ -98,8 +101,14 @@ class GcPacer:
     in force as a backstop — collection is never switched off.
     """
 
-    def __init__(self, *, young: int = 2000, middle_every: int = 5,
-                 full_every_s: float = 300.0, now: Any = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        young: int = 2000,
+        middle_every: int = 5,
+        full_every_s: float = 300.0,
+        now: Any = time.monotonic,
+    ) -> None:
         self.young = young
         self.middle_every = middle_every
         self.full_every_s = full_every_s

@@ -85,16 +85,20 @@ class _QuietFileHandler(logging.FileHandler):
             self._failed(exc)
             return
         if self.failing is not None:
-            sys.stderr.write(f"cockpit: log file {self.baseFilename}: writing again "
-                             f"({self.dropped} record(s) lost)\n")  # fmt: skip
+            sys.stderr.write(
+                f"cockpit: log file {self.baseFilename}: writing again "
+                f"({self.dropped} record(s) lost)\n"
+            )
             self.failing, self.dropped = None, 0
 
     def _failed(self, exc: OSError) -> None:
         self.dropped += 1
         if self.failing is None:
             self.failing = exc.strerror or type(exc).__name__
-            sys.stderr.write(f"cockpit: log file {self.baseFilename}: cannot write ({self.failing})"
-                             "; log records are dropped until it works again\n")  # fmt: skip
+            sys.stderr.write(
+                f"cockpit: log file {self.baseFilename}: cannot write ({self.failing})"
+                "; log records are dropped until it works again\n"
+            )
         # the unwritten buffer would be retried (and fail) at every flush: drop it, reopen later
         stream, self.stream = self.stream, None  # type: ignore[assignment]
         if stream is not None:

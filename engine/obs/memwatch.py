@@ -24,9 +24,21 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-        "fordblks", "keepcost")]  # fmt: skip
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def _mallinfo2() -> Any:
@@ -50,8 +62,7 @@ def rss_mib() -> float:
 def process(objects: bool = False) -> dict[str, Any]:
     """RSS, Python's live small blocks, the C heap in use / free, and (on request, O(heap))
     the number of objects the collector tracks."""
-    out: dict[str, Any] = {"rss_mib": round(rss_mib(), 1),
-                           "py_blocks": sys.getallocatedblocks()}  # fmt: skip
+    out: dict[str, Any] = {"rss_mib": round(rss_mib(), 1), "py_blocks": sys.getallocatedblocks()}
     if _MALLINFO is not None:
         mi = _MALLINFO()
         out["malloc_used_mib"] = round((mi.uordblks + mi.hblkhd) / 2**20, 1)
@@ -89,8 +100,9 @@ def duckdb_bytes(con: Any) -> int | None:
 def duckdb_tags(con: Any) -> dict[str, float]:
     """DuckDB's memory by tag (BASE_TABLE, ART_INDEX, METADATA, ...), MiB, non-zero only."""
     try:
-        rows = con.execute("SELECT tag, memory_usage_bytes FROM duckdb_memory() "
-                           "WHERE memory_usage_bytes > 0").fetchall()  # fmt: skip
+        rows = con.execute(
+            "SELECT tag, memory_usage_bytes FROM duckdb_memory() WHERE memory_usage_bytes > 0"
+        ).fetchall()
     except Exception:  # noqa: BLE001 - an older DuckDB without the table function
         return {}
     return {str(tag): round(int(n) / 2**20, 1) for tag, n in rows}

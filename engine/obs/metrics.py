@@ -70,9 +70,11 @@ class EngineMetrics:
         self.skew = Gauge("time_skew_seconds", "Local clock minus reference", registry=reg)
         self.stale = Gauge("data_stale_seconds", "Age of the last quote", ["symbol"], registry=reg)
         self.stale_worst = Gauge(
-            "data_stale_worst_seconds", "Longest gap between quotes since start", ["symbol"],
+            "data_stale_worst_seconds",
+            "Longest gap between quotes since start",
+            ["symbol"],
             registry=reg,
-        )  # fmt: skip
+        )
         self.place_latency = Histogram(
             "order_place_latency_seconds",
             "Submit to venue acknowledgement",
@@ -99,9 +101,11 @@ class EngineMetrics:
             "idempotency_outbox_pending", "Outbox intents not yet resolved", registry=reg
         )
         self.recon_mismatches = Counter(
-            "reconciliation_mismatches_total", "Reconciliation findings by class",
-            ["type", "symbol"], registry=reg,
-        )  # fmt: skip
+            "reconciliation_mismatches_total",
+            "Reconciliation findings by class",
+            ["type", "symbol"],
+            registry=reg,
+        )
         self.outbox_recovered = Counter(
             "idempotency_outbox_recovered_total",
             "Intents resolved after a restart or an unknown outcome (adopted or never_sent)",
@@ -119,12 +123,14 @@ class EngineMetrics:
         self.exposure_worst = Gauge(
             "exposure_worst_quote",
             "Worst-case position at mid (filled + every open order on one side), quote units",
-            ["symbol"], registry=reg,
-        )  # fmt: skip
-        self.exposure_gross = Gauge(
-            "exposure_gross_quote", "Sum over symbols of the worst-case position at mid",
+            ["symbol"],
             registry=reg,
-        )  # fmt: skip
+        )
+        self.exposure_gross = Gauge(
+            "exposure_gross_quote",
+            "Sum over symbols of the worst-case position at mid",
+            registry=reg,
+        )
         self.pnl_realized = Gauge("pnl_realized_quote", "Realised PnL, quote units", registry=reg)
         self.pnl_unrealized = Gauge(
             "pnl_unrealized_quote", "Unrealised PnL at mid, quote units", registry=reg

@@ -295,8 +295,9 @@ def verify_connection(
     return v.result()
 
 
-def verify_from(con: duckdb.DuckDBPyConnection, key: bytes, start: tuple[int, str],
-                head: tuple[int, str] | None) -> str | None:  # fmt: skip
+def verify_from(
+    con: duckdb.DuckDBPyConnection, key: bytes, start: tuple[int, str], head: tuple[int, str] | None
+) -> str | None:
     """Verify the rows after the checkpoint ``start`` = (seq, hash) of a row verified earlier,
     and the head's row if it lies beyond it: the failure text (naming the row), or None."""
     seq0, hash0 = start

@@ -121,8 +121,14 @@ class PeriodicTimerFd:
 class SimFeed:
     """Delivers simulator steps at ``ticks_per_second`` steps per second until cancelled."""
 
-    def __init__(self, engine: Any, sim: MarketSimulator, ticks_per_second: float,
-                 *, after_burst: Callable[[], object] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: Any,
+        sim: MarketSimulator,
+        ticks_per_second: float,
+        *,
+        after_burst: Callable[[], object] | None = None,
+    ) -> None:
         self.engine = engine
         self.sim = sim
         self.interval_ns = int(1e9 / ticks_per_second)
@@ -147,8 +153,14 @@ class SimFeed:
             now_ns = engine.clock.now_ns()
             for tick in self.sim.step():
                 if isinstance(tick, QuoteTick):
-                    engine.on_quote(tick.symbol, tick.bid_e8, tick.ask_e8, tick.bid_size_e8,
-                                    tick.ask_size_e8, now_ns)  # fmt: skip
+                    engine.on_quote(
+                        tick.symbol,
+                        tick.bid_e8,
+                        tick.ask_e8,
+                        tick.bid_size_e8,
+                        tick.ask_size_e8,
+                        now_ns,
+                    )
                 else:
                     engine.on_trade(tick.symbol, tick.price_e8, tick.qty_e8, now_ns)
         if self.after_burst is not None:

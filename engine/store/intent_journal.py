@@ -79,8 +79,11 @@ def is_record(rec: Any) -> bool:
 
 def is_intent(rec: Any) -> bool:
     """An order intent as the engine appends it (see the module docstring)."""
-    return (isinstance(rec, list) and len(rec) == len(_INTENT)
-            and all(type(v) is t for v, t in zip(rec, _INTENT, strict=True)))  # fmt: skip
+    return (
+        isinstance(rec, list)
+        and len(rec) == len(_INTENT)
+        and all(type(v) is t for v, t in zip(rec, _INTENT, strict=True))
+    )
 
 
 def _decode(payload: bytes, valid: Check) -> tuple[Any, ...] | None:

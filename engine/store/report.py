@@ -36,8 +36,12 @@ def export_report(con: Any, out: Path, meta: dict[str, Any]) -> dict[str, Any]:
             # character (quote, semicolon, backslash, newline) and must stay a path
             con.execute(f"COPY ({sql}) TO ? (HEADER, DELIMITER ',')", [str(path)])
             counts[name] = sum(1 for _ in path.open()) - 1
-        meta = {**meta, "generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "rows": counts, "amount_units": "e8 integers (value x 1e8)"}  # fmt: skip
+        meta = {
+            **meta,
+            "generated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "rows": counts,
+            "amount_units": "e8 integers (value x 1e8)",
+        }
         (Path(tmp) / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         part = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as z:

@@ -172,47 +172,81 @@ _LATER_COLUMNS = {("fills", "fee_base_e8"): 3}
 
 
 def _columns_at(table: str, version: int, cols: tuple[tuple[str, str], ...] = ()) -> str:
-    return ", ".join(f"{n} {d}" for n, d in (*COLUMNS[table], *cols)
-                     if _LATER_COLUMNS.get((table, n), 0) <= version)  # fmt: skip
+    return ", ".join(
+        f"{n} {d}"
+        for n, d in (*COLUMNS[table], *cols)
+        if _LATER_COLUMNS.get((table, n), 0) <= version
+    )
 
 
 # Version 1 gave these tables a primary key (dropped by version 4).
-_V1_KEYS = {("decisions", "decision_id"), ("orders", "client_order_id"), ("fills", "trade_id"),
-            ("order_outbox", "client_order_id"), ("paper_orders", "client_order_id")}  # fmt: skip
+_V1_KEYS = {
+    ("decisions", "decision_id"),
+    ("orders", "client_order_id"),
+    ("fills", "trade_id"),
+    ("order_outbox", "client_order_id"),
+    ("paper_orders", "client_order_id"),
+}
 
 
 def _create_v1(table: str) -> str:
-    cols = ", ".join(f"{n} {'VARCHAR PRIMARY KEY' if (table, n) in _V1_KEYS else d}"
-                     for n, d in COLUMNS[table] if (table, n) not in _LATER_COLUMNS)  # fmt: skip
+    cols = ", ".join(
+        f"{n} {'VARCHAR PRIMARY KEY' if (table, n) in _V1_KEYS else d}"
+        for n, d in COLUMNS[table]
+        if (table, n) not in _LATER_COLUMNS
+    )
     return f"CREATE TABLE IF NOT EXISTS {table} ({cols})"
 
 
 # Version 1's tables, frozen: later tables arrive in later versions (migrations are append-only).
-_V1_TABLES = ("decisions", "orders", "fills", "order_outbox", "positions", "gate_events", "models",
-              "engine_state", "paper_orders", "incidents")  # fmt: skip
+_V1_TABLES = (
+    "decisions",
+    "orders",
+    "fills",
+    "order_outbox",
+    "positions",
+    "gate_events",
+    "models",
+    "engine_state",
+    "paper_orders",
+    "incidents",
+)
 
 
 def _latest_view(table: str) -> str:
     # arg_max_null, not arg_max: a NULL in the latest version (reason cleared) must win over an
     # older non-NULL value. Point lookups by client_order_id are pushed below the GROUP BY.
-    return (f"CREATE VIEW {table} AS SELECT client_order_id, arg_max_null(COLUMNS(* EXCLUDE "
-            f"(client_order_id, rev)), rev) AS '\\0' FROM {log_table(table)} GROUP BY client_order_id")  # fmt: skip
+    return (
+        f"CREATE VIEW {table} AS SELECT client_order_id, arg_max_null(COLUMNS(* EXCLUDE "
+        f"(client_order_id, rev)), rev) AS '\\0' FROM {log_table(table)} GROUP BY client_order_id"
+    )
 
 
 def _v4() -> tuple[str, ...]:
     out = ["DROP INDEX IF EXISTS fills_order", "DROP INDEX IF EXISTS orders_status"]
     # Table names spelled out, not VERSIONED_TABLES: a released migration never changes.
     for t in ("orders", "order_outbox", "paper_orders"):  # existing rows become version 0
-        out += [f"CREATE TABLE {log_table(t)} ({_columns_at(t, 4, (REV,))})",
-                f"INSERT INTO {log_table(t)} SELECT *, 0 FROM {t}", f"DROP TABLE {t}",
-                _latest_view(t)]  # fmt: skip
+        out += [
+            f"CREATE TABLE {log_table(t)} ({_columns_at(t, 4, (REV,))})",
+            f"INSERT INTO {log_table(t)} SELECT *, 0 FROM {t}",
+            f"DROP TABLE {t}",
+            _latest_view(t),
+        ]
     for t in ("decisions", "fills"):
-        out += [f"CREATE TABLE {t}_v4 ({_columns_at(t, 4)})",
-                f"INSERT INTO {t}_v4 SELECT * FROM {t}", f"DROP TABLE {t}",
-                f"ALTER TABLE {t}_v4 RENAME TO {t}"]  # fmt: skip
-    out += [AUDIT_TABLE_DDL.replace("audit_log (seq BIGINT PRIMARY KEY", "audit_v4 (seq BIGINT NOT NULL"),
-            "INSERT INTO audit_v4 SELECT * FROM audit_log", "DROP TABLE audit_log",
-            "ALTER TABLE audit_v4 RENAME TO audit_log"]  # fmt: skip
+        out += [
+            f"CREATE TABLE {t}_v4 ({_columns_at(t, 4)})",
+            f"INSERT INTO {t}_v4 SELECT * FROM {t}",
+            f"DROP TABLE {t}",
+            f"ALTER TABLE {t}_v4 RENAME TO {t}",
+        ]
+    out += [
+        AUDIT_TABLE_DDL.replace(
+            "audit_log (seq BIGINT PRIMARY KEY", "audit_v4 (seq BIGINT NOT NULL"
+        ),
+        "INSERT INTO audit_v4 SELECT * FROM audit_log",
+        "DROP TABLE audit_log",
+        "ALTER TABLE audit_v4 RENAME TO audit_log",
+    ]
     return tuple(out)
 
 

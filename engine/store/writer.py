@@ -43,8 +43,13 @@ from engine.store.schema import (
 
 log = logging.getLogger("engine.store.writer")
 
-_PA_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "DOUBLE": pa.float64(),
-             "BOOLEAN": pa.bool_(), "INTEGER": pa.int64()}  # fmt: skip
+_PA_TYPES = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "INTEGER": pa.int64(),
+}
 
 
 def _schema(table: str) -> pa.Schema:
@@ -64,8 +69,9 @@ class StoreError(Exception):
     """A one-line, operator-facing storage failure (names the file)."""
 
 
-def open_db(path: Path, *, read_only: bool = False,
-            memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB) -> duckdb.DuckDBPyConnection:  # fmt: skip
+def open_db(
+    path: Path, *, read_only: bool = False, memory_limit_mb: int = DEFAULT_MEMORY_LIMIT_MB
+) -> duckdb.DuckDBPyConnection:
     """Open the DB file, naming the file in any failure (corrupt, locked, unreadable)."""
     try:
         con = duckdb.connect(str(path), read_only=read_only)
@@ -151,19 +157,33 @@ class Batch:
         return not any(self.append.values()) and not any(self.upsert.values())
 
 
-_AUDIT_SCHEMA = pa.schema([("seq", pa.int64()), ("ts_us", pa.int64()), ("actor", pa.string()),
-                           ("kind", pa.string()), ("payload", pa.string()),
-                           ("prev_hash", pa.string()), ("hash", pa.string())])  # fmt: skip
+_AUDIT_SCHEMA = pa.schema(
+    [
+        ("seq", pa.int64()),
+        ("ts_us", pa.int64()),
+        ("actor", pa.string()),
+        ("kind", pa.string()),
+        ("payload", pa.string()),
+        ("prev_hash", pa.string()),
+        ("hash", pa.string()),
+    ]
+)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[Any], schema: pa.Schema,
-            replace: bool = False) -> None:  # fmt: skip
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[Any],
+    schema: pa.Schema,
+    replace: bool = False,
+) -> None:
     # rows -> Arrow columns -> DuckDB: ~200k rows/s, vs ~1.4k rows/s for executemany. Built as
     # Arrow directly: a polars frame's conversion to Arrow held the GIL longer (the engine thread
     # waits for it), for no gain at a flush's few rows.
     cols = list(zip(*rows, strict=True))  # callers never pass an empty batch
-    frame = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)],
-                                 schema=schema)  # fmt: skip
+    frame = pa.Table.from_arrays(
+        [pa.array(c, type=f.type) for c, f in zip(cols, schema, strict=True)], schema=schema
+    )
     con.register("_batch_frame", frame)
     try:
         if replace:  # latest state wins, as DELETE of the keys + INSERT. Measured with
@@ -171,8 +191,10 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[Any], schema:
             # statement: INSERT OR REPLACE ~0.8 KB, UPDATE .. FROM the frame more, and a DELETE
             # whose keys come from a subquery on the frame ~0.3 KB. Literal keys stay flat.
             keys = [r[0] for r in rows]
-            con.execute(f"DELETE FROM {table} WHERE {schema.names[0]} IN "
-                        f"({', '.join('?' * len(keys))})", keys)  # fmt: skip
+            con.execute(
+                f"DELETE FROM {table} WHERE {schema.names[0]} IN ({', '.join('?' * len(keys))})",
+                keys,
+            )
         con.execute(f"INSERT INTO {table} SELECT * FROM _batch_frame")
     finally:
         try:

@@ -37,20 +37,26 @@ log = logging.getLogger("engine.venues.ccxt_feeds")
 class FeedMetrics:
     def __init__(self, registry: Any) -> None:
         self.uptime = Gauge(
-            "ws_uptime_seconds", "Seconds since the stream (re)connected; 0 while down", ["ws"],
+            "ws_uptime_seconds",
+            "Seconds since the stream (re)connected; 0 while down",
+            ["ws"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.reconnects = Counter(
             "ws_reconnects_total", "Websocket reconnects", ["ws"], registry=registry
         )
         self.dislocation = Gauge(
-            "feed_dislocation_bps", "Mid difference between bookTicker and order book", ["symbol"],
+            "feed_dislocation_bps",
+            "Mid difference between bookTicker and order book",
+            ["symbol"],
             registry=registry,
-        )  # fmt: skip
+        )
         self.book_resyncs = Counter(
-            "order_book_resyncs_total", "Order-book gaps that forced a resync", ["symbol"],
+            "order_book_resyncs_total",
+            "Order-book gaps that forced a resync",
+            ["symbol"],
             registry=registry,
-        )  # fmt: skip
+        )
 
 
 def _retrieve(f: asyncio.Future[Any]) -> None:
@@ -277,9 +283,13 @@ class FeedSupervisor:
         self.book_mid: dict[str, float] = {}
         self.dislocation_bps: dict[str, float] = {}
         rng = random.Random(seed)
-        common: dict[str, Any] = {"metrics": metrics, "base_delay_s": base_delay_s,
-                                  "max_delay_s": max_delay_s, "rng": rng,
-                                  "on_retry": self._own_dial_backoff}  # fmt: skip
+        common: dict[str, Any] = {
+            "metrics": metrics,
+            "base_delay_s": base_delay_s,
+            "max_delay_s": max_delay_s,
+            "rng": rng,
+            "on_retry": self._own_dial_backoff,
+        }
         self.loops = [
             StreamLoop(
                 "bookticker",
@@ -287,13 +297,13 @@ class FeedSupervisor:
                 self._on_tickers,
                 continuous=True,
                 **common,
-            ),  # fmt: skip
+            ),
             StreamLoop(
                 "trades",
                 lambda: ex.watch_trades_for_symbols(list(symbols)),
                 self._on_trades,
                 **common,
-            ),  # fmt: skip
+            ),
             StreamLoop(
                 "orders",
                 ex.watch_orders,
@@ -310,7 +320,7 @@ class FeedSupervisor:
                 on_reconnect=self.catch_up,
                 link_up=self._user_link_up,
                 **common,
-            ),  # fmt: skip
+            ),
         ]
         for s in symbols:
             self.loops.append(
@@ -321,7 +331,7 @@ class FeedSupervisor:
                     on_gap=lambda exc, s=s: self._gap(s, exc),  # type: ignore[misc]
                     continuous=True,
                     **common,
-                )  # fmt: skip
+                )
             )
         self._tasks: list[asyncio.Task[None]] = []
         self._catching_up = False
@@ -396,8 +406,9 @@ class FeedSupervisor:
                 if tid <= self._trade_id.get(t["symbol"], -1):
                     continue
                 self._trade_id[t["symbol"]] = tid
-                self.engine.on_trade(t["symbol"], to_e8(str(t["price"])), to_e8(str(t["amount"])),
-                                     now_ns)  # fmt: skip
+                self.engine.on_trade(
+                    t["symbol"], to_e8(str(t["price"])), to_e8(str(t["amount"])), now_ns
+                )
             except (KeyError, ValueError, ArithmeticError):
                 log.warning("malformed trade dropped")
 

@@ -81,8 +81,16 @@ class CcxtVenue:
         # every REST answer passes through here: a 418/429 to any request backs the client off
         base_hook = exchange.on_rest_response
 
-        def on_rest_response(code: int, reason: str, url: str, method: str, headers: Any,
-                             body: str, req_headers: Any, req_body: Any) -> Any:  # fmt: skip
+        def on_rest_response(
+            code: int,
+            reason: str,
+            url: str,
+            method: str,
+            headers: Any,
+            body: str,
+            req_headers: Any,
+            req_body: Any,
+        ) -> Any:
             self._observe(code, headers, body)
             return base_hook(code, reason, url, method, headers, body, req_headers, req_body)
 
@@ -182,8 +190,11 @@ class CcxtVenue:
     # --- placing -----------------------------------------------------------------------------
 
     def _observe(self, code: int, headers: Any, body: Any) -> None:
-        kind = self.backoff.observe(int(code or 0), headers if isinstance(headers, dict) else None,
-                                    body if isinstance(body, str) else "")  # fmt: skip
+        kind = self.backoff.observe(
+            int(code or 0),
+            headers if isinstance(headers, dict) else None,
+            body if isinstance(body, str) else "",
+        )
         if kind:
             self._noted(kind)
 
@@ -331,8 +342,11 @@ class CcxtVenue:
                     await self._fetch_fills(o.symbol, u.venue_order_id)
                     return
                 if time.monotonic() >= deadline:
-                    self._report(o.client_order_id, "never_sent",
-                                 f"{reason}: no trace at the venue after {self.unknown_grace_s:g}s")  # fmt: skip
+                    self._report(
+                        o.client_order_id,
+                        "never_sent",
+                        f"{reason}: no trace at the venue after {self.unknown_grace_s:g}s",
+                    )
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
@@ -368,16 +382,36 @@ class CcxtVenue:
         )
         ts_us = int(info.get("transactTime") or info.get("updateTime") or 0) * 1000 or u.ts_us
         for f in info.get("fills") or []:
-            self._fill(o.client_order_id, u.venue_order_id, o.symbol, o.side, str(f["tradeId"]),
-                       f["qty"], f["price"], f.get("commission"), f.get("commissionAsset"),
-                       "taker", ts_us)  # fmt: skip
+            self._fill(
+                o.client_order_id,
+                u.venue_order_id,
+                o.symbol,
+                o.side,
+                str(f["tradeId"]),
+                f["qty"],
+                f["price"],
+                f.get("commission"),
+                f.get("commissionAsset"),
+                "taker",
+                ts_us,
+            )
         if u.status in ("expired", "canceled"):
             sink.on_venue_update(u)
 
     def _fill(
-        self, cid: str, void: str, symbol: str, side: str, trade_id: str, qty: Any, price: Any,
-        fee: Any, fee_asset: Any, liquidity: str, ts_us: int,
-    ) -> None:  # fmt: skip
+        self,
+        cid: str,
+        void: str,
+        symbol: str,
+        side: str,
+        trade_id: str,
+        qty: Any,
+        price: Any,
+        fee: Any,
+        fee_asset: Any,
+        liquidity: str,
+        ts_us: int,
+    ) -> None:
         assert self._sink is not None
         price_e8 = _e8(price)
         fee_e8 = _e8(fee)
@@ -464,10 +498,19 @@ class CcxtVenue:
             log.error("trade %s for unknown order %s (orphan)", trade.get("id"), void)
             return
         fee = trade.get("fee") or {}
-        self._fill(cid, void, trade["symbol"], trade["side"], str(trade["id"]), trade["amount"],
-                   trade["price"], fee.get("cost"), _asset(self.ex, fee.get("currency")),
-                   "maker" if trade.get("takerOrMaker") == "maker" else "taker",
-                   int(trade["timestamp"]) * 1000)  # fmt: skip
+        self._fill(
+            cid,
+            void,
+            trade["symbol"],
+            trade["side"],
+            str(trade["id"]),
+            trade["amount"],
+            trade["price"],
+            fee.get("cost"),
+            _asset(self.ex, fee.get("currency")),
+            "maker" if trade.get("takerOrMaker") == "maker" else "taker",
+            int(trade["timestamp"]) * 1000,
+        )
 
     async def _fetch_fills(self, symbol: str, venue_order_id: str) -> None:
         if not venue_order_id:

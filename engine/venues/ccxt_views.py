@@ -59,11 +59,19 @@ async def fetch_open(v: CcxtVenue, symbol: str) -> list[VenueOrderView]:
         void = str(info.get("orderId", ""))
         if cid and void:
             v.venue_to_cid.setdefault(void, cid)
-        out.append(VenueOrderView(cid, void, symbol, str(info.get("side", "")).lower(),
-                                  str(info.get("type", "")).lower(),
-                                  _status(str(info.get("status")), "accepted"),
-                                  e8(info.get("origQty")), e8(info.get("executedQty")),
-                                  e8(info.get("price"))))  # fmt: skip
+        out.append(
+            VenueOrderView(
+                cid,
+                void,
+                symbol,
+                str(info.get("side", "")).lower(),
+                str(info.get("type", "")).lower(),
+                _status(str(info.get("status")), "accepted"),
+                e8(info.get("origQty")),
+                e8(info.get("executedQty")),
+                e8(info.get("price")),
+            )
+        )
     return out
 
 
@@ -92,12 +100,21 @@ async def fetch_fills(v: CcxtVenue, symbol: str, since_ms: int | None) -> list[V
             fee_e8 = fee_e8 * price_e8 // SCALE
         elif asset not in (quote, ""):
             fee_e8 = 0
-        out.append(VenueFill(client_order_id=cid, venue_order_id=void, trade_id=str(t["id"]),
-                             symbol=symbol, side=t["side"], qty_e8=e8(t["amount"]),
-                             price_e8=price_e8, fee_e8=fee_e8,
-                             liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
-                             ts_us=int(t["timestamp"]) * 1000,
-                             fee_base_e8=fee_base))  # fmt: skip
+        out.append(
+            VenueFill(
+                client_order_id=cid,
+                venue_order_id=void,
+                trade_id=str(t["id"]),
+                symbol=symbol,
+                side=t["side"],
+                qty_e8=e8(t["amount"]),
+                price_e8=price_e8,
+                fee_e8=fee_e8,
+                liquidity="maker" if t.get("takerOrMaker") == "maker" else "taker",
+                ts_us=int(t["timestamp"]) * 1000,
+                fee_base_e8=fee_base,
+            )
+        )
     return out
 
 

@@ -294,8 +294,9 @@ class NtpSource:
     reads the same. ``sink`` gets every usable offset (the clock port, or the ccxt wiring's board
     that keeps the worse of venue and NTP)."""
 
-    def __init__(self, server: str, sink: SkewSink, interval_s: float, *,
-                 timeout_s: float = 1.0) -> None:  # fmt: skip
+    def __init__(
+        self, server: str, sink: SkewSink, interval_s: float, *, timeout_s: float = 1.0
+    ) -> None:
         self.server = server.strip()
         self.interval_s = interval_s
         self.ok: bool | None = None  # None: no round finished yet
@@ -306,8 +307,9 @@ class NtpSource:
         except ClockSyncError as exc:  # unparseable: red from the start, said once
             self._set(False, str(exc))
             return
-        self.monitor = SkewMonitor(sink, [("ntp", source)], interval_s,
-                                   source_timeout_s=timeout_s + 1.0)  # fmt: skip
+        self.monitor = SkewMonitor(
+            sink, [("ntp", source)], interval_s, source_timeout_s=timeout_s + 1.0
+        )
 
     @property
     def rounds(self) -> int:
@@ -321,9 +323,12 @@ class NtpSource:
             if ok:
                 log.info("NTP source %s answering again: %s", self.server, detail)
             else:
-                log.warning("NTP source %s failing: %s (clock-skew checks rely on the other "
-                            "sources; trading waits for the ntp readiness signal)",
-                            self.server, detail)  # fmt: skip
+                log.warning(
+                    "NTP source %s failing: %s (clock-skew checks rely on the other "
+                    "sources; trading waits for the ntp readiness signal)",
+                    self.server,
+                    detail,
+                )
         self.ok = ok
         self.detail = detail
 
@@ -336,8 +341,9 @@ class NtpSource:
             if s is None:
                 self._set(False, self.monitor.last_error or f"NTP {self.server}: no usable answer")
             else:
-                self._set(True, f"NTP {self.server}: offset {s.offset_ms:+.1f} ms, "
-                                f"rtt {s.rtt_ms:.1f} ms")  # fmt: skip
+                self._set(
+                    True, f"NTP {self.server}: offset {s.offset_ms:+.1f} ms, rtt {s.rtt_ms:.1f} ms"
+                )
             await asyncio.sleep(self.interval_s)
 
 

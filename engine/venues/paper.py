@@ -86,9 +86,17 @@ class PaperOrder:
 
 
 def _view(o: PaperOrder) -> VenueOrderView:
-    return VenueOrderView(o.client_order_id, str(o.venue_order_id), o.symbol, o.side,
-                          o.order_type, o.status, o.qty_e8, o.filled_qty_e8,
-                          o.limit_price_e8)  # fmt: skip
+    return VenueOrderView(
+        o.client_order_id,
+        str(o.venue_order_id),
+        o.symbol,
+        o.side,
+        o.order_type,
+        o.status,
+        o.qty_e8,
+        o.filled_qty_e8,
+        o.limit_price_e8,
+    )
 
 
 class _Book:
@@ -174,8 +182,9 @@ class PaperVenue:
         lim = self._limits.get(symbol)
         if lim is None:
             sp = symbol_spec(symbol)
-            lim = self._limits[symbol] = VenueLimits(sp.lot_size_e8, sp.lot_size_e8,
-                                                     sp.min_notional_e8)  # fmt: skip
+            lim = self._limits[symbol] = VenueLimits(
+                sp.lot_size_e8, sp.lot_size_e8, sp.min_notional_e8
+            )
         return lim
 
     def cancel(self, client_order_id: str, symbol: str) -> None:

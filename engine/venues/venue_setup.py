@@ -59,8 +59,9 @@ def check_testnet_keys(cfg: Config, env: Mapping[str, str]) -> None:
 class VenueProcess:
     """The loopback venue simulator in a child process."""
 
-    def __init__(self, state_dir: Path, *, seed: int, ticks_per_second: float,
-                 max_lifetime_s: float) -> None:  # fmt: skip
+    def __init__(
+        self, state_dir: Path, *, seed: int, ticks_per_second: float, max_lifetime_s: float
+    ) -> None:
         self.state_dir = state_dir
         self.seed = seed
         self.tps = ticks_per_second
@@ -74,13 +75,29 @@ class VenueProcess:
         port_file.unlink(missing_ok=True)
         log_file = open(self.state_dir / "venue.log", "ab")  # noqa: SIM115 - child owns it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "venuesim", "--state", str(self.state_dir),
-             "--port", "0", "--port-file", str(port_file), "--seed", str(self.seed),
-             "--ticks-per-second", str(self.tps), "--max-lifetime", str(self.max_lifetime_s),
-             "--exit-with-parent"],
-            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "venuesim",
+                "--state",
+                str(self.state_dir),
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--seed",
+                str(self.seed),
+                "--ticks-per-second",
+                str(self.tps),
+                "--max-lifetime",
+                str(self.max_lifetime_s),
+                "--exit-with-parent",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             cwd=Path(__file__).resolve().parents[2],
-        )  # fmt: skip
+        )
         log_file.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -123,8 +140,15 @@ def _urls_from(rest_url: str, ws_url: str) -> dict[str, Any]:
     return binance_urls(rest_url, ws_url.rstrip("/") or rest_url.replace("http", "ws", 1))
 
 
-def make_exchange(cfg: Config, guard: EgressGuard, *, api_key: str, secret: str,
-                  urls: dict[str, Any] | None, throttle: bool = True) -> Any:  # fmt: skip
+def make_exchange(
+    cfg: Config,
+    guard: EgressGuard,
+    *,
+    api_key: str,
+    secret: str,
+    urls: dict[str, Any] | None,
+    throttle: bool = True,
+) -> Any:
     """``throttle``: ccxt's client-side rate limiter (50 ms per request weight on binance). On for
     real exchanges; off when offline (the egress guard confines us to loopback, i.e. the
     simulator, whose only limits are injected 429s — which the adapter honours: Retry-After)."""
@@ -149,25 +173,38 @@ def make_exchange(cfg: Config, guard: EgressGuard, *, api_key: str, secret: str,
 
 
 async def open_ccxt_venue(
-    cfg: Config, data_dir: Path, clock: Clock, metrics: Any, guard: EgressGuard,
+    cfg: Config,
+    data_dir: Path,
+    clock: Clock,
+    metrics: Any,
+    guard: EgressGuard,
     duration_s: float | None,
-) -> tuple[CcxtVenue, VenueProcess | None]:  # fmt: skip
+) -> tuple[CcxtVenue, VenueProcess | None]:
     check_testnet_keys(cfg, os.environ)
     proc = None
     key, secret = cfg.exchange.api_key, cfg.exchange.api_secret
     if cfg.offline and not cfg.exchange.rest_url:
         lifetime = (duration_s or 24 * 3600.0) + 120.0  # always bounded
-        proc = VenueProcess(data_dir / "venue", seed=cfg.sim.seed,
-                            ticks_per_second=cfg.sim.ticks_per_second, max_lifetime_s=lifetime)  # fmt: skip
+        proc = VenueProcess(
+            data_dir / "venue",
+            seed=cfg.sim.seed,
+            ticks_per_second=cfg.sim.ticks_per_second,
+            max_lifetime_s=lifetime,
+        )
         port = await proc.start()
         urls: dict[str, Any] | None = _urls_from(
             f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
         )
         key, secret = key or SIM_KEY, secret or SIM_SECRET
         ns = cfg.netsim
-        net = {"latency_ms": ns.latency_ms, "jitter_ms": ns.jitter_ms, "drop_rate": ns.drop_rate,
-               "disconnect_interval_s": ns.disconnect_interval_s,
-               "reorder_rate": ns.reorder_rate, "seed": cfg.sim.seed}  # fmt: skip
+        net = {
+            "latency_ms": ns.latency_ms,
+            "jitter_ms": ns.jitter_ms,
+            "drop_rate": ns.drop_rate,
+            "disconnect_interval_s": ns.disconnect_interval_s,
+            "reorder_rate": ns.reorder_rate,
+            "seed": cfg.sim.seed,
+        }
         if any(v for k, v in net.items() if k != "seed"):
             await proc.admin("net", net)
             log.warning("NET_SIM faults active: %s", net)
@@ -177,8 +214,13 @@ async def open_ccxt_venue(
     else:
         urls = None
     ex = make_exchange(cfg, guard, api_key=key, secret=secret, urls=urls, throttle=not cfg.offline)
-    venue = CcxtVenue(ex, clock=clock, symbols=tuple(cfg.symbols),
-                      unknown_grace_s=cfg.feeds.unknown_grace_s, metrics=metrics)  # fmt: skip
+    venue = CcxtVenue(
+        ex,
+        clock=clock,
+        symbols=tuple(cfg.symbols),
+        unknown_grace_s=cfg.feeds.unknown_grace_s,
+        metrics=metrics,
+    )
     try:
         await venue.connect()
     except BaseException as exc:

@@ -74,12 +74,16 @@ class CcxtWiring:
         venue = self.venue
         venue.metrics = engine.metrics
         self.feeds = FeedSupervisor(
-            venue.ex, engine, venue, symbols=tuple(cfg.symbols),
+            venue.ex,
+            engine,
+            venue,
+            symbols=tuple(cfg.symbols),
             metrics=FeedMetrics(engine.metrics.registry),
             base_delay_s=cfg.feeds.reconnect_base_ms / 1000,
-            max_delay_s=cfg.feeds.reconnect_max_ms / 1000, seed=cfg.sim.seed,
+            max_delay_s=cfg.feeds.reconnect_max_ms / 1000,
+            seed=cfg.sim.seed,
             cancel_on_disconnect=cfg.oms.cancel_on_disconnect,
-        )  # fmt: skip
+        )
         self.feeds.start()
         ex = venue.ex
 
@@ -87,9 +91,14 @@ class CcxtWiring:
             ex.options["timeDifference"] = s.offset_ms  # ccxt signs with venue time
 
         interval = cfg.clock.skew_check_interval_s
-        self.monitors.append(SkewMonitor(self.skew.sink("venue"),
-                                         [("venue", venue_time_source(ex.fetch_time))],
-                                         interval, on_sample=on_venue_sample))  # fmt: skip
+        self.monitors.append(
+            SkewMonitor(
+                self.skew.sink("venue"),
+                [("venue", venue_time_source(ex.fetch_time))],
+                interval,
+                on_sample=on_venue_sample,
+            )
+        )
         # NTP_SERVER is run by the runtime for every profile (engine.clocksync.NtpSource); its
         # offsets come to this board through ``self.skew.sink("ntp")``
         loop = asyncio.get_running_loop()

@@ -44,16 +44,24 @@ def fast_profile(tmp_path: Path) -> Path:
 
 def start(*args: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        cockpit_cmd(*args), cwd=ROOT, env=clean_env(**env), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        cockpit_cmd(*args),
+        cwd=ROOT,
+        env=clean_env(**env),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def run(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        cockpit_cmd(*args), cwd=ROOT, env=clean_env(**env), text=True, capture_output=True,
+        cockpit_cmd(*args),
+        cwd=ROOT,
+        env=clean_env(**env),
+        text=True,
+        capture_output=True,
         timeout=timeout,
-    )  # fmt: skip
+    )
 
 
 def wait_for_log(data_dir: Path, needle: str, timeout: float = 30.0) -> None:

@@ -11,16 +11,35 @@ from tests.conftest import ROOT
 
 def test_bench_rehydrate_when_small_then_every_open_order_matched_and_json_line() -> None:
     out = subprocess.run(
-        [sys.executable, "scripts/bench_rehydrate.py", "--orders", "2000", "--open", "50",
-         "--runs", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/bench_rehydrate.py",
+            "--orders",
+            "2000",
+            "--open",
+            "50",
+            "--runs",
+            "1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1, out.stdout
     r = json.loads(lines[0])
-    for key in ("historical_orders", "historical_fills", "open_orders", "start_to_ready_s_p50",
-                "start_to_ready_s_max", "reconcile_ms_p50", "runs", "phases_ms_p50"):  # fmt: skip
+    for key in (
+        "historical_orders",
+        "historical_fills",
+        "open_orders",
+        "start_to_ready_s_p50",
+        "start_to_ready_s_max",
+        "reconcile_ms_p50",
+        "runs",
+        "phases_ms_p50",
+    ):
         assert key in r, key
     assert r["historical_orders"] == 2000 and r["historical_fills"] == 2000
     assert r["open_orders"] == 50 and r["venue_open_orders"] == 50 and r["runs"] == 1

@@ -13,11 +13,30 @@ def test_crash_harness_when_killed_at_each_crash_point_then_no_duplicate_lost_fi
     # trial i uses crash point i (cycle), each on its first pass for the order points, with a
     # clean reconciling run + check after trials 1 and 3
     res = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "crash_harness.py"), "--trials", "4", "--json",
-         "--cycle-points", "--max-n", "1", "--point-wait", "15", "--check-every", "2",
-         "--seed", "5", "--slow-fill-duration", "12"],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "crash_harness.py"),
+            "--trials",
+            "4",
+            "--json",
+            "--cycle-points",
+            "--max-n",
+            "1",
+            "--point-wait",
+            "15",
+            "--check-every",
+            "2",
+            "--seed",
+            "5",
+            "--slow-fill-duration",
+            "12",
+        ],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     lines = res.stdout.strip().splitlines()
     assert lines, res.stderr[-2000:]
     out = json.loads(lines[-1])

@@ -31,18 +31,30 @@ def _fills(d: Path) -> dict[str, int]:
 
 def test_headless_paper_when_duration_elapses_then_exit0_with_db_textfile_and_audit(tmp_path):
     d = tmp_path / "d"
-    res = run("--headless", "--profile", str(fast_profile(tmp_path)), "--duration", "6",
-              "--data-dir", str(d), "--seed", "3")  # fmt: skip
+    res = run(
+        "--headless",
+        "--profile",
+        str(fast_profile(tmp_path)),
+        "--duration",
+        "6",
+        "--data-dir",
+        str(d),
+        "--seed",
+        "3",
+    )
     assert res.returncode == 0, res.stderr
-    counts = {t: query(d, f"SELECT count(*) FROM {t}")[0][0]
-              for t in ("decisions", "orders", "fills", "audit_log", "models")}  # fmt: skip
+    counts = {
+        t: query(d, f"SELECT count(*) FROM {t}")[0][0]
+        for t in ("decisions", "orders", "fills", "audit_log", "models")
+    }
     assert counts["decisions"] > 0 and counts["orders"] > 0 and counts["fills"] > 0, counts
     assert _positions(d) == _fills(d) and _fills(d)
     prom = d / "metrics" / "metrics.prom"
     assert stat.S_IMODE(prom.stat().st_mode) == 0o644
     assert stat.S_IMODE((d / "cockpit.duckdb").stat().st_mode) == 0o600
-    lint = subprocess.run(["promtool", "check", "metrics"], stdin=prom.open(),
-                          capture_output=True, text=True)  # fmt: skip
+    lint = subprocess.run(
+        ["promtool", "check", "metrics"], stdin=prom.open(), capture_output=True, text=True
+    )
     assert lint.returncode == 0 and lint.stderr.strip() == "", lint.stderr
     assert "orders_submitted_total" in prom.read_text()
     verify = run("audit", "verify", "--data-dir", str(d))
@@ -80,8 +92,9 @@ def test_sigkill_mid_run_when_restarted_then_no_order_twice_and_books_agree(tmp_
         p.wait(timeout=10)
     finally:
         p.kill()
-    res = run("--headless", "--profile", prof, "--duration", "4", "--data-dir", str(d),
-              "--seed", "5")  # fmt: skip
+    res = run(
+        "--headless", "--profile", prof, "--duration", "4", "--data-dir", str(d), "--seed", "5"
+    )
     assert res.returncode == 0, res.stderr
     engine_ids = [r[0] for r in query(d, "SELECT client_order_id FROM orders")]
     venue_ids = [r[0] for r in query(d, "SELECT client_order_id FROM paper_orders")]
@@ -98,8 +111,12 @@ def test_sigkill_mid_run_when_restarted_then_no_order_twice_and_books_agree(tmp_
     )
     assert _positions(d) == _fills(d)
     assert run("audit", "verify", "--data-dir", str(d)).returncode == 0
-    kinds = [r[0] for r in query(d, "SELECT kind FROM audit_log WHERE kind IN "
-                                    "('startup','shutdown') ORDER BY seq")]  # fmt: skip
+    kinds = [
+        r[0]
+        for r in query(
+            d, "SELECT kind FROM audit_log WHERE kind IN ('startup','shutdown') ORDER BY seq"
+        )
+    ]
     assert kinds == ["startup", "startup", "shutdown"]  # the killed run never shut down
 
 
@@ -135,15 +152,17 @@ def test_bad_profile_when_unknown_key_then_one_line_error_exit2_nothing_started(
 
 
 def test_bad_env_override_when_nan_then_one_line_error_exit2(tmp_path):
-    res = run("--headless", "--data-dir", str(tmp_path / "d"), "--duration", "1",
-              MAX_ERROR_RATE="nan")  # fmt: skip
+    res = run(
+        "--headless", "--data-dir", str(tmp_path / "d"), "--duration", "1", MAX_ERROR_RATE="nan"
+    )
     assert res.returncode == 2
     assert "MAX_ERROR_RATE" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_config_show_when_secret_in_env_then_redacted_with_sources():
-    res = run("config", "show", "--profile", "testnet", API_SECRET="s3cr3t-value",
-              MAX_TRADES_PER_DAY="42")  # fmt: skip
+    res = run(
+        "config", "show", "--profile", "testnet", API_SECRET="s3cr3t-value", MAX_TRADES_PER_DAY="42"
+    )
     assert res.returncode == 0, res.stderr
     assert "s3cr3t-value" not in res.stdout
     line = next(x for x in res.stdout.splitlines() if x.startswith("risk.max_trades_per_day"))
@@ -160,8 +179,18 @@ def test_env_sample_when_written_to_file_then_documents_every_flag(tmp_path):
 
 def test_audit_verify_when_row_tampered_then_exit1_naming_row(tmp_path):
     d = tmp_path / "d"
-    assert run("--headless", "--profile", str(fast_profile(tmp_path)), "--duration", "2",
-               "--data-dir", str(d)).returncode == 0  # fmt: skip
+    assert (
+        run(
+            "--headless",
+            "--profile",
+            str(fast_profile(tmp_path)),
+            "--duration",
+            "2",
+            "--data-dir",
+            str(d),
+        ).returncode
+        == 0
+    )
     import duckdb
 
     con = duckdb.connect(str(d / "cockpit.duckdb"))

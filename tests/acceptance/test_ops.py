@@ -32,12 +32,20 @@ def test_ops_when_engine_running_and_stopped_then_same_answers(tmp_path: Path) -
         _stop(p)
     assert live["reconcile"].returncode == 0, live["reconcile"].stderr
     rec = json.loads(live["reconcile"].stdout)
-    assert rec["ok"] and rec["source"] == "manual" and set(rec["mismatches"]) >= {
-        "missing_in_db", "missing_in_broker", "status_mismatch", "orphan"}  # fmt: skip
+    assert (
+        rec["ok"]
+        and rec["source"] == "manual"
+        and set(rec["mismatches"])
+        >= {"missing_in_db", "missing_in_broker", "status_mismatch", "orphan"}
+    )
     health = json.loads(live["healthcheck"].stdout)
     assert live["healthcheck"].returncode == 0 and health["engine_running"]
-    assert {c["name"] for c in health["checks"]} >= {"venue", "outbox", "clock_skew",
-                                                     "reconciliation"}  # fmt: skip
+    assert {c["name"] for c in health["checks"]} >= {
+        "venue",
+        "outbox",
+        "clock_skew",
+        "reconciliation",
+    }
     assert verify_live.returncode == 0 and "intact" in verify_live.stdout
     assert backup.returncode == 0 and (tmp_path / "b.duckdb").exists()
 
@@ -127,8 +135,15 @@ def test_start_when_wal_corrupt_then_exit4_naming_file_and_restore_command(tmp_p
     if not wal.exists():
         wal.write_bytes(b"")
     wal.write_bytes(b"\x00garbage-not-a-wal" * 64)
-    res = run("--headless", "--profile", str(fast_profile(tmp_path)), "--duration", "1",
-              "--data-dir", str(d))  # fmt: skip
+    res = run(
+        "--headless",
+        "--profile",
+        str(fast_profile(tmp_path)),
+        "--duration",
+        "1",
+        "--data-dir",
+        str(d),
+    )
     assert res.returncode == 4, res.stderr
     line = res.stderr.strip()
     assert len(line.splitlines()) == 1 and "cockpit.duckdb" in line

@@ -46,8 +46,16 @@ def test_ntp_server_when_3s_off_then_skew_gate_blocks_orders(tmp_path: Path) -> 
         d = tmp_path / "d"
         prof = tmp_path / "p.toml"
         prof.write_text(harness.PROFILE + "[clock]\nskew_check_interval_s = 0.5\n")
-        res = run("--headless", "--profile", str(prof), "--duration", "5", "--data-dir", str(d),
-                  NTP_SERVER=f"127.0.0.1:{port}")  # fmt: skip
+        res = run(
+            "--headless",
+            "--profile",
+            str(prof),
+            "--duration",
+            "5",
+            "--data-dir",
+            str(d),
+            NTP_SERVER=f"127.0.0.1:{port}",
+        )
         assert res.returncode == 0, res.stderr
     finally:
         loop.call_soon_threadsafe(server.stop)
@@ -59,17 +67,28 @@ def test_ntp_server_when_3s_off_then_skew_gate_blocks_orders(tmp_path: Path) -> 
     sent_after = query(d, "SELECT count(*) FROM orders")[0][0]
     assert sent_after <= 3  # only what went out before the first SNTP answer, if anything
     prom = (d / "metrics" / "metrics.prom").read_text()
-    skew = next(float(x.split()[-1]) for x in prom.splitlines()
-                if x.startswith("time_skew_seconds "))  # fmt: skip
+    skew = next(
+        float(x.split()[-1]) for x in prom.splitlines() if x.startswith("time_skew_seconds ")
+    )
     assert -3.3 < skew < -2.7
 
 
 def test_ws_network_harness_when_quick_subset_then_exit0_and_reports(tmp_path: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "scripts/ws_network_harness.py", "--quick", "--seconds", "5",
-         "--only", "baseline,disconnect"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "scripts/ws_network_harness.py",
+            "--quick",
+            "--seconds",
+            "5",
+            "--only",
+            "baseline,disconnect",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0].startswith("baseline") and "correct=yes" in lines[0]

@@ -42,9 +42,11 @@ def test_cockpit_in_tmux_when_ctrl_k_y_then_no_order_after(tmp_path: Path) -> No
     session = f"ck-{uuid.uuid4().hex[:10]}"
     d = tmp_path / "d"
     prof = tmp_path / "fast.toml"
-    prof.write_text('kind = "paper"\nvenue = "paper"\n[models]\ndecision_interval_ms = 150.0\n'
-                    "prob_min = 0.5\nmin_expected_return = 0.0\nrisk_max = 5.0\n"
-                    "[risk]\ndupe_intent_window_ms = 0.0\n[sim]\nticks_per_second = 60.0\n")  # fmt: skip
+    prof.write_text(
+        'kind = "paper"\nvenue = "paper"\n[models]\ndecision_interval_ms = 150.0\n'
+        "prob_min = 0.5\nmin_expected_return = 0.0\nrisk_max = 5.0\n"
+        "[risk]\ndupe_intent_window_ms = 0.0\n[sim]\nticks_per_second = 60.0\n"
+    )
     cmd = f"cd {ROOT} && {PY} -m cockpit --profile {prof} --data-dir {d}; sleep 60"
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", cmd)
     try:
@@ -77,16 +79,29 @@ def test_cockpit_in_tmux_when_ctrl_k_y_then_no_order_after(tmp_path: Path) -> No
         assert not (d / "control.sock").exists()  # engine stopped with the UI
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
-    verify = subprocess.run([PY, "-m", "cockpit", "audit", "verify", "--data-dir", str(d)],
-                            cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    verify = subprocess.run(
+        [PY, "-m", "cockpit", "audit", "verify", "--data-dir", str(d)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 def test_cockpit_when_tmux_session_killed_then_clean_shutdown_not_a_crash(tmp_path: Path) -> None:
     session = f"hup-{uuid.uuid4().hex[:10]}"
     d = tmp_path / "d"
-    tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24",
-         f"cd {ROOT} && {PY} -m cockpit --data-dir {d}")  # fmt: skip
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "80",
+        "-y",
+        "24",
+        f"cd {ROOT} && {PY} -m cockpit --data-dir {d}",
+    )
     try:
         wait_screen(session, "KILL")
     finally:
@@ -104,7 +119,8 @@ def test_cockpit_when_tmux_session_killed_then_clean_shutdown_not_a_crash(tmp_pa
     con = duckdb.connect(str(d / "cockpit.duckdb"), read_only=True)
     try:
         kind, payload = con.execute(
-            "SELECT kind, payload FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()  # fmt: skip
+            "SELECT kind, payload FROM audit_log ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
         ks = con.execute("SELECT value FROM engine_state WHERE key='kill_switch'").fetchone()
     finally:
         con.close()

@@ -35,8 +35,14 @@ async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "")
 
 
 class Rig:
-    def __init__(self, sim: VenueSim, booted: Booted, venue: CcxtVenue, feeds: FeedSupervisor,
-                 guard: EgressGuard) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sim: VenueSim,
+        booted: Booted,
+        venue: CcxtVenue,
+        feeds: FeedSupervisor,
+        guard: EgressGuard,
+    ) -> None:
         self.sim = sim
         self.booted = booted
         self.engine = booted.engine
@@ -44,8 +50,9 @@ class Rig:
         self.feeds = feeds
         self.guard = guard
 
-    async def admin(self, action: str, payload: dict[str, Any] | None = None,
-                    method: str = "POST") -> Any:  # fmt: skip
+    async def admin(
+        self, action: str, payload: dict[str, Any] | None = None, method: str = "POST"
+    ) -> Any:
         url = f"http://127.0.0.1:{self.sim.port}/admin/{action}"
         async with aiohttp.ClientSession() as s, s.request(method, url, json=payload) as r:
             assert r.status == 200, await r.text()
@@ -55,14 +62,24 @@ class Rig:
         return await self.admin("state", None, "GET")
 
     async def quotes_ready(self) -> None:
-        await until(lambda: all(s in self.engine.quotes for s in self.engine.symbols), 15,
-                    "quotes for every symbol")  # fmt: skip
+        await until(
+            lambda: all(s in self.engine.quotes for s in self.engine.symbols),
+            15,
+            "quotes for every symbol",
+        )
 
     async def settle(self) -> None:
         """No order in flight, then everything committed."""
         e = self.engine
-        await until(lambda: not any(o.status in ("pending", "submitted", "unknown")
-                                    for o in e.open_orders.values()), 15, "orders settled")  # fmt: skip
+        await until(
+            lambda: (
+                not any(
+                    o.status in ("pending", "submitted", "unknown") for o in e.open_orders.values()
+                )
+            ),
+            15,
+            "orders settled",
+        )
         self.booted.flush()
         self.booted.writer.wait_idle()
 
@@ -72,19 +89,28 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     made: list[tuple[VenueSim, Rig]] = []
     sim_holder: dict[str, VenueSim] = {}
 
-    async def make(overrides: dict[str, object] | None = None, *, sim_kwargs: dict | None = None,
-                   data_dir: Path | None = None, timeout_ms: int = 2000) -> Rig:  # fmt: skip
+    async def make(
+        overrides: dict[str, object] | None = None,
+        *,
+        sim_kwargs: dict | None = None,
+        data_dir: Path | None = None,
+        timeout_ms: int = 2000,
+    ) -> Rig:
         sim = sim_holder.get("sim")
         if sim is None:
             sim = VenueSim(tmp_path / "venue", ticks_per_second=50.0, **(sim_kwargs or {}))
             await sim.start(0)
             sim_holder["sim"] = sim
         ov: dict[str, object] = {
-            "risk.safe_mode": False, "risk.dupe_intent_window_ms": 0.0,
-            "risk.risk_per_trade_pct": 5.0, "exchange.timeout_ms": timeout_ms,
-            "feeds.unknown_grace_s": 1.5, "feeds.reconnect_base_ms": 50.0,
-            "feeds.reconnect_max_ms": 500.0, "live.readiness_required": [],
-        }  # fmt: skip
+            "risk.safe_mode": False,
+            "risk.dupe_intent_window_ms": 0.0,
+            "risk.risk_per_trade_pct": 5.0,
+            "exchange.timeout_ms": timeout_ms,
+            "feeds.unknown_grace_s": 1.5,
+            "feeds.reconnect_base_ms": 50.0,
+            "feeds.reconnect_max_ms": 500.0,
+            "live.readiness_required": [],
+        }
         ov.update(overrides or {})
         cfg = load_config("testnet", env={}, overrides=ov)
         guard = EgressGuard(offline=True)
@@ -94,13 +120,18 @@ async def rig_factory(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         clock = RealClock()
         venue = CcxtVenue(ex, clock=clock, symbols=tuple(cfg.symbols), unknown_grace_s=1.5)
         await venue.connect()
-        booted = boot(cfg, data_dir or tmp_path / "data", clock=clock, strategy="none",
-                      venue=venue)  # fmt: skip
+        booted = boot(cfg, data_dir or tmp_path / "data", clock=clock, strategy="none", venue=venue)
         booted.engine.log_orders = False
         venue.metrics = booted.engine.metrics
-        feeds = FeedSupervisor(ex, booted.engine, venue, symbols=tuple(cfg.symbols),
-                               metrics=FeedMetrics(booted.engine.metrics.registry),
-                               base_delay_s=0.05, max_delay_s=0.5)  # fmt: skip
+        feeds = FeedSupervisor(
+            ex,
+            booted.engine,
+            venue,
+            symbols=tuple(cfg.symbols),
+            metrics=FeedMetrics(booted.engine.metrics.registry),
+            base_delay_s=0.05,
+            max_delay_s=0.5,
+        )
         feeds.start()
         rig = Rig(sim, booted, venue, feeds, guard)
         made.append((sim, rig))

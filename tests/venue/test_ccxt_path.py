@@ -16,8 +16,9 @@ from tests.venue.conftest import until
 
 
 def order(e, symbol="BTC/USDT", side="buy", qty="0.001", did=None, **kw):  # noqa: ANN001, ANN003
-    return SubmitOrder(decision_id=did or e.ids.next(), symbol=symbol, side=side,
-                       qty_e8=to_e8(qty), **kw)  # fmt: skip
+    return SubmitOrder(
+        decision_id=did or e.ids.next(), symbol=symbol, side=side, qty_e8=to_e8(qty), **kw
+    )
 
 
 def venue_orders(state: dict, cid: str) -> list[dict]:
@@ -32,10 +33,13 @@ async def test_market_order_when_filled_then_db_fills_equal_venue_trades(rig_fac
     await rig.settle()
     assert all(e.orders[c].status == oms.FILLED for c in cids)
     state = await rig.venue_state()
-    venue = sorted((str(t["id"]), t["qty"]) for t in state["trades"]
-                   if t.get("clientOrderId") in cids)  # fmt: skip
-    db = sorted((tid, q) for tid, q in rig.booted.con.execute(
-        "SELECT trade_id, qty_e8 FROM fills").fetchall())  # fmt: skip
+    venue = sorted(
+        (str(t["id"]), t["qty"]) for t in state["trades"] if t.get("clientOrderId") in cids
+    )
+    db = sorted(
+        (tid, q)
+        for tid, q in rig.booted.con.execute("SELECT trade_id, qty_e8 FROM fills").fetchall()
+    )
     assert [t for t, _ in venue] == [t for t, _ in db] and venue
     assert [to_e8(q) for _, q in venue] == [q for _, q in db]
     assert all(len(venue_orders(state, c)) == 1 for c in cids)
@@ -62,12 +66,15 @@ async def test_duplicate_client_id_when_order_already_live_then_adopted_not_rese
     bid = e.quotes["BTC/USDT"][0]
     px = (bid - bid // 20) // 1_000_000 * 1_000_000  # on the 0.01 tick grid
     cid = "dup-7.0"  # the id the engine derives from decision "dup-7"
-    await rig.venue.ex.create_order("BTC/USDT", "limit", "buy", 0.001, px / 1e8,
-                                    {"newClientOrderId": cid})  # fmt: skip
+    await rig.venue.ex.create_order(
+        "BTC/USDT", "limit", "buy", 0.001, px / 1e8, {"newClientOrderId": cid}
+    )
     res = e.submit(order(e, did="dup-7", order_type="limit", limit_price_e8=px))
     assert res.ok and res.ref == cid
-    await until(lambda: e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id,
-                what="adopted")  # fmt: skip
+    await until(
+        lambda: e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id,
+        what="adopted",
+    )
     state = await rig.venue_state()
     assert len(venue_orders(state, cid)) == 1
     assert e.metrics.registry.get_sample_value("orders_error_total", {"reason": "duplicate"}) == 1
@@ -109,9 +116,19 @@ async def test_rate_limited_when_429_with_retry_after_then_backs_off_and_places_
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
-                               "kind": "binance_error", "status": 429, "code": -1003,
-                               "msg": "Too many requests.", "retry_after_s": 1})  # fmt: skip
+    await rig.admin(
+        "inject",
+        {
+            "method": "POST",
+            "path": "/api/v3/order",
+            "count": 1,
+            "kind": "binance_error",
+            "status": 429,
+            "code": -1003,
+            "msg": "Too many requests.",
+            "retry_after_s": 1,
+        },
+    )
     t0 = time.monotonic()
     res = e.submit(order(e))
     await rig.settle()
@@ -125,14 +142,24 @@ async def test_accepted_but_answered_late_when_client_times_out_then_adopted(rig
     rig = await rig_factory(timeout_ms=800)
     e = rig.engine
     await rig.quotes_ready()
-    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
-                               "kind": "accept_late", "delay_ms": 2500})  # fmt: skip
+    await rig.admin(
+        "inject",
+        {
+            "method": "POST",
+            "path": "/api/v3/order",
+            "count": 1,
+            "kind": "accept_late",
+            "delay_ms": 2500,
+        },
+    )
     res = e.submit(order(e))
     reg = e.metrics.registry
     # the REST call times out (unknown outcome) while the user stream may already report the
     # fill: either way the order ends filled, once, and is never re-sent
-    await until(lambda: reg.get_sample_value("orders_error_total", {"reason": "unknown_outcome"})
-                == 1, what="timeout path")  # fmt: skip
+    await until(
+        lambda: reg.get_sample_value("orders_error_total", {"reason": "unknown_outcome"}) == 1,
+        what="timeout path",
+    )
     await rig.settle()
     await asyncio.sleep(0.5)  # let the resolver's query land
     assert e.orders[res.ref].status == oms.FILLED
@@ -144,13 +171,20 @@ async def test_execution_status_unknown_when_not_placed_then_never_sent_after_gr
     e = rig.engine
     await rig.quotes_ready()
     for kind, extra in (
-        ("binance_error", {"status": 503, "code": -1007,
-                           "msg": "Timeout waiting for response from backend server. Send status "
-                                  "unknown; execution status unknown."}),
+        (
+            "binance_error",
+            {
+                "status": 503,
+                "code": -1007,
+                "msg": "Timeout waiting for response from backend server. Send status "
+                "unknown; execution status unknown.",
+            },
+        ),
         ("http_error", {"status": 503}),
-    ):  # fmt: skip
-        await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
-                                   "kind": kind, **extra})  # fmt: skip
+    ):
+        await rig.admin(
+            "inject", {"method": "POST", "path": "/api/v3/order", "count": 1, "kind": kind, **extra}
+        )
         res = e.submit(order(e))
         await until(lambda res=res: e.orders[res.ref].status == oms.NEVER_SENT, 10, "never_sent")
         assert venue_orders(await rig.venue_state(), res.ref) == []
@@ -160,8 +194,10 @@ async def test_connection_dropped_after_processing_then_unknown_resolved_by_quer
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
-                               "kind": "drop", "process": True})  # fmt: skip
+    await rig.admin(
+        "inject",
+        {"method": "POST", "path": "/api/v3/order", "count": 1, "kind": "drop", "process": True},
+    )
     res = e.submit(order(e))
     await rig.settle()
     assert e.orders[res.ref].status == oms.FILLED
@@ -169,11 +205,15 @@ async def test_connection_dropped_after_processing_then_unknown_resolved_by_quer
 
 
 async def test_filter_failures_when_submitted_then_terminal_reject_with_venue_text(rig_factory):
-    rig = await rig_factory({"risk.risk_per_trade_pct": 100.0,
-                             "risk.max_order_notional_usd": 1e12,
-                             "risk.max_position_notional_usd": 1e12,
-                             "risk.max_gross_exposure_usd": 1e12,
-                             "paper.starting_balance_usd": 1e10})  # fmt: skip
+    rig = await rig_factory(
+        {
+            "risk.risk_per_trade_pct": 100.0,
+            "risk.max_order_notional_usd": 1e12,
+            "risk.max_position_notional_usd": 1e12,
+            "risk.max_gross_exposure_usd": 1e12,
+            "paper.starting_balance_usd": 1e10,
+        }
+    )
     e = rig.engine
     await rig.quotes_ready()
     notional = e.submit(order(e, qty="0.00005"))  # ~3 USDT < NOTIONAL 5: stopped before send

@@ -27,8 +27,9 @@ async def test_reconcile_when_venue_has_our_order_unknown_to_db_then_adopted(rig
     e = rig.engine
     await rig.quotes_ready()
     cid = f"ck-zz-{e.ids.seq + 1}.0"  # our prefix: as if we crashed after the venue accepted it
-    await rig.venue.ex.create_order("BTC/USDT", "limit", "buy", 0.001, far_bid(e) / 1e8,
-                                    {"newClientOrderId": cid})  # fmt: skip
+    await rig.venue.ex.create_order(
+        "BTC/USDT", "limit", "buy", 0.001, far_bid(e) / 1e8, {"newClientOrderId": cid}
+    )
     report = await Reconciler(e, grace_s=0.2).run("manual")
     assert report["mismatches"]["missing_in_db"] == 1 and report["ok"]
     assert e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id
@@ -38,9 +39,14 @@ async def _foreign_order_found(rig_factory: Any, client_id: str) -> tuple[Any, d
     """A human places an ETH order on the account behind our back; a reconciliation runs."""
     rig = await rig_factory()
     await rig.quotes_ready()
-    await rig.venue.ex.create_order("ETH/USDT", "limit", "buy", 0.01,
-                                    far_bid(rig.engine, "ETH/USDT") / 1e8,
-                                    {"newClientOrderId": client_id})  # fmt: skip
+    await rig.venue.ex.create_order(
+        "ETH/USDT",
+        "limit",
+        "buy",
+        0.01,
+        far_bid(rig.engine, "ETH/USDT") / 1e8,
+        {"newClientOrderId": client_id},
+    )
     return rig, await Reconciler(rig.engine, grace_s=0.2).run("manual")
 
 
@@ -112,8 +118,11 @@ async def test_reconcile_when_balance_differs_then_position_mismatch_safe_mode(r
     await rig.settle()
     assert (await r.run("periodic"))["mismatches"]["position_mismatch"] == 0
     state = await rig.venue_state()
-    btc = float(state["balances"]["BTC"]["free"]) if isinstance(state["balances"]["BTC"], dict) \
-        else float(state["balances"]["BTC"])  # fmt: skip
+    btc = (
+        float(state["balances"]["BTC"]["free"])
+        if isinstance(state["balances"]["BTC"], dict)
+        else float(state["balances"]["BTC"])
+    )
     await rig.admin("balances", {"BTC": str(btc + 1.0)})  # someone moved funds
     report = await r.run("periodic")
     assert report["mismatches"]["position_mismatch"] == 1 and not report["ok"]
@@ -125,8 +134,10 @@ async def test_confirm_timeout_when_no_ack_then_unknown_then_resolved_by_query(r
     rig = await rig_factory({"oms.confirm_timeout_ms": 300.0}, timeout_ms=5000)
     e = rig.engine
     await rig.quotes_ready()
-    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
-                               "kind": "delay", "delay_ms": 1500})  # fmt: skip
+    await rig.admin(
+        "inject",
+        {"method": "POST", "path": "/api/v3/order", "count": 1, "kind": "delay", "delay_ms": 1500},
+    )
     res = e.submit(order(e))
     await asyncio.sleep(0.4)
     r = Reconciler(e, grace_s=0.2)
@@ -134,16 +145,19 @@ async def test_confirm_timeout_when_no_ack_then_unknown_then_resolved_by_query(r
     assert e.orders[res.ref].status in (oms.UNKNOWN, oms.FILLED)
     await rig.settle()
     assert e.orders[res.ref].status == oms.FILLED
-    assert len([o for o in (await rig.venue_state())["orders"]
-                if o["clientOrderId"] == res.ref]) == 1  # fmt: skip
+    assert (
+        len([o for o in (await rig.venue_state())["orders"] if o["clientOrderId"] == res.ref]) == 1
+    )
 
 
 async def test_unresolved_intent_when_max_open_positions_then_counts_as_exposure(rig_factory):
     rig = await rig_factory({"risk.max_open_positions": 1})
     e = rig.engine
     await rig.quotes_ready()
-    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
-                               "kind": "delay", "delay_ms": 1500})  # fmt: skip
+    await rig.admin(
+        "inject",
+        {"method": "POST", "path": "/api/v3/order", "count": 1, "kind": "delay", "delay_ms": 1500},
+    )
     first = e.submit(order(e, "BTC/USDT"))
     assert first.ok and e.orders[first.ref].status == oms.SUBMITTED
     second = e.submit(order(e, "SOL/USDT", qty="0.1"))
@@ -160,9 +174,16 @@ async def test_cancel_on_disconnect_when_user_stream_drops_then_resting_orders_c
     await rig.feeds.stop()
     from engine.venues.ccxt_feeds import FeedSupervisor
 
-    rig.feeds = FeedSupervisor(rig.venue.ex, e, rig.venue, symbols=e.symbols,
-                               metrics=rig.feeds.metrics, base_delay_s=0.05,
-                               max_delay_s=0.5, cancel_on_disconnect=True)  # fmt: skip
+    rig.feeds = FeedSupervisor(
+        rig.venue.ex,
+        e,
+        rig.venue,
+        symbols=e.symbols,
+        metrics=rig.feeds.metrics,
+        base_delay_s=0.05,
+        max_delay_s=0.5,
+        cancel_on_disconnect=True,
+    )
     rig.feeds.start()
     res = e.submit(order(e, order_type="limit", limit_price_e8=far_bid(e)))
     await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack")

@@ -32,10 +32,18 @@ async def test_create_order_when_injected_429_then_ddos_protection_with_retry_af
     ex: Any, admin: Any
 ) -> None:
     await admin(
-        "POST", "/admin/inject",
-        {"kind": "binance_error", "method": "POST", "path": "/api/v3/order", "status": 429,
-         "code": -1003, "msg": "Too many requests.", "retry_after_s": 7},
-    )  # fmt: skip
+        "POST",
+        "/admin/inject",
+        {
+            "kind": "binance_error",
+            "method": "POST",
+            "path": "/api/v3/order",
+            "status": 429,
+            "code": -1003,
+            "msg": "Too many requests.",
+            "retry_after_s": 7,
+        },
+    )
     with pytest.raises(ccxt.DDoSProtection):
         await ex.create_order("BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "r1"})
     assert ex.last_response_headers["Retry-After"] == "7"
@@ -48,10 +56,17 @@ async def test_create_order_when_injected_429_then_ddos_protection_with_retry_af
 async def test_create_order_when_injected_1007_then_request_timeout(ex: Any, admin: Any) -> None:
     msg = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
     await admin(
-        "POST", "/admin/inject",
-        {"kind": "binance_error", "method": "POST", "path": "/api/v3/order", "status": 408,
-         "code": -1007, "msg": msg},
-    )  # fmt: skip
+        "POST",
+        "/admin/inject",
+        {
+            "kind": "binance_error",
+            "method": "POST",
+            "path": "/api/v3/order",
+            "status": 408,
+            "code": -1007,
+            "msg": msg,
+        },
+    )
     with pytest.raises(ccxt.RequestTimeout):
         await ex.create_order("BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "u1"})
 
@@ -62,9 +77,10 @@ async def test_create_order_when_accepted_late_then_timeout_but_order_exists(
     ex = make_ex(timeout_ms=1000)
     await ex.load_markets()
     await admin(
-        "POST", "/admin/inject",
+        "POST",
+        "/admin/inject",
         {"kind": "accept_late", "method": "POST", "path": "/api/v3/order", "delay_ms": 1500},
-    )  # fmt: skip
+    )
     with pytest.raises(ccxt.RequestTimeout):
         await ex.create_order("BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "late-1"})
     got = await ex.fetch_order(None, "BTC/USDT", params={"clientOrderId": "late-1"})
@@ -75,9 +91,10 @@ async def test_fetch_balance_when_injected_503_then_exchange_not_available(
     ex: Any, admin: Any
 ) -> None:
     await admin(
-        "POST", "/admin/inject",
+        "POST",
+        "/admin/inject",
         {"kind": "http_error", "method": "GET", "path": "/api/v3/account", "status": 503},
-    )  # fmt: skip
+    )
     with pytest.raises(ccxt.ExchangeNotAvailable):
         await ex.fetch_balance()
     assert (await ex.fetch_balance())["USDT"]["free"] > 0
@@ -87,9 +104,10 @@ async def test_create_order_when_connection_dropped_after_processing_then_networ
     ex: Any, admin: Any
 ) -> None:
     await admin(
-        "POST", "/admin/inject",
+        "POST",
+        "/admin/inject",
         {"kind": "drop", "method": "POST", "path": "/api/v3/order", "process": True},
-    )  # fmt: skip
+    )
     with pytest.raises(ccxt.NetworkError):
         await ex.create_order("BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "d-1"})
     got = await ex.fetch_order(None, "BTC/USDT", params={"clientOrderId": "d-1"})
@@ -98,9 +116,10 @@ async def test_create_order_when_connection_dropped_after_processing_then_networ
 
 async def test_fetch_time_when_delay_injected_then_reply_is_late(ex: Any, admin: Any) -> None:
     await admin(
-        "POST", "/admin/inject",
+        "POST",
+        "/admin/inject",
         {"kind": "delay", "method": "GET", "path": "/api/v3/time", "delay_ms": 300},
-    )  # fmt: skip
+    )
     t0 = time.monotonic()
     await ex.fetch_time()
     assert time.monotonic() - t0 >= 0.3

@@ -81,10 +81,22 @@ async def test_start_when_host_not_loopback_then_refused(tmp_path: Path) -> None
 def _spawn(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
     port_file = tmp_path / "port"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "venuesim", "--state", str(tmp_path / "st"),
-         "--port-file", str(port_file), "--ticks-per-second", "5", *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "venuesim",
+            "--state",
+            str(tmp_path / "st"),
+            "--port-file",
+            str(port_file),
+            "--ticks-per-second",
+            "5",
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return proc, port_file
 
 

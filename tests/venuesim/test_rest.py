@@ -166,10 +166,17 @@ async def test_order_external_when_placed_then_visible_as_foreign_open_order(
     ex: Any, admin: Any
 ) -> None:
     status, out = await admin(
-        "POST", "/admin/order_external",
-        {"symbol": "BTC/USDT", "side": "SELL", "type": "LIMIT", "quantity": "0.01",
-         "price": "90000", "newClientOrderId": "orphan-1"},
-    )  # fmt: skip
+        "POST",
+        "/admin/order_external",
+        {
+            "symbol": "BTC/USDT",
+            "side": "SELL",
+            "type": "LIMIT",
+            "quantity": "0.01",
+            "price": "90000",
+            "newClientOrderId": "orphan-1",
+        },
+    )
     assert status == 200 and out["status"] == "NEW"
     opened = await ex.fetch_open_orders("BTC/USDT")
     assert [o["clientOrderId"] for o in opened] == ["orphan-1"]

@@ -101,9 +101,13 @@ async def test_resting_order_when_market_crosses_then_maker_fill_reported(ex: An
         ask = (await ex.fetch_order_book("SOL/USDT", 5))["asks"][0][0]
         try:
             o = await ex.create_order(
-                "SOL/USDT", "limit", "buy", 1.0, round(ask - 0.001, 3),
+                "SOL/USDT",
+                "limit",
+                "buy",
+                1.0,
+                round(ask - 0.001, 3),
                 params={"clientOrderId": "mk-1", "postOnly": True},
-            )  # fmt: skip
+            )
             break
         except ccxt.InvalidOrder as e:
             assert "immediately match" in str(e)

@@ -59,8 +59,12 @@ def test_sigkill_when_append_returned_then_record_survives(tmp_path: Path) -> No
         "    print(i, flush=True)\n"
         "    i += 1\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                         cwd=Path(__file__).resolve().parents[3])  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert p.stdout is not None
     acknowledged = -1
     for line in p.stdout:

@@ -18,13 +18,32 @@ from engine.store.writer import (
     latest_rows,
     migrate,
     open_db,
-    write_batch,  # fmt: skip
+    write_batch,
 )
 
 
 def _order(cid: str, status: str, reason: str | None = None, filled: int = 0) -> tuple[Any, ...]:
-    return (cid, "d-" + cid, None, "BTC/USDT", "buy", "limit", 100, 5_000, filled, 0, status,
-            reason, "s", "m1", "champion", 5_000, 1, 2, 3)  # fmt: skip
+    return (
+        cid,
+        "d-" + cid,
+        None,
+        "BTC/USDT",
+        "buy",
+        "limit",
+        100,
+        5_000,
+        filled,
+        0,
+        status,
+        reason,
+        "s",
+        "m1",
+        "champion",
+        5_000,
+        1,
+        2,
+        3,
+    )
 
 
 def _batch(*orders: tuple[Any, ...]) -> Batch:
@@ -42,12 +61,18 @@ def _status(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str | None, 
 def test_migrate_when_fresh_then_only_bounded_tables_keep_a_primary_key(tmp_path: Path) -> None:
     con = open_db(tmp_path / "c.duckdb")
     assert migrate(con, 1) == LATEST_VERSION
-    keyed = {r[0] for r in con.execute("SELECT table_name FROM duckdb_constraints() "
-                                       "WHERE constraint_type = 'PRIMARY KEY'").fetchall()}  # fmt: skip
+    keyed = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
+        ).fetchall()
+    }
     assert keyed == set(UPSERT_TABLES) | {"schema_migrations"}
     assert con.execute("SELECT count(*) FROM duckdb_indexes()").fetchone() == (0,)
-    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() "
-                                       "WHERE NOT internal").fetchall()}  # fmt: skip
+    views = {
+        r[0]
+        for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
     assert views == set(VERSIONED_TABLES)
     for t in VERSIONED_TABLES:  # the view has the table's logical columns, in order
         cols = [d[0] for d in con.execute(f"SELECT * FROM {t} LIMIT 0").description]
@@ -57,17 +82,23 @@ def test_migrate_when_fresh_then_only_bounded_tables_keep_a_primary_key(tmp_path
 def test_migrate_when_v3_db_has_rows_then_they_survive_as_version_zero(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     con = open_db(path)
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_us BIGINT "
-                "NOT NULL, description VARCHAR NOT NULL)")  # fmt: skip
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_us BIGINT "
+        "NOT NULL, description VARCHAR NOT NULL)"
+    )
     for version, desc, stmts in MIGRATIONS[:3]:
         for s in stmts:
             con.execute(s)
         con.execute("INSERT INTO schema_migrations VALUES (?, 0, ?)", [version, desc])
     marks = ", ".join("?" * len(COLUMNS["orders"]))
-    con.executemany(f"INSERT INTO orders VALUES ({marks})",
-                    [list(_order("a", "filled", "ok", 100)), list(_order("b", "accepted"))])  # fmt: skip
-    con.execute("INSERT INTO fills VALUES ('t1', 'a', NULL, 'BTC/USDT', 'buy', 100, 5000, 1, "
-                "'maker', 7, 0.5, 3.0, 2)")  # fmt: skip
+    con.executemany(
+        f"INSERT INTO orders VALUES ({marks})",
+        [list(_order("a", "filled", "ok", 100)), list(_order("b", "accepted"))],
+    )
+    con.execute(
+        "INSERT INTO fills VALUES ('t1', 'a', NULL, 'BTC/USDT', 'buy', 100, 5000, 1, "
+        "'maker', 7, 0.5, 3.0, 2)"
+    )
     con.execute("INSERT INTO audit_log VALUES (1, 1, 'engine', 'x', '{}', 'g', 'h')")
     con.close()
 
@@ -124,8 +155,10 @@ def test_write_batch_when_bounded_table_upserted_then_one_row_per_key(
     ncols = len(COLUMNS[table])
     for v in (1, 2):
         b = Batch()
-        b.upsert[table]["k"] = ("k", *[v if "BIGINT" in d or "INTEGER" in d else str(v)
-                                      for _, d in COLUMNS[table][1:]])  # fmt: skip
+        b.upsert[table]["k"] = (
+            "k",
+            *[v if "BIGINT" in d or "INTEGER" in d else str(v) for _, d in COLUMNS[table][1:]],
+        )
         write_batch(con, b, v)
     rows = con.execute(f"SELECT * FROM {table}").fetchall()
     assert len(rows) == 1 and len(rows[0]) == ncols and rows[0][-1] == 2
