@@ -14,6 +14,8 @@ from widgets.table import KeyedTable, Row
 
 
 class FeedsPanel(KeyedTable):
+    """The market-data feeds: state, age of the last message, reconnects and uptime per feed."""
+
     DEFAULT_CSS = """
     FeedsPanel { border: round $panel; height: auto; max-height: 10; }
     FeedsPanel.-stale { border: round $warning; }

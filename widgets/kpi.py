@@ -17,6 +17,8 @@ KpiPart = tuple[str, float, float, float, float, float]
 
 
 class KpiPanel(KeyedTable):
+    """SLO and KPI figures, global and per symbol: error rate, p95 latency, slippage, fill ratio."""
+
     DEFAULT_CSS = """
     KpiPanel { border: round $panel; height: auto; max-height: 12; }
     KpiPanel.-stale { border: round $warning; }

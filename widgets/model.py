@@ -24,6 +24,8 @@ def canary_imbalance(m: ModelView, max_imbalance: float = 0.05, min_trades: int 
 
 
 class ModelPanel(SnapshotMixin, Static):
+    """Champion and challenger: ids, canary share and its realised balance, drift (PSI) per model."""
+
     DEFAULT_CSS = """
     ModelPanel { border: round $panel; height: auto; }
     ModelPanel.-drift { border: round $warning; }

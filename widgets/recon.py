@@ -19,6 +19,8 @@ from widgets._fmt import FLAG_STYLE, age, lit, second_bucket
 
 
 class ReconPanel(SnapshotMixin, Static):
+    """The last reconciliation: when, result, mismatches and orphans; stale after `stale_s`."""
+
     DEFAULT_CSS = """
     ReconPanel { border: round $panel; height: auto; }
     ReconPanel.-stale { border: round $warning; }

@@ -22,6 +22,8 @@ SEP = " │ "
 
 
 class StatusBar(SnapshotMixin, Static):
+    """Top line: profile, venue, armed / kill switch, safe mode, halt reason, clock and equity."""
+
     DEFAULT_CSS = """
     StatusBar { height: auto; min-height: 2; background: $boost; }
     StatusBar.-armed { background: $success 20%; }

@@ -63,6 +63,8 @@ def _f(
 
 @dataclass(frozen=True, slots=True)
 class RiskConfig:
+    """[risk]: the kill switch and safe mode at start, and every limit the gates enforce."""
+
     safe_mode: bool = _f(False, "Block every new order (cancels still allowed)", "SAFE_MODE")
     kill_switch_armed_at_start: bool = _f(False, "Start with the kill switch armed")
     max_time_skew_ms: float = _f(

@@ -33,6 +33,10 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 
 
 class EngineMetrics:
+    """The engine's Prometheus series, in one private registry: counters, gauges and histograms
+    named in docs/METRICS.md. The engine updates them in place; `obs.textfile` writes the registry
+    to the textfile. Labels are bounded (symbols, gate names, model ids), never free text."""
+
     def __init__(self, symbols: tuple[str, ...], gate_names: list[str]) -> None:
         reg = self.registry = CollectorRegistry(auto_describe=True)
         self.ticks = Counter("engine_ticks_total", "Market data ticks processed", registry=reg)

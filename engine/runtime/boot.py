@@ -45,8 +45,7 @@ from engine.store.writer import Batch, StoreError, Writer, latest_ids, latest_ro
 from engine.strategy.registry import ModelRegistry, builtin_reference
 from engine.strategy.signal_models import build_model
 from engine.strategy.strategies import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
-from engine.trading import commands
-from engine.trading import day_counters, oms
+from engine.trading import commands, day_counters, oms
 from engine.trading.engine import Engine
 from engine.trading.risk import GATE_NAMES
 from engine.venues.paper import PaperVenue

@@ -24,6 +24,10 @@ SIZE = 1024
 
 
 class HaltFile:
+    """The preallocated `engine.halt` file: written in place (no new blocks) when the engine halts,
+    so a halt is remembered even on a full disk, and the next start comes up with the kill switch
+    armed."""
+
     __slots__ = ("path",)
 
     def __init__(self, data_dir: Path) -> None:

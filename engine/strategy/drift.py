@@ -22,6 +22,9 @@ EPSILON = 1e-4
 
 
 class PsiMonitor:
+    """Population stability index of one feature against the model's training reference: an
+    O(1) update per value over fixed bins and a rolling window; the drift gate reads `psi`."""
+
     __slots__ = (
         "_counts",
         "_edges",

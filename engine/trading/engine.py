@@ -35,8 +35,7 @@ from engine.core.units import SCALE
 from engine.obs.metrics import EngineMetrics
 from engine.security.audit import AuditChain
 from engine.store.writer import Batch
-from engine.trading import commands
-from engine.trading import day_counters, oms, telemetry, windows
+from engine.trading import commands, day_counters, oms, telemetry, windows
 from engine.trading.blocks import MarketBlocks
 from engine.trading.gates import GateContext, GatePipeline, GateState
 from engine.trading.oms import Order

@@ -55,6 +55,12 @@ log = logging.getLogger("engine.ccxt")
 
 
 class CcxtVenue:
+    """The venue port over ccxt (Binance-compatible REST): places, cancels and queries orders,
+    turning every answer into `VenueOrderUpdate` / `VenueFill` reports for the engine. An
+    uncertain send is reported *unknown* and resolved by query, never re-sent; 429/418 answers
+    drive the back-off (`venue_backoff`), and the decision TTL is checked again right before a
+    send or a retry."""
+
     name = "ccxt"
     in_process = False
 

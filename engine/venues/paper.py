@@ -40,6 +40,8 @@ _OPEN = ("accepted", "partially_filled")
 
 
 class PaperOrder:
+    """One resting order of the paper venue (mutable, owned by `PaperVenue`)."""
+
     __slots__ = (
         "client_order_id",
         "venue_order_id",
@@ -108,6 +110,10 @@ class _Book:
 
 
 class PaperVenue:
+    """The in-process paper venue: fills against the simulated market with fees, slippage and the
+    venue's amount step and minimums, and reports through the same `VenueOrderUpdate` /
+    `VenueFill` types as a real venue, so paper and testnet exercise the same engine code."""
+
     name = "paper"
     in_process = True
 

@@ -39,6 +39,10 @@ def _hhmmss(ts_us: int) -> str:
 
 
 class Backoff:
+    """When requests to the venue may go out again: doubles its delay on each 429 without a
+    Retry-After, honours Retry-After, shows a 418 as a ban until its end, and resets on success.
+    Read by the `venue_throttle` gate and by the ccxt adapter before each request."""
+
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.until = 0.0  # time.monotonic() when requests may go out again

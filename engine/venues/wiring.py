@@ -50,6 +50,10 @@ class SkewBoard:
 
 
 class CcxtWiring:
+    """Everything a ccxt profile needs around the engine: the egress guard, the venue (a spawned
+    loopback simulator or a configured URL), the market-data feeds and the clock-skew monitor;
+    started before boot and closed after the engine stops."""
+
     def __init__(self, cfg: Config, data_dir: Path, clock: Clock, duration_s: float | None):
         self.cfg = cfg
         self.data_dir = data_dir
