@@ -156,7 +156,7 @@ def run_variant(gc_policy: str, args: argparse.Namespace, work: Path) -> dict:
         "rss_mib_start": round(rss0, 1),
         "rss_mib_end": round(rss1, 1),
         "rss_growth_mib": round(rss1 - rss0, 1),
-        "rss_mib_max": round(max(rss_samples + [rss1]), 1),
+        "rss_mib_max": round(max([*rss_samples, rss1]), 1),
         # bounded memory = growth flattens: the second half of the run vs the first
         "rss_growth_first_half_mib": round(rss_samples[len(rss_samples) // 2] - rss0, 1),
         "rss_growth_second_half_mib": round(rss1 - rss_samples[len(rss_samples) // 2], 1),

@@ -26,13 +26,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config.loader import load_config  # noqa: E402
-from engine.core.clock import SimClock  # noqa: E402
-from engine.core.units import to_e8  # noqa: E402
-from engine.runtime.boot import boot  # noqa: E402
-from engine.sim.marketsim import MarketSimulator  # noqa: E402
-from engine.store.intent_journal import IntentJournal  # noqa: E402
-from engine.strategy.strategies import AlternatingStrategy  # noqa: E402
+from engine.config.loader import load_config
+from engine.core.clock import SimClock
+from engine.core.units import to_e8
+from engine.runtime.boot import boot
+from engine.sim.marketsim import MarketSimulator
+from engine.store.intent_journal import IntentJournal
+from engine.strategy.strategies import AlternatingStrategy
 
 SYMBOL = "BTC/USDT"
 FLUSH_ROWS = 8192  # hand a batch to the writer once this many rows accumulated
@@ -42,7 +42,7 @@ REFRESH_TICKS = 1000  # engine.refresh (gauges, standing gates) every simulated 
 class TimedStrategy(AlternatingStrategy):
     """The bench model, timing its whole order path (decision → gates → OMS → venue → fill)."""
 
-    def __init__(self, *a, **kw) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *a, **kw) -> None:
         super().__init__(*a, **kw)
         self.order_ns: list[int] = []
 

@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine import memwatch  # noqa: E402
+from engine.obs import memwatch  # noqa: E402
 from engine.store.writer import Batch, migrate, open_db, write_batch  # noqa: E402
 
 SYMBOLS = [f"S{i:02d}/USDT" for i in range(1, 21)]

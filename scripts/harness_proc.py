@@ -7,6 +7,7 @@ slow-fill and rate-limit scenarios).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -56,10 +57,8 @@ def kill(proc: subprocess.Popen[Any] | None, sig: int = signal.SIGKILL) -> None:
     """Signal one child (and its own process group) by id; reap it."""
     if proc is None or proc.poll() is not None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -192,5 +191,5 @@ def admin(port: int, action: str, payload: dict[str, Any]) -> Any:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - a fixed http://127.0.0.1 URL
         return json.loads(r.read())

@@ -24,7 +24,9 @@ def venue_urls(port: int) -> dict[str, Any]:
 
 
 def ccxt_config(
-    api_key: str = "sim-key", secret: str = "sim-secret", timeout_ms: int = 3000
+    api_key: str = "sim-key",
+    secret: str = "sim-secret",  # noqa: S107 - the simulator's fixed test credentials, not a secret
+    timeout_ms: int = 3000,
 ) -> dict[str, Any]:
     """ccxt constructor config for the simulator (no call leaves loopback once urls are set)."""
     return {

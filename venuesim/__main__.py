@@ -75,7 +75,7 @@ async def _run(args: argparse.Namespace) -> None:
     parent = os.getppid()
 
     async def watch_parent() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == parent:  # noqa: ASYNC110 - polls a child process / file, no event to wait on
             await asyncio.sleep(_PARENT_POLL_S)
         logging.getLogger(__name__).warning("parent %d died, stopping", parent)
         stop.set()

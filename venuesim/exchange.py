@@ -171,7 +171,8 @@ class Exchange:
             qty = filled  # Binance reports origQty = what the quote amount bought/sold
             if qty <= 0:
                 raise bad(-1013, "Filter failure: LOT_SIZE")
-        assert qty is not None
+        if qty is None:  # not an assert: python -O would drop it
+            raise bad(-1013, "Filter failure: LOT_SIZE")
         # Funds: what the whole order may consume (a LIMIT buy locks qty x limit price).
         if side == "BUY":
             asset = m.quote

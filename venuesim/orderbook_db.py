@@ -58,12 +58,12 @@ class VenueStore:
     # --- loading -----------------------------------------------------------------------------
 
     def load_orders(self) -> list[Order]:
-        rows = self._db.execute(f"SELECT {', '.join(_ORDER_COLS)} FROM orders ORDER BY order_id")
+        rows = self._db.execute(f"SELECT {', '.join(_ORDER_COLS)} FROM orders ORDER BY order_id")  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
         return [Order(*row) for row in rows]
 
     def load_trades(self) -> list[Trade]:
-        rows = self._db.execute(f"SELECT {', '.join(_TRADE_COLS)} FROM trades ORDER BY trade_id")
-        return [Trade(*(row[:-1] + (bool(row[-1]),))) for row in rows]
+        rows = self._db.execute(f"SELECT {', '.join(_TRADE_COLS)} FROM trades ORDER BY trade_id")  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
+        return [Trade(*((*row[:-1], bool(row[-1])))) for row in rows]
 
     def load_balances(self) -> dict[str, list[int]]:
         rows = self._db.execute("SELECT asset, free_e8, locked_e8 FROM balances")
@@ -106,10 +106,10 @@ class VenueStore:
         try:
             if order_rows:
                 marks = ", ".join("?" * len(_ORDER_COLS))
-                db.executemany(f"INSERT OR REPLACE INTO orders VALUES ({marks})", order_rows)
+                db.executemany(f"INSERT OR REPLACE INTO orders VALUES ({marks})", order_rows)  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
             if trade_rows:
                 marks = ", ".join("?" * len(_TRADE_COLS))
-                db.executemany(f"INSERT OR REPLACE INTO trades VALUES ({marks})", trade_rows)
+                db.executemany(f"INSERT OR REPLACE INTO trades VALUES ({marks})", trade_rows)  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
             if bal_rows:
                 db.executemany("INSERT OR REPLACE INTO balances VALUES (?, ?, ?)", bal_rows)
             db.execute("COMMIT")

@@ -53,7 +53,7 @@ class VenueSim:
         seed: int = 42,
         ticks_per_second: float = 20.0,
         api_key: str = "sim-key",
-        api_secret: str = "sim-secret",
+        api_secret: str = "sim-secret",  # noqa: S107 - the simulator's fixed test credentials, not a secret
         balances: dict[str, str] | None = None,
         max_lifetime_s: float = 3600.0,
     ) -> None:

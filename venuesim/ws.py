@@ -58,7 +58,7 @@ class WsConn:
             if not self._task.done():
                 log.warning("closing slow websocket consumer (%d frames queued)", _MAX_BACKLOG)
                 self._task.cancel()
-                asyncio.ensure_future(self.ws.close(code=1008, message=b"slow consumer"))
+                asyncio.ensure_future(self.ws.close(code=1008, message=b"slow consumer"))  # noqa: RUF006 - fire and forget: the socket is being dropped
             return
         text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
         self._queue.put_nowait((self._loop.time(), text, droppable))

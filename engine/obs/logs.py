@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import logging.handlers
@@ -102,10 +103,8 @@ class _QuietFileHandler(logging.FileHandler):
         # the unwritten buffer would be retried (and fail) at every flush: drop it, reopen later
         stream, self.stream = self.stream, None  # type: ignore[assignment]
         if stream is not None:
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
 
 class _Listener(logging.handlers.QueueListener):

@@ -18,6 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable
@@ -55,7 +56,7 @@ def _make_shared_dir(directory: Path) -> None:
     missing = [d for d in (directory, *directory.parents) if not d.exists()]
     for d in reversed(missing):
         d.mkdir(exist_ok=True)
-        os.chmod(d, 0o755)
+        os.chmod(d, 0o755)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
 
 
 def write_textfile(path: Path, registry: CollectorRegistry) -> None:
@@ -87,10 +88,8 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
                 os.close(fd)
             os.replace(tmp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-            except FileNotFoundError:
-                pass
             raise
 
 

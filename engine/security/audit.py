@@ -318,9 +318,10 @@ def verify_from(
             break
     if v.failure is not None:
         return v.failure.reason
-    if head is not None and v.watch_seq is not None:
-        if v.watch_hash is None or not hmac.compare_digest(v.watch_hash, head[1]):
-            return f"row seq={head[0]}: hash differs from the external audit head (rows rewritten)"
+    if (head is not None and v.watch_seq is not None) and (
+        v.watch_hash is None or not hmac.compare_digest(v.watch_hash, head[1])
+    ):
+        return f"row seq={head[0]}: hash differs from the external audit head (rows rewritten)"
     return None
 
 
@@ -437,7 +438,8 @@ def load_or_create_key(data_dir: Path, env: Mapping[str, str] | None = None) -> 
             if os.path.exists(tmp):
                 os.unlink(tmp)
     key = load_key(data_dir, env)
-    assert key is not None
+    if key is None:  # not an assert: python -O would drop it
+        raise RuntimeError("key is not set: used before start")
     return key
 
 

@@ -217,7 +217,7 @@ def _latest_view(table: str) -> str:
     # arg_max_null, not arg_max: a NULL in the latest version (reason cleared) must win over an
     # older non-NULL value. Point lookups by client_order_id are pushed below the GROUP BY.
     return (
-        f"CREATE VIEW {table} AS SELECT client_order_id, arg_max_null(COLUMNS(* EXCLUDE "
+        f"CREATE VIEW {table} AS SELECT client_order_id, arg_max_null(COLUMNS(* EXCLUDE "  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
         f"(client_order_id, rev)), rev) AS '\\0' FROM {log_table(table)} GROUP BY client_order_id"
     )
 
@@ -228,14 +228,14 @@ def _v4() -> tuple[str, ...]:
     for t in ("orders", "order_outbox", "paper_orders"):  # existing rows become version 0
         out += [
             f"CREATE TABLE {log_table(t)} ({_columns_at(t, 4, (REV,))})",
-            f"INSERT INTO {log_table(t)} SELECT *, 0 FROM {t}",
+            f"INSERT INTO {log_table(t)} SELECT *, 0 FROM {t}",  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
             f"DROP TABLE {t}",
             _latest_view(t),
         ]
     for t in ("decisions", "fills"):
         out += [
             f"CREATE TABLE {t}_v4 ({_columns_at(t, 4)})",
-            f"INSERT INTO {t}_v4 SELECT * FROM {t}",
+            f"INSERT INTO {t}_v4 SELECT * FROM {t}",  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
             f"DROP TABLE {t}",
             f"ALTER TABLE {t}_v4 RENAME TO {t}",
         ]
@@ -254,8 +254,8 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (
         1,
         "initial schema",
-        tuple(_create_v1(t) for t in _V1_TABLES)
-        + (
+        (
+            *tuple(_create_v1(t) for t in _V1_TABLES),
             AUDIT_TABLE_DDL,
             "CREATE INDEX IF NOT EXISTS fills_order ON fills (client_order_id)",
             "CREATE INDEX IF NOT EXISTS orders_status ON orders (status)",

@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -140,7 +141,7 @@ class Batch:
     (the latest): one version per order per batch.
     """
 
-    __slots__ = ("append", "upsert", "audit_head", "rows")
+    __slots__ = ("append", "audit_head", "rows", "upsert")
 
     def __init__(self) -> None:
         self.append: dict[str, list[tuple[Any, ...]]] = {
@@ -192,23 +193,23 @@ def _insert(
             # whose keys come from a subquery on the frame ~0.3 KB. Literal keys stay flat.
             keys = [r[0] for r in rows]
             con.execute(
-                f"DELETE FROM {table} WHERE {schema.names[0]} IN ({', '.join('?' * len(keys))})",
+                f"DELETE FROM {table} WHERE {schema.names[0]} IN ({', '.join('?' * len(keys))})",  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
                 keys,
             )
-        con.execute(f"INSERT INTO {table} SELECT * FROM _batch_frame")
+        con.execute(f"INSERT INTO {table} SELECT * FROM _batch_frame")  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
     finally:
-        try:
+        # the transaction may already have failed: keep the original error, not this one
+        with contextlib.suppress(duckdb.Error):
             con.unregister("_batch_frame")
-        except duckdb.Error:
-            pass  # the transaction already failed: keep the original error, not this one
 
 
 def last_rev(con: duckdb.DuckDBPyConnection) -> int:
     """The highest version number written so far (0 for a new DB)."""
     parts = " UNION ALL ".join(
-        f"SELECT max(rev) FROM {log_table(t)}" for t in sorted(VERSIONED_TABLES)
+        f"SELECT max(rev) FROM {log_table(t)}"  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
+        for t in sorted(VERSIONED_TABLES)
     )
-    row = con.execute(f"SELECT coalesce(max(m), 0) FROM ({parts}) t(m)").fetchone()
+    row = con.execute(f"SELECT coalesce(max(m), 0) FROM ({parts}) t(m)").fetchone()  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
     return int(row[0]) if row else 0
 
 
@@ -219,7 +220,7 @@ def latest_ids(con: duckdb.DuckDBPyConnection, table: str, statuses: Iterable[st
     the latest-version view on status (which aggregates every column of every order first)."""
     allowed = ", ".join(f"'{s}'" for s in sorted(statuses))  # our own constants, never input
     rows = con.execute(
-        f"SELECT client_order_id FROM {log_table(table)} GROUP BY client_order_id "
+        f"SELECT client_order_id FROM {log_table(table)} GROUP BY client_order_id "  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
         f"HAVING arg_max(status, rev) IN ({allowed})"
     ).fetchall()
     return [str(r[0]) for r in rows]
@@ -233,7 +234,8 @@ def latest_rows(
     if not ids:
         return []
     return con.execute(
-        f"SELECT * FROM {table} WHERE list_contains(?::VARCHAR[], client_order_id)", [ids]
+        f"SELECT * FROM {table} WHERE list_contains(?::VARCHAR[], client_order_id)",  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
+        [ids],
     ).fetchall()
 
 

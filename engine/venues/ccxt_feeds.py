@@ -140,7 +140,7 @@ class StreamLoop:
         self.max = max_delay_s
         self.backoff_s = base_delay_s  # the next retry's delay (before jitter)
         self.stall_s = stall_s
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311 - jitter / simulation, not a secret
         self.connected = False
         self.up_since = 0.0
         self.down_since = time.monotonic()
@@ -213,7 +213,8 @@ class StreamLoop:
     async def _confirm_quiet(self, fut: asyncio.Future[Any], ever: bool) -> bool:
         """Wait for the watch; a quiet stream is confirmed meanwhile when its socket is open.
         Returns whether the stream was marked up here."""
-        assert self.link_up is not None
+        if self.link_up is None:  # not an assert: python -O would drop it
+            raise RuntimeError("self.link_up is not set: used before start")
         while not fut.done():
             done, _ = await asyncio.wait({fut}, timeout=self.quiet_ok_s)
             if not done and self.link_up():
@@ -282,7 +283,7 @@ class FeedSupervisor:
         self.ticker_mid: dict[str, float] = {}
         self.book_mid: dict[str, float] = {}
         self.dislocation_bps: dict[str, float] = {}
-        rng = random.Random(seed)
+        rng = random.Random(seed)  # noqa: S311 - jitter / simulation, not a secret
         common: dict[str, Any] = {
             "metrics": metrics,
             "base_delay_s": base_delay_s,

@@ -236,7 +236,8 @@ class CcxtVenue:
 
     async def _place(self, o: OrderRequest) -> None:
         sink = self._sink
-        assert sink is not None
+        if sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("sink is not set: used before start")
         cid = o.client_order_id
         params = {"newClientOrderId": cid, "newOrderRespType": "FULL"}
         amount = float(Decimal(o.qty_e8) / SCALE)
@@ -298,7 +299,8 @@ class CcxtVenue:
 
     def _report(self, cid: str, status: str, reason: str) -> None:
         """A status the venue did not (or could not) tell us itself: no venue id, no fills."""
-        assert self._sink is not None
+        if self._sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("self._sink is not set: used before start")
         self._sink.on_venue_update(
             VenueOrderUpdate(
                 client_order_id=cid,
@@ -330,7 +332,8 @@ class CcxtVenue:
     async def _resolve(self, o: OrderRequest, reason: str) -> None:
         """Ask the venue by client id until it answers or the grace period ends."""
         sink = self._sink
-        assert sink is not None
+        if sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("sink is not set: used before start")
         deadline = time.monotonic() + self.unknown_grace_s
         delay = 0.1
         while True:
@@ -372,7 +375,8 @@ class CcxtVenue:
 
     def _apply_response(self, o: OrderRequest, info: dict[str, Any]) -> None:
         sink = self._sink
-        assert sink is not None
+        if sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("sink is not set: used before start")
         u = self._update_from_info(info, o.client_order_id)
         if u.status == "rejected":
             sink.on_venue_update(u)
@@ -418,7 +422,8 @@ class CcxtVenue:
         liquidity: str,
         ts_us: int,
     ) -> None:
-        assert self._sink is not None
+        if self._sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("self._sink is not set: used before start")
         price_e8 = _e8(price)
         fee_e8 = _e8(fee)
         fee_base = 0
@@ -446,7 +451,8 @@ class CcxtVenue:
         )
 
     async def _cancel(self, cid: str, symbol: str) -> None:
-        assert self._sink is not None
+        if self._sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("self._sink is not set: used before start")
         self.backoff.cancels_waiting += 1
         try:
             await self.backoff.wait(cancel=True)
@@ -484,7 +490,8 @@ class CcxtVenue:
             return
         void = str(info.get("i", order.get("id", "")))
         self.venue_to_cid.setdefault(void, cid)
-        assert self._sink is not None
+        if self._sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("self._sink is not set: used before start")
         self._sink.on_venue_update(
             VenueOrderUpdate(
                 client_order_id=cid,
@@ -529,7 +536,8 @@ class CcxtVenue:
         """REST catch-up after a gap: open orders, then trades since the last one seen."""
         n = 0
         sink = self._sink
-        assert sink is not None
+        if sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("sink is not set: used before start")
         for s in self.symbols:
             await self.backoff.wait(cancel=True)
             venue_open = await self.ex.fetch_open_orders(s)

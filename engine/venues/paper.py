@@ -44,17 +44,17 @@ class PaperOrder:
 
     __slots__ = (
         "client_order_id",
-        "venue_order_id",
-        "symbol",
-        "side",
+        "created_us",
+        "filled_qty_e8",
+        "fills",
+        "limit_price_e8",
         "order_type",
         "qty_e8",
-        "limit_price_e8",
-        "filled_qty_e8",
+        "side",
         "status",
-        "created_us",
+        "symbol",
         "updated_us",
-        "fills",
+        "venue_order_id",
     )
 
     def __init__(self, req: OrderRequest, venue_order_id: int, ts_us: int) -> None:
@@ -102,7 +102,7 @@ def _view(o: PaperOrder) -> VenueOrderView:
 
 
 class _Book:
-    __slots__ = ("bid", "ask", "bid_sz", "ask_sz", "ts_ns", "resting")
+    __slots__ = ("ask", "ask_sz", "bid", "bid_sz", "resting", "ts_ns")
 
     def __init__(self) -> None:
         self.bid = self.ask = self.bid_sz = self.ask_sz = self.ts_ns = 0
@@ -137,7 +137,7 @@ class PaperVenue:
         self._lat_mean = latency_ms_mean
         self._lat_jit = latency_ms_jitter
         self._levels = depth_levels
-        self._rng = random.Random(seed)
+        self._rng = random.Random(seed)  # noqa: S311 - jitter / simulation, not a secret
         self.call_later = call_later
         self._sink: VenueSink | None = None
         self._books: dict[str, _Book] = {}
@@ -196,7 +196,8 @@ class PaperVenue:
     def cancel(self, client_order_id: str, symbol: str) -> None:
         o = self.orders.get(client_order_id)
         sink = self._sink
-        assert sink is not None
+        if sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("sink is not set: used before start")
         if o is None or o.status not in _OPEN:
             # Binance -2011 "Unknown order sent.": report the current truth, if any
             if o is not None:
@@ -265,7 +266,8 @@ class PaperVenue:
         )
 
     def _reject(self, req: OrderRequest, reason: str) -> None:
-        assert self._sink is not None
+        if self._sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("self._sink is not set: used before start")
         self._sink.on_venue_update(
             VenueOrderUpdate(
                 client_order_id=req.client_order_id,
@@ -279,7 +281,8 @@ class PaperVenue:
 
     def _arrive(self, req: OrderRequest, delay_us: int = 0) -> None:
         sink = self._sink
-        assert sink is not None
+        if sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("sink is not set: used before start")
         prior = self.orders.get(req.client_order_id)
         if prior is not None and prior.status in _OPEN:
             self._reject(req, "-2010 Duplicate order sent.")
@@ -353,7 +356,8 @@ class PaperVenue:
         if qty <= 0:
             return
         sink = self._sink
-        assert sink is not None
+        if sink is None:  # not an assert: python -O would drop it
+            raise RuntimeError("sink is not set: used before start")
         o.filled_qty_e8 += qty
         o.fills += 1
         o.status = "filled" if o.filled_qty_e8 >= o.qty_e8 else "partially_filled"

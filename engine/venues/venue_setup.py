@@ -73,8 +73,8 @@ class VenueProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         port_file = self.state_dir / "port"
         port_file.unlink(missing_ok=True)
-        log_file = open(self.state_dir / "venue.log", "ab")  # noqa: SIM115 - child owns it
-        self.proc = subprocess.Popen(
+        log_file = open(self.state_dir / "venue.log", "ab")  # noqa: ASYNC230, SIM115 - child owns it
+        self.proc = subprocess.Popen(  # noqa: ASYNC220, S603 - Popen returns at once; the child runs on its own; fixed argv, no shell
             [
                 sys.executable,
                 "-m",
@@ -96,7 +96,7 @@ class VenueProcess:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=Path(__file__).resolve().parents[2],  # noqa: ASYNC240 - start-up only, a local file
         )
         log_file.close()
         deadline = time.monotonic() + timeout_s
@@ -129,7 +129,7 @@ class VenueProcess:
             return
         p.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        while p.poll() is None and time.monotonic() < deadline:
+        while p.poll() is None and time.monotonic() < deadline:  # noqa: ASYNC110 - polls a child process / file, no event to wait on
             await asyncio.sleep(0.05)
         if p.poll() is None:
             p.kill()

@@ -110,7 +110,8 @@ class CcxtWiring:
         self.tasks.append(loop.create_task(self._periodic_catch_up(), name="catch-up"))
 
     async def _periodic_catch_up(self) -> None:
-        assert self.feeds is not None
+        if self.feeds is None:  # not an assert: python -O would drop it
+            raise RuntimeError("self.feeds is not set: used before start")
         while True:
             await asyncio.sleep(self.cfg.feeds.catch_up_interval_s)
             try:

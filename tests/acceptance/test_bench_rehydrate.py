@@ -41,12 +41,18 @@ def test_bench_rehydrate_when_small_then_every_open_order_matched_and_json_line(
         "phases_ms_p50",
     ):
         assert key in r, key
-    assert r["historical_orders"] == 2000 and r["historical_fills"] == 2000
-    assert r["open_orders"] == 50 and r["venue_open_orders"] == 50 and r["runs"] == 1
-    assert r["recon_ok"] and " ok in " in r["recon_line"], r["recon_line"]
-    assert r["mismatches"]["missing_in_db"] == 0 and r["mismatches"]["missing_in_broker"] == 0
+    assert r["historical_orders"] == 2000
+    assert r["historical_fills"] == 2000
+    assert r["open_orders"] == 50
+    assert r["venue_open_orders"] == 50
+    assert r["runs"] == 1
+    assert r["recon_ok"], r["recon_line"]
+    assert " ok in " in r["recon_line"], r["recon_line"]
+    assert r["mismatches"]["missing_in_db"] == 0
+    assert r["mismatches"]["missing_in_broker"] == 0
     assert set(r["mismatches"].values()) == {0}, r["mismatches"]
     assert 0 < r["start_to_ready_s_p50"] <= r["start_to_ready_s_max"] < 60
-    assert r["reconcile_ms_p50"] > 0 and r["exit_codes"] == [0]
+    assert r["reconcile_ms_p50"] > 0
+    assert r["exit_codes"] == [0]
     ph = r["phases_ms_p50"]
     assert ph["first_log_ms"] <= ph["recon_end_ms"] <= ph["ready_logged_ms"]

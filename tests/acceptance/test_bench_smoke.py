@@ -35,7 +35,9 @@ def test_bench_replay_when_small_then_one_json_line_with_every_order_filled() ->
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1
     r = json.loads(lines[0])
-    assert r["orders"] == 20000 // 100 and r["fills"] >= r["orders"] and r["denials"] == 0
+    assert r["orders"] == 20000 // 100
+    assert r["fills"] >= r["orders"]
+    assert r["denials"] == 0
     assert r["audit_rows"] >= 4 * r["orders"]  # decision, order, fill, final state
     for key in (
         "ticks_per_s",
@@ -69,7 +71,8 @@ def test_bench_store_when_small_then_heap_samples_and_commit_times(tmp_path: Pat
         check=True,
     )
     r = json.loads(out.stdout.strip().splitlines()[-1])
-    assert r["orders"] == 800 and r["flushes"] == 200
+    assert r["orders"] == 800
+    assert r["flushes"] == 200
     assert [s["orders"] for s in r["samples"]] == [200, 400, 600, 800]
     assert all(s["rss_mib"] > 0 for s in r["samples"])
     assert 0 < r["commit_ms_p50"] <= r["commit_ms_p99"]
@@ -105,7 +108,8 @@ def test_bench_widgets_when_small_then_one_line_per_tab_with_costs() -> None:
     rows = [json.loads(line) for line in out.stdout.strip().splitlines()]
     assert [r["tab"] for r in rows] == ["overview", "trading"]
     for r in rows:
-        assert r["refreshes"] == 30 and r["size"] == "120x40"
+        assert r["refreshes"] == 30
+        assert r["size"] == "120x40"
         assert 0 < r["update_ms_p50"] <= r["update_ms_p99"]
         assert 0 < r["frame_ms_p50"] <= r["frame_ms_p99"]
         assert r["cpu_ms_per_refresh"] > 0
@@ -134,14 +138,17 @@ def test_bench_cockpit_when_short_then_latency_memory_windows_and_first_frame() 
         check=True,
     )
     (r,) = json.loads(out.stdout.strip().splitlines()[-1])["results"]
-    assert r["gc_policy"] == "paced" and 0 < r["first_frame_s"] < 60
+    assert r["gc_policy"] == "paced"
+    assert 0 < r["first_frame_s"] < 60
     assert r["orders_measured"] > 20  # 400 ticks/s, an order path every 50 ticks
     assert (
         0 < r["tick_to_submit_ms_p50"] <= r["tick_to_submit_ms_p99"] <= r["tick_to_submit_ms_max"]
     )
-    assert r["rss_window_s"] == 6 and len(r["rss_mib_window_min"]) == 2
+    assert r["rss_window_s"] == 6
+    assert len(r["rss_mib_window_min"]) == 2
     assert all(
         lo <= hi for lo, hi in zip(r["rss_mib_window_min"], r["rss_mib_window_max"], strict=True)
     )
-    assert r["mem"][0]["duckdb_tags"] and r["mem"][-1]["gc_tracked"] > 0
+    assert r["mem"][0]["duckdb_tags"]
+    assert r["mem"][-1]["gc_tracked"] > 0
     assert r["gc"]["gen0"]["count"] > 0  # the pacer ran young collections

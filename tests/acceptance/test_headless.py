@@ -44,23 +44,28 @@ def test_headless_paper_when_duration_elapses_then_exit0_with_db_textfile_and_au
     )
     assert res.returncode == 0, res.stderr
     counts = {
-        t: query(d, f"SELECT count(*) FROM {t}")[0][0]
+        t: query(d, f"SELECT count(*) FROM {t}")[0][0]  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
         for t in ("decisions", "orders", "fills", "audit_log", "models")
     }
-    assert counts["decisions"] > 0 and counts["orders"] > 0 and counts["fills"] > 0, counts
-    assert _positions(d) == _fills(d) and _fills(d)
+    assert counts["decisions"] > 0, counts
+    assert counts["orders"] > 0, counts
+    assert counts["fills"] > 0, counts
+    assert _positions(d) == _fills(d)
+    assert _fills(d)
     prom = d / "metrics" / "metrics.prom"
     assert stat.S_IMODE(prom.stat().st_mode) == 0o644
     assert stat.S_IMODE((d / "cockpit.duckdb").stat().st_mode) == 0o600
     lint = subprocess.run(
         ["promtool", "check", "metrics"], stdin=prom.open(), capture_output=True, text=True
     )
-    assert lint.returncode == 0 and lint.stderr.strip() == "", lint.stderr
+    assert lint.returncode == 0, lint.stderr
+    assert lint.stderr.strip() == "", lint.stderr
     assert "orders_submitted_total" in prom.read_text()
     verify = run("audit", "verify", "--data-dir", str(d))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     last = query(d, "SELECT kind, payload FROM audit_log ORDER BY seq DESC LIMIT 1")[0]
-    assert last[0] == "shutdown" and "duration elapsed" in last[1]
+    assert last[0] == "shutdown"
+    assert "duration elapsed" in last[1]
     assert '"msg": "engine running' in (d / "logs" / "engine.log").read_text()
     assert '"msg": "engine running' in res.stdout  # structured lines on stdout too
 
@@ -77,7 +82,8 @@ def test_headless_when_signalled_then_clean_shutdown_exit0(tmp_path, sig):
     finally:
         p.kill()
     kind, payload = query(d, "SELECT kind, payload FROM audit_log ORDER BY seq DESC LIMIT 1")[0]
-    assert kind == "shutdown" and f"signal {sig.name}" in payload
+    assert kind == "shutdown"
+    assert f"signal {sig.name}" in payload
     assert run("audit", "verify", "--data-dir", str(d)).returncode == 0
 
 
@@ -146,7 +152,8 @@ def test_bad_profile_when_unknown_key_then_one_line_error_exit2_nothing_started(
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
-    assert "bad.toml" in lines[0] and "risk.max_trade_per_day" in lines[0]
+    assert "bad.toml" in lines[0]
+    assert "risk.max_trade_per_day" in lines[0]
     assert "max_trades_per_day" in lines[0]  # did-you-mean
     assert not d.exists()
 
@@ -156,7 +163,8 @@ def test_bad_env_override_when_nan_then_one_line_error_exit2(tmp_path):
         "--headless", "--data-dir", str(tmp_path / "d"), "--duration", "1", MAX_ERROR_RATE="nan"
     )
     assert res.returncode == 2
-    assert "MAX_ERROR_RATE" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "MAX_ERROR_RATE" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
 
 
 def test_config_show_when_secret_in_env_then_redacted_with_sources():
@@ -166,7 +174,8 @@ def test_config_show_when_secret_in_env_then_redacted_with_sources():
     assert res.returncode == 0, res.stderr
     assert "s3cr3t-value" not in res.stdout
     line = next(x for x in res.stdout.splitlines() if x.startswith("risk.max_trades_per_day"))
-    assert "42" in line and "env:MAX_TRADES_PER_DAY" in line
+    assert "42" in line
+    assert "env:MAX_TRADES_PER_DAY" in line
 
 
 def test_env_sample_when_written_to_file_then_documents_every_flag(tmp_path):
@@ -197,7 +206,8 @@ def test_audit_verify_when_row_tampered_then_exit1_naming_row(tmp_path):
     con.execute("UPDATE audit_log SET payload = '{\"forged\":1}' WHERE seq = 3")
     con.close()
     res = run("audit", "verify", "--data-dir", str(d))
-    assert res.returncode == 1 and "seq 3" in res.stdout
+    assert res.returncode == 1
+    assert "seq 3" in res.stdout
 
 
 def test_start_when_db_behind_external_audit_head_then_exit4_naming_file(tmp_path):
@@ -218,7 +228,8 @@ def test_start_when_db_behind_external_audit_head_then_exit4_naming_file(tmp_pat
     before = (d / "cockpit.duckdb").read_bytes()
     res = run("--headless", "--profile", prof, "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4
-    assert "cockpit.duckdb" in res.stderr and "behind the external audit head" in res.stderr
+    assert "cockpit.duckdb" in res.stderr
+    assert "behind the external audit head" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert run("audit", "verify", "--data-dir", str(d)).returncode == 1
     assert (d / "cockpit.duckdb").read_bytes()[:4096] == before[:4096]
@@ -230,4 +241,5 @@ def test_start_when_db_file_corrupt_then_exit4_one_line_naming_file(tmp_path):
     (d / "cockpit.duckdb").write_bytes(b"this is not a duckdb file" * 100)
     res = run("--headless", "--data-dir", str(d), "--duration", "1")
     assert res.returncode == 4, res.stderr
-    assert str(d / "cockpit.duckdb") in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert str(d / "cockpit.duckdb") in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ import duckdb
 from tests.acceptance.helpers import fast_profile, query, run, start, wait_for_log
 
 
-def _stop(p) -> None:  # noqa: ANN001
+def _stop(p) -> None:
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=30) == 0
 
@@ -32,31 +32,39 @@ def test_ops_when_engine_running_and_stopped_then_same_answers(tmp_path: Path) -
         _stop(p)
     assert live["reconcile"].returncode == 0, live["reconcile"].stderr
     rec = json.loads(live["reconcile"].stdout)
-    assert (
-        rec["ok"]
-        and rec["source"] == "manual"
-        and set(rec["mismatches"])
-        >= {"missing_in_db", "missing_in_broker", "status_mismatch", "orphan"}
-    )
+    assert rec["ok"]
+    assert rec["source"] == "manual"
+    assert set(rec["mismatches"]) >= {
+        "missing_in_db",
+        "missing_in_broker",
+        "status_mismatch",
+        "orphan",
+    }
     health = json.loads(live["healthcheck"].stdout)
-    assert live["healthcheck"].returncode == 0 and health["engine_running"]
+    assert live["healthcheck"].returncode == 0
+    assert health["engine_running"]
     assert {c["name"] for c in health["checks"]} >= {
         "venue",
         "outbox",
         "clock_skew",
         "reconciliation",
     }
-    assert verify_live.returncode == 0 and "intact" in verify_live.stdout
-    assert backup.returncode == 0 and (tmp_path / "b.duckdb").exists()
+    assert verify_live.returncode == 0
+    assert "intact" in verify_live.stdout
+    assert backup.returncode == 0
+    assert (tmp_path / "b.duckdb").exists()
 
     # stopped: same commands, same shapes, answered from the DB
     rec2 = run("reconcile", "--data-dir", str(d), "--json")
-    assert rec2.returncode == 0 and json.loads(rec2.stdout)["mismatches"] == rec["mismatches"]
+    assert rec2.returncode == 0
+    assert json.loads(rec2.stdout)["mismatches"] == rec["mismatches"]
     h2 = run("healthcheck", "--data-dir", str(d), "--json")
-    assert h2.returncode == 2 and not json.loads(h2.stdout)["engine_running"]
+    assert h2.returncode == 2
+    assert not json.loads(h2.stdout)["engine_running"]
     assert run("audit", "verify", "--data-dir", str(d)).returncode == 0
     runs = query(d, "SELECT source FROM reconciliation_runs ORDER BY ts_us")
-    assert [r[0] for r in runs][:1] == ["startup"] and ("manual",) in runs
+    assert [r[0] for r in runs][:1] == ["startup"]
+    assert ("manual",) in runs
 
 
 def test_restore_when_backup_verified_then_db_replaced_and_engine_starts(tmp_path: Path) -> None:
@@ -78,7 +86,8 @@ def test_restore_when_backup_verified_then_db_replaced_and_engine_starts(tmp_pat
     con.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
     con.close()
     refused = run("restore", "--data-dir", str(d), str(bad))
-    assert refused.returncode == 2 and "audit chain broken" in refused.stderr
+    assert refused.returncode == 2
+    assert "audit chain broken" in refused.stderr
     ok = run("restore", "--data-dir", str(d), str(tmp_path / "b.duckdb"))
     assert ok.returncode == 0, ok.stderr
     assert list(d.glob("cockpit.duckdb.replaced-*"))
@@ -97,7 +106,8 @@ def test_restore_when_engine_running_then_refused(tmp_path: Path) -> None:
     try:
         wait_for_log(d, "engine running")
         res = run("restore", "--data-dir", str(d), str(tmp_path / "whatever.duckdb"))
-        assert res.returncode == 3 and "stop the engine" in res.stderr
+        assert res.returncode == 3
+        assert "stop the engine" in res.stderr
     finally:
         _stop(p)
 
@@ -116,9 +126,11 @@ def test_control_socket_when_malformed_request_then_error_line_and_engine_lives(
             f.flush()
             answers = json.loads(f.readline())
             if raw.startswith(b'{"cmd": "status"'):
-                assert answers["ok"] and "ticks" in answers["result"]
+                assert answers["ok"]
+                assert "ticks" in answers["result"]
             else:
-                assert not answers["ok"] and answers["error"]
+                assert not answers["ok"]
+                assert answers["error"]
         s.close()
         assert p.poll() is None
     finally:
@@ -146,5 +158,6 @@ def test_start_when_wal_corrupt_then_exit4_naming_file_and_restore_command(tmp_p
     )
     assert res.returncode == 4, res.stderr
     line = res.stderr.strip()
-    assert len(line.splitlines()) == 1 and "cockpit.duckdb" in line
+    assert len(line.splitlines()) == 1
+    assert "cockpit.duckdb" in line
     assert f"cockpit restore --data-dir {d}" in line

@@ -13,14 +13,15 @@ from tests.acceptance.helpers import query, run
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
-import ws_network_harness as harness  # noqa: E402
+import ws_network_harness as harness
 
 
 def test_headless_testnet_with_netsim_faults_then_db_equals_venue(tmp_path: Path) -> None:
     r = harness.run_fault("combined", harness.FAULTS["combined"], 8.0, tmp_path)
     assert r["exit"] == 0, r
     assert r["checks"] == {k: True for k in r["checks"]}, r
-    assert r["orders"] > 0 and r["fills"] >= r["orders"] - 1
+    assert r["orders"] > 0
+    assert r["fills"] >= r["orders"] - 1
     assert r["reconnects"] >= 1  # the disconnects really happened
 
 
@@ -91,7 +92,10 @@ def test_ws_network_harness_when_quick_subset_then_exit0_and_reports(tmp_path: P
     )
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.strip().splitlines()
-    assert lines[0].startswith("baseline") and "correct=yes" in lines[0]
-    assert lines[1].startswith("disconnect") and "correct=yes" in lines[1]
+    assert lines[0].startswith("baseline")
+    assert "correct=yes" in lines[0]
+    assert lines[1].startswith("disconnect")
+    assert "correct=yes" in lines[1]
     summary = json.loads(lines[-1])
-    assert summary["all_correct"] and summary["faults"] == 2
+    assert summary["all_correct"]
+    assert summary["faults"] == 2

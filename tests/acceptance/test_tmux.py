@@ -124,6 +124,7 @@ def test_cockpit_when_tmux_session_killed_then_clean_shutdown_not_a_crash(tmp_pa
         ks = con.execute("SELECT value FROM engine_state WHERE key='kill_switch'").fetchone()
     finally:
         con.close()
-    assert kind == "shutdown" and "SIGHUP" in payload, payload
+    assert kind == "shutdown", payload
+    assert "SIGHUP" in payload, payload
     assert ks is None or ks[0] == "0"  # a hangup is not a UI fault: no kill switch
     assert (d / "metrics" / "metrics.prom").exists()

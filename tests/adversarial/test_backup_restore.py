@@ -29,7 +29,8 @@ def test_backup_when_out_is_the_live_db_while_running_then_refused_and_no_order_
         ino = (d / "cockpit.duckdb").stat().st_ino
         res = run("backup", "--data-dir", str(d), "--out", str(d / "cockpit.duckdb"))
         assert res.returncode == 2, res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1 and "backups" in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert "backups" in res.stderr
         assert (d / "cockpit.duckdb").stat().st_ino == ino
         wait_for_log(d, "order submitted")
     finally:
@@ -54,9 +55,11 @@ def test_backup_when_out_is_inside_the_data_dir_then_refused_and_nothing_changed
     res = run("backup", "--data-dir", str(d), "--out", str(d / target))
     assert res.returncode == 2, res.stderr
     line = res.stderr.strip()
-    assert len(line.splitlines()) == 1 and str(d / "backups") in line
+    assert len(line.splitlines()) == 1
+    assert str(d / "backups") in line
     assert _snapshot(d) == before
-    assert not (d / "fresh.duckdb").exists() and not (d / "logs" / "new.duckdb").exists()
+    assert not (d / "fresh.duckdb").exists()
+    assert not (d / "logs" / "new.duckdb").exists()
 
 
 def test_backup_when_out_exists_then_refused_and_file_unchanged(
@@ -65,7 +68,8 @@ def test_backup_when_out_exists_then_refused_and_file_unchanged(
     precious = tmp_path / "precious.duckdb"
     precious.write_bytes(b"someone else's file")
     res = run("backup", "--data-dir", str(data_dir), "--out", str(precious))
-    assert res.returncode == 2 and "exists" in res.stderr, res.stderr
+    assert res.returncode == 2, res.stderr
+    assert "exists" in res.stderr, res.stderr
     assert precious.read_bytes() == b"someone else's file"
     inside = data_dir / "backups" / "b1.duckdb"
     assert run("backup", "--data-dir", str(data_dir), "--out", str(inside)).returncode == 0
@@ -110,7 +114,8 @@ def test_restore_when_backup_is_the_live_db_then_refused_before_touching_anythin
     before = _snapshot(d)
     res = run("restore", "--data-dir", str(d), str(src))
     assert res.returncode == 2, res.stderr
-    assert len(res.stderr.strip().splitlines()) == 1 and "live" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "live" in res.stderr
     assert _snapshot(d) == before
     assert not list(d.glob("cockpit.duckdb.replaced-*"))
 

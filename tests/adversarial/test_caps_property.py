@@ -255,7 +255,7 @@ BUILD_LONG = [("order", "BTC/USDT", "buy", 1.0, FILLED_AT_ONCE)] * 3  # 3 x 2,00
 # (before the fix: short bound -7,500 USD on a 6,000 cap, each order at full size)
 @example(plan=BUILD_LONG + [("order", "BTC/USDT", "sell", 0.9, HANGS)] * 3)
 # a reducing order is still bounded by MAX_ORDER_NOTIONAL_USD (before: 5,500 USD sent in one)
-@example(plan=BUILD_LONG + [("order", "BTC/USDT", "sell", 1.1, FILLED_AT_ONCE)])
+@example(plan=[*BUILD_LONG, ("order", "BTC/USDT", "sell", 1.1, FILLED_AT_ONCE)])
 def test_orders_when_fills_slow_partial_or_rejected_then_no_cap_is_ever_exceeded(plan):
     venue = ScriptedVenue()
     e = make_engine(venue)

@@ -36,8 +36,11 @@ def test_start_when_profile_kind_differs_from_the_data_dirs_then_refused_exit2(
     res = run(*args, *([mode] if mode == "--headless" else []))
     assert res.returncode == 2, res.stderr
     err = res.stderr.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "testnet" in err and "paper" in err and "--profile testnet" in err
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
+    assert "testnet" in err
+    assert "paper" in err
+    assert "--profile testnet" in err
     assert (d / "cockpit.duckdb").read_bytes() == before
 
 
@@ -49,9 +52,11 @@ def test_reconcile_when_no_profile_given_then_uses_the_recorded_one(
     res = run("reconcile", "--data-dir", str(d), "--json")
     assert res.returncode == 0, res.stdout + res.stderr
     report = json.loads(res.stdout)
-    assert report["ok"] and not report["alerts"], report
+    assert report["ok"], report
+    assert not report["alerts"], report
     last = query(d, "SELECT venue, ok FROM reconciliation_runs ORDER BY ts_us DESC LIMIT 1")[0]
-    assert last[0] != "paper" and last[1] is True
+    assert last[0] != "paper"
+    assert last[1] is True
     health = run("healthcheck", "--data-dir", str(d), "--json")
     checks = {c["name"]: c for c in json.loads(health.stdout)["checks"]}
     assert checks["reconciliation"]["status"] != "failing"
@@ -86,7 +91,7 @@ def _as_nobody(path: Path) -> bool:
 def open_parent() -> Iterator[Path]:
     """A directory in /tmp that user nobody can traverse (pytest's own tmp dirs are 0700)."""
     parent = Path(tempfile.mkdtemp(prefix="cockpit-modes-"))
-    os.chmod(parent, 0o755)
+    os.chmod(parent, 0o755)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
     try:
         yield parent
     finally:
@@ -100,7 +105,7 @@ def test_engine_when_data_dir_world_readable_then_warns_and_every_file_private(
         pytest.skip("needs root and setpriv to act as a second user")
     d = open_parent / "d"
     d.mkdir(mode=0o755)
-    os.chmod(d, 0o755)
+    os.chmod(d, 0o755)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
     eng = start("--headless", "--profile", profile, "--data-dir", str(d))
     try:
         wait_for_log(d, "order submitted")
@@ -113,17 +118,19 @@ def test_engine_when_data_dir_world_readable_then_warns_and_every_file_private(
     finally:
         eng.terminate()
         _, err = eng.communicate(timeout=30)
-    assert "readable by others" in err and str(d) in err
+    assert "readable by others" in err
+    assert str(d) in err
 
 
 def test_live_profile_when_data_dir_group_readable_then_refused(tmp_path: Path) -> None:
     d = tmp_path / "d"
     d.mkdir()
-    os.chmod(d, 0o750)
+    os.chmod(d, 0o750)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
     res = run("--headless", "--profile", "live", "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4, res.stderr
     err = res.stderr.strip()
-    assert len(err.splitlines()) == 1 and f"chmod 700 {d}" in err
+    assert len(err.splitlines()) == 1
+    assert f"chmod 700 {d}" in err
     assert list(d.iterdir()) == []
 
 

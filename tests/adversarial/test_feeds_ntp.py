@@ -120,18 +120,20 @@ def test_paper_run_when_ntp_server_fails_then_readiness_red_logged_once_and_heal
         wait_for_log(d, "NTP source", 10)
         health = run("healthcheck", "--data-dir", str(d), "--json")
     finally:
-        out, err = p.communicate(timeout=60)
+        _out, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
     checks = {c["name"]: c for c in json.loads(health.stdout)["checks"]}
     assert checks["ntp"]["status"] == "degraded", checks
     assert f"127.0.0.1:{ntp.port}" in checks["ntp"]["detail"]
     assert health.returncode == 1
     lines = [r for r in _log(d) if "NTP source" in r["msg"]]
-    assert len(lines) == 1 and lines[0]["level"] == "warning", lines  # once, not per poll
+    assert len(lines) == 1, lines
+    assert lines[0]["level"] == "warning", lines  # once, not per poll
     assert query(d, "SELECT count(*) FROM orders")[0][0] == 0  # readiness red: nothing sent
     reasons = query(d, "SELECT reason FROM gate_events WHERE gate = 'readiness' AND "
                        "action = 'deny' LIMIT 1")  # fmt: skip
-    assert reasons and "ntp" in reasons[0][0]
+    assert reasons
+    assert "ntp" in reasons[0][0]
 
 
 def test_paper_run_when_ntp_server_3s_ahead_then_skew_gate_blocks(tmp_path: Path, responder):
@@ -164,7 +166,9 @@ async def test_ntp_source_when_server_fails_then_recovers_then_one_line_per_chan
                 break
             await asyncio.sleep(0.05)
         ok, detail = src.readiness()
-        assert not ok and f"127.0.0.1:{port}" in detail and src.rounds >= 4
+        assert not ok
+        assert f"127.0.0.1:{port}" in detail
+        assert src.rounds >= 4
         garbage.close()
         await asyncio.sleep(0.05)  # the transport closes at the next loop turn: port free again
         good = SntpTestServer(offset_ms=0.0)
@@ -175,16 +179,19 @@ async def test_ntp_source_when_server_fails_then_recovers_then_one_line_per_chan
                     break
                 await asyncio.sleep(0.05)
             rounds = src.rounds
-            while src.rounds < rounds + 3:
+            while src.rounds < rounds + 3:  # noqa: ASYNC110 - polls a child process / file, no event to wait on
                 await asyncio.sleep(0.05)
         finally:
             good.stop()
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert src.readiness()[0] and clock.skew_measured
+    assert src.readiness()[0]
+    assert clock.skew_measured
     msgs = [r.getMessage() for r in caplog.records if "NTP source" in r.getMessage()]
-    assert len(msgs) == 2 and "failing" in msgs[0] and "answering" in msgs[1], msgs
+    assert len(msgs) == 2, msgs
+    assert "failing" in msgs[0], msgs
+    assert "answering" in msgs[1], msgs
 
 
 # --- feeds against the real venue simulator process (item 11) -----------------------------------
@@ -232,7 +239,7 @@ class VenueChild:
 
 
 @pytest.fixture
-async def feed_rig(tmp_path: Path):  # noqa: ANN201
+async def feed_rig(tmp_path: Path):
     """The real ccxt adapter, engine and feed supervisor against a venue child process."""
     from engine.config.loader import load_config
     from engine.runtime.boot import boot
@@ -266,7 +273,7 @@ async def feed_rig(tmp_path: Path):  # noqa: ANN201
         booted.close("test")
 
 
-async def _wait(pred, timeout: float, what: str) -> None:  # noqa: ANN001
+async def _wait(pred, timeout: float, what: str) -> None:  # noqa: ASYNC109 - the timeout is the function's contract
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, what

@@ -34,7 +34,8 @@ def test_start_when_totp_enrolled_and_key_missing_or_wrong_then_exit2_one_line(
     args = ["--profile", "paper", "--data-dir", str(d), "--duration", "2"]
     res = run(*args, *([mode] if mode == "--headless" else []), **env)
     assert res.returncode == 2, res.stderr
-    assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
     assert KEY_ENV in res.stderr
     assert not (d / "cockpit.duckdb").exists()  # refused before the DB was even opened
 
@@ -62,8 +63,10 @@ def test_tui_engine_when_started_once_with_wrong_key_then_right_key_shows_no_dec
     try:
         snap = right.snapshot
         assert snap is not None
-        assert "decrypt" not in snap.kill_reason and not snap.kill_switch
-        assert right.api is not None and right.api.totp.enrolled
+        assert "decrypt" not in snap.kill_reason
+        assert not snap.kill_switch
+        assert right.api is not None
+        assert right.api.totp.enrolled
     finally:
         right.stop("test")
 
@@ -89,8 +92,10 @@ def test_tui_engine_when_older_release_armed_kill_switch_on_bad_key_then_banner_
     again.start()
     try:
         snap = again.snapshot
-        assert snap is not None and snap.kill_switch
-        assert "decrypt" not in snap.kill_reason and "current key opens it" in snap.kill_reason
+        assert snap is not None
+        assert snap.kill_switch
+        assert "decrypt" not in snap.kill_reason
+        assert "current key opens it" in snap.kill_reason
     finally:
         again.stop("test")
 
@@ -105,5 +110,7 @@ def test_headless_when_2fa_was_enrolled_and_keystore_deleted_then_exit2_one_line
     (d / "secrets" / "keyring.enc").unlink()
     res = run("--headless", "--profile", "paper", "--data-dir", str(d), "--duration", "1",
               **{KEY_ENV: key})  # fmt: skip
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    assert res.stderr.count("\n") == 1 and "2FA was enrolled" in res.stderr
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.count("\n") == 1
+    assert "2FA was enrolled" in res.stderr

@@ -36,7 +36,8 @@ def _killed_mid_run(d: Path, profile: str) -> bytes:
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=10)
     wal = d / "cockpit.duckdb.wal"
-    assert wal.exists() and wal.stat().st_size > 0
+    assert wal.exists()
+    assert wal.stat().st_size > 0
     return wal.read_bytes()
 
 
@@ -56,9 +57,12 @@ def test_start_when_wal_header_damaged_then_refused_wal_kept_and_nothing_lost(
     res = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4, res.stderr
     line = _one_line(res)
-    assert RESTORE in line and "cockpit.duckdb" in line
+    assert RESTORE in line
+    assert "cockpit.duckdb" in line
     kept = list(d.glob("cockpit.duckdb.wal.corrupt.*"))
-    assert len(kept) == 1 and kept[0].read_bytes() == damaged and kept[0].name in line
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == damaged
+    assert kept[0].name in line
     # the refused start changed nothing: with the good WAL back, every committed row is there
     (d / "cockpit.duckdb.wal").write_bytes(good)
     ok = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
@@ -76,7 +80,8 @@ def test_start_when_wal_damaged_and_head_missing_then_refused_not_started_empty(
     res = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4, res.stderr
     line = _one_line(res)
-    assert "head.json" in line and RESTORE in line
+    assert "head.json" in line
+    assert RESTORE in line
     assert list(d.glob("cockpit.duckdb.wal.corrupt.*"))
 
 
@@ -89,7 +94,8 @@ def test_start_when_db_older_than_intent_journal_then_refused(data_dir: Path, pr
     res = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4, res.stderr
     line = _one_line(res)
-    assert "intent journal" in line and RESTORE in line
+    assert "intent journal" in line
+    assert RESTORE in line
     assert (d / "cockpit.duckdb").read_bytes() == before
 
 
@@ -148,7 +154,8 @@ def test_commands_when_db_damaged_then_one_line_with_restore_and_code(
         assert RESTORE in _one_line(res)
     health = run("healthcheck", "--data-dir", str(d))
     assert health.returncode == 2, health.stderr
-    assert "Traceback" not in health.stderr and "database" in health.stdout
+    assert "Traceback" not in health.stderr
+    assert "database" in health.stdout
 
 
 def test_start_when_journal_has_crc_valid_malformed_record_then_quarantined_and_started(
@@ -169,11 +176,14 @@ def test_start_when_journal_has_crc_valid_malformed_record_then_quarantined_and_
     res = run("--headless", "--profile", "testnet", "--duration", "2", "--data-dir", str(d))
     assert res.returncode == 0, res.stderr
     line = [ln for ln in res.stderr.splitlines() if "intents.bin" in ln]
-    assert len(line) == 1 and "moved to" in line[0], res.stderr
+    assert len(line) == 1, res.stderr
+    assert "moved to" in line[0], res.stderr
     aside = list(d.glob("journal/intents.bin.corrupt.*"))
-    assert len(aside) == 1 and payload in aside[0].read_bytes()
+    assert len(aside) == 1
+    assert payload in aside[0].read_bytes()
     again = run("--headless", "--profile", "testnet", "--duration", "1", "--data-dir", str(d))
-    assert again.returncode == 0 and "intents.bin" not in again.stderr, again.stderr
+    assert again.returncode == 0, again.stderr
+    assert "intents.bin" not in again.stderr, again.stderr
 
 
 # --- a full disk (a real, small tmpfs) -------------------------------------------------------
@@ -213,7 +223,9 @@ def test_start_when_disk_full_then_exit4_naming_file(small_fs: Path, profile: st
     res = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4, res.stderr
     line = _one_line(res)
-    assert str(d) in line and "space" in line.lower() and "cannot rollback" not in line
+    assert str(d) in line
+    assert "space" in line.lower()
+    assert "cannot rollback" not in line
 
 
 def test_run_when_disk_fills_then_halts_quietly_and_restart_comes_up_armed(
@@ -237,4 +249,5 @@ def test_run_when_disk_fills_then_halts_quietly_and_restart_comes_up_armed(
     again = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
     assert again.returncode == 0, again.stderr
     state = dict(query(d, "SELECT key, value FROM engine_state"))
-    assert state["kill_switch"] == "1" and "halted" in state["kill_reason"]
+    assert state["kill_switch"] == "1"
+    assert "halted" in state["kill_reason"]

@@ -24,18 +24,18 @@ from tests.venue.conftest import rig_factory, until  # noqa: F401 (fixture)
 TTL_MS = 1500.0  # the documented default of oms.decision_ttl_ms
 
 
-def _order(e, qty: str = "0.001", symbol: str = "BTC/USDT", side: str = "buy") -> SubmitOrder:  # noqa: ANN001
+def _order(e, qty: str = "0.001", symbol: str = "BTC/USDT", side: str = "buy") -> SubmitOrder:
     return SubmitOrder(decision_id=e.ids.next(), symbol=symbol, side=side,  # type: ignore[arg-type]
                        qty_e8=to_e8(qty), ts_us=e.clock.now_us())  # fmt: skip
 
 
-async def _inject(rig, status: int, retry_after_s: int, msg: str) -> None:  # noqa: ANN001
+async def _inject(rig, status: int, retry_after_s: int, msg: str) -> None:
     await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
                                "kind": "binance_error", "status": status, "code": -1003,
                                "msg": msg, "retry_after_s": retry_after_s})  # fmt: skip
 
 
-def _gate(e, name: str):  # noqa: ANN001, ANN202
+def _gate(e, name: str):
     e.gates.refresh(e.clock.now_us())
     return e.gates.states.get(name)
 
@@ -62,14 +62,18 @@ async def test_orders_when_venue_answers_429_then_418_then_no_stale_send_gate_bl
     await asyncio.sleep(0.3)  # the 429 is in: the adapter backs off for 1 s
     during_429 = [submit() for _ in range(3)]
     st = _gate(e, "venue_throttle")
-    assert st is not None and st.active, "no gate blocks new orders during a rate-limit back-off"
-    assert "429" in st.reason and "ban" not in st.reason.lower()
+    assert st is not None, "no gate blocks new orders during a rate-limit back-off"
+    assert st.active, "no gate blocks new orders during a rate-limit back-off"
+    assert "429" in st.reason
+    assert "ban" not in st.reason.lower()
     assert e.metrics.registry.get_sample_value("gate_venue_throttle_active") == 1
     assert all(not r.ok and "venue_throttle" in r.message for r in during_429)  # type: ignore[attr-defined]
 
     await until(lambda: "418" in (_gate(e, "venue_throttle").reason or ""), 5, "the 418")
     st = _gate(e, "venue_throttle")
-    assert st.active and "BANNED" in st.reason and "until" in st.reason
+    assert st.active
+    assert "BANNED" in st.reason
+    assert "until" in st.reason
     assert re.search(r"\d\d:\d\d:\d\d", st.reason), st.reason  # until-when, readable
     assert not submit().ok  # type: ignore[attr-defined]
 
@@ -90,8 +94,10 @@ async def test_orders_when_venue_answers_429_then_418_then_no_stale_send_gate_bl
     assert after.ref in sent  # type: ignore[attr-defined]
     # the order queued through the back-off expired before it ever left: closed, counted, audited
     o = e.orders[first.ref]  # type: ignore[attr-defined]
-    assert first.ref not in sent and o.status == oms.REJECTED  # type: ignore[attr-defined]
-    assert "decision expired before send" in o.reason and "TTL" in o.reason
+    assert first.ref not in sent
+    assert o.status == oms.REJECTED
+    assert "decision expired before send" in o.reason
+    assert "TTL" in o.reason
     reg = e.metrics.registry
     assert reg.get_sample_value("orders_error_total", {"reason": "decision_expired"}) == 1
     rig.booted.flush()
@@ -114,7 +120,9 @@ async def test_ip_ban_when_venue_bans_then_every_request_refused_until_it_ends_a
     assert res.ok
     await until(lambda: rig.venue.throttle() is not None, 5, "the ban")
     t = rig.venue.throttle()
-    assert t is not None and t.kind == "ban" and "BANNED" in t.reason
+    assert t is not None
+    assert t.kind == "ban"
+    assert "BANNED" in t.reason
     assert 2_000_000 <= t.until_us - e.clock.now_us() <= 3_500_000  # Retry-After / "until" ms
     # the ban outlasts the decision's TTL: the queued order is closed at once, never sent
     await until(lambda: e.orders[res.ref].status == oms.REJECTED, 5, "expired before send")
@@ -136,11 +144,13 @@ async def test_418_when_no_retry_after_then_long_ban_assumed(rig_factory):  # no
     res = e.submit(_order(e))
     await until(lambda: rig.venue.throttle() is not None, 5, "the ban")
     t = rig.venue.throttle()
-    assert t is not None and t.kind == "ban"
+    assert t is not None
+    assert t.kind == "ban"
     assert t.until_us - e.clock.now_us() > 100_000_000  # 120 s: a short guess earns a longer ban
     await until(lambda: e.orders[res.ref].status == oms.REJECTED, 5, "expired before send")
     st = _gate(e, "venue_throttle")
-    assert st.active and "HTTP 418" in st.reason
+    assert st.active
+    assert "HTTP 418" in st.reason
 
 
 async def test_send_when_outcome_unknown_past_the_ttl_then_resolved_by_query_never_expired(
@@ -160,7 +170,8 @@ async def test_send_when_outcome_unknown_past_the_ttl_then_resolved_by_query_nev
     await asyncio.sleep(2.0)  # well past the TTL
     await rig.settle()
     o = e.orders[res.ref]
-    assert o.status == oms.FILLED and "expired" not in o.reason, (o.status, o.reason)
+    assert o.status == oms.FILLED, (o.status, o.reason)
+    assert "expired" not in o.reason, (o.status, o.reason)
     cids = [x["clientOrderId"] for x in (await rig.venue_state())["orders"]]
     assert cids == [res.ref]
 
@@ -172,7 +183,8 @@ async def test_order_when_below_venue_min_notional_then_denied_before_send(rig_f
     qty = f"{max(0.00001, 2 * SCALE / e.mid_e8('BTC/USDT')):.5f}"  # about 2 USDT (minimum: 5)
     res = e.submit(_order(e, qty))
     assert not res.ok, "an order below the venue's minimum notional was sent"
-    assert "venue_limits" in res.message and "minimum notional" in res.message
+    assert "venue_limits" in res.message
+    assert "minimum notional" in res.message
     assert "\n" not in res.message
     await asyncio.sleep(0.3)
     assert not (await rig.venue_state())["orders"]
@@ -186,7 +198,8 @@ async def test_order_when_qty_off_the_venue_step_then_rounded_down_and_filled(ri
     assert res.ok, res.message
     await rig.settle()
     o = e.orders[res.ref]
-    assert o.qty_e8 == to_e8("0.00123") and o.status == oms.FILLED, (o.qty_e8, o.status, o.reason)
+    assert o.qty_e8 == to_e8("0.00123"), (o.qty_e8, o.status, o.reason)
+    assert o.status == oms.FILLED, (o.qty_e8, o.status, o.reason)
 
 
 def _metric(prom: Path, name: str, labels: str) -> float:
@@ -210,14 +223,14 @@ def test_second_run_when_max_trades_per_day_reached_then_no_more_orders_same_utc
     second = run(*args, "--duration", "6", **env)
     assert second.returncode == 0, second.stderr
     day_start_us = int(t0 // 86_400) * 86_400 * 1_000_000
-    n = query(d, f"SELECT count(*) FROM orders WHERE created_us >= {day_start_us}")[0][0]
+    n = query(d, f"SELECT count(*) FROM orders WHERE created_us >= {day_start_us}")[0][0]  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
     assert n == 6, f"{n} orders in one UTC day with MAX_TRADES_PER_DAY=6 (limit reset on restart)"
     prom = d / "metrics" / "metrics.prom"
     account = 500  # budget_orders_per_day_account default
     assert _metric(prom, "daily_budget_left", 'scope="account"') == account - 6
 
 
-def _round_trip(b, qty: str = "0.01") -> None:  # noqa: ANN001
+def _round_trip(b, qty: str = "0.01") -> None:
     """Buy then sell on paper: a realized loss (spread and fees) that moves equity."""
     from tests.conftest import feed
 

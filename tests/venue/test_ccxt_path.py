@@ -15,7 +15,7 @@ from engine.trading import oms
 from tests.venue.conftest import until
 
 
-def order(e, symbol="BTC/USDT", side="buy", qty="0.001", did=None, **kw):  # noqa: ANN001, ANN003
+def order(e, symbol="BTC/USDT", side="buy", qty="0.001", did=None, **kw):
     return SubmitOrder(
         decision_id=did or e.ids.next(), symbol=symbol, side=side, qty_e8=to_e8(qty), **kw
     )
@@ -40,10 +40,12 @@ async def test_market_order_when_filled_then_db_fills_equal_venue_trades(rig_fac
         (tid, q)
         for tid, q in rig.booted.con.execute("SELECT trade_id, qty_e8 FROM fills").fetchall()
     )
-    assert [t for t, _ in venue] == [t for t, _ in db] and venue
+    assert [t for t, _ in venue] == [t for t, _ in db]
+    assert venue
     assert [to_e8(q) for _, q in venue] == [q for _, q in db]
     assert all(len(venue_orders(state, c)) == 1 for c in cids)
-    assert set(rig.guard.dialled) == {"127.0.0.1"} and not rig.guard.blocked
+    assert set(rig.guard.dialled) == {"127.0.0.1"}
+    assert not rig.guard.blocked
 
 
 async def test_limit_order_when_canceled_then_canceled_at_venue(rig_factory):
@@ -70,7 +72,8 @@ async def test_duplicate_client_id_when_order_already_live_then_adopted_not_rese
         "BTC/USDT", "limit", "buy", 0.001, px / 1e8, {"newClientOrderId": cid}
     )
     res = e.submit(order(e, did="dup-7", order_type="limit", limit_price_e8=px))
-    assert res.ok and res.ref == cid
+    assert res.ok
+    assert res.ref == cid
     await until(
         lambda: e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id,
         what="adopted",
@@ -108,7 +111,8 @@ async def test_skew_gate_when_venue_clock_3s_off_then_new_orders_blocked(rig_fac
     await rig.admin("clock", {"offset_ms": 3000})
     await rig.venue.resync_clock()
     res = e.submit(order(e))
-    assert not res.ok and "clock_skew" in res.message
+    assert not res.ok
+    assert "clock_skew" in res.message
     await rig.admin("clock", {"offset_ms": 0})
 
 
@@ -217,13 +221,16 @@ async def test_filter_failures_when_submitted_then_terminal_reject_with_venue_te
     e = rig.engine
     await rig.quotes_ready()
     notional = e.submit(order(e, qty="0.00005"))  # ~3 USDT < NOTIONAL 5: stopped before send
-    assert not notional.ok and "minimum notional" in notional.message
+    assert not notional.ok
+    assert "minimum notional" in notional.message
     broke = e.submit(order(e, side="sell", qty="500"))  # more BTC than the account holds
     await rig.settle()
     b = e.orders[broke.ref]
-    assert b.status == oms.REJECTED and "insufficient balance" in b.reason.lower()
+    assert b.status == oms.REJECTED
+    assert "insufficient balance" in b.reason.lower()
     state = await rig.venue_state()
-    assert venue_orders(state, broke.ref) == [] and not state["orders"]
+    assert venue_orders(state, broke.ref) == []
+    assert not state["orders"]
 
 
 async def test_bad_credentials_when_order_sent_then_rejected_and_trading_halted(rig_factory):
@@ -233,7 +240,8 @@ async def test_bad_credentials_when_order_sent_then_rejected_and_trading_halted(
     rig.venue.ex.secret = "not-the-secret"
     res = e.submit(order(e))
     await until(lambda: e.orders[res.ref].status == oms.REJECTED, what="reject")
-    assert e.halted_reason and e.risk.kill_switch
+    assert e.halted_reason
+    assert e.risk.kill_switch
     assert not e.submit(order(e, side="sell")).ok
 
 
@@ -274,5 +282,6 @@ async def test_order_when_book_gap_open_then_denied_by_stale_data_gate(rig_facto
     await rig.quotes_ready()
     e.market_blocked.block("ETH/USDT", "book", "ETH/USDT: order book gap, resyncing")
     res = e.submit(order(e, "ETH/USDT"))
-    assert not res.ok and "order book gap" in res.message
+    assert not res.ok
+    assert "order book gap" in res.message
     await asyncio.sleep(0)

@@ -26,7 +26,8 @@ async def test_egress_guard_when_offline_and_real_binance_urls_then_blocked_befo
         with pytest.raises(ccxtpro.NetworkError) as err:
             await ex.load_markets()
         assert "testnet.binance.vision" in str(err.value)
-        assert guard.blocked["testnet.binance.vision"] >= 1 and not guard.dialled
+        assert guard.blocked["testnet.binance.vision"] >= 1
+        assert not guard.dialled
         assert all(not is_loopback(h) for h in guard.blocked)
     finally:
         await ex.close()
@@ -36,7 +37,8 @@ async def test_egress_guard_when_offline_and_real_binance_urls_then_blocked_befo
 def test_netsim_when_live_profile_then_refused_with_one_line_error() -> None:
     with pytest.raises(ConfigError) as err:
         load_config("live", env={"NET_SIM_DISCONNECT_INTERVAL_S": "5"})
-    assert "NET_SIM_DISCONNECT_INTERVAL_S" in str(err.value) and "live" in str(err.value)
+    assert "NET_SIM_DISCONNECT_INTERVAL_S" in str(err.value)
+    assert "live" in str(err.value)
     assert load_config("testnet", env={"NET_SIM_DROP_RATE": "0.1"}).netsim.drop_rate == 0.1
 
 
@@ -44,7 +46,8 @@ def test_testnet_key_when_equal_to_live_key_then_refused() -> None:
     cfg = load_config("testnet", env={"API_KEY": "same-key"})
     with pytest.raises(ConfigError) as err:
         check_testnet_keys(cfg, {"LIVE_API_KEY": "same-key"})
-    assert "live key" in str(err.value) and "same-key" not in str(err.value)
+    assert "live key" in str(err.value)
+    assert "same-key" not in str(err.value)
     check_testnet_keys(cfg, {"LIVE_API_KEY": "other"})
 
 

@@ -12,12 +12,12 @@ from engine.trading import oms
 from tests.venue.conftest import until
 
 
-def order(e, symbol="BTC/USDT", side="buy", qty=None, **kw):  # noqa: ANN001, ANN003
+def order(e, symbol="BTC/USDT", side="buy", qty=None, **kw):
     qty = qty or ("0.01" if symbol == "ETH/USDT" else "0.001")  # above the 5 USDT NOTIONAL
     return SubmitOrder(decision_id=e.ids.next(), symbol=symbol, side=side, qty_e8=to_e8(qty), **kw)
 
 
-def far_bid(e, symbol="BTC/USDT") -> int:  # noqa: ANN001
+def far_bid(e, symbol="BTC/USDT") -> int:
     bid = e.quotes[symbol][0]
     return (bid - bid // 20) // 1_000_000 * 1_000_000
 
@@ -31,8 +31,10 @@ async def test_reconcile_when_venue_has_our_order_unknown_to_db_then_adopted(rig
         "BTC/USDT", "limit", "buy", 0.001, far_bid(e) / 1e8, {"newClientOrderId": cid}
     )
     report = await Reconciler(e, grace_s=0.2).run("manual")
-    assert report["mismatches"]["missing_in_db"] == 1 and report["ok"]
-    assert e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id
+    assert report["mismatches"]["missing_in_db"] == 1
+    assert report["ok"]
+    assert e.orders[cid].status == oms.ACCEPTED
+    assert e.orders[cid].venue_order_id
 
 
 async def _foreign_order_found(rig_factory: Any, client_id: str) -> tuple[Any, dict[str, Any]]:
@@ -53,17 +55,21 @@ async def _foreign_order_found(rig_factory: Any, client_id: str) -> tuple[Any, d
 async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts(rig_factory):
     rig, report = await _foreign_order_found(rig_factory, "manual-by-human-1")
     e = rig.engine
-    assert report["mismatches"]["orphan"] == 1 and not report["ok"]
-    assert "ETH/USDT" in e.market_blocked and e.risk.safe_mode  # fail closed
+    assert report["mismatches"]["orphan"] == 1
+    assert not report["ok"]
+    assert "ETH/USDT" in e.market_blocked
+    assert e.risk.safe_mode
     e.set_safe_mode(False, "op", "reviewed")
     res = e.submit(order(e, "ETH/USDT"))
-    assert not res.ok and "orphan" in res.message
+    assert not res.ok
+    assert "orphan" in res.message
     assert e.submit(order(e, "BTC/USDT")).ok  # other symbols still trade
     assert not e.acknowledge_orphans("SOL/USDT", "op").ok  # nothing to acknowledge there
     assert e.acknowledge_orphans("ETH/USDT", "op", "human order, known").ok
     assert e.submit(order(e, "ETH/USDT")).ok
     again = await Reconciler(e, grace_s=0.2).run("periodic")  # a fresh reconciler (a restart)
-    assert "ETH/USDT" not in e.market_blocked and again["mismatches"]["orphan"] == 0
+    assert "ETH/USDT" not in e.market_blocked
+    assert again["mismatches"]["orphan"] == 0
     assert "acked_orphans" in e.batch.upsert["engine_state"]  # persisted with the next flush
 
 
@@ -77,7 +83,8 @@ async def test_reconcile_when_venue_canceled_behind_our_back_then_status_adopted
     await rig.venue.ex.cancel_order(None, "BTC/USDT", {"origClientOrderId": res.ref})
     assert e.orders[res.ref].status == oms.ACCEPTED
     report = await Reconciler(e, grace_s=0.2).run("periodic")
-    assert report["mismatches"]["status_mismatch"] == 1 and report["ok"]
+    assert report["mismatches"]["status_mismatch"] == 1
+    assert report["ok"]
     assert e.orders[res.ref].status == oms.CANCELED
 
 
@@ -89,7 +96,7 @@ async def test_reconcile_when_fill_missed_while_deaf_then_recorded_once(rig_fact
     venue = rig.venue
     real_apply = venue._apply_response
 
-    def ack_only(o, info):  # noqa: ANN001 - the answer carried fills we never got to apply
+    def ack_only(o, info):
         real_apply(o, {**info, "fills": [], "status": "NEW", "executedQty": "0"})
 
     venue._apply_response = ack_only
@@ -100,7 +107,8 @@ async def test_reconcile_when_fill_missed_while_deaf_then_recorded_once(rig_fact
     report = await r.run("manual")
     o = e.orders[res.ref]
     assert report["mismatches"]["missing_fill"] >= 1
-    assert o.status == oms.FILLED and e.positions["BTC/USDT"].qty_e8 == pos_before + o.qty_e8
+    assert o.status == oms.FILLED
+    assert e.positions["BTC/USDT"].qty_e8 == pos_before + o.qty_e8
     again = await r.run("manual")
     assert again["mismatches"]["missing_fill"] == 0  # recorded once
     rig.booted.flush()
@@ -125,7 +133,8 @@ async def test_reconcile_when_balance_differs_then_position_mismatch_safe_mode(r
     )
     await rig.admin("balances", {"BTC": str(btc + 1.0)})  # someone moved funds
     report = await r.run("periodic")
-    assert report["mismatches"]["position_mismatch"] == 1 and not report["ok"]
+    assert report["mismatches"]["position_mismatch"] == 1
+    assert not report["ok"]
     assert e.risk.safe_mode
     assert res.ok
 
@@ -159,9 +168,11 @@ async def test_unresolved_intent_when_max_open_positions_then_counts_as_exposure
         {"method": "POST", "path": "/api/v3/order", "count": 1, "kind": "delay", "delay_ms": 1500},
     )
     first = e.submit(order(e, "BTC/USDT"))
-    assert first.ok and e.orders[first.ref].status == oms.SUBMITTED
+    assert first.ok
+    assert e.orders[first.ref].status == oms.SUBMITTED
     second = e.submit(order(e, "SOL/USDT", qty="0.1"))
-    assert not second.ok and "max_open_positions" in second.message
+    assert not second.ok
+    assert "max_open_positions" in second.message
     await rig.settle()
 
 
@@ -208,4 +219,5 @@ async def test_reconcile_when_book_resyncs_after_orphan_found_then_symbol_stays_
     assert "orphan" in e.market_blocked.get("ETH/USDT", "")
     e.set_safe_mode(False, "op", "reviewed")
     res = e.submit(order(e, "ETH/USDT"))
-    assert not res.ok and "orphan" in res.message
+    assert not res.ok
+    assert "orphan" in res.message

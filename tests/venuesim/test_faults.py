@@ -84,7 +84,8 @@ async def test_create_order_when_accepted_late_then_timeout_but_order_exists(
     with pytest.raises(ccxt.RequestTimeout):
         await ex.create_order("BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "late-1"})
     got = await ex.fetch_order(None, "BTC/USDT", params={"clientOrderId": "late-1"})
-    assert got["status"] == "closed" and got["filled"] == 0.01
+    assert got["status"] == "closed"
+    assert got["filled"] == 0.01
 
 
 async def test_fetch_balance_when_injected_503_then_exchange_not_available(
@@ -127,4 +128,5 @@ async def test_fetch_time_when_delay_injected_then_reply_is_late(ex: Any, admin:
 
 async def test_admin_inject_when_kind_unknown_then_400(admin: Any) -> None:
     status, body = await admin("POST", "/admin/inject", {"kind": "nope"})
-    assert status == 400 and body["code"] == -1100
+    assert status == 400
+    assert body["code"] == -1100

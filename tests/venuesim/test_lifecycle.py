@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,12 +52,14 @@ async def test_restart_when_same_state_dir_then_orders_trades_balances_kept_and_
     ex = await _client(await v2.start())
     try:
         after = await ex.fetch_balance()
-        assert after["BTC"] == before["BTC"] and after["USDT"] == before["USDT"]
+        assert after["BTC"] == before["BTC"]
+        assert after["USDT"] == before["USDT"]
         assert after["USDT"]["used"] > 0  # the resting order's lock survived
         opened = await ex.fetch_open_orders("BTC/USDT")
         assert [o["id"] for o in opened] == [resting["id"]]
         got = await ex.fetch_order(None, "BTC/USDT", params={"clientOrderId": "p-1"})
-        assert got["id"] == filled["id"] and got["status"] == "closed"
+        assert got["id"] == filled["id"]
+        assert got["status"] == "closed"
         assert [t["id"] for t in await ex.fetch_my_trades("BTC/USDT")] == [
             t["id"] for t in trades_before
         ]
@@ -73,8 +76,8 @@ async def test_restart_when_same_state_dir_then_orders_trades_balances_kept_and_
 
 async def test_start_when_host_not_loopback_then_refused(tmp_path: Path) -> None:
     v = VenueSim(tmp_path)
-    with pytest.raises(ValueError, match="127.0.0.1"):
-        await v.start(host="0.0.0.0")
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+        await v.start(host="0.0.0.0")  # noqa: S104 - the simulator binds where it is told; tests use 127.0.0.1
     await v.stop()
 
 
@@ -102,10 +105,11 @@ def _spawn(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:
 
 async def _wait_port(port_file: Path, proc: subprocess.Popen[bytes]) -> int:
     deadline = time.monotonic() + 15
-    while not port_file.exists():
-        assert proc.poll() is None and time.monotonic() < deadline
+    while not port_file.exists():  # noqa: ASYNC240 - start-up only, a local file
+        assert proc.poll() is None
+        assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    return int(port_file.read_text())
+    return int(port_file.read_text())  # noqa: ASYNC240 - start-up only, a local file
 
 
 async def test_cli_when_max_lifetime_elapses_then_port_file_written_and_process_exits(
@@ -152,7 +156,7 @@ async def test_cli_when_parent_dies_then_exits_with_parent(tmp_path: Path) -> No
         f"{sys.executable} -m venuesim --state {tmp_path / 'st'} --port-file {port_file} "
         f"--ticks-per-second 5 --max-lifetime 60 --exit-with-parent & echo $!; wait"
     )
-    shell = subprocess.Popen(["sh", "-c", cmd], cwd=ROOT, stdout=subprocess.PIPE)
+    shell = subprocess.Popen(["sh", "-c", cmd], cwd=ROOT, stdout=subprocess.PIPE)  # noqa: ASYNC220 - Popen returns at once; the child runs on its own
     assert shell.stdout is not None
     child = int(shell.stdout.readline())
     try:
@@ -168,7 +172,5 @@ async def test_cli_when_parent_dies_then_exits_with_parent(tmp_path: Path) -> No
         else:
             pytest.fail("simulator outlived its parent")
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

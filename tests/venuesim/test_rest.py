@@ -14,9 +14,13 @@ pytestmark = pytest.mark.asyncio
 
 async def test_load_markets_when_spot_only_recipe_then_markets_carry_filters(ex: Any) -> None:
     m = ex.market("BTC/USDT")
-    assert m["spot"] and m["active"] and m["type"] == "spot"
-    assert m["precision"]["price"] == 0.01 and m["precision"]["amount"] == 0.00001
-    assert m["limits"]["cost"]["min"] == 5.0 and m["limits"]["amount"]["min"] == 0.00001
+    assert m["spot"]
+    assert m["active"]
+    assert m["type"] == "spot"
+    assert m["precision"]["price"] == 0.01
+    assert m["precision"]["amount"] == 0.00001
+    assert m["limits"]["cost"]["min"] == 5.0
+    assert m["limits"]["amount"]["min"] == 0.00001
     assert set(ex.markets) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
     assert ex.market("SOL/USDT")["precision"]["price"] == 0.001
 
@@ -26,12 +30,16 @@ async def test_create_market_buy_when_full_response_then_fills_and_balances_move
 ) -> None:
     before = await ex.fetch_balance()
     o = await ex.create_order("BTC/USDT", "market", "buy", 0.02, params={"clientOrderId": "m-1"})
-    assert o["status"] == "closed" and o["filled"] == 0.02 and o["clientOrderId"] == "m-1"
+    assert o["status"] == "closed"
+    assert o["filled"] == 0.02
+    assert o["clientOrderId"] == "m-1"
     fills = o["info"]["fills"]
-    assert fills and all(
+    assert fills
+    assert all(
         {"price", "qty", "commission", "commissionAsset", "tradeId"} <= set(f) for f in fills
     )
-    assert o["fee"]["currency"] == "BTC" and o["fee"]["cost"] == pytest.approx(0.00002)
+    assert o["fee"]["currency"] == "BTC"
+    assert o["fee"]["cost"] == pytest.approx(0.00002)
     after = await ex.fetch_balance()
     assert after["BTC"]["free"] == pytest.approx(before["BTC"]["free"] + 0.02 - 0.00002)
     assert after["USDT"]["free"] == pytest.approx(before["USDT"]["free"] - o["cost"], abs=1e-6)
@@ -42,7 +50,8 @@ async def test_create_market_order_when_larger_than_depth_then_remainder_expires
 ) -> None:
     await admin("POST", "/admin/balances", {"BTC": "1000"})
     o = await ex.create_order("BTC/USDT", "market", "sell", 900.0, params={"clientOrderId": "big"})
-    assert o["status"] == "expired" and 0 < o["filled"] < 900.0
+    assert o["status"] == "expired"
+    assert 0 < o["filled"] < 900.0
     assert len(o["info"]["fills"]) > 1  # walked several levels, one trade per level
     prices = [float(f["price"]) for f in o["info"]["fills"]]
     assert prices == sorted(prices, reverse=True)
@@ -54,7 +63,8 @@ async def test_create_market_buy_when_quote_order_qty_then_spends_about_that_muc
     o = await ex.create_order(
         "ETH/USDT", "market", "buy", None, params={"quoteOrderQty": 1000, "clientOrderId": "q-1"}
     )
-    assert o["status"] == "closed" and 990 < o["cost"] <= 1000
+    assert o["status"] == "closed"
+    assert 990 < o["cost"] <= 1000
 
 
 async def test_create_limit_order_when_resting_then_locked_and_cancel_returns_original_id(
@@ -65,15 +75,18 @@ async def test_create_limit_order_when_resting_then_locked_and_cancel_returns_or
     o = await ex.create_order(
         "BTC/USDT", "limit", "buy", 0.01, price, params={"clientOrderId": "l-1"}
     )
-    assert o["status"] == "open" and o["info"]["fills"] == []
+    assert o["status"] == "open"
+    assert o["info"]["fills"] == []
     bal = await ex.fetch_balance()
     assert bal["USDT"]["used"] == pytest.approx(price * 0.01, abs=0.01)
     opened = await ex.fetch_open_orders("BTC/USDT")
     assert [x["clientOrderId"] for x in opened] == ["l-1"]
     got = await ex.fetch_order(None, "BTC/USDT", params={"clientOrderId": "l-1"})
-    assert got["id"] == o["id"] and got["status"] == "open"
+    assert got["id"] == o["id"]
+    assert got["status"] == "open"
     c = await ex.cancel_order(o["id"], "BTC/USDT")
-    assert c["status"] == "canceled" and c["info"]["origClientOrderId"] == "l-1"
+    assert c["status"] == "canceled"
+    assert c["info"]["origClientOrderId"] == "l-1"
     assert (await ex.fetch_balance())["USDT"]["used"] == 0.0
     assert await ex.fetch_open_orders("BTC/USDT") == []
     with pytest.raises(ccxt.OrderNotFound):
@@ -93,7 +106,8 @@ async def test_create_limit_order_when_marketable_then_takes_and_rests_remainder
     o = await ex.create_order(
         "SOL/USDT", "limit", "buy", qty, price, params={"clientOrderId": "x-1"}
     )
-    assert o["status"] in ("open", "closed") and o["filled"] > 0
+    assert o["status"] in ("open", "closed")
+    assert o["filled"] > 0
     if o["status"] == "open":
         assert o["remaining"] > 0
         await ex.cancel_order(o["id"], "SOL/USDT")
@@ -107,7 +121,8 @@ async def test_fetch_my_trades_when_orders_filled_then_trades_match_venue_state(
     trades = await ex.fetch_my_trades("ETH/USDT")
     _, state = await admin("GET", "/admin/state")
     venue_ids = {t["id"] for t in state["trades"] if t["symbol"] == "ETHUSDT"}
-    assert {int(t["id"]) for t in trades} == venue_ids and len(trades) >= 2
+    assert {int(t["id"]) for t in trades} == venue_ids
+    assert len(trades) >= 2
     assert {t["side"] for t in trades} == {"buy", "sell"}
     assert all(t["info"]["isMaker"] is False for t in trades)
 
@@ -126,7 +141,8 @@ async def test_create_order_when_client_id_open_then_duplicate_until_first_close
     again = await ex.create_order(
         "BTC/USDT", "market", "buy", 0.01, params={"clientOrderId": "dup"}
     )
-    assert again["status"] == "closed" and again["id"] != first["id"]
+    assert again["status"] == "closed"
+    assert again["id"] != first["id"]
 
 
 async def test_create_order_when_filters_violated_then_ccxt_classifies(ex: Any) -> None:
@@ -155,10 +171,12 @@ async def test_signed_call_when_secret_wrong_then_authentication_error(make_ex: 
 async def test_unknown_api_route_when_called_then_json_error_body(venue: VenueSim) -> None:
     import aiohttp
 
-    async with aiohttp.ClientSession() as s:
-        async with s.get(f"http://127.0.0.1:{venue.port}/api/v3/nope") as r:
-            assert r.status == 404
-            body = await r.json()
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(f"http://127.0.0.1:{venue.port}/api/v3/nope") as r,
+    ):
+        assert r.status == 404
+        body = await r.json()
     assert body == {"code": -1020, "msg": "This operation is not supported."}
 
 
@@ -177,6 +195,7 @@ async def test_order_external_when_placed_then_visible_as_foreign_open_order(
             "newClientOrderId": "orphan-1",
         },
     )
-    assert status == 200 and out["status"] == "NEW"
+    assert status == 200
+    assert out["status"] == "NEW"
     opened = await ex.fetch_open_orders("BTC/USDT")
     assert [o["clientOrderId"] for o in opened] == ["orphan-1"]

@@ -13,16 +13,19 @@ def test_samples_when_under_capacity_then_all_kept_in_order() -> None:
     s = Samples(4)
     for v in (5, -3, 7):
         s.append(v)
-    assert len(s) == 3 and list(s) == [5, -3, 7]
+    assert len(s) == 3
+    assert list(s) == [5, -3, 7]
 
 
 def test_samples_when_wrapped_then_oldest_overwritten_and_order_kept() -> None:
     s = Samples(4)
     for v in range(10):
         s.append(v)
-    assert len(s) == 4 and list(s) == [6, 7, 8, 9]
+    assert len(s) == 4
+    assert list(s) == [6, 7, 8, 9]
     s.clear()
-    assert len(s) == 0 and list(s) == []
+    assert len(s) == 0
+    assert list(s) == []
     s.append(42)
     assert list(s) == [42]
 

@@ -46,8 +46,11 @@ def test_watch_when_collections_run_then_counted_per_generation_and_reset(quiet_
     gc.collect(0)
     gc.collect(2)
     s = gcwatch.stats()
-    assert s["gen0"]["count"] == 2 and s["gen1"]["count"] == 0 and s["gen2"]["count"] == 1
-    assert s["gen2"]["max_ms"] >= 0.0 and s["recent_p99_ms"] >= 0.0
+    assert s["gen0"]["count"] == 2
+    assert s["gen1"]["count"] == 0
+    assert s["gen2"]["count"] == 1
+    assert s["gen2"]["max_ms"] >= 0.0
+    assert s["recent_p99_ms"] >= 0.0
     gcwatch.reset()
     assert gcwatch.stats()["gen2"]["count"] == 0
     gcwatch.uninstall()
@@ -107,14 +110,16 @@ def test_watch_when_cycles_freed_then_counted_and_saved_garbage_named_by_type(qu
     gc.collect(0)
     s = gcwatch.stats()["gen0"]
     assert s["collected"] >= 100  # 50 cycles of two nodes each
-    assert s["young_max"] >= 100 and s["young_avg"] > 0
+    assert s["young_max"] >= 100
+    assert s["young_avg"] > 0
     with gcwatch.saving_garbage() as saved:
         cycles = [_cycle() for _ in range(30)]
         del cycles
         gc.collect(0)
     top = dict(saved.top())
     assert top.get("Node") == 60
-    assert not gc.garbage and gc.get_debug() == 0  # released, and saving switched off
+    assert not gc.garbage
+    assert gc.get_debug() == 0
     gcwatch.uninstall()
 
 
@@ -125,13 +130,13 @@ def test_saving_garbage_when_window_fails_then_debug_flags_restored(quiet_gc) ->
             raise ValueError("the window was cut short")
     except ValueError:
         pass
-    assert gc.get_debug() == 0 and not gc.garbage
+    assert gc.get_debug() == 0
+    assert not gc.garbage
 
 
 def test_saving_garbage_when_a_probe_already_runs_then_refused_and_flags_restored(quiet_gc) -> None:
     with gcwatch.saving_garbage():
-        with pytest.raises(RuntimeError, match="already running"):
-            with gcwatch.saving_garbage():
-                pass
+        with pytest.raises(RuntimeError, match="already running"), gcwatch.saving_garbage():
+            pass
         assert gc.get_debug() & gc.DEBUG_SAVEALL  # the first window is still saving
     assert gc.get_debug() == 0

@@ -51,7 +51,8 @@ def test_log_when_engine_thread_logs_then_written_by_log_writer_in_order(
     logs.stop_logging()  # drains the queue: nothing logged before it is lost
     lines = _lines(tmp_path)
     assert [x["i"] for x in lines] == list(range(500))
-    assert lines[7]["msg"] == "order 7 of batch" and lines[7]["logger"] == "engine.test"
+    assert lines[7]["msg"] == "order 7 of batch"
+    assert lines[7]["logger"] == "engine.test"
     assert writers == {"log-writer"}  # the caller never formatted or wrote
     assert not any(t.name == "log-writer" for t in threading.enumerate())
 

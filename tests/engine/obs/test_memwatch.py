@@ -16,7 +16,9 @@ def test_process_when_memory_allocated_then_blocks_and_rss_grow() -> None:
     hold = [object() for _ in range(200_000)]
     after = memwatch.process(objects=True)
     assert after["py_blocks"] - before["py_blocks"] >= 190_000
-    assert after["rss_mib"] > 0 and after["gc_tracked"] is not None and after["gc_tracked"] > 0
+    assert after["rss_mib"] > 0
+    assert after["gc_tracked"] is not None
+    assert after["gc_tracked"] > 0
     assert before["gc_tracked"] is None  # the O(heap) count only on request
     assert after["malloc_used_mib"] is None or after["malloc_used_mib"] > 0
     del hold
@@ -48,7 +50,9 @@ def test_duckdb_bytes_when_table_filled_then_grows(tmp_path: Path) -> None:
         empty = memwatch.duckdb_bytes(con)
         con.execute("CREATE TABLE t AS SELECT range AS i, range::VARCHAR AS s FROM range(500000)")
         full = memwatch.duckdb_bytes(con)
-        assert empty is not None and full is not None and full > empty
+        assert empty is not None
+        assert full is not None
+        assert full > empty
     finally:
         con.close()
 
@@ -58,7 +62,8 @@ def test_duckdb_tags_when_table_filled_then_base_table_reported(tmp_path: Path) 
     try:
         con.execute("CREATE TABLE t AS SELECT range AS i FROM range(500000)")
         tags = memwatch.duckdb_tags(con)
-        assert tags and all(v > 0 for v in tags.values())
+        assert tags
+        assert all(v > 0 for v in tags.values())
         assert sum(tags.values()) * 2**20 <= (memwatch.duckdb_bytes(con) or 0) + 2**20
     finally:
         con.close()
@@ -79,7 +84,9 @@ def test_trace_growth_when_tracing_then_the_growing_line_is_named() -> None:
         assert memwatch.trace_growth(5) == []  # the first call sets the mark
         hold = [str(i) * 3 for i in range(50_000)]  # this line should lead the growth
         top = memwatch.trace_growth(5)
-        assert top and "test_memwatch.py" in top[0] and hold
+        assert top
+        assert "test_memwatch.py" in top[0]
+        assert hold
     finally:
         tracemalloc.stop()
         memwatch._last_trace = None

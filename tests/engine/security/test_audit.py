@@ -61,7 +61,8 @@ def _db(path: Path, records: list[AuditRecord]) -> Path:
 
 def test_append_when_first_record_then_links_genesis_and_hash_is_documented_hmac() -> None:
     rec = AuditChain(KEY).append(123, "alice", "risk.reset", {"b": 2, "a": "x"})
-    assert rec.seq == 1 and rec.prev_hash == GENESIS
+    assert rec.seq == 1
+    assert rec.prev_hash == GENESIS
     # Keys are sorted, so the hash does not depend on dict insertion order.
     assert rec.payload == '{"a":"x","b":2}'
     msg = b"1|123|alice|risk.reset|" + GENESIS.encode() + b"|" + rec.payload.encode()
@@ -100,7 +101,8 @@ def test_append_when_continuing_from_tail_then_chain_verifies_whole() -> None:
     first = _chain(3)
     chain = AuditChain(KEY, last_seq=first[-1].seq, last_hash=first[-1].hash)
     more = [chain.append(10 + i, "op", "x", {"i": i}) for i in range(2)]
-    assert chain.last_seq == 5 and chain.last_hash == more[-1].hash
+    assert chain.last_seq == 5
+    assert chain.last_hash == more[-1].hash
     assert verify_records(first + more, KEY).ok
 
 
@@ -108,7 +110,8 @@ def test_append_when_actor_contains_separator_then_rejected_without_advancing() 
     chain = AuditChain(KEY)
     with pytest.raises(ValueError, match="may not contain"):
         chain.append(1, "a|b", "k", {})
-    assert chain.last_seq == 0 and chain.last_hash == GENESIS
+    assert chain.last_seq == 0
+    assert chain.last_hash == GENESIS
 
 
 def test_append_when_payload_unencodable_then_raises_and_chain_unchanged() -> None:
@@ -140,7 +143,9 @@ def test_verify_when_field_edited_then_hash_mismatch(field: str) -> None:
     recs = _chain(5)
     value = {"ts_us": 1, "actor": "mallory", "kind": "noop"}[field]
     res = verify_records(_tamper(recs, 2, **{field: value}), KEY)
-    assert not res.ok and res.first_bad_seq == 3 and "hash mismatch" in res.reason
+    assert not res.ok
+    assert res.first_bad_seq == 3
+    assert "hash mismatch" in res.reason
 
 
 def test_verify_when_row_deleted_then_reports_missing_seq() -> None:
@@ -158,7 +163,8 @@ def test_verify_when_row_rehashed_without_key_then_next_link_breaks() -> None:
     )
     rows: list[tuple] = [*recs[:2], forged, *recs[3:]]
     res = verify_records(rows, KEY)
-    assert res.first_bad_seq == 3 and "hash mismatch" in res.reason
+    assert res.first_bad_seq == 3
+    assert "hash mismatch" in res.reason
 
 
 def test_verify_when_prev_hash_edited_then_chain_broken() -> None:
@@ -176,19 +182,23 @@ def test_verify_when_first_row_not_seq_1_then_missing() -> None:
 def test_verify_when_duplicate_row_then_reported() -> None:
     recs = _chain(3)
     res = verify_records([recs[0], recs[1], recs[1], recs[2]], KEY)
-    assert not res.ok and res.first_bad_seq == 2 and "duplicate" in res.reason
+    assert not res.ok
+    assert res.first_bad_seq == 2
+    assert "duplicate" in res.reason
 
 
 def test_verify_when_wrong_key_then_first_row_fails() -> None:
     res = verify_records(_chain(3), b"\xff" * 32)
-    assert res.first_bad_seq == 1 and not res.ok
+    assert res.first_bad_seq == 1
+    assert not res.ok
 
 
 def test_verify_db_when_intact_with_matching_head_then_ok(tmp_path: Path) -> None:
     recs = _chain(25_000)  # more than one fetchmany chunk
     db = _db(tmp_path / "c.duckdb", recs)
     res = verify_db(db, KEY, (recs[-1].seq, recs[-1].hash))
-    assert res.ok and res.checked == 25_000
+    assert res.ok
+    assert res.checked == 25_000
     # Head may lag the DB (written after commit): an older head that matches is fine.
     assert verify_db(db, KEY, (recs[100].seq, recs[100].hash)).ok
 
@@ -222,24 +232,28 @@ def test_verify_db_when_hash_at_head_seq_differs_then_names_seq(tmp_path: Path) 
     db = _db(tmp_path / "c.duckdb", recs)
     res = verify_db(db, KEY, (4, "a" * 64))
     assert (res.ok, res.first_bad_seq) == (False, 4)
-    assert "seq=4" in res.reason and "external head" in res.reason
+    assert "seq=4" in res.reason
+    assert "external head" in res.reason
 
 
 def test_verify_db_when_no_table_then_clear_failure(tmp_path: Path) -> None:
     path = tmp_path / "empty.duckdb"
     duckdb.connect(str(path)).close()
     res = verify_db(path, KEY, None)
-    assert not res.ok and "no audit_log table" in res.reason
+    assert not res.ok
+    assert "no audit_log table" in res.reason
 
 
 def test_verify_db_when_empty_chain_and_no_head_then_ok(tmp_path: Path) -> None:
     res = verify_db(_db(tmp_path / "c.duckdb", []), KEY, None)
-    assert res.ok and res.checked == 0
+    assert res.ok
+    assert res.checked == 0
 
 
 def test_verify_db_when_empty_chain_but_head_ahead_then_lost_tail(tmp_path: Path) -> None:
     res = verify_db(_db(tmp_path / "c.duckdb", []), KEY, (3, "b" * 64))
-    assert not res.ok and "DB ends at seq 0" in res.reason
+    assert not res.ok
+    assert "DB ends at seq 0" in res.reason
 
 
 def _hold_db(db: Path, read_only: bool) -> subprocess.Popen[str]:
@@ -253,7 +267,8 @@ def _hold_db(db: Path, read_only: bool) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
     return proc
 
 
@@ -277,12 +292,16 @@ def test_verify_db_when_engine_holds_db_then_cannot_open_one_line(tmp_path: Path
         res = verify_db(db, KEY, None)
     finally:
         proc.communicate("\n", timeout=10)
-    assert not res.ok and res.reason.startswith("cannot open") and "\n" not in res.reason
+    assert not res.ok
+    assert res.reason.startswith("cannot open")
+    assert "\n" not in res.reason
 
 
 def test_verify_db_when_file_missing_then_not_ok(tmp_path: Path) -> None:
     res = verify_db(tmp_path / "nope.duckdb", KEY, None)
-    assert not res.ok and "cannot open" in res.reason and "\n" not in res.reason
+    assert not res.ok
+    assert "cannot open" in res.reason
+    assert "\n" not in res.reason
 
 
 def test_tail_state_when_empty_then_genesis_else_last_row(tmp_path: Path) -> None:
@@ -298,7 +317,8 @@ def test_tail_state_when_empty_then_genesis_else_last_row(tmp_path: Path) -> Non
 def test_load_key_when_absent_then_creates_private_file_and_reuses_it(tmp_path: Path) -> None:
     key = load_or_create_key(tmp_path, env={})
     path = tmp_path / "secrets" / "audit.key"
-    assert len(key) == 32 and path.read_bytes() == key
+    assert len(key) == 32
+    assert path.read_bytes() == key
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert load_or_create_key(tmp_path, env={}) == key
@@ -338,7 +358,9 @@ def test_load_key_when_env_bad_then_one_line_error_without_secret(
     with pytest.raises(ValueError, match=match) as info:
         load_or_create_key(tmp_path, env={KEY_ENV: value})
     msg = str(info.value)
-    assert KEY_ENV in msg and value not in msg and "\n" not in msg
+    assert KEY_ENV in msg
+    assert value not in msg
+    assert "\n" not in msg
 
 
 def test_head_when_missing_then_none_and_after_write_round_trips(tmp_path: Path) -> None:
@@ -358,7 +380,7 @@ def test_head_when_missing_then_none_and_after_write_round_trips(tmp_path: Path)
 def test_head_when_malformed_then_value_error_names_file(tmp_path: Path, text: str) -> None:
     path = tmp_path / "head.json"
     path.write_text(text)
-    with pytest.raises(ValueError, match="malformed audit head file .*head.json"):
+    with pytest.raises(ValueError, match=r"malformed audit head file .*head\.json"):
         HeadFile(path).read()
 
 
@@ -391,6 +413,6 @@ def test_load_key_when_processes_race_to_create_then_all_get_the_same_key(tmp_pa
 
 def test_load_key_when_secrets_dir_world_readable_then_value_error(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir(mode=0o755)
-    os.chmod(tmp_path / "secrets", 0o755)
+    os.chmod(tmp_path / "secrets", 0o755)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
     with pytest.raises(ValueError, match="secrets has mode 0755"):
         load_or_create_key(tmp_path, env={})

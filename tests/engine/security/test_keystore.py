@@ -168,7 +168,8 @@ def test_open_when_key_missing_then_error_names_env_var_and_remedy(tmp_path: Pat
 
     msg = str(err.value)
     assert msg.startswith("COCKPIT_KEYRING_KEY not set: ")
-    assert "generate-key" in msg and "\n" not in msg
+    assert "generate-key" in msg
+    assert "\n" not in msg
 
 
 def test_open_when_key_malformed_then_error_without_echoing_it(tmp_path: Path) -> None:
@@ -189,7 +190,9 @@ def test_open_when_wrong_key_then_error_names_file_not_key(tmp_path: Path, key: 
 
     msg = str(err.value)
     assert str(keystore_path(tmp_path)) in msg
-    assert wrong not in msg and key not in msg and SECRET not in msg
+    assert wrong not in msg
+    assert key not in msg
+    assert SECRET not in msg
 
 
 def test_open_when_key_from_systemd_credential_then_reads_store(tmp_path: Path, key: str) -> None:

@@ -83,7 +83,8 @@ def test_verify_when_previous_window_code_then_accepted_once(clock: FakeClock) -
     second = guard.verify(code(STEP - 1), "risk reset")
 
     assert first.ok
-    assert not second.ok and "already used" in second.message
+    assert not second.ok
+    assert "already used" in second.message
 
 
 def test_verify_when_older_step_than_last_accepted_then_refused(clock: FakeClock) -> None:
@@ -92,7 +93,8 @@ def test_verify_when_older_step_than_last_accepted_then_refused(clock: FakeClock
 
     older = guard.verify(code(STEP - 1), "go live")  # inside the window, but before the last used
 
-    assert not older.ok and "already used" in older.message
+    assert not older.ok
+    assert "already used" in older.message
 
 
 def test_verify_when_next_step_after_current_used_then_accepted(clock: FakeClock) -> None:
@@ -109,7 +111,8 @@ def test_verify_when_code_two_steps_old_then_refused_as_wrong(clock: FakeClock) 
 
     result = guard.verify(code(STEP - 2), "promote")
 
-    assert not result.ok and "wrong" in result.message
+    assert not result.ok
+    assert "wrong" in result.message
 
 
 @pytest.mark.parametrize("bad", ["", "12345", "1234567", "12a456", "١٢٣٤٥٦"])
@@ -120,7 +123,8 @@ def test_verify_when_not_six_digits_then_refused_without_counting(
 
     result = guard.verify(bad, "safe mode off")
 
-    assert not result.ok and "must be 6 digits" in result.message
+    assert not result.ok
+    assert "must be 6 digits" in result.message
     assert guard.state()["failures"] == 0
     assert guard.verify(code(STEP), "safe mode off").ok  # not locked out
 
@@ -140,7 +144,8 @@ def test_verify_when_five_wrong_codes_then_locked_out_until_lockout_elapses(
 
     clock.t += 100
     locked = guard.verify(code(STEP + 3), "rollback")  # valid for the new time, still refused
-    assert not locked.ok and "locked out for 200 s" in locked.message
+    assert not locked.ok
+    assert "locked out for 200 s" in locked.message
 
     clock.t = T0 + 300
     step = int(clock.t // 30)
@@ -188,7 +193,8 @@ def test_state_when_restored_during_lockout_then_still_locked(clock: FakeClock) 
     restarted = TotpGuard(SECRET, clock=clock, state=first.state(), lockout_s=60)
 
     result = restarted.verify(code(STEP), "arm")
-    assert not result.ok and "locked out for 60 s" in result.message
+    assert not result.ok
+    assert "locked out for 60 s" in result.message
 
 
 def test_init_when_state_malformed_then_totp_state_error(clock: FakeClock) -> None:
@@ -202,7 +208,8 @@ def test_verify_when_not_enrolled_then_ok_with_not_enrolled_message() -> None:
     result = guard.verify("garbage", "go live")
 
     assert not guard.enrolled
-    assert result.ok and result.message == "2FA not enrolled"
+    assert result.ok
+    assert result.message == "2FA not enrolled"
 
 
 def test_guard_when_inspected_then_secret_never_exposed(clock: FakeClock) -> None:
@@ -215,7 +222,7 @@ def test_guard_when_inspected_then_secret_never_exposed(clock: FakeClock) -> Non
 
 
 def test_init_when_secret_not_base32_then_value_error_without_echo() -> None:
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError) as err:  # noqa: PT011 - the message is checked below
         TotpGuard("not base32 at all !!")
 
     assert "not base32" not in str(err.value).replace("not valid base32", "")
@@ -242,7 +249,8 @@ def test_enroll_when_key_set_then_qr_printed_secret_stored_and_guard_accepts(
     assert rc == 0
     assert "█" in text or "▀" in text or "▄" in text  # a terminal QR code was drawn
     secret = totp_cli.load_secret(tmp_path, "alice", env=env)
-    assert secret is not None and secret == _uri_secret(text)
+    assert secret is not None
+    assert secret == _uri_secret(text)
     assert secret.encode() not in keystore_path(tmp_path).read_bytes()
     assert TotpGuard(secret).verify(pyotp.TOTP(secret).now(), "go live").ok
 
@@ -326,4 +334,5 @@ def test_run_when_cli_args_parsed_then_enrolls_in_data_dir(
     secret = open_keystore(tmp_path, {"COCKPIT_KEYRING_KEY": key}).get_password(
         "cockpit", "totp:bob"
     )
-    assert secret and secret == _uri_secret(capsys.readouterr().out)
+    assert secret
+    assert secret == _uri_secret(capsys.readouterr().out)

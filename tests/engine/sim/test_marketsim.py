@@ -53,10 +53,13 @@ def test_step_when_run_long_then_books_valid_on_tick_grid_and_lot_sizes() -> Non
         quotes += 1
         spec = symbol_spec(tick.symbol)
         assert 0 < tick.bid_e8 < tick.ask_e8
-        assert tick.bid_e8 % spec.tick_size_e8 == 0 and tick.ask_e8 % spec.tick_size_e8 == 0
-        assert tick.bid_size_e8 > 0 and tick.ask_size_e8 > 0
+        assert tick.bid_e8 % spec.tick_size_e8 == 0
+        assert tick.ask_e8 % spec.tick_size_e8 == 0
+        assert tick.bid_size_e8 > 0
+        assert tick.ask_size_e8 > 0
         assert tick.bid_size_e8 % spec.lot_size_e8 == 0
-        assert isinstance(tick.bid_e8, int) and isinstance(tick.ts_ns, int)
+        assert isinstance(tick.bid_e8, int)
+        assert isinstance(tick.ts_ns, int)
         assert tick.ts_ns > last_ts.get(tick.symbol, 0)
         last_ts[tick.symbol] = tick.ts_ns
     assert quotes == 4 * 5_000
@@ -118,10 +121,13 @@ def test_step_when_trade_printed_then_at_touch_with_matching_aggressor() -> None
         trades += 1
         q = last_quote[tick.symbol]
         if tick.aggressor == "buy":
-            assert tick.price_e8 == q.ask_e8 and tick.qty_e8 <= q.ask_size_e8
+            assert tick.price_e8 == q.ask_e8
+            assert tick.qty_e8 <= q.ask_size_e8
         else:
-            assert tick.price_e8 == q.bid_e8 and tick.qty_e8 <= q.bid_size_e8
-        assert tick.qty_e8 > 0 and tick.ts_ns > q.ts_ns
+            assert tick.price_e8 == q.bid_e8
+            assert tick.qty_e8 <= q.bid_size_e8
+        assert tick.qty_e8 > 0
+        assert tick.ts_ns > q.ts_ns
         assert tick.trade_id > last_id.get(tick.symbol, 0)
         last_id[tick.symbol] = tick.trade_id
     # 3 symbols x 3,000 steps x 0.5
@@ -142,7 +148,8 @@ def test_quote_columns_when_generated_then_aligned_monotonic_and_valid() -> None
     tick = symbol_spec("ETH/USDT").tick_size_e8
     assert all(0 < b < a for b, a in zip(cols["bid_e8"], cols["ask_e8"], strict=True))
     assert all(b % tick == 0 for b in cols["bid_e8"])
-    assert min(cols["bid_size_e8"]) > 0 and min(cols["ask_size_e8"]) > 0
+    assert min(cols["bid_size_e8"]) > 0
+    assert min(cols["ask_size_e8"]) > 0
     assert sim.quote_columns("ETH/USDT", 20_000) == cols
 
 

@@ -55,7 +55,8 @@ def test_acquire_when_dir_missing_then_created_0700_and_pid_written(tmp_path: Pa
         path = data / "engine.lock"
         assert path.read_text() == f"{os.getpid()}\n"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert lock.held and lock.pid == os.getpid()
+        assert lock.held
+        assert lock.pid == os.getpid()
     finally:
         lock.release()
 

@@ -80,7 +80,8 @@ async def test_sntp_query_when_server_250ms_ahead_then_local_offset_minus_250(
     srv = await sntp_server(offset_ms=250.0)
     s = await sntp_query("127.0.0.1", srv.port)
     assert s.offset_ms == pytest.approx(-250.0, abs=TOL_MS)
-    assert s.source == "ntp" and 0 <= s.rtt_ms < 100
+    assert s.source == "ntp"
+    assert 0 <= s.rtt_ms < 100
     assert abs(s.ts_ns - time.time_ns()) < 1_000_000_000
     assert srv.requests == 1
 
@@ -160,7 +161,8 @@ async def test_sntp_server_when_non_client_packet_then_ignored(sntp_server: Serv
         await asyncio.sleep(0.1)
     finally:
         transport.close()
-    assert got == [] and srv.requests == 0
+    assert got == []
+    assert srv.requests == 0
 
 
 async def test_sample_once_when_two_sources_then_lowest_rtt_sets_real_clock_skew(
@@ -181,12 +183,15 @@ async def test_sample_once_when_two_sources_then_lowest_rtt_sets_real_clock_skew
     )
     assert not clock.skew_measured
     best = await mon.sample_once()
-    assert best is not None and best.rtt_ms < 150.0
+    assert best is not None
+    assert best.rtt_ms < 150.0
     assert clock.skew_measured
     assert clock.skew_ms() == pytest.approx(1000.0, abs=TOL_MS)
-    assert list(mon.history) == [best] and seen == [best]
+    assert list(mon.history) == [best]
+    assert seen == [best]
     assert mon.last_error is None
-    assert slow.requests == 1 and fast.requests == 1  # both really queried
+    assert slow.requests == 1
+    assert fast.requests == 1
 
 
 async def test_run_when_a_source_fails_then_error_recorded_and_loop_keeps_sampling(
@@ -212,10 +217,12 @@ async def test_run_when_a_source_fails_then_error_recorded_and_loop_keeps_sampli
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert calls >= 3 and mon.rounds >= 3
+    assert calls >= 3
+    assert mon.rounds >= 3
     assert good.requests >= 3
     assert len(mon.history) >= 3
-    assert mon.last_error is not None and mon.last_error.startswith("ntp-bad: ClockSyncError")
+    assert mon.last_error is not None
+    assert mon.last_error.startswith("ntp-bad: ClockSyncError")
     assert clock.skew_ms() == pytest.approx(700.0, abs=TOL_MS)
 
 
@@ -227,7 +234,8 @@ async def test_sample_once_when_only_source_fails_then_none_and_skew_untouched()
     clock.set_skew_ms(42.0)
     mon = SkewMonitor(clock, [("venue", broken)], interval_s=1.0)
     assert await mon.sample_once() is None
-    assert clock.skew_ms() == 42.0 and len(mon.history) == 0
+    assert clock.skew_ms() == 42.0
+    assert len(mon.history) == 0
     assert mon.last_error == "venue: OSError: network unreachable"
 
 
@@ -249,7 +257,8 @@ async def test_sample_once_when_source_rtt_above_max_then_discarded(
     best = await mon.sample_once()
     assert best is not None
     assert clock.skew_ms() == pytest.approx(-100.0, abs=TOL_MS)
-    assert mon.last_error is not None and mon.last_error.startswith("slow: rtt")
+    assert mon.last_error is not None
+    assert mon.last_error.startswith("slow: rtt")
     # Alone, the slow source yields nothing usable and the clock keeps the previous skew.
     alone = SkewMonitor(
         clock, [("slow", lambda: sntp_query("127.0.0.1", slow.port))], 1.0, max_rtt_ms=150.0
@@ -267,7 +276,8 @@ async def test_sample_once_when_source_hangs_then_timed_out_not_stalled() -> Non
     t0 = time.monotonic()
     assert await mon.sample_once() is None
     assert time.monotonic() - t0 < 1.0
-    assert mon.last_error is not None and "no answer" in mon.last_error
+    assert mon.last_error is not None
+    assert "no answer" in mon.last_error
 
 
 async def test_venue_time_source_when_server_ahead_then_negative_offset_with_rtt() -> None:
