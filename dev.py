@@ -82,7 +82,7 @@ def check() -> int:
             "scripts",
         ],
         [str(BIN / "ruff"), "check", "engine", "cockpit", "widgets", "tests", "scripts"],
-        [str(BIN / "mypy"), "engine"],
+        [str(BIN / "mypy"), "engine", "cockpit", "widgets", "venuesim"],
         [str(BIN / "lint-imports")],
     ]
     for cmd in steps:

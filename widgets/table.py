@@ -161,8 +161,12 @@ class KeyedTable(SnapshotMixin, ScrollView, can_focus=True):
         segments: list[Segment] = []
         for cell, width in zip(cells, self._widths, strict=True):
             if cell.spans:  # lit() never makes spans; anything richer goes through Rich
-                body = list(cell.render(self.app.console))
-                segments += [Segment(pad), *Segment.adjust_line_length(body, width), Segment(pad)]
+                rendered = list(cell.render(self.app.console))
+                segments += [
+                    Segment(pad),
+                    *Segment.adjust_line_length(rendered, width),
+                    Segment(pad),
+                ]
                 continue
             text = set_cell_size(cell.plain, width)
             if not cell.style:
@@ -171,8 +175,11 @@ class KeyedTable(SnapshotMixin, ScrollView, can_focus=True):
             # the style covers the text only, not the padding (as a DataTable draws it)
             style = cell.style if isinstance(cell.style, Style) else Style.parse(cell.style)
             body = text.rstrip(" ") if cell.plain[-1:] != " " else text
-            segments += [Segment(pad), Segment(body, style),
-                         Segment(" " * (width - cell_len(body)) + pad)]  # fmt: skip
+            segments += [
+                Segment(pad),
+                Segment(body, style),
+                Segment(" " * (width - cell_len(body)) + pad),
+            ]
         return Strip(segments, self._line_width())
 
     def render_line(self, y: int) -> Strip:
