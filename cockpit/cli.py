@@ -39,7 +39,7 @@ def _err(msg: str) -> None:
 class _Parser(argparse.ArgumentParser):
     """Bad arguments are one line on stderr and exit 2 (not argparse's usage block)."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         _err(f"{message} (see `{self.prog} --help`)")
         raise SystemExit(EXIT_BAD_INPUT)
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(text)
             return EXIT_OK
         if args.cmd == "config":
-            sys.stdout.write(render_config(_load(args)))  # type: ignore[arg-type]
+            sys.stdout.write(render_config(_load(args)))
             return EXIT_OK
         if args.cmd == "audit":
             return _audit_verify(resolve_data_dir(args.data_dir))
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in control_cli.COMMANDS:
             return control_cli.run(args)
         cfg = _load(args)
-        args.role = effective_role(cfg.observer_start, args.role)  # type: ignore[attr-defined]
+        args.role = effective_role(cfg.observer_start, args.role)
         data_dir = resolve_data_dir(args.data_dir)
         return _run(cfg, data_dir, args)
     except (ConfigError, RoleRefused) as exc:
@@ -203,7 +203,7 @@ def _run_headless(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
                 cfg,
                 data_dir,
                 args.duration,
-                lock,  # type: ignore[arg-type]
+                lock,
                 role=args.role,
             )
         )

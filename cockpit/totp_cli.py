@@ -44,7 +44,7 @@ def _err(msg: str) -> None:
 
 def _print_qr(uri: str, out: TextIO) -> bool:
     try:
-        import qrcode  # type: ignore[import-untyped]
+        import qrcode
     except ImportError:
         return False
     qr = qrcode.QRCode(border=1)

@@ -101,7 +101,7 @@ class _QuietFileHandler(logging.FileHandler):
                 "; log records are dropped until it works again\n"
             )
         # the unwritten buffer would be retried (and fail) at every flush: drop it, reopen later
-        stream, self.stream = self.stream, None  # type: ignore[assignment]
+        stream, self.stream = self.stream, None
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()

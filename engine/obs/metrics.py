@@ -15,7 +15,7 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # `_created` series are client-side timestamps in disguise; node_exporter textfiles want none.
-prometheus_client.disable_created_metrics()
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 ORDER_STATUSES = (
     "submitted",

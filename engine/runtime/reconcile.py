@@ -383,7 +383,7 @@ def venue_baseline(e: Any, balances: dict[str, int]) -> dict[str, int]:
                 base[asset] = base.get(asset, 0) - p.qty_e8
             e._baseline = base
             e._set_state("venue_baseline", msgspec.json.encode(base).decode())
-    return e._baseline
+    return e._baseline  # type: ignore[no-any-return]
 
 
 def _update(v: VenueOrderView, ts_us: int) -> Any:

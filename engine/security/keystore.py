@@ -121,10 +121,10 @@ class EncryptedFileKeyring(KeyringBackend):
     # High enough to win over anything keyring might detect, were it ever offered for detection.
     # keyring's own detection cannot construct this class (its constructor needs a path and keys),
     # so it is only ever used when selected explicitly.
-    priority = 9  # type: ignore[assignment]
+    priority = 9
 
     def __init__(self, path: Path, keys: list[Fernet]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         if not keys:
             raise KeystoreError(f"{KEY_ENV} not set: {_HOW_TO_KEY}")
         self._path = Path(path)

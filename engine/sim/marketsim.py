@@ -267,7 +267,7 @@ class MarketSimulator:
                 )
         return out
 
-    def quote_columns(self, symbol: str, n: int, dt_ns: int = 1_000_000) -> dict[str, array]:
+    def quote_columns(self, symbol: str, n: int, dt_ns: int = 1_000_000) -> dict[str, array[int]]:
         """``n`` quotes of ``symbol``, ``dt_ns`` apart, as typed columns (for benchmarks).
 
         Same process as ``step()`` but on a private state seeded from this simulator's seed, so

@@ -101,7 +101,7 @@ class PeriodicTimerFd:
         self._read = _read_holding_gil()
 
     def fileno(self) -> int:
-        return self.fd
+        return int(self.fd)
 
     def drain(self) -> int:
         """Expirations since the last drain (0 when none: a spurious wake-up).

@@ -132,7 +132,7 @@ class CcxtVenue:
         t0 = time.time_ns()
         server_ms = await self.ex.fetch_time()
         t1 = time.time_ns()
-        offset = (t0 + t1) / 2e6 - server_ms
+        offset = (t0 + t1) / 2e6 - float(server_ms)
         self.ex.options["timeDifference"] = offset
         setter = getattr(self.clock, "set_skew_ms", None)
         if setter is not None:
