@@ -1,4 +1,4 @@
-"""Operator subcommands that work whether or not the engine runs (SPEC §5).
+"""Operator subcommands that work whether or not the engine runs.
 
 Engine running → the request goes over its control socket (the engine owns the DB file).
 Engine stopped → we take the data-dir lock (so no engine can start meanwhile) and do the same work

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: workloads 2 (latency under the cockpit) and 5 (start-up) of PERFORMANCE.md.
+"""Benchmark: latency under the cockpit and start-up time.
 
 The real cockpit runs in tmux (120x40, every panel at its default 4 Hz refresh) on the paper
 profile with the embedded simulator at --tps ticks/s spread over --symbols symbols. The engine

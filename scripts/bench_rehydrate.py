@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: workload 3 of PERFORMANCE.md ("rehydrate") through the real ``cockpit`` process.
+"""Benchmark: rehydrate (start-up with a large order history) through the real ``cockpit`` process.
 
 Set-up (not timed): the loopback venue simulator runs as its own process (it is the exchange);
 the real engine creates its data dir once (a 1 s headless run, safe mode on, which also fixes the

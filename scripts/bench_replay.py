@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: workload 1 of PERFORMANCE.md through the project's real engine.
+"""Benchmark: the replay workload (1M ticks) through the project's real engine.
 
 1,000,000 seeded synthetic BTC/USDT quote ticks (1 ms apart, built before timing) on the simulated
 clock; the paper venue; a market order of 0.01 BTC every 100 ticks alternating buy/sell; every

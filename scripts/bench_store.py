@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: does the DB writer's memory stay bounded as trading history grows?
 
-Replays the cockpit bench's write pattern (PERFORMANCE.md workload 2 at 40 orders/s: 10 flushes/s,
+Replays the cockpit bench's write pattern (the cockpit bench at 40 orders/s: 10 flushes/s,
 4 new orders per flush) through the real ``engine.store.writer.write_batch`` into a real DuckDB file with
 the real schema and settings, as fast as DuckDB allows. Every order is written three times over
 three flushes (pending, submitted, filled) to ``orders``, ``order_outbox`` and ``paper_orders``;

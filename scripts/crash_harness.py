@@ -18,7 +18,7 @@ then, with the engine stopped, the DuckDB file is compared with the venue's ``/a
 - stuck: DB orders still pending/submitted/unknown after the clean run (reported);
 - audit: ``cockpit audit verify`` on the data directory.
 
-Then two scenarios of issue 12 item 1, each in its own data dir and function: a 429 then a 418 ban
+Then two scenarios for the caps and the decision TTL, each in its own data dir and function: a 429 then a 418 ban
 while trading on "testnet" (``rate_limit_scenario``), and slow fills on paper (``slow_fill_scenario``:
 3 s venue latency, decisions every 200 ms). ``max_order_notional_over_cap`` and
 ``max_position_over_cap`` (USD, worst over both, from ``engine.trading.cap_audit``) must be 0.

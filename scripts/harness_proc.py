@@ -1,7 +1,7 @@
 """The crash harness's processes and logs: the state of a run, the engine and venue subprocesses
 (each in its own process group, always reaped), the venue's admin API, and what a run's log says.
 
-Shared by ``crash_harness.py`` (the SIGKILL trials) and ``harness_scenarios.py`` (issue 12's
+Shared by ``crash_harness.py`` (the SIGKILL trials) and ``harness_scenarios.py`` (the caps and rate-limit
 slow-fill and rate-limit scenarios).
 """
 

@@ -38,7 +38,7 @@ def cap_audit(data: Path, profile: Path) -> dict[str, Any]:
 
 
 def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
-    """Item 1 of issue 12 on "testnet": while the strategy trades, the venue answers one order
+    """Caps and decision TTL on "testnet": while the strategy trades, the venue answers one order
     with HTTP 429 (Retry-After 1 s), then bans the IP (HTTP 418, every request, 4 s).
 
     Its own data dir (the crash trials' books stay apart). ``stale_sends``: venue orders whose
@@ -134,7 +134,7 @@ flush_interval_ms = 50.0
 
 
 def slow_fill_scenario(work: Path, env: dict[str, str], duration: float) -> dict[str, Any]:
-    """Item 1 of issue 12 on paper: the venue answers after ~3 s while the strategy decides
+    """Caps under slow fills on paper: the venue answers after ~3 s while the strategy decides
     every 200 ms at 2 % risk (before the fix every order was sized against the stale filled
     position: orders above MAX_ORDER_NOTIONAL_USD, positions far above any cap). The caps sit
     below the strategy's 2 % target, so each of them binds. Its own data dir; no venue process.

@@ -2,7 +2,7 @@
 
 Role: a stand-in exchange on 127.0.0.1 that UNMODIFIED ccxt (``ccxt.pro.binance`` and
 ``ccxt.async_support.binance``) trades against when pointed at it with ``venue_urls(port)`` and
-``ccxt_config()`` (the URL-override recipe of docs VENUE.md section 2). It keeps its own durable
+``ccxt_config()`` (the URL-override recipe). It keeps its own durable
 truth (orders, trades, balances) across restarts and can inject faults (admin.py, netsim.py).
 
 Modules: venue.py (lifecycle, price loop), app.py (REST), ws.py (websockets), exchange.py

@@ -4,7 +4,7 @@ Invariants:
 - ``now_ns()`` is the engine's notion of wall time (UTC, integer ns). Nothing in ``engine/`` calls
   ``time.time()`` for business time; only the clock does.
 - ``skew_ms()`` is the last measured offset between this host and the reference (venue / NTP), in ms,
-  positive when the local clock is ahead. The clock-skew gate reads it; step 2 feeds it from the venue
+  positive when the local clock is ahead. The clock-skew gate reads it; the venue clock sync feeds it
   and SNTP. Until a measurement exists it is 0.0 and ``skew_measured`` is False.
 """
 

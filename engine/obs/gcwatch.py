@@ -1,6 +1,6 @@
 """GC pause watch: how long CPython's collector stopped the process, per generation.
 
-Role: the cockpit's latency tail is dominated by collector pauses (PERFORMANCE.md), so the process
+Role: the cockpit's latency tail is dominated by collector pauses (measured in scripts/bench_cockpit.py), so the process
 measures them instead of guessing. ``install()`` registers one ``gc.callbacks`` hook (idempotent);
 ``stats()`` returns counts, totals and maxima per generation plus a bounded ring of recent pauses.
 

@@ -1,4 +1,4 @@
-"""The project's own ``keyring`` backend: secrets in one Fernet-encrypted file (SPEC §6).
+"""The project's own ``keyring`` backend: secrets in one Fernet-encrypted file.
 
 Role: on a server reached over SSH ``keyring`` has no usable backend (``NoKeyringError``), and with
 ``keyrings.alt`` installed it silently stores secrets in plaintext. So every secret (API keys, the

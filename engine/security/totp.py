@@ -1,4 +1,4 @@
-"""TOTP second factor for critical actions (SPEC §4, §6): replay-proof, with lockout.
+"""TOTP second factor for critical actions: replay-proof, with lockout.
 
 Role: the engine holds one ``TotpGuard`` built from the operator's TOTP seed (kept in the encrypted
 keystore, see ``load_totp_secret``) and calls ``verify(code, action)`` before a critical action

@@ -1,4 +1,4 @@
-"""Daily report ZIP (SPEC §5): orders.csv, fills.csv, pnl.csv, tca.csv, metadata.json.
+"""Daily report ZIP: orders.csv, fills.csv, pnl.csv, tca.csv, metadata.json.
 
 Runs on the DB writer thread (``Writer.call``) or on a stopped engine's DB: DuckDB writes the CSVs
 itself (COPY, the file name bound as a parameter), then they are zipped atomically next to the

@@ -1,4 +1,4 @@
-"""The ccxt recipe (VENUE.md §2) for Binance-compatible venues: URL override and options.
+"""The ccxt recipe for Binance-compatible venues: URL override and options.
 
 Its own tiny module so the engine and the venue simulator share one recipe without the engine
 importing the simulator.
@@ -25,7 +25,7 @@ def binance_urls(http: str, ws: str) -> dict[str, Any]:
 
 
 def ccxt_options(recv_window_ms: int = 5000) -> dict[str, Any]:
-    """Options that keep ccxt off sapi/fapi endpoints (the offline breakers of VENUE.md §2)."""
+    """Options that keep ccxt off sapi/fapi endpoints (they would dial the real exchange even with the URLs overridden)."""
     return {
         "defaultType": "spot",
         "fetchMarkets": {"types": ["spot"]},

@@ -1,6 +1,6 @@
 """Venue port over ccxt (Binance spot protocol): testnet, live, and the loopback simulator.
 
-Error handling follows VENUE.md §4 exactly:
+Error handling, by the venue's answer (the table in docs/DESIGN.md, "Venue path"):
 - ``-2010 Duplicate order sent.`` (InvalidOrder) → the order is already live: query it by client
   id and adopt it; never resubmit.
 - ``-1021`` (InvalidNonce, not ChecksumError) → rejected before matching: resync the clock, retry

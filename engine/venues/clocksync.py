@@ -9,7 +9,7 @@ Invariants:
 - Sign convention everywhere: ``offset_ms > 0`` means the LOCAL clock is AHEAD of the reference
   (same as ``Clock.skew_ms()``). NTP's theta is "server minus local", so we report ``-theta``.
 - Offsets are RTT-corrected (midpoint of send/receive), never "local_after - server" (ccxt's
-  ``load_time_difference`` skips the RTT/2 correction; see VENUE.md "Clock-skew guard").
+  ``load_time_difference`` skips the RTT/2 correction).
 - Local timestamps are the raw host wall clock (``time.time_ns``): the skew being measured is the
   host's, so it must not be read through a clock that already applies a correction.
 - Every failure surfaces as ``ClockSyncError`` with a one-line message naming the server/value.

@@ -42,7 +42,7 @@ SIM_KEY, SIM_SECRET = "sim-key", "sim-secret"
 
 
 def check_testnet_keys(cfg: Config, env: Mapping[str, str]) -> None:
-    """A testnet profile must never run with the live key (SPEC §2)."""
+    """A testnet profile must never run with the live key."""
     live_key = env.get("LIVE_API_KEY", "")
     if (
         cfg.kind in ("testnet", "staging")
@@ -168,7 +168,7 @@ def make_exchange(
     if urls is None:
         ex.set_sandbox_mode(True)
     else:
-        ex.urls["api"] = urls  # replace, never deep-merge (VENUE.md §2)
+        ex.urls["api"] = urls  # replace, never deep-merge (a merged dict keeps real endpoints)
     return ex
 
 

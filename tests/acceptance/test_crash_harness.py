@@ -51,12 +51,12 @@ def test_crash_harness_when_killed_at_each_crash_point_then_no_duplicate_lost_fi
     assert not out["start_failures"]
     assert not out["clean_failures"]
     assert out["blocked_after_recovery"] == [], out["halts"]  # recovered, not halted / fail-closed
-    # issue 12 item 1: a 429 then a 418 ban while trading; nothing leaves on a stale decision
+    # a 429 then a 418 ban while trading; nothing leaves on a stale decision
     rl = out["rate_limit"]
     assert out["stale_sends"] == 0, rl
     assert rl["ban_shown"], rl
     assert out["max_order_notional_over_cap"] == 0, rl
-    # issue 12 item 1: slow fills on paper; every cap binds and none is ever exceeded
+    # slow fills on paper; every cap binds and none is ever exceeded
     sf = out["slow_fill"]
     assert sf["exit"] == 0, sf
     assert sf["fills"] > 0, sf

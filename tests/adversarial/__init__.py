@@ -1,2 +1,2 @@
-"""Adversarial tests (Step 5): each reproduces an attack that got through once, against the real
+"""Adversarial tests: each reproduces an attack that got through once, against the real
 process, the real DuckDB file or the real loopback venue, and asserts the safe outcome."""

@@ -1,4 +1,4 @@
-"""Hostile text on screen and in file paths (issue 12, item 12).
+"""Hostile text on screen and in file paths.
 
 A venue (or anything upstream) controls order reasons, alerts, symbols, client ids, trade ids,
 audit kinds, model ids: Unicode bidi overrides, isolates, line/paragraph separators and other

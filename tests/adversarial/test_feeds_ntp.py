@@ -1,4 +1,4 @@
-"""Clock sources and market feeds that fail quietly (issue 12, items 8 and 11).
+"""Clock sources and market feeds that fail quietly.
 
 NTP: a configured ``NTP_SERVER`` that answers garbage or nothing was ignored (nothing logged,
 healthcheck OK, the skew gate silently on the venue alone), and the paper profile ignored

@@ -1,4 +1,4 @@
-"""Reconciliation under races, standing findings and offline runs (issue 12, item 7).
+"""Reconciliation under races, standing findings and offline runs.
 
 - An order rejected while the reconciler's query about it is in flight was classified as
   "acknowledged order unknown to the venue": an alert that switched safe mode on.

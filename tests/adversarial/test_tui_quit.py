@@ -1,4 +1,4 @@
-"""The cockpit's quit path and UI failures (issue 12, item 7).
+"""The cockpit's quit path and UI failures.
 
 Pressing ``q`` then quickly ``n`` crashed the UI (the note prompt was mounted on an app already
 shutting down); the crash armed the kill switch, the process still exited 0 and the traceback was

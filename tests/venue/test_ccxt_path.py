@@ -1,4 +1,4 @@
-"""VENUE.md's error table, end to end: real engine → real ccxt → loopback venue simulator.
+"""The venue error table, end to end: real engine → real ccxt → loopback venue simulator.
 
 Each test asserts what the venue really holds afterwards (its own truth via /admin/state), so "no
 second order" is checked where it matters.

@@ -26,7 +26,7 @@ async def venue(tmp_path: Path) -> AsyncIterator[VenueSim]:
 
 @pytest.fixture
 async def make_ex(venue: VenueSim) -> AsyncIterator[Callable[..., Any]]:
-    """Builds ccxt binance clients per VENUE.md section 2; all are closed at teardown."""
+    """Builds ccxt binance clients with the URL-override recipe (venuesim.ccxt_config); all are closed at teardown."""
     made: list[Any] = []
 
     def make(pro: bool = True, timeout_ms: int = 3000, secret: str = "sim-secret") -> Any:
