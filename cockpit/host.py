@@ -205,4 +205,6 @@ class EngineHost:
 def _audit_views(e: Any) -> list[Any]:
     from engine.snapshot import AuditView
 
-    return [AuditView(seq=r[0], ts_us=r[1], actor=r[2], kind=r[3]) for r in list(e.audit_tail)]
+    return [
+        AuditView(seq=r[0], ts_us=r[1], actor=r[2], kind=r[3]) for r in list(e.recorder.audit_tail)
+    ]

@@ -33,7 +33,7 @@ from engine.core.events import (
     SubmitOrder,
 )
 from engine.strategy.strategies import ModelStrategy
-from engine.trading import commands
+from engine.trading.commands import Commands
 from engine.trading.engine import Engine
 
 # Critical actions (SPEC §4): confirmed in the UI and, when 2FA is enrolled, TOTP-checked here.
@@ -72,6 +72,7 @@ class EngineAPI:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
         self.engine = engine
+        self.commands = Commands(engine)
         self.models = models
         self.role = role
         self.totp = totp
@@ -87,36 +88,37 @@ class EngineAPI:
         e = self.engine
         name = type(cmd).__name__
         if self.role == "observer":
-            e._audit(getattr(cmd, "actor", "observer"), "command_denied",
+            e.recorder.audit(getattr(cmd, "actor", "observer"), "command_denied",
                      {"command": name, "reason": "observer role"})  # fmt: skip
             return CommandResult(ok=False, message=f"{name} denied: observers cannot act")
         if self.needs_totp(cmd):
             res = self.totp.verify(totp_code or "", name)
             # replay protection and lockout survive restarts
-            e._set_state("totp_state", json.dumps(self.totp.state()))
+            e.recorder.set_state("totp_state", json.dumps(self.totp.state()))
             if not res.ok:
-                e._audit(getattr(cmd, "actor", "operator"), "command_denied",
+                e.recorder.audit(getattr(cmd, "actor", "operator"), "command_denied",
                          {"command": name, "reason": res.message})  # fmt: skip
                 return CommandResult(ok=False, message=f"{name} denied: {res.message}")
+        c = self.commands
         match cmd:
             case SubmitOrder():
                 return e.submit(cmd, routed="manual" if cmd.actor != "engine" else "")
             case CancelOrder():
-                return e.cancel(cmd.client_order_id, cmd.actor, cmd.reason)
+                return c.cancel(cmd.client_order_id, cmd.actor, cmd.reason)
             case CancelAll():
-                return e.cancel_all(cmd.symbol, cmd.actor, cmd.reason)
+                return c.cancel_all(cmd.symbol, cmd.actor, cmd.reason)
             case ArmKillSwitch():
-                return e.arm_kill_switch(cmd.actor, cmd.reason)
+                return c.arm_kill_switch(cmd.actor, cmd.reason)
             case DisarmKillSwitch():
-                return e.disarm_kill_switch(cmd.actor, cmd.reason)
+                return c.disarm_kill_switch(cmd.actor, cmd.reason)
             case SetSafeMode():
-                return e.set_safe_mode(cmd.on, cmd.actor, cmd.reason)
+                return c.set_safe_mode(cmd.on, cmd.actor, cmd.reason)
             case ResetRisk():
-                return e.reset_risk(cmd.actor, cmd.reason)
+                return c.reset_risk(cmd.actor, cmd.reason)
             case RecordIncident():
-                return commands.record_incident(e, cmd.actor, cmd.note)
+                return c.record_incident(cmd.actor, cmd.note)
             case AcknowledgeOrphans():
-                return e.acknowledge_orphans(cmd.symbol, cmd.actor, cmd.reason)
+                return c.acknowledge_orphans(cmd.symbol, cmd.actor, cmd.reason)
             case PinModel() | PromoteChallenger() | RollbackModel() | SetCanaryShare():
                 return self._models(cmd)
         return CommandResult(ok=False, message=f"unknown command {type(cmd).__name__}")
@@ -149,7 +151,7 @@ def build_api(engine: Engine, strategy: Any, *, role: str, data_dir: Path,
     from engine.security.keystore import KeystoreError, keystore_path
     from engine.security.totp import TotpGuard
 
-    enrolled_before = engine._state_cache.get("totp_enrolled") == "1"
+    enrolled_before = engine.recorder.state("totp_enrolled") == "1"
     if totp_secret is None and enrolled_before:
         raise KeystoreError(
             f"2FA was enrolled for {data_dir} but its secret is gone "
@@ -157,14 +159,14 @@ def build_api(engine: Engine, strategy: Any, *, role: str, data_dir: Path,
             "`cockpit totp enroll --force`; refusing to run without 2FA"
         )
     if totp_secret is not None and not enrolled_before:
-        engine._set_state("totp_enrolled", "1")  # from now on its absence is an error
+        engine.recorder.set_state("totp_enrolled", "1")  # from now on its absence is an error
     risk = engine.risk
     if risk.kill_switch and "KeystoreError" in risk.kill_reason:
         # armed by an older release when a start failed on the key: the switch stays armed (fail
         # closed, an operator disarms it), but the banner follows the key that works now
         risk.kill_reason = ("armed by an earlier start that could not open the keystore; "
                             "the current key opens it: review, then disarm")  # fmt: skip
-    raw = engine._state_cache.get("totp_state")
+    raw = engine.recorder.state("totp_state")
     guard = TotpGuard(totp_secret, state=json.loads(raw) if raw else None)
     models = strategy if hasattr(strategy, "registry") else None  # the bench strategy has none
     return EngineAPI(engine, models, role=role, totp=guard)

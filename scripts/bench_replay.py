@@ -93,7 +93,7 @@ def run_case(cols: dict, n: int, every: int) -> dict:
         t0 = time.perf_counter()
         for i in range(n):
             on_quote(SYMBOL, bid[i], ask[i], bsz[i], asz[i], ts[i])
-            if e.batch.rows >= FLUSH_ROWS:
+            if e.recorder.batch.rows >= FLUSH_ROWS:
                 e.flush()
             if not i % REFRESH_TICKS:
                 e.refresh()
@@ -104,7 +104,7 @@ def run_case(cols: dict, n: int, every: int) -> dict:
         orders = len(e.orders)
         fills = sum(len(o.trade_ids) for o in e.orders.values())
         denials = e.denials
-        audit_rows = e.audit.last_seq
+        audit_rows = e.recorder.chain.last_seq
         commit_s = booted.writer.commit_seconds
         error = booted.writer.error
         booted.close("bench")

@@ -45,7 +45,8 @@ from engine.store.writer import Batch, StoreError, Writer, latest_ids, latest_ro
 from engine.strategy.registry import ModelRegistry, builtin_reference
 from engine.strategy.signal_models import build_model
 from engine.strategy.strategies import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
-from engine.trading import commands, day_counters, oms
+from engine.trading import day_counters, oms
+from engine.trading.commands import journal_entry
 from engine.trading.engine import Engine
 from engine.trading.risk import GATE_NAMES
 from engine.venues.paper import PaperVenue
@@ -139,7 +140,7 @@ class Booted:
         e = self.engine
         try:
             e.refresh()
-            e._audit("engine", "shutdown", {"reason": reason, "ticks": e.ticks,
+            e.recorder.audit("engine", "shutdown", {"reason": reason, "ticks": e.ticks,
                                             "orders": len(e.orders)})  # fmt: skip
             e.flush()
             self.writer.wait_idle()
@@ -355,9 +356,7 @@ def _restore_flags(engine: Engine, con: Any, state: dict[str, str], halt: HaltFi
         "SELECT ts_us, actor, note, context FROM incidents ORDER BY ts_us DESC LIMIT ?",
         [engine.incidents.maxlen],
     ).fetchall()[::-1]:
-        engine.incidents.append(
-            commands.journal_entry(int(ts), str(actor), str(note), _context(str(ctx)))
-        )
+        engine.incidents.append(journal_entry(int(ts), str(actor), str(note), _context(str(ctx))))
     if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
         engine.risk.kill_switch = True
         engine.risk.kill_reason = state.get("kill_reason", "armed before restart")
@@ -372,7 +371,7 @@ def _make_strategy(engine: Engine, registry: ModelRegistry | None, strategy: str
                    bench_every: int, bench_qty_e8: int) -> ModelStrategy | AlternatingStrategy | None:  # fmt: skip
     if registry is not None:
         for row in registry.to_rows():
-            engine.batch.upsert["models"][row[0]] = row
+            engine.recorder.upsert("models", row[0], row)
         return ModelStrategy(engine, registry)
     if strategy == "bench":
         return AlternatingStrategy(engine, engine.symbols[0], bench_every, bench_qty_e8)
@@ -417,7 +416,7 @@ def _assemble(cfg: Config, data_dir: Path, con: Any, checked: DataDirState, now:
                     metrics=metrics, session=session, lot_e8=lots, journal=journal,
                     on_batch=writer.submit)  # fmt: skip
     assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
-    engine._state_cache = state
+    engine.recorder.persisted.update(state)
     engine.last_fill_ms = last_fill_ms
     engine.base_fees_e8 = base_fees
     if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
@@ -428,7 +427,7 @@ def _assemble(cfg: Config, data_dir: Path, con: Any, checked: DataDirState, now:
     rehydrate.adopt(engine, orders, positions)  # open orders and positions are taken over here
     day_counters.rebuild(engine, con)  # today's limits survive a restart
     engine.strategy = strat = _make_strategy(engine, registry, strategy, bench_every, bench_qty_e8)
-    engine._audit("engine", "startup", {
+    engine.recorder.audit("engine", "startup", {
         "session": session, "profile": cfg.name, "venue": venue.name, "pid": lock.pid,
         "open_orders": len(orders), "wall_ts": time.time(),
     })  # fmt: skip

@@ -39,11 +39,14 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 
 from engine.trading import blocks, oms
+from engine.trading.commands import Commands
+from engine.trading.engine import Engine
 from engine.trading.oms import Order
 from engine.trading.venue_port import VenueOrderView
 
@@ -57,9 +60,18 @@ CLASSES = ("missing_in_db", "missing_in_broker", "status_mismatch", "missing_fil
            "position_mismatch")  # fmt: skip
 
 
+# Reads committed rows through the single writer: (sql, params) -> rows.
+DbQuery = Callable[[str, list[Any]], Awaitable[list[tuple[Any, ...]]]]
+
+
 class Reconciler:
     def __init__(
-        self, engine: Any, *, grace_s: float = 3.0, ttl_s: float = 90.0, db: Any = None
+        self,
+        engine: Engine,
+        *,
+        grace_s: float = 3.0,
+        ttl_s: float = 90.0,
+        db: DbQuery | None = None,
     ) -> None:
         """``db``: ``async (sql, params) -> rows`` over the engine's DB (to settle fills of orders
         that are not in memory: earlier sessions' closed orders)."""
@@ -129,7 +141,9 @@ class Reconciler:
         record_run(e, report)
         if alerts:
             e.alerts.extend(f"reconciliation: {a}" for a in alerts)
-            e.set_safe_mode(True, "reconciler", "reconciliation alert: " + "; ".join(alerts))
+            Commands(e).set_safe_mode(
+                True, "reconciler", "reconciliation alert: " + "; ".join(alerts)
+            )
             log.error("reconciliation (%s) found problems: %s", source, alerts)
         elif standing:
             log.warning("reconciliation (%s): standing findings: %s", source, standing)
@@ -239,7 +253,7 @@ class Reconciler:
         if o.status in UNSENT:
             was = o.status
             if o.transition(oms.NEVER_SENT, e.clock.now_us(), "venue has no such order"):
-                e._order_changed(o, was)
+                e.order_changed(o, was)
                 e.metrics_recovered.inc()
                 note("missing_in_broker", o.symbol, o.client_order_id, "marked never_sent")
             return
@@ -347,43 +361,43 @@ class Reconciler:
         for o in late:
             was = o.status
             if o.transition(oms.UNKNOWN, now, f"no ack within {timeout_ms:g} ms"):
-                e._order_changed(o, was)
+                e.order_changed(o, was)
             u = await self.venue.query_order(o.client_order_id, o.symbol)
             if u is not None:
                 e.on_venue_update(u)
         return len(late)
 
 
-def record_run(e: Any, report: dict[str, Any]) -> None:
+def record_run(e: Engine, report: dict[str, Any]) -> None:
     """Persist and audit one reconciliation run (rows leave with the next flush)."""
-    e.batch.append["reconciliation_runs"].append(
+    e.recorder.add(
+        "reconciliation_runs",
         (report["ts_us"], report["source"], report["venue"], report["duration_ms"],
          report["ok"], msgspec.json.encode(report["mismatches"]).decode(),
-         msgspec.json.encode(report["alerts"]).decode())
+         msgspec.json.encode(report["alerts"]).decode()),
     )  # fmt: skip
-    e.batch.rows += 1
-    e._audit("reconciler", "reconciled", {k: report[k] for k in
+    e.recorder.audit("reconciler", "reconciled", {k: report[k] for k in
                                              ("source", "ok", "mismatches", "alerts")})  # fmt: skip
 
 
-def venue_baseline(e: Any, balances: dict[str, int]) -> dict[str, int]:
+def venue_baseline(e: Engine, balances: dict[str, int]) -> dict[str, int]:
     """Venue balances that correspond to a flat book: fixed the first time they are seen.
 
     Stored as balances minus our positions at that moment, so later runs compare
     ``balance == baseline + position`` for every base asset.
     """
-    if e._baseline is None:
-        raw = e._state_cache.get("venue_baseline")
+    if e.venue_baseline is None:
+        raw = e.recorder.state("venue_baseline")
         if raw:
-            e._baseline = {k: int(v) for k, v in msgspec.json.decode(raw).items()}
+            e.venue_baseline = {k: int(v) for k, v in msgspec.json.decode(raw).items()}
         else:
             base = dict(balances)
             for sym, p in e.positions.items():
                 asset = sym.split("/")[0]
                 base[asset] = base.get(asset, 0) - p.qty_e8
-            e._baseline = base
-            e._set_state("venue_baseline", msgspec.json.encode(base).decode())
-    return e._baseline  # type: ignore[no-any-return]
+            e.venue_baseline = base
+            e.recorder.set_state("venue_baseline", msgspec.json.encode(base).decode())
+    return e.venue_baseline
 
 
 def _update(v: VenueOrderView, ts_us: int) -> Any:

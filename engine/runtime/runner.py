@@ -58,7 +58,7 @@ async def _periodic(seconds: float, job: Callable[[], Awaitable[object]], what: 
 
 
 def _status(booted: Booted) -> None:
-    s = booted.engine.snapshot()
+    s = booted.engine.status()
     log.info(
         "status ticks=%d orders=%d open=%d denials=%d pnl=%.2f gates=%s",
         s["ticks"], s["orders"], s["open_orders"], s["denials"], s["pnl"],
@@ -118,7 +118,7 @@ def control_handlers(booted: Booted, wiring: Any, data_dir: Path, api: EngineAPI
         return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
 
     async def status(args: dict[str, Any]) -> Any:
-        return engine.snapshot()
+        return engine.status()
 
     async def bench_stats(args: dict[str, Any]) -> Any:
         def pct(values: Any, q: float) -> float:

@@ -190,6 +190,10 @@ class EncryptedFileKeyring(KeyringBackend):
         except FileNotFoundError:
             return None
 
+    def check(self) -> None:
+        """Read and decrypt the file now: a wrong key or a loose mode raises `KeystoreError`."""
+        self._read()
+
     def _read(self) -> dict[str, dict[str, str]]:
         token = self._read_token()
         if token is None:
@@ -218,7 +222,7 @@ class EncryptedFileKeyring(KeyringBackend):
         self._ensure_dir()
         write_private_atomic(self._path, token)
 
-    def _rotate(self, new_key: Fernet) -> None:
+    def rotate_key(self, new_key: Fernet) -> None:
         keys = [new_key, *self._keys]
         fernet = MultiFernet(keys)
         with self._locked():
@@ -238,7 +242,7 @@ class EncryptedFileKeyring(KeyringBackend):
 def open_keystore(data_dir: Path, env: Mapping[str, str] | None = None) -> EncryptedFileKeyring:
     """The keyring of ``data_dir``; fails now (``KeystoreError``) if the key is missing or wrong."""
     kr = EncryptedFileKeyring(keystore_path(data_dir), load_keys(env))
-    kr._read()  # a wrong key or a loose file mode must stop start-up, not the first secret read
+    kr.check()  # a wrong key or a loose file mode must stop start-up, not the first secret read
     return kr
 
 
@@ -249,7 +253,7 @@ def rotate(kr: EncryptedFileKeyring, new_key: str) -> None:
     drop the old key(s). Until then ``kr`` keeps the old keys as decryption fallbacks.
     """
     (fernet,) = _parse_keys(new_key, "new key")
-    kr._rotate(fernet)
+    kr.rotate_key(fernet)
 
 
 def refuse_unsafe_backend(backend: Any) -> None:

@@ -75,14 +75,21 @@ def _read_holding_gil() -> Any:
     return fn  # a c_uint64 passed for the POINTER argument goes by reference
 
 
+_LIBC: list[Any] = []  # libc, loaded once on first use
+
+
+def _shared_libc() -> Any:
+    if not _LIBC:
+        _LIBC.append(_libc())
+    return _LIBC[0]
+
+
 class PeriodicTimerFd:
     """A periodic kernel timer as a readable file descriptor (``timerfd_create(2)``)."""
 
-    _lib: Any = None
-
     def __init__(self, interval_s: float, first_ns: int) -> None:
         """Fires at ``first_ns`` (``time.monotonic_ns`` clock) and every ``interval_s`` after."""
-        lib = PeriodicTimerFd._lib = PeriodicTimerFd._lib or _libc()
+        lib = _shared_libc()
         if lib is None:
             raise OSError("timerfd is not available on this platform")
         fd = lib.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)

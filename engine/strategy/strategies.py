@@ -129,9 +129,9 @@ class ModelStrategy:
         reg = self.registry
         self.router.share = reg.canary_share
         for row in reg.to_rows():
-            e.batch.upsert["models"][row[0]] = row
-        e._set_state("models", msgspec.json.encode(reg.state_dict()).decode())
-        e._audit(actor, kind, {**detail, "champion": reg.champion_id,
+            e.recorder.upsert("models", row[0], row)
+        e.recorder.set_state("models", msgspec.json.encode(reg.state_dict()).decode())
+        e.recorder.audit(actor, kind, {**detail, "champion": reg.champion_id,
                                "challenger": reg.challenger_id, "pinned": reg.pinned,
                                "canary_share": reg.canary_share})  # fmt: skip
         return CommandResult(ok=True, message=f"{kind}: champion={reg.champion_id} "

@@ -79,12 +79,12 @@ def persist(e: Engine) -> None:
     """Keep the drawdown baseline with its day (committed with the next batch)."""
     r = e.risk
     value = msgspec.json.encode({"day": r.day, "equity_e8": r.equity_day_start_e8}).decode()
-    e._set_state(STATE_KEY, value)
+    e.recorder.set_state(STATE_KEY, value)
 
 
 def rolled(e: Engine) -> None:
     """A UTC day boundary passed while running: audit it and keep the new baseline."""
-    e._audit("engine", "day_rolled", {"day": e.risk.day})
+    e.recorder.audit("engine", "day_rolled", {"day": e.risk.day})
     persist(e)
 
 

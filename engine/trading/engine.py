@@ -7,7 +7,7 @@ Invariants:
   batch rows, audit records and events describing it are emitted.
 - Everything here runs on the engine's event-loop thread; nothing blocks on I/O except the
   fsynced intent journal for venues outside the process (durable before send).
-- Rows for DuckDB accumulate in ``self.batch`` and leave via ``flush`` to the single writer.
+- Rows for DuckDB accumulate in the ``Recorder`` and leave via ``flush`` to the single writer.
 - An invariant violation (overfill, a DB write failure) arms the kill switch loudly and keeps the
   process alive. A fill for an order not in memory waits for the reconciler (checked vs the DB).
 """
@@ -25,7 +25,6 @@ from engine.core.clock import Clock
 from engine.core.events import (
     CommandResult,
     Decision,
-    GateChanged,
     SubmitOrder,
     VenueFill,
     VenueOrderUpdate,
@@ -35,11 +34,12 @@ from engine.core.units import SCALE
 from engine.obs.metrics import EngineMetrics
 from engine.security.audit import AuditChain
 from engine.store.writer import Batch
-from engine.trading import commands, day_counters, oms, telemetry, windows
+from engine.trading import day_counters, oms, telemetry, windows
 from engine.trading.blocks import MarketBlocks
 from engine.trading.gates import GateContext, GatePipeline, GateState
 from engine.trading.oms import Order
 from engine.trading.positions import Position, slippage_bps
+from engine.trading.recorder import Recorder
 from engine.trading.risk import BudgetGate, RiskState, standard_gates
 from engine.trading.telemetry import export_metrics
 from engine.trading.venue_port import VenuePort
@@ -75,19 +75,19 @@ class Engine:
         self.clock = clock
         self._clock_set: Callable[[int], None] | None = getattr(clock, "set_ns", None)
         self.venue = venue
-        self.audit = audit
+        self.recorder = Recorder(audit, clock)  # DB rows, audit chain, persisted state
         self.metrics = metrics
         self.session = session
         self.symbols: tuple[str, ...] = tuple(cfg.symbols)
         self._lot = lot_e8
         self.journal = journal
-        self._on_batch = on_batch
+        self.on_batch = on_batch
         self.ids = oms.DecisionIds(cfg.oms.client_id_prefix, session)
 
         self.quotes: dict[str, tuple[int, int, int, int]] = {}
         self.last_quote_us: dict[str, int] = {s: 0 for s in self.symbols}
         self.ticks = 0
-        self._ticks_exported = 0
+        self.ticks_exported = 0  # ticks already counted in the metrics (telemetry)
         self.last_trade: dict[str, tuple[int, int, int]] = {}
         self.market_blocked = MarketBlocks()  # symbol -> reason, each cause lifted on its own
         # readiness signals: name -> (ok, expiry on the engine clock in s, reason)
@@ -117,10 +117,9 @@ class Engine:
         self.realized_e8 = 0
         self.fees_e8 = 0
 
-        self.batch = Batch()
-        self._dirty_orders: dict[str, Order] = {}
-        self._dirty_positions: set[str] = set()
-        self.events: deque[object] = deque(maxlen=2000)
+        # changed since the last flush: handed to the writer as upserts (telemetry.flush_rows)
+        self.dirty_orders: dict[str, Order] = {}
+        self.dirty_positions: set[str] = set()
         self.halted_reason = ""
         self.recent_slippage: deque[float] = deque(maxlen=500)
         self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
@@ -128,7 +127,6 @@ class Engine:
         self.tick_due_ns = 0
         self.tick_to_submit_us = Samples(2**17)
         self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
-        self.audit_tail: deque[Any] = deque(maxlen=30)
         # incident journal, newest last: (ts_us, actor, note, active gates, flags) for screens
         self.incidents: deque[tuple[int, str, str, str, str]] = deque(maxlen=20)
         self.recent_latency_ms: deque[float] = deque(maxlen=500)
@@ -136,9 +134,11 @@ class Engine:
         self.recent_orders: dict[str, Order] = {}  # last updated, oldest first (screens, bounded)
         self.recent_closed: dict[str, deque[tuple[int, int]]] = {}  # symbol -> (qty, filled)
         self.denials = 0
+        self.trades_placed = 0  # orders placed this session, all routes (the canary panel)
+        self.canary_placed = 0  # ... of which on the challenger route
         self.log_orders = True
-        self._baseline: dict[str, int] | None = None
-        self._state_cache: dict[str, str] = {}  # engine_state rows read at boot
+        # venue balances at the first reconciliation of the day (the reconciler's baseline)
+        self.venue_baseline: dict[str, int] | None = None
         self.last_fill_ms: dict[str, int] = {}  # per symbol, from the DB at boot
         self.orphan_keys: dict[str, set[str]] = {}  # symbol -> foreign venue orders blocking it
         self.acked_orphans: set[str] = set()  # acknowledged by an operator (persisted)
@@ -157,16 +157,6 @@ class Engine:
     def mid_e8(self, symbol: str) -> int:
         q = self.quotes.get(symbol)
         return (q[0] + q[1]) // 2 if q else 0
-
-    def _audit(self, actor: str, kind: str, payload: object) -> None:
-        # an AuditRecord is a NamedTuple in audit_log column order: no copy needed
-        rec = self.audit.append(self.clock.now_us(), actor, kind, payload)
-        self.batch.append["audit_log"].append(rec)
-        self.audit_tail.append(rec)
-        self.batch.rows += 1
-
-    def _publish(self, event: object) -> None:
-        self.events.append(event)
 
     # --- market data (hot path) ------------------------------------------------------------
 
@@ -203,7 +193,8 @@ class Engine:
     # --- decisions ---------------------------------------------------------------------------
 
     def record_decision(self, d: Decision) -> None:
-        self.batch.append["decisions"].append(
+        self.recorder.add(
+            "decisions",
             (
                 d.decision_id,
                 d.ts_us,
@@ -218,10 +209,9 @@ class Engine:
                 d.position_size,
                 d.routed,
                 d.psi,
-            )
+            ),
         )
-        self.batch.rows += 1
-        self._audit("engine", "decision", d)
+        self.recorder.audit("engine", "decision", d)
         self.metrics.decisions.labels(d.model_id, d.action).inc()
 
     # --- the order path ----------------------------------------------------------------------
@@ -255,7 +245,7 @@ class Engine:
             return self._deny(cmd, "input", f"bad order: {cmd.symbol} qty_e8={cmd.qty_e8}", now)
         denied = self.gates.evaluate(ctx)
         for gate, reason in ctx.notes:
-            self._gate_event(now, gate, "scale", cmd.symbol, cmd.decision_id, reason)
+            self.recorder.gate_event(now, gate, "scale", cmd.symbol, cmd.decision_id, reason)
             log.info("gate %s scaled %s: %s", gate, cmd.decision_id, reason)
         if denied is not None:
             return self._deny(cmd, denied[0], denied[1], now)
@@ -293,8 +283,8 @@ class Engine:
                 crashpoints.hit("after_intent_durable")
         order.transition(oms.SUBMITTED, now)
         order.submitted_us = now
-        self._dirty_orders[cid] = order
-        self._audit(cmd.actor, "order_submitted", {
+        self.dirty_orders[cid] = order
+        self.recorder.audit(cmd.actor, "order_submitted", {
             "client_order_id": cid, "decision_id": cmd.decision_id, "symbol": cmd.symbol,
             "side": cmd.side, "qty_e8": ctx.qty_e8, "type": cmd.order_type,
             "limit_price_e8": cmd.limit_price_e8, "model_id": cmd.model_id, "routed": routed,
@@ -304,8 +294,10 @@ class Engine:
         (sub or m.orders_submitted.labels(cmd.symbol)).inc()
         m.status_by["submitted"].inc()
         m.trades.inc()
+        self.trades_placed += 1
         if routed == "challenger":
             m.canary_trades.inc()
+            self.canary_placed += 1
         self.venue.submit(order)
         if self.tick_due_ns:
             self.tick_to_submit_us.append((time.monotonic_ns() - self.tick_due_ns) // 1000)
@@ -315,29 +307,21 @@ class Engine:
 
     def _deny(self, cmd: SubmitOrder, gate: str, reason: str, now: int) -> CommandResult:
         self.denials += 1
-        self._gate_event(now, gate, "deny", cmd.symbol, cmd.decision_id, reason)
+        self.recorder.gate_event(now, gate, "deny", cmd.symbol, cmd.decision_id, reason)
         self.metrics.orders_denied.labels(gate).inc()
         if self.log_orders:
             log.info("order denied %s by %s: %s", cmd.decision_id, gate, reason)
         return CommandResult(ok=False, message=f"denied by {gate}: {reason}", ref=gate)
 
-    def _gate_event(
-        self, now: int, gate: str, action: str, symbol: str, decision_id: str, reason: str
-    ) -> None:
-        self.batch.append["gate_events"].append((now, gate, action, symbol, decision_id, reason))
-        self.batch.rows += 1
-
     def _gate_changed(self, st: GateState) -> None:
         now = self.clock.now_us()
         action = "active" if st.active else "clear"
-        self._gate_event(now, st.name, action, "", "", st.reason or "cleared")
-        self._audit("engine", "gate_changed", {"gate": st.name, "active": st.active,
+        self.recorder.gate_event(now, st.name, action, "", "", st.reason or "cleared")
+        self.recorder.audit("engine", "gate_changed", {"gate": st.name, "active": st.active,
                                                "reason": st.reason})  # fmt: skip
         g = self.metrics.gate_active.get(st.name)
         if g is not None:
             g.set(1 if st.active else 0)
-        self._publish(GateChanged(gate=st.name, active=st.active, reason=st.reason,
-                                  since_us=st.since_us))  # fmt: skip
         log.warning("gate %s %s: %s", st.name, action, st.reason or "-")
 
     # --- venue reports (VenueSink) -----------------------------------------------------------
@@ -351,7 +335,7 @@ class Engine:
         self.exposure.sync(o)  # an order adopted by reconciliation is counted from here on
         if u.venue_order_id and not o.venue_order_id:
             o.venue_order_id = u.venue_order_id
-            self._dirty_orders[o.client_order_id] = o
+            self.dirty_orders[o.client_order_id] = o
         was = o.status
         if was in (oms.SUBMITTED, oms.UNKNOWN) and u.status != oms.REJECTED:
             lat_ms = (u.ts_us - o.submitted_us) / 1000.0
@@ -361,10 +345,10 @@ class Engine:
             return  # fills carry the quantity; the status follows when they arrive
         if not o.transition(u.status, u.ts_us, u.reason):
             return  # late, duplicate or out-of-order report: never move backward
-        self._order_changed(o, was)
+        self.order_changed(o, was)
 
-    def _order_changed(self, o: Order, was: str) -> None:
-        self._dirty_orders[o.client_order_id] = o
+    def order_changed(self, o: Order, was: str) -> None:
+        self.dirty_orders[o.client_order_id] = o
         self.exposure.sync(o)  # a fill shrinks the remainder; a terminal state releases it
         st = self.metrics.status_by.get(o.status)
         if st is not None:
@@ -379,7 +363,7 @@ class Engine:
             if o.status != oms.REJECTED:
                 self.recent_outcomes.append(0)
                 windows.note_closed(self, o)
-            self._audit("venue", "order_final", {
+            self.recorder.audit("venue", "order_final", {
                 "client_order_id": o.client_order_id, "status": o.status,
                 "filled_qty_e8": o.filled_qty_e8, "avg_price_e8": o.avg_price_e8,
                 "reason": o.reason,
@@ -406,23 +390,20 @@ class Engine:
         self.exposure.set_filled(f.symbol, pos.qty_e8, f.price_e8)
         slip = slippage_bps(f.side, f.price_e8, o.arrival_mid_e8)
         lat_ms = (f.ts_us - o.submitted_us) / 1000.0 if o.submitted_us else 0.0
-        self.batch.append["fills"].append(
+        self.recorder.add(
+            "fills",
             (f.trade_id, f.client_order_id, f.venue_order_id, f.symbol, f.side, f.qty_e8,
-             f.price_e8, f.fee_e8, f.liquidity, f.ts_us, slip, lat_ms, f.fee_base_e8)
+             f.price_e8, f.fee_e8, f.liquidity, f.ts_us, slip, lat_ms, f.fee_base_e8),
         )  # fmt: skip
-        self.batch.rows += 1
-        self._dirty_positions.add(f.symbol)
+        self.dirty_positions.add(f.symbol)
         self.recent_slippage.append(slip)
         self.recent_fills.appendleft(
             (f.trade_id, f.client_order_id, f.symbol, f.side, f.qty_e8, f.price_e8, slip, f.ts_us)
         )
-        self._audit("venue", "fill", f)
+        self.recorder.audit("venue", "fill", f)
         fb = self.metrics.fills_by.get(f.symbol)
         (fb or self.metrics.fills.labels(f.symbol)).inc()
-        self._order_changed(o, was)
-
-    def _set_state(self, key: str, value: str) -> None:
-        self.batch.upsert["engine_state"][key] = (key, value, self.clock.now_us())
+        self.order_changed(o, was)
 
     # --- periodic work -----------------------------------------------------------------------
 
@@ -450,35 +431,35 @@ class Engine:
     def _prune_orders(self) -> None:
         """Bounded memory: forget the oldest closed orders (already handed to the writer); a late
         fill for one is settled against the DB by the reconciler, never applied blind."""
-        dirty = self._dirty_orders
+        dirty = self.dirty_orders
         windows.forget_oldest(self.orders, MAX_ORDERS_IN_MEMORY * 4 // 5,
                               lambda cid, o: o.status in oms.TERMINAL and cid not in dirty)  # fmt: skip
 
-    # --- operator / safety commands (bodies in engine/trading/commands.py) -----------------------
+    # --- the engine's own safety reactions (operator commands: engine/trading/commands.py) ----
 
     def arm_kill_switch(self, actor: str, reason: str) -> CommandResult:
-        return commands.arm_kill_switch(self, actor, reason)
-
-    def disarm_kill_switch(self, actor: str, reason: str) -> CommandResult:
-        return commands.disarm_kill_switch(self, actor, reason)
-
-    def set_safe_mode(self, on: bool, actor: str, reason: str) -> CommandResult:
-        return commands.set_safe_mode(self, on, actor, reason)
-
-    def cancel(self, client_order_id: str, actor: str, reason: str = "") -> CommandResult:
-        return commands.cancel(self, client_order_id, actor, reason)
-
-    def cancel_all(self, symbol: str | None, actor: str, reason: str = "") -> CommandResult:
-        return commands.cancel_all(self, symbol, actor, reason)
-
-    def reset_risk(self, actor: str, reason: str) -> CommandResult:
-        return commands.reset_risk(self, actor, reason)
+        """Stop new orders and cancel resting ones; used by a halt and by the operator."""
+        r = self.risk
+        r.kill_switch, r.kill_reason = True, reason or f"armed by {actor}"
+        self.recorder.set_state("kill_switch", "1")
+        self.recorder.set_state("kill_reason", r.kill_reason)
+        self.recorder.audit(actor, "kill_switch_armed", {"reason": r.kill_reason})
+        self.gates.refresh(self.clock.now_us())
+        self.metrics.kill_switch.set(1)
+        for o in list(self.open_orders.values()):  # stop resting exposure too
+            if o.status in (oms.ACCEPTED, oms.PARTIALLY_FILLED):
+                self.venue.cancel(o.client_order_id, o.symbol)
+        log.warning("kill switch armed by %s: %s", actor, r.kill_reason)
+        return CommandResult(ok=True, message=f"kill switch armed: {r.kill_reason}")
 
     def halt(self, reason: str) -> None:
-        return commands.halt(self, reason)
+        """Invariant violation: stop trading loudly, keep running for the operator."""
+        if not self.halted_reason:
+            self.halted_reason = reason
+            log.critical("HALT: %s", reason)
+            self.alerts.append(f"HALT: {reason}")
+            self.arm_kill_switch("engine", f"halted: {reason}")
 
-    def acknowledge_orphans(self, symbol: str, actor: str, reason: str = "") -> CommandResult:
-        return commands.acknowledge_orphans(self, symbol, actor, reason)
-
-    def snapshot(self) -> dict[str, Any]:
-        return telemetry.snapshot(self)
+    def status(self) -> dict[str, Any]:
+        """A plain summary for `cockpit status` and the headless status line."""
+        return telemetry.status(self)

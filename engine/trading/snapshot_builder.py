@@ -107,8 +107,8 @@ class SnapshotBuilder:
                 pinned=reg.pinned if reg else None,
                 canary_share=reg.canary_share if reg else 0.0,
                 psi=tuple(sorted(r.psi.items())),
-                canary_trades=int(e.metrics.canary_trades._value.get()),
-                total_trades=int(e.metrics.trades._value.get()),
+                canary_trades=e.canary_placed,
+                total_trades=e.trades_placed,
             ),
             recon=None if not last_recon else ReconView(
                 ts_us=last_recon["ts_us"], source=last_recon["source"],

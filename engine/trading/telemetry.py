@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.core.units import SCALE
-from engine.store.writer import Batch
 from engine.trading.windows import RECENT_ORDERS, p95
 
 if TYPE_CHECKING:
@@ -24,8 +23,8 @@ OUTBOX_STATUS = {"pending": "pending", "submitted": "sent", "unknown": "unknown"
 
 def export_metrics(e: Engine, now: int, unreal: int) -> None:
     m = e.metrics
-    m.ticks.inc(e.ticks - e._ticks_exported)
-    e._ticks_exported = e.ticks
+    m.ticks.inc(e.ticks - e.ticks_exported)
+    e.ticks_exported = e.ticks
     gross = 0
     for s in e.symbols:
         worst = e.exposure.worst(s) * e.mid_e8(s) // SCALE
@@ -52,7 +51,7 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
         if g is not None:
             g.set(1 if st.active else 0)
     m.outbox_pending.set(sum(1 for o in e.open_orders.values() if o.status in _IN_FLIGHT))
-    m.audit_seq.set(e.audit.last_seq)
+    m.audit_seq.set(e.recorder.chain.last_seq)
     if e.recent_slippage:
         m.slippage_p95.set(p95(e.recent_slippage))
     if e.recent_latency_ms:
@@ -65,30 +64,31 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
 
 def flush_rows(e: Engine) -> int:
     """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
-    b = e.batch
-    if e._dirty_orders:
+    rec = e.recorder
+    b = rec.batch
+    if e.dirty_orders:
         orders_up = b.upsert["orders"]
         outbox_up = b.upsert["order_outbox"]
-        for cid, o in e._dirty_orders.items():
+        for cid, o in e.dirty_orders.items():
             orders_up[cid] = o.row()
             outbox_up[cid] = (
                 cid, o.decision_id, o.symbol, o.side, o.order_type, o.qty_e8,
                 o.limit_price_e8, OUTBOX_STATUS.get(o.status, "acked"), o.created_us,
                 o.submitted_us, o.updated_us if o.status not in OUTBOX_STATUS else 0, 1,
             )  # fmt: skip
-        b.rows += 2 * len(e._dirty_orders)
+        b.rows += 2 * len(e.dirty_orders)
         recent = e.recent_orders
-        for cid, o in e._dirty_orders.items():
+        for cid, o in e.dirty_orders.items():
             recent.pop(cid, None)  # re-insert: dict order = last update order
             recent[cid] = o
         while len(recent) > RECENT_ORDERS:
             del recent[next(iter(recent))]
-        e._dirty_orders.clear()
-    if e._dirty_positions:
+        e.dirty_orders.clear()
+    if e.dirty_positions:
         pos_up = b.upsert["positions"]
-        for s in e._dirty_positions:
+        for s in e.dirty_positions:
             pos_up[s] = e.positions[s].row()
-        e._dirty_positions.clear()
+        e.dirty_positions.clear()
     drain = getattr(e.venue, "drain_dirty", None)
     if drain is not None:
         for row in drain():
@@ -96,15 +96,15 @@ def flush_rows(e: Engine) -> int:
     if b.empty():
         return 0
     if b.append["audit_log"]:
-        b.audit_head = (e.audit.last_seq, e.audit.last_hash)
-    e.batch = Batch()
-    if e._on_batch is not None:
-        e._on_batch(b)
+        b.audit_head = (rec.chain.last_seq, rec.chain.last_hash)
+    rec.take()
+    if e.on_batch is not None:
+        e.on_batch(b)
     return b.rows
 
 
-def snapshot(e: Engine) -> dict[str, Any]:
-    """A plain, immutable-by-convention summary (status line now, panels in step 4)."""
+def status(e: Engine) -> dict[str, Any]:
+    """A plain summary: the headless status line and `cockpit status`."""
     return {
         "ticks": e.ticks,
         "orders": len(e.orders),

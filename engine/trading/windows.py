@@ -32,7 +32,7 @@ def fill_ratio(e: Any, symbol: str) -> float:
 
 def latest_orders(e: Any, n: int = 50) -> list[Any]:
     """The ``n`` most recently updated orders, without scanning every order in memory."""
-    dirty = e._dirty_orders  # updated since the last flush: the newest updates
+    dirty = e.dirty_orders  # updated since the last flush: the newest updates
     cands = [o for cid, o in e.recent_orders.items() if cid not in dirty] + list(dirty.values())
     # newest update first; the stable sort keeps that order among equal timestamps
     return sorted(reversed(cands), key=lambda o: o.updated_us, reverse=True)[:n]

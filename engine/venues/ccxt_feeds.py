@@ -30,6 +30,7 @@ from prometheus_client import Counter, Gauge
 
 from engine.core.units import to_e8
 from engine.trading import blocks
+from engine.trading.commands import Commands
 
 log = logging.getLogger("engine.venues.ccxt_feeds")
 
@@ -423,7 +424,7 @@ class FeedSupervisor:
 
     def _user_stream_down(self) -> None:
         """Cancel-on-disconnect policy: without order updates we cannot manage resting orders."""
-        res = self.engine.cancel_all(None, "engine", "user stream disconnected (policy)")
+        res = Commands(self.engine).cancel_all(None, "engine", "user stream disconnected (policy)")
         log.warning("cancel-on-disconnect: %s", res.message)
 
     def _gap(self, symbol: str, exc: BaseException) -> None:

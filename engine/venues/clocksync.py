@@ -357,7 +357,7 @@ class _ServerProto(asyncio.DatagramProtocol):
         self.server = server
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.server._on_request(data, addr)
+        self.server.on_request(data, addr)
 
 
 class SntpTestServer:
@@ -425,7 +425,7 @@ class SntpTestServer:
         handle = loop.call_later(delay_s, fire)
         self._pending.add(handle)
 
-    def _on_request(self, data: bytes, addr: Any) -> None:
+    def on_request(self, data: bytes, addr: Any) -> None:
         if len(data) < _PACKET.size or data[0] & 7 != _MODE_CLIENT:
             return  # not a client request: a server ignores it (RFC 4330 §8)
         self.requests += 1

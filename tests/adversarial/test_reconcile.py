@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.runtime.reconcile import Reconciler
 from engine.trading import oms
+from engine.trading.commands import Commands
 from engine.trading.snapshot_builder import SnapshotBuilder
 from tests.acceptance.helpers import query, run
 from tests.conftest import ROOT
@@ -73,7 +74,7 @@ async def test_orphan_when_still_open_then_every_run_reports_it_until_acknowledg
     view = SnapshotBuilder().build(e, role="operator", reconciler=r).recon
     assert view is not None and not view.ok and len(view.standing) == 3
     # acknowledged through the engine's command path: ETH's two stop being findings
-    assert e.acknowledge_orphans("ETH/USDT", "op", "known human orders").ok
+    assert Commands(e).acknowledge_orphans("ETH/USDT", "op", "known human orders").ok
     third = await r.run("periodic")
     assert [s for s in third["standing"] if "ETH/USDT" in s] == []
     assert len(third["standing"]) == 1 and not third["ok"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.core.events import SubmitOrder
 from engine.core.units import SCALE, to_e8
 from engine.trading import oms
+from engine.trading.commands import Commands
 from tests.acceptance.helpers import FAST_PROFILE, query, run
 from tests.venue.conftest import rig_factory, until  # noqa: F401 (fixture)
 
@@ -262,7 +263,7 @@ def test_restart_when_same_utc_day_then_drawdown_baseline_kept_and_next_day_reba
     assert r.equity_day_start_e8 == start - loss, "day baseline ignores yesterday's realized PnL"
     assert r.drawdown_pct() == 0.0
     _round_trip(b)
-    b.engine.reset_risk("op", "re-baseline after review")  # an operator's new baseline...
+    Commands(b.engine).reset_risk("op", "re-baseline after review")  # an operator's new baseline...
     rebased = r.equity_day_start_e8
     assert rebased < start - loss
     b.flush()

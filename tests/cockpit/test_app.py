@@ -279,7 +279,7 @@ def test_start_when_2fa_was_enrolled_but_keystore_gone_then_refuses(tmp_path: Pa
     cfg = load_config("paper", env={}, overrides=FAST)
     host = EngineHost(cfg, d, acquire(d))
     host.start()
-    host.runtime.engine._set_state("totp_enrolled", "1")  # as after an enrolled session
+    host.runtime.engine.recorder.set_state("totp_enrolled", "1")  # as after an enrolled session
     host.stop("test")
     again = EngineHost(cfg, d, acquire(d))
     with pytest.raises(KeystoreError, match="2FA was enrolled"):  # bad input: exit 2, one line

@@ -12,6 +12,7 @@ import time
 from engine.core.events import SubmitOrder
 from engine.core.units import to_e8
 from engine.trading import oms
+from engine.trading.commands import Commands
 from tests.venue.conftest import until
 
 
@@ -55,7 +56,7 @@ async def test_limit_order_when_canceled_then_canceled_at_venue(rig_factory):
     bid = e.quotes["BTC/USDT"][0]
     res = e.submit(order(e, order_type="limit", limit_price_e8=bid - bid // 20))
     await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack")
-    assert e.cancel(res.ref, "op").ok
+    assert Commands(e).cancel(res.ref, "op").ok
     await until(lambda: e.orders[res.ref].status == oms.CANCELED, what="cancel")
     state = await rig.venue_state()
     assert [o["status"] for o in venue_orders(state, res.ref)] == ["CANCELED"]

@@ -9,6 +9,7 @@ from engine.core.events import SubmitOrder
 from engine.core.units import to_e8
 from engine.runtime.reconcile import Reconciler
 from engine.trading import oms
+from engine.trading.commands import Commands
 from tests.venue.conftest import until
 
 
@@ -59,18 +60,20 @@ async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts
     assert not report["ok"]
     assert "ETH/USDT" in e.market_blocked
     assert e.risk.safe_mode
-    e.set_safe_mode(False, "op", "reviewed")
+    Commands(e).set_safe_mode(False, "op", "reviewed")
     res = e.submit(order(e, "ETH/USDT"))
     assert not res.ok
     assert "orphan" in res.message
     assert e.submit(order(e, "BTC/USDT")).ok  # other symbols still trade
-    assert not e.acknowledge_orphans("SOL/USDT", "op").ok  # nothing to acknowledge there
-    assert e.acknowledge_orphans("ETH/USDT", "op", "human order, known").ok
+    assert not Commands(e).acknowledge_orphans("SOL/USDT", "op").ok  # nothing to acknowledge there
+    assert Commands(e).acknowledge_orphans("ETH/USDT", "op", "human order, known").ok
     assert e.submit(order(e, "ETH/USDT")).ok
     again = await Reconciler(e, grace_s=0.2).run("periodic")  # a fresh reconciler (a restart)
     assert "ETH/USDT" not in e.market_blocked
     assert again["mismatches"]["orphan"] == 0
-    assert "acked_orphans" in e.batch.upsert["engine_state"]  # persisted with the next flush
+    assert (
+        "acked_orphans" in e.recorder.batch.upsert["engine_state"]
+    )  # persisted with the next flush
 
 
 async def test_reconcile_when_venue_canceled_behind_our_back_then_status_adopted(rig_factory):
@@ -217,7 +220,7 @@ async def test_reconcile_when_book_resyncs_after_orphan_found_then_symbol_stays_
     book = {"symbol": "ETH/USDT", "bids": [[bid_e8 / 1e8, 1.0]], "asks": [[ask_e8 / 1e8, 1.0]]}
     rig.feeds._on_book(book)
     assert "orphan" in e.market_blocked.get("ETH/USDT", "")
-    e.set_safe_mode(False, "op", "reviewed")
+    Commands(e).set_safe_mode(False, "op", "reviewed")
     res = e.submit(order(e, "ETH/USDT"))
     assert not res.ok
     assert "orphan" in res.message

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine.core.units import SCALE, to_e8
 from engine.trading import oms
+from engine.trading.commands import Commands
 from tests.conftest import feed_all
 from tests.conftest import query as rows
 from tests.engine.trading.test_order_path import order, submit
@@ -41,7 +42,7 @@ def test_exposure_when_orders_rest_fill_or_cancel_then_book_follows_each_event(m
     rest(b, "sell", "0.05")
     assert (x.hi(BTC), x.lo(BTC), x.net(BTC)) == (to_e8("0.03"), -to_e8("0.03"), -to_e8("0.02"))
     assert x.worst(BTC) == to_e8("0.03") and x.counted() == 2
-    e.cancel(buy.ref, "operator")
+    Commands(e).cancel(buy.ref, "operator")
     assert x.hi(BTC) == to_e8("0.02") and x.counted() == 1  # a terminal order is released
 
 

@@ -6,6 +6,7 @@ from engine.core.events import SubmitOrder, VenueOrderUpdate
 from engine.core.units import to_e8
 from engine.runtime.reconcile import Reconciler
 from engine.trading import oms
+from engine.trading.commands import Commands
 from tests.conftest import feed, feed_all
 from tests.conftest import query as rows
 
@@ -73,9 +74,9 @@ def test_submit_when_safe_mode_then_denied_but_cancel_allowed(make_booted):
     feed_all(e)
     res = e.submit(order(did=e.ids.next(), order_type="limit", limit_price_e8=to_e8(60000)))
     assert res.ok
-    e.set_safe_mode(True, "operator", "drill")
+    Commands(e).set_safe_mode(True, "operator", "drill")
     assert "safe_mode" in submit(b).message
-    assert e.cancel(res.ref, "operator").ok
+    assert Commands(e).cancel(res.ref, "operator").ok
     assert e.orders[res.ref].status == oms.CANCELED
 
 
@@ -375,6 +376,6 @@ def test_screens_when_orders_accumulate_then_latest_and_fill_ratio_from_bounded_
     assert resting.ref not in {o.client_order_id for o in latest}
     assert telemetry.fill_ratio(e, "BTC/USDT") == 1.0  # market orders inside the depth fill
     assert len(e.recent_closed["BTC/USDT"]) == telemetry.CLOSED_WINDOW
-    assert e.cancel(resting.ref, "operator").ok  # closes with nothing filled
+    assert Commands(e).cancel(resting.ref, "operator").ok  # closes with nothing filled
     assert telemetry.latest_orders(e, 1)[0].client_order_id == resting.ref  # before any flush
     assert telemetry.fill_ratio(e, "BTC/USDT") == 199 / 203  # 199 × 0.001 filled of 0.203 asked
