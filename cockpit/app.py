@@ -2,7 +2,7 @@
 double-confirmed (TOTP when enrolled), observers read-only (enforced in the engine too).
 
 Invariants:
-- Exactly one bridge (``_pull``) moves state from engine to UI: a timer that re-arms itself after
+- Exactly one bridge (``pull``) moves state from engine to UI: a timer that re-arms itself after
   each pass (never overlapping), reads the host's latest snapshot by reference and pushes it down
   into the widgets — one update pass per refresh, unchanged widgets skip their own work. It pauses
   while a modal is open.
@@ -32,6 +32,7 @@ from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen
+from cockpit.port import EnginePort
 from engine.core.events import (
     ArmKillSwitch,
     Command,
@@ -92,7 +93,9 @@ class CockpitApp(App[None]):
         Binding("q", "quit_cockpit", "Quit", id="quit"),
     ]
 
-    def __init__(self, host: Any, *, refresh_hz: float = 4.0, role: str = "operator") -> None:
+    def __init__(
+        self, host: EnginePort, *, refresh_hz: float = 4.0, role: str = "operator"
+    ) -> None:
         super().__init__()
         self.host = host
         self.role = role
@@ -161,7 +164,7 @@ class CockpitApp(App[None]):
             pass
         self._panels = [w for w in self.query("*") if isinstance(w, SNAPSHOT_WIDGETS)]
         self._pin_console_size(self.size.width, self.size.height)
-        self._pull()
+        self.pull()
 
     def on_resize(self, event: events.Resize) -> None:
         self._pin_console_size(event.size.width, event.size.height)
@@ -186,7 +189,8 @@ class CockpitApp(App[None]):
 
     # --- the bridge ---------------------------------------------------------------------------
 
-    def _pull(self) -> None:
+    def pull(self) -> None:
+        """The bridge: take the newest snapshot (if any) into every panel, then re-arm."""
         if self.quitting:
             return  # the app is shutting down: the bridge stops with it (no re-arm)
         try:
@@ -209,7 +213,7 @@ class CockpitApp(App[None]):
                     for w in self._panels:
                         w.update_snapshot(snap)
         finally:
-            self.set_timer(self.refresh_s, self._pull)  # re-arm after finishing: no overlap
+            self.set_timer(self.refresh_s, self.pull)  # re-arm after finishing: no overlap
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -231,7 +235,7 @@ class CockpitApp(App[None]):
         self.last_seq = -1  # show the effect at the next pass
 
     def _critical(self, action: str, effect: str, cmd: Command) -> None:
-        needs = bool(self.host.api and self.host.api.needs_totp(cmd))
+        needs = self.host.needs_totp(cmd)
 
         def answered(result: tuple[bool, str] | None) -> None:
             if result and result[0]:
@@ -307,13 +311,18 @@ class CockpitApp(App[None]):
         self.push_screen(PromptScreen("Canary share (0..1; ramp 0.05 → 0.10 → 0.20)", "0.10"), got)
 
     def action_reconcile(self) -> None:
-        rt = self.host.runtime
-        loop = self.host.loop
-        if loop is None or rt.booted is None:
-            return
-        fut = asyncio.run_coroutine_threadsafe(rt.booted.reconciler.run("manual"), loop)
-        fut.add_done_callback(lambda f: self._post(self._result, CommandResult(
-            ok=f.result()["ok"], message=f"reconciliation: {f.result()['mismatches']}")))  # fmt: skip
+        def done(f: Future[Any]) -> None:
+            exc = f.exception()
+            res = (
+                CommandResult(ok=False, message=f"reconciliation failed: {exc}")
+                if exc is not None
+                else CommandResult(
+                    ok=f.result().ok, message=f"reconciliation: {f.result().mismatches}"
+                )
+            )
+            self._post(self._result, res)
+
+        self.host.query("reconcile", {"typed": True}).add_done_callback(done)
 
     def action_incident(self) -> None:
         def got(note: str | None) -> None:
@@ -323,20 +332,16 @@ class CockpitApp(App[None]):
         self.push_screen(PromptScreen("Incident note (context is attached automatically)"), got)
 
     def action_export(self) -> None:
-        rt = self.host.runtime
-        if self.host.loop is None or rt.booted is None:
-            return
-        import time as _t
+        def done(f: Future[Any]) -> None:
+            exc = f.exception()
+            res = (
+                CommandResult(ok=False, message=f"report failed: {exc}")
+                if exc is not None
+                else CommandResult(ok=True, message=f"report written: {f.result()['path']}")
+            )
+            self._post(self._result, res)
 
-        from engine.store.report import export_report
-
-        out = rt.data_dir / "reports" / _t.strftime("report-%Y%m%dT%H%M%SZ.zip", _t.gmtime())
-        meta = {"profile": rt.cfg.name, "venue": rt.engine.venue.name}
-        fut = rt.booted.writer.call(lambda con: export_report(con, out, meta))
-        fut.add_done_callback(lambda f: self._post(self._result, CommandResult(
-            ok=f.exception() is None,
-            message=f"report written: {out}" if f.exception() is None
-            else f"report failed: {f.exception()}")))  # fmt: skip
+        self.host.query("export").add_done_callback(done)
 
     def action_help(self) -> None:
         if self.screen.query("HelpPanel"):

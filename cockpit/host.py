@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,17 @@ class EngineHost:
                 loop.call_soon_threadsafe(loop.stop)
             self._thread.join(timeout_s)
 
+    def needs_totp(self, cmd: Command) -> bool:
+        return self.api is not None and self.api.needs_totp(cmd)
+
+    def query(self, name: str, args: Mapping[str, Any] | None = None) -> Future[Any]:
+        """A read-only answer from the engine's API, resolved on the engine thread."""
+        if self.loop is None or self.api is None or not self.alive:
+            f: Future[Any] = Future()
+            f.set_exception(RuntimeError(f"engine not running: {self.error}"))
+            return f
+        return asyncio.run_coroutine_threadsafe(self.api.query(name, args), self.loop)
+
     def execute(self, cmd: Command, totp_code: str | None = None) -> Future[CommandResult]:
         """Send a command to the engine; the future resolves on the engine thread's answer."""
         if self.loop is None or self.api is None or not self.alive:
@@ -166,7 +178,11 @@ class EngineHost:
         if rt.booted is None:
             return
         try:
-            rt.engine.arm_kill_switch("engine", f"engine thread failed: {self.error}")
+            api = rt.api
+            if api is not None:
+                api.emergency_stop("engine", f"engine thread failed: {self.error}")
+            else:
+                rt.engine.arm_kill_switch("engine", f"engine thread failed: {self.error}")
             loop.run_until_complete(rt.stop(f"engine thread failed: {self.error}"))
         except BaseException as exc:  # noqa: BLE001
             log.critical("emergency stop failed: %s", exc)
@@ -187,17 +203,17 @@ class EngineHost:
         audit_tail = tuple(_audit_views(e))
         self.snapshot = self._builder.build(
             e, role=self.role, strategy=rt.booted.strategy, feeds=feeds,
-            reconciler=rt.booted.reconciler, audit_tail=audit_tail,
+            recon=rt.booted.reconciler.last, audit_tail=audit_tail,
             alerts=tuple(e.alerts),
         )  # fmt: skip
 
     def arm_kill_switch_now(self, reason: str) -> None:
         """Emergency path used when the UI itself fails: no confirmation, no TOTP."""
-        if self.loop is not None and self.alive:
-            engine = self.runtime.engine
+        api = self.api
+        if self.loop is not None and self.alive and api is not None:
 
             async def arm() -> None:
-                engine.arm_kill_switch("cockpit", reason)
+                api.emergency_stop("cockpit", reason)
 
             asyncio.run_coroutine_threadsafe(arm(), self.loop).result(10)
 

@@ -79,7 +79,8 @@ def _config(args: argparse.Namespace, data_dir: Path) -> Any:
 
 
 def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
-    from engine.runtime.reconcile import render
+    from engine.core.events import ReconReport
+    from engine.runtime.reconcile import from_wire, render, to_json
     from engine.store.writer import StoreError
 
     report = _running_call(data_dir, "reconcile")
@@ -98,8 +99,9 @@ def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
         except StoreError as exc:
             _err(str(exc))
             return 4
-    print(json.dumps(report, sort_keys=True) if args.json else render(report))
-    return 0 if report["ok"] else 1
+    typed = report if isinstance(report, ReconReport) else from_wire(report)
+    print(to_json(typed) if args.json else render(typed))
+    return 0 if typed.ok else 1
 
 
 def _healthcheck(args: argparse.Namespace, data_dir: Path) -> int:

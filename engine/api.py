@@ -1,18 +1,23 @@
-"""The engine's command API: the single entry point for every order-affecting or critical action.
+"""The engine's one door: every command in, every read-only query out.
 
-Callers (strategies, the cockpit's bridge, the control socket, scripts) hand an immutable command
-and get a ``CommandResult``; nothing else reaches the OMS or a venue. ``handle`` runs on the engine
-loop thread; ``execute`` is the coroutine other threads schedule with
-``asyncio.run_coroutine_threadsafe`` (never ``call_from_thread``: the engine must not wait on the UI).
+Callers — the cockpit (through its port), the control socket (for the CLI), strategies and
+scripts — hand an immutable command to ``handle`` (or ``execute`` from another thread) and get a
+``CommandResult``; nothing else changes engine state on anyone's behalf. Read-only requests
+(status, reconcile report, health, audit verification, backup, export) go through ``query``,
+whose handlers the runtime registers when it builds the API (``engine.runtime.runner``); the
+runtime builds exactly one API per engine, headless and under the cockpit alike.
 
-Invariants: a refused command is a ``CommandResult(ok=False, message=...)`` with a one-line
-reason, never an exception; every accepted critical action is audited with its actor.
+Invariants: ``handle`` checks the role first (an observer can act on nothing; the denial is
+audited), then the TOTP code for critical actions when 2FA is enrolled (replay-proof; its state is
+persisted after every check), then runs the command through ``trading.commands.Commands`` or the
+model strategy, which audit it with its actor. A refusal is a ``CommandResult(ok=False)`` with a
+one-line reason, never an exception. ``emergency_stop`` (arming the kill switch when the UI
+itself fails) is the one command without role or TOTP: it can only reduce risk, and it is audited.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from engine.core.events import (
@@ -32,18 +37,34 @@ from engine.core.events import (
     SetSafeMode,
     SubmitOrder,
 )
+from engine.security.totp import TotpGuard
 from engine.strategy.strategies import ModelStrategy
 from engine.trading.commands import Commands
 from engine.trading.engine import Engine
 
-# Critical actions (SPEC §4): confirmed in the UI and, when 2FA is enrolled, TOTP-checked here.
-CRITICAL = (ArmKillSwitch, DisarmKillSwitch, PromoteChallenger, RollbackModel, SetCanaryShare,
-            ResetRisk, PinModel, AcknowledgeOrphans)  # fmt: skip
+# Critical actions: confirmed in the UI and, when 2FA is enrolled, TOTP-checked here.
+CRITICAL = (
+    ArmKillSwitch,
+    DisarmKillSwitch,
+    PromoteChallenger,
+    RollbackModel,
+    SetCanaryShare,
+    ResetRisk,
+    PinModel,
+    AcknowledgeOrphans,
+)
 ROLES = ("operator", "observer")
+
+# A read-only query: arguments in, a JSON-able answer out (runs on the engine loop).
+Query = Callable[[Mapping[str, Any]], Awaitable[Any]]
 
 
 class RoleRefused(ValueError):
     """The requested role contradicts the profile (e.g. ``--role operator`` on staging)."""
+
+
+class UnknownQuery(ValueError):
+    """A query name the engine does not answer."""
 
 
 def effective_role(observer_start: bool, requested: str | None) -> str:
@@ -63,12 +84,19 @@ def effective_role(observer_start: bool, requested: str | None) -> str:
 
 
 class EngineAPI:
-    """``role``: observers see everything and can act on nothing — enforced here, in the engine.
-    ``totp``: a guard with ``enrolled`` and ``verify(code, action)``; critical actions (and safe
-    mode off) need a valid, never-replayed code when it is enrolled."""
+    """The one door of one engine. ``role``: observers see everything and can act on nothing.
+    ``totp``: critical actions (and safe mode off) need a valid, never-replayed code when 2FA is
+    enrolled. ``queries``: the read-only surface, by name."""
 
-    def __init__(self, engine: Engine, models: ModelStrategy | None = None, *,
-                 role: str = "operator", totp: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: Engine,
+        models: ModelStrategy | None = None,
+        *,
+        role: str = "operator",
+        totp: TotpGuard | None = None,
+        queries: Mapping[str, Query] | None = None,
+    ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
         self.engine = engine
@@ -76,30 +104,35 @@ class EngineAPI:
         self.models = models
         self.role = role
         self.totp = totp
+        self.queries: dict[str, Query] = dict(queries or {})
+
+    # --- commands ------------------------------------------------------------------------------
 
     async def execute(self, cmd: Command, totp_code: str | None = None) -> CommandResult:
         return self.handle(cmd, totp_code)
 
     def needs_totp(self, cmd: Command) -> bool:
         critical = isinstance(cmd, CRITICAL) or (isinstance(cmd, SetSafeMode) and not cmd.on)
-        return critical and self.totp is not None and bool(self.totp.enrolled)
+        return critical and self.totp is not None and self.totp.enrolled
 
     def handle(self, cmd: Command, totp_code: str | None = None) -> CommandResult:
-        e = self.engine
+        rec = self.engine.recorder
         name = type(cmd).__name__
+        actor = getattr(cmd, "actor", self.role)
         if self.role == "observer":
-            e.recorder.audit(getattr(cmd, "actor", "observer"), "command_denied",
-                     {"command": name, "reason": "observer role"})  # fmt: skip
+            rec.audit(actor, "command_denied", {"command": name, "reason": "observer role"})
             return CommandResult(ok=False, message=f"{name} denied: observers cannot act")
-        if self.needs_totp(cmd):
+        if self.totp is not None and self.needs_totp(cmd):
             res = self.totp.verify(totp_code or "", name)
             # replay protection and lockout survive restarts
-            e.recorder.set_state("totp_state", json.dumps(self.totp.state()))
+            rec.set_state("totp_state", _json(self.totp.state()))
             if not res.ok:
-                e.recorder.audit(getattr(cmd, "actor", "operator"), "command_denied",
-                         {"command": name, "reason": res.message})  # fmt: skip
+                rec.audit(actor, "command_denied", {"command": name, "reason": res.message})
                 return CommandResult(ok=False, message=f"{name} denied: {res.message}")
-        c = self.commands
+        return self._run(cmd)
+
+    def _run(self, cmd: Command) -> CommandResult:
+        e, c = self.engine, self.commands
         match cmd:
             case SubmitOrder():
                 return e.submit(cmd, routed="manual" if cmd.actor != "engine" else "")
@@ -138,35 +171,26 @@ class EngineAPI:
                 return m.set_canary_share(cmd.share, cmd.actor)
         return CommandResult(ok=False, message=f"not a model command: {type(cmd).__name__}")
 
+    def emergency_stop(self, actor: str, reason: str) -> CommandResult:
+        """Arm the kill switch with no role or TOTP check: for the UI's own failure path only
+        (it can only reduce risk). Audited like any arming."""
+        return self.engine.arm_kill_switch(actor, reason)
 
-def build_api(engine: Engine, strategy: Any, *, role: str, data_dir: Path,
-              totp_secret: str | None) -> EngineAPI:  # fmt: skip
-    """The one construction of the engine's command API, for the cockpit and the control socket.
+    # --- queries -------------------------------------------------------------------------------
 
-    ``totp_secret`` is read from the keystore *before* the engine boots (``load_totp_secret``), so
-    a missing or wrong keyring key stops the start before anything is written. Once enrolled, a
-    data dir remembers it (``totp_enrolled``): a seed that has since vanished refuses the start
-    (fail closed) instead of silently dropping 2FA.
-    """
-    from engine.security.keystore import KeystoreError, keystore_path
-    from engine.security.totp import TotpGuard
+    def serve(self, queries: Mapping[str, Query]) -> None:
+        """Register read-only queries (the runtime does, once its parts are up)."""
+        self.queries.update(queries)
 
-    enrolled_before = engine.recorder.state("totp_enrolled") == "1"
-    if totp_secret is None and enrolled_before:
-        raise KeystoreError(
-            f"2FA was enrolled for {data_dir} but its secret is gone "
-            f"({keystore_path(data_dir)}): restore the keystore or re-enroll with "
-            "`cockpit totp enroll --force`; refusing to run without 2FA"
-        )
-    if totp_secret is not None and not enrolled_before:
-        engine.recorder.set_state("totp_enrolled", "1")  # from now on its absence is an error
-    risk = engine.risk
-    if risk.kill_switch and "KeystoreError" in risk.kill_reason:
-        # armed by an older release when a start failed on the key: the switch stays armed (fail
-        # closed, an operator disarms it), but the banner follows the key that works now
-        risk.kill_reason = ("armed by an earlier start that could not open the keystore; "
-                            "the current key opens it: review, then disarm")  # fmt: skip
-    raw = engine.recorder.state("totp_state")
-    guard = TotpGuard(totp_secret, state=json.loads(raw) if raw else None)
-    models = strategy if hasattr(strategy, "registry") else None  # the bench strategy has none
-    return EngineAPI(engine, models, role=role, totp=guard)
+    async def query(self, name: str, args: Mapping[str, Any] | None = None) -> Any:
+        """A read-only answer by name (any role); ``UnknownQuery`` for a name not registered."""
+        fn = self.queries.get(name)
+        if fn is None:
+            raise UnknownQuery(f"unknown query {name!r} (known: {', '.join(sorted(self.queries))})")
+        return await fn(args or {})
+
+
+def _json(obj: object) -> str:
+    import json
+
+    return json.dumps(obj)

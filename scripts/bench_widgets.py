@@ -9,7 +9,7 @@ bounded lists (50 orders, 50 fills, 100 audit rows), gate ages ticking, budgets 
 
 For each tab shown (the overview an operator watches, and the trading tab with the rolling
 tables) it prints one JSON line with the main thread's CPU time (``time.thread_time``, so waits are not
-counted): the bridge's update pass (``_pull``: every panel's ``update_snapshot``) p50 / p99 ms,
+counted): the bridge's update pass (``CockpitApp.pull``: every panel's ``update_snapshot``) p50 / p99 ms,
 the frame that follows (Textual's message processing and compositor) p50 / p99 ms, and the
 whole per refresh.
 
@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cockpit.testkit import FixedHost  # noqa: E402
 from engine.snapshot import (  # noqa: E402
     AuditView,
     BudgetView,
@@ -41,7 +42,6 @@ from engine.snapshot import (  # noqa: E402
     ReconView,
     SymbolView,
 )
-from tests.cockpit.test_snapshots import FixedHost  # noqa: E402
 
 T0 = 1_700_000_000_000_000
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT")
@@ -99,7 +99,9 @@ async def run_tab(tab: str, refreshes: int, per_refresh: int, size: tuple[int, i
 
     from cockpit.app import CockpitApp
 
-    host = FixedHost()  # the tests' stub host; the bench replaces its snapshot each refresh
+    host = (
+        FixedHost()
+    )  # the fixed host (cockpit.testkit); the bench replaces its snapshot each refresh
     snaps = [snapshot(i, per_refresh) for i in range(refreshes + 21)]  # first + 20 warm-up
     host.snapshot = snaps[0]
     # the app's own 4 Hz timer is pushed out of the way: the benchmark calls the bridge itself
@@ -117,7 +119,7 @@ async def run_tab(tab: str, refreshes: int, per_refresh: int, size: tuple[int, i
                 cpu0 = time.process_time()
             host.snapshot = snap
             t0 = time.thread_time()
-            app._pull()
+            app.pull()
             t1 = time.thread_time()
             await pilot.pause()
             t2 = time.thread_time()

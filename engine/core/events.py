@@ -1,11 +1,16 @@
-"""Immutable commands, events and venue reports.
+"""Immutable market data, decisions, commands, command results and venue reports.
+
+There is no event bus. What happened leaves the engine by three channels, each with one reader:
+the ``CommandResult`` returned to whoever sent a command (the TUI modal, the control socket, the
+CLI); the rows the engine records (orders, fills, ``gate_events``, incidents, the audit chain) in
+DuckDB; and the ``engine.snapshot.EngineSnapshot`` the cockpit pulls a few times a second.
 
 Invariants:
-- Commands are imperative (``SubmitOrder``), events past tense (``OrderFilled``); all are frozen
-  msgspec Structs, so a published value can be shared across threads without copying.
+- Commands are imperative (``SubmitOrder``), reports and results past tense or plain data; all
+  are frozen msgspec Structs, so a value can be shared across threads without copying.
 - Every time is an integer: ``ts_us`` (UTC µs) or ``ts_ns`` for market data.
 - Amounts are integer e8 units (see ``engine.core.units``).
-- A denial is an event (``OrderDenied``), never an exception.
+- A denial is data (a ``CommandResult(ok=False)`` and a ``gate_events`` row), never an exception.
 """
 
 from __future__ import annotations
@@ -208,61 +213,29 @@ class VenueFill(_Frozen, frozen=True, gc=False):
     fee_base_e8: int = 0  # commission taken in the base asset (spot buys), already in fee_e8
 
 
-# --- engine events (published to UI and logs) ------------------------------------------------
+# --- results ------------------------------------------------------------------------------
 
 
-class DecisionMade(_Frozen, frozen=True, gc=False):
-    decision: Decision
+class ReconDetail(_Frozen, frozen=True):
+    """One finding and what the reconciler did about it."""
 
-
-class OrderDenied(_Frozen, frozen=True, gc=False):
-    decision_id: str
+    type: str  # missing_in_db, missing_in_broker, status_mismatch, missing_fill, orphan, ...
     symbol: str
-    gate: str
-    reason: str
-    ts_us: int
-
-
-class OrderSubmitted(_Frozen, frozen=True, gc=False):
     client_order_id: str
-    decision_id: str
-    symbol: str
-    side: Side
-    qty_e8: int
+    action: str
+    detail: str = ""
+
+
+class ReconReport(_Frozen, frozen=True):
+    """One reconciliation run: what was compared, what differed, what was done, what alerts."""
+
     ts_us: int
-
-
-class OrderUpdated(_Frozen, frozen=True, gc=False):
-    client_order_id: str
-    status: str
-    filled_qty_e8: int
-    ts_us: int
-    reason: str = ""
-
-
-class OrderFilled(_Frozen, frozen=True, gc=False):
-    client_order_id: str
-    trade_id: str
-    symbol: str
-    side: Side
-    qty_e8: int
-    price_e8: int
-    fee_e8: int
-    ts_us: int
-    slippage_bps: float
-    place_latency_ms: float
-
-
-class GateChanged(_Frozen, frozen=True):
-    gate: str
-    active: bool
-    reason: str
-    since_us: int
-
-
-class ModelsChanged(_Frozen, frozen=True):
-    champion: str
-    challenger: str
-    pinned: str | None
-    canary_share: float
-    actor: str
+    source: str  # startup | periodic | manual
+    venue: str
+    duration_ms: float
+    ok: bool  # no alert and no standing finding
+    mismatches: dict[str, int]  # count per class (every class present)
+    resolved: int
+    alerts: list[str]
+    standing: list[str]
+    details: list[ReconDetail]

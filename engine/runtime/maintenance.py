@@ -89,8 +89,8 @@ def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[
         _outbox_check(len(pending), oldest),
         _check("clock_skew", skew_status, f"{skew:+.1f} ms (limit {limit:g})"),
         _ntp_check(engine),
-        _recon_check((now - last["ts_us"]) / 1e6 if last else None,
-                     cfg.oms.reconcile_interval_s, last["ok"] if last else None),
+        _recon_check((now - last.ts_us) / 1e6 if last else None,
+                     cfg.oms.reconcile_interval_s, last.ok if last else None),
         _check("kill_switch", "degraded" if engine.risk.kill_switch else "ok",
                engine.risk.kill_reason or "disarmed"),
     ]  # fmt: skip

@@ -44,6 +44,7 @@ from typing import Any
 
 import msgspec
 
+from engine.core.events import ReconDetail, ReconReport
 from engine.trading import blocks, oms
 from engine.trading.commands import Commands
 from engine.trading.engine import Engine
@@ -82,28 +83,31 @@ class Reconciler:
         self.ttl_s = ttl_s
         self.prefix = f"{engine.cfg.oms.client_id_prefix}-"
         self.mismatches = engine.metrics.recon_mismatches
-        self.last: dict[str, Any] | None = None
+        self.last: ReconReport | None = None
         self.external: dict[str, VenueOrderView] = {}  # orphan orders, read-only
         # fetch venue trades from our last recorded fill on (not the venue's whole history)
         self._since_ms: dict[str, int] = dict(getattr(engine, "last_fill_ms", {}))
         self._lock = asyncio.Lock()
 
-    async def run(self, source: str) -> dict[str, Any]:
+    async def run(self, source: str) -> ReconReport:
         async with self._lock:  # one run at a time (periodic vs manual)
             return await self._run(source)
 
-    async def _run(self, source: str) -> dict[str, Any]:
+    async def _run(self, source: str) -> ReconReport:
         e = self.engine
         t0 = time.perf_counter()
         found: Counter[str] = Counter()
-        details: list[dict[str, Any]] = []
+        details: list[ReconDetail] = []
         alerts: list[str] = []
 
         def note(kind: str, symbol: str, cid: str, action: str, detail: str = "") -> None:
             found[kind] += 1
             self.mismatches.labels(kind, symbol).inc()
-            details.append({"type": kind, "symbol": symbol, "client_order_id": cid,
-                            "action": action, "detail": detail})  # fmt: skip
+            details.append(
+                ReconDetail(
+                    type=kind, symbol=symbol, client_order_id=cid, action=action, detail=detail
+                )
+            )
 
         venue_open: dict[str, VenueOrderView] = {}
         for symbol in e.symbols:
@@ -118,23 +122,23 @@ class Reconciler:
         await self._positions(note, alerts)
         return self._report(source, t0, found, details, alerts, standing)
 
-    def _report(self, source: str, t0: float, found: Counter[str], details: list[dict[str, Any]],
-                alerts: list[str], standing: list[str]) -> dict[str, Any]:  # fmt: skip
+    def _report(self, source: str, t0: float, found: Counter[str], details: list[ReconDetail],
+                alerts: list[str], standing: list[str]) -> ReconReport:  # fmt: skip
         e = self.engine
         duration_ms = (time.perf_counter() - t0) * 1000
         ok = not alerts and not standing
-        report = {
-            "ts_us": e.clock.now_us(),
-            "source": source,
-            "venue": self.venue.name,
-            "duration_ms": round(duration_ms, 2),
-            "ok": ok,
-            "mismatches": {c: found.get(c, 0) for c in CLASSES},
-            "resolved": sum(found.values()) - len(alerts),
-            "alerts": alerts,
-            "standing": standing,
-            "details": details[:200],
-        }
+        report = ReconReport(
+            ts_us=e.clock.now_us(),
+            source=source,
+            venue=self.venue.name,
+            duration_ms=round(duration_ms, 2),
+            ok=ok,
+            mismatches={c: found.get(c, 0) for c in CLASSES},
+            resolved=sum(found.values()) - len(alerts),
+            alerts=alerts,
+            standing=standing,
+            details=details[:200],
+        )
         self.last = report
         e.readiness["recon"] = (not alerts, time.monotonic() + self.ttl_s,
                                 "; ".join(alerts) or "reconciled")  # fmt: skip
@@ -149,7 +153,7 @@ class Reconciler:
             log.warning("reconciliation (%s): standing findings: %s", source, standing)
         else:
             log.info("reconciliation (%s) ok in %.1f ms: %s", source, duration_ms,
-                     report["mismatches"], extra={"fields": {"recon": report["mismatches"]}})  # fmt: skip
+                     report.mismatches, extra={"fields": {"recon": report.mismatches}})  # fmt: skip
         return report
 
     def _open_orders(self, venue_open: dict[str, VenueOrderView], note: Any,
@@ -368,16 +372,26 @@ class Reconciler:
         return len(late)
 
 
-def record_run(e: Engine, report: dict[str, Any]) -> None:
+def record_run(e: Engine, report: ReconReport) -> None:
     """Persist and audit one reconciliation run (rows leave with the next flush)."""
     e.recorder.add(
         "reconciliation_runs",
-        (report["ts_us"], report["source"], report["venue"], report["duration_ms"],
-         report["ok"], msgspec.json.encode(report["mismatches"]).decode(),
-         msgspec.json.encode(report["alerts"]).decode()),
+        (
+            report.ts_us,
+            report.source,
+            report.venue,
+            report.duration_ms,
+            report.ok,
+            msgspec.json.encode(report.mismatches).decode(),
+            msgspec.json.encode(report.alerts).decode(),
+        ),
+    )
+    e.recorder.audit(
+        "reconciler",
+        "reconciled",
+        {"source": report.source, "ok": report.ok, "mismatches": report.mismatches,
+         "alerts": report.alerts},
     )  # fmt: skip
-    e.recorder.audit("reconciler", "reconciled", {k: report[k] for k in
-                                             ("source", "ok", "mismatches", "alerts")})  # fmt: skip
 
 
 def venue_baseline(e: Engine, balances: dict[str, int]) -> dict[str, int]:
@@ -407,20 +421,29 @@ def _update(v: VenueOrderView, ts_us: int) -> Any:
                             status=v.status, filled_qty_e8=v.filled_qty_e8, ts_us=ts_us)  # fmt: skip
 
 
-def render(report: dict[str, Any]) -> str:
+def render(report: ReconReport) -> str:
     """The human form of a report (same text whether the engine ran it or the CLI did)."""
-    m = report["mismatches"]
+    m = report.mismatches
     lines = [
-        f"reconciliation {'OK' if report['ok'] else 'ALERT'} ({report['source']}, "
-        f"{report['venue']}, {report['duration_ms']:.1f} ms)",
+        f"reconciliation {'OK' if report.ok else 'ALERT'} ({report.source}, "
+        f"{report.venue}, {report.duration_ms:.1f} ms)",
         "  " + "  ".join(f"{k}={m[k]}" for k in CLASSES),
     ]
-    lines += [f"  alert: {a}" for a in report["alerts"]]
-    lines += [f"  standing: {a}" for a in report.get("standing", ())]
-    lines += [f"  {d['type']} {d['symbol']} {d['client_order_id']} -> {d['action']}"
-              + (f" ({d['detail']})" if d["detail"] else "") for d in report["details"][:50]]  # fmt: skip
+    lines += [f"  alert: {a}" for a in report.alerts]
+    lines += [f"  standing: {a}" for a in report.standing]
+    lines += [
+        f"  {d.type} {d.symbol} {d.client_order_id} -> {d.action}"
+        + (f" ({d.detail})" if d.detail else "")
+        for d in report.details[:50]
+    ]
     return "\n".join(lines)
 
 
-def to_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, sort_keys=True)
+def to_json(report: ReconReport) -> str:
+    """The report as the socket and ``cockpit reconcile --json`` print it (sorted keys)."""
+    return json.dumps(msgspec.to_builtins(report), sort_keys=True)
+
+
+def from_wire(raw: object) -> ReconReport:
+    """A report received as JSON (the control socket) back to its type."""
+    return msgspec.convert(raw, ReconReport)

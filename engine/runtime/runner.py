@@ -16,17 +16,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from engine.api import EngineAPI, build_api
+from engine.api import EngineAPI
 from engine.config.loader import Config
 from engine.core.clock import RealClock
-from engine.core.events import AcknowledgeOrphans
+from engine.core.events import ReconReport
 from engine.core.samples import Samples
-from engine.obs import gcwatch, memwatch
-from engine.runtime.boot import Booted, boot, db_path
+from engine.obs import gcwatch
+from engine.runtime.boot import Booted, boot
 from engine.runtime.control import ControlServer, peer, socket_path
-from engine.runtime.maintenance import backup_target, copy_db, healthcheck_online
+from engine.runtime.door import SOCKET_COMMANDS, build_api, queries
 from engine.runtime.reconcile import Reconciler
-from engine.security.audit import HeadFile, load_or_create_key, verify_connection
 from engine.security.totp import load_totp_secret
 from engine.sim.marketsim import MarketSimulator
 from engine.sim.simfeed import SimFeed
@@ -76,108 +75,34 @@ def _ccxt_wiring(cfg: Config, data_dir: Path, clock: RealClock, duration_s: floa
     return CcxtWiring(cfg, data_dir, clock, duration_s)
 
 
-def _garbage_seconds(raw: Any) -> float:
-    """``bench_stats``' ``garbage`` window: a finite number of seconds in (0, 60]."""
-    try:
-        seconds = float(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})") from None
-    if not 0 < seconds <= 60:  # NaN fails this too
-        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})")
-    return seconds
+def socket_handlers(api: EngineAPI) -> dict[str, Any]:
+    """The control socket's requests: each mutating one becomes its command through
+    ``api.execute`` (role, TOTP, audit under the socket peer), each other one an ``api.query``."""
+
+    def command(name: str) -> Any:
+        build = SOCKET_COMMANDS[name]
+
+        async def handler(args: dict[str, Any]) -> Any:
+            code = args.get("totp")
+            res = await api.execute(build(args, peer().actor), str(code) if code else None)
+            if not res.ok:
+                raise ValueError(res.message)
+            return {"message": res.message}
+
+        return handler
+
+    def query(name: str) -> Any:
+        async def handler(args: dict[str, Any]) -> Any:
+            return await api.query(name, args)
+
+        return handler
+
+    handlers = {name: query(name) for name in api.queries}
+    handlers.update({name: command(name) for name in SOCKET_COMMANDS})
+    return handlers
 
 
-def control_handlers(booted: Booted, wiring: Any, data_dir: Path, api: EngineAPI,
-                     diagnostics: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Commands the CLI sends to a running engine; each returns what the offline path returns.
-
-    Commands that change engine state go through ``api`` (role, TOTP, audit with the socket
-    peer as actor), exactly as the TUI's do. ``bench_stats``/``mem_stats`` answer only when the
-    profile sets ``control.diagnostics``."""
-    engine = booted.engine
-
-    async def on_writer(fn: Callable[[Any], Any]) -> Any:
-        booted.flush()  # everything decided so far is in the DB before we look at it
-        return await asyncio.wrap_future(booted.writer.call(fn))
-
-    async def reconcile(args: dict[str, Any]) -> Any:
-        return await booted.reconciler.run("manual")
-
-    async def healthcheck(args: dict[str, Any]) -> Any:
-        ready = wiring.venue_ready() if wiring is not None else True
-        return healthcheck_online(engine, booted.reconciler, ready)
-
-    async def audit_verify(args: dict[str, Any]) -> Any:
-        key = load_or_create_key(data_dir)
-        head_file = HeadFile(data_dir / "audit" / "head.json")
-        result = await on_writer(lambda con: verify_connection(con, key, head_file.read()))
-        return result._asdict()
-
-    async def backup(args: dict[str, Any]) -> Any:
-        out = backup_target(data_dir, args.get("out"))  # refused before the writer is touched
-        return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
-
-    async def status(args: dict[str, Any]) -> Any:
-        return engine.status()
-
-    async def bench_stats(args: dict[str, Any]) -> Any:
-        def pct(values: Any, q: float) -> float:
-            v = sorted(values)
-            return float(v[min(len(v) - 1, int(len(v) * q))]) if v else 0.0
-
-        lat = list(engine.tick_to_submit_us)
-        lag = list(getattr(booted, "lag_us", ()))
-        wake = list(getattr(booted, "feed_wake_us", ()))
-        if args.get("garbage"):  # what the collector frees over that many seconds, by type
-            seconds = _garbage_seconds(args["garbage"])
-            with gcwatch.saving_garbage() as saved:
-                await asyncio.sleep(seconds)
-            return {"garbage_top": saved.top(25)}
-        if args.get("reset"):
-            gcwatch.reset()
-            engine.tick_to_submit_us.clear()
-            for ring in (getattr(booted, "feed_wake_us", None), getattr(booted, "lag_us", None)):
-                if ring is not None:
-                    ring.clear()
-        return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
-                "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
-                "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
-                "ticks": engine.ticks, "gc": gcwatch.stats(),
-                "feed_wake_us": [pct(wake, q) for q in (0.5, 0.9, 0.99, 0.999)],
-                "gc_top": gcwatch.top_types() if args.get("types") else []}  # fmt: skip
-
-    async def mem_stats(args: dict[str, Any]) -> Any:
-        out = memwatch.process(objects=bool(args.get("objects")))
-        out["duckdb_mib"] = None
-        duck = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_bytes))
-        if duck is not None:
-            out["duckdb_mib"] = round(duck / 2**20, 1)
-        out["orders_in_memory"] = len(engine.orders)
-        if args.get("tags"):
-            out["duckdb_tags"] = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_tags))
-        if args.get("trace"):  # a diagnosis run under PYTHONTRACEMALLOC: growth by source line
-            out["trace_growth"] = await asyncio.to_thread(memwatch.trace_growth, int(args["trace"]))
-        return out
-
-    async def ack_orphans(args: dict[str, Any]) -> Any:
-        cmd = AcknowledgeOrphans(symbol=str(args.get("symbol", "")), actor=peer().actor,
-                                 reason=str(args.get("reason", "")))  # fmt: skip
-        code = args.get("totp")
-        res = await api.execute(cmd, str(code) if code is not None else None)
-        if not res.ok:
-            raise ValueError(res.message)
-        return {"message": res.message}
-
-    async def diagnostics_off(args: dict[str, Any]) -> Any:
-        raise ValueError("diagnostics are off: set `[control] diagnostics = true` in the profile")
-
-    return {"reconcile": reconcile, "healthcheck": healthcheck, "audit_verify": audit_verify,
-            "backup": backup, "status": status, "ack_orphans": ack_orphans,
-            "bench_stats": bench_stats if diagnostics else diagnostics_off,
-            "mem_stats": mem_stats if diagnostics else diagnostics_off}  # fmt: skip
-
-
-async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> dict[str, Any]:
+async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> ReconReport:
     """``cockpit reconcile`` with no engine running: the same start-up path, then stop."""
     clock = RealClock()
     wiring = _ccxt_wiring(cfg, data_dir, clock, 60.0)
@@ -265,8 +190,9 @@ class EngineRuntime:
                           strategy="bench" if cfg.models.strategy == "alternating" else "models",
                           bench_every=cfg.models.alternating_every_ticks)  # fmt: skip
             try:
-                self.api = api = build_api(booted.engine, booted.strategy, role=self.role,
-                                           data_dir=self.data_dir, totp_secret=totp_secret)  # fmt: skip
+                self.api = api = build_api(
+                    booted, role=self.role, data_dir=self.data_dir, totp_secret=totp_secret
+                )
             except BaseException:
                 booted.close("start refused: 2FA unavailable")
                 raise
@@ -286,11 +212,11 @@ class EngineRuntime:
             self.ntp = NtpSource(cfg.clock.ntp_server, wiring.skew.sink("ntp") if wiring
                                  else clock, cfg.clock.skew_check_interval_s)  # fmt: skip
         report = await reconciler.run("startup")
-        booted.rehydrated = report["mismatches"]
+        booted.rehydrated = report.mismatches
         self.refresh()
         booted.write_metrics()
-        handlers = control_handlers(booted, wiring, self.data_dir, api, cfg.control.diagnostics)
-        self.control = ControlServer(socket_path(self.data_dir), handlers)
+        api.serve(queries(booted, wiring, self.data_dir, cfg.name, cfg.control.diagnostics))
+        self.control = ControlServer(socket_path(self.data_dir), socket_handlers(api))
         await self.control.start()
         if wiring is not None:
             wiring.start(engine)

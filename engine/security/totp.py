@@ -174,3 +174,35 @@ class TotpGuard:
             return TotpResult(
                 False, f"TOTP code for {action} {why} ({left} attempts left before lockout)"
             )
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """The 2FA policy's verdict at start: the guard to use, and whether the data dir must now
+    remember that 2FA is enrolled (so a seed that later vanishes refuses the start)."""
+
+    guard: TotpGuard
+    newly_enrolled: bool
+
+
+def enrolment_policy(
+    secret: str | None, *, enrolled_before: bool, saved_state: str, data_dir: Path
+) -> Enrolment:
+    """The enrolled-secret policy, fail closed: once a data dir has run with 2FA, a missing seed
+    refuses the start (``KeystoreError``) instead of silently dropping the second factor.
+
+    ``secret`` is read from the keystore before the engine boots (``load_totp_secret``), so a
+    missing or wrong keyring key stops the start before anything is written; ``saved_state`` is
+    the guard's persisted replay/lockout state (JSON, or "" for none)."""
+    import json
+
+    from engine.security.keystore import KeystoreError, keystore_path
+
+    if secret is None and enrolled_before:
+        raise KeystoreError(
+            f"2FA was enrolled for {data_dir} but its secret is gone "
+            f"({keystore_path(data_dir)}): restore the keystore or re-enroll with "
+            "`cockpit totp enroll --force`; refusing to run without 2FA"
+        )
+    guard = TotpGuard(secret, state=json.loads(saved_state) if saved_state else None)
+    return Enrolment(guard=guard, newly_enrolled=secret is not None and not enrolled_before)

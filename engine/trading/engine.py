@@ -407,8 +407,14 @@ class Engine:
 
     # --- periodic work -----------------------------------------------------------------------
 
+    def unrealized_e8(self) -> int:
+        """Open positions marked at the current mids (reads only)."""
+        return sum(p.unrealized_e8(self.mid_e8(s)) for s, p in self.positions.items())
+
     def mark_to_market(self) -> int:
-        unreal = sum(p.unrealized_e8(self.mid_e8(s)) for s, p in self.positions.items())
+        """Re-mark equity (the drawdown gate reads it); returns the unrealised PnL. Done by
+        ``refresh`` once a second, headless and under the cockpit alike."""
+        unreal = self.unrealized_e8()
         self.risk.equity_e8 = self.start_equity_e8 + self.realized_e8 - self.fees_e8 + unreal
         return unreal
 

@@ -2,11 +2,13 @@
 
 Invariants:
 - A gate returns ``None`` (pass) or a one-line reason (deny). A denial is data — the engine turns it
-  into an ``OrderDenied`` event, a ``gate_events`` row and a counter — never an exception.
+  into a ``CommandResult(ok=False)`` for the sender, a ``gate_events`` row and a counter — never
+  an exception.
 - Gates fail closed: a gate that raises is a denial naming the error.
 - Sizing gates may only *reduce* ``ctx.qty_e8``; they record why in ``ctx.notes``.
 - Each gate tracks its standing state (active, reason, since) for the panel; transitions are
-  reported through ``on_change`` exactly once each way.
+  reported through ``on_change`` exactly once each way (the engine records a ``gate_events`` row
+  and an audit record; the gates panel reads the states from the snapshot).
 - Adding a gate = one small class with ``name`` and ``check`` (and optionally ``probe`` for a
   standing condition that holds without an order, e.g. the kill switch).
 """

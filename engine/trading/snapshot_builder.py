@@ -7,8 +7,10 @@ trading layer because it reads trading state, so the view types stay free of it.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from collections.abc import Sequence
+from typing import Protocol
 
+from engine.core.events import ReconReport
 from engine.core.units import SCALE
 from engine.snapshot import (
     AuditView,
@@ -23,7 +25,34 @@ from engine.snapshot import (
     ReconView,
     SymbolView,
 )
+from engine.trading.engine import Engine
 from engine.trading.windows import fill_ratio, latest_orders, p95
+
+
+class RegistryView(Protocol):
+    """What a snapshot reads of the model registry (``strategy.registry``)."""
+
+    pinned: str | None
+    champion_id: str
+    challenger_id: str
+    canary_share: float
+
+
+class FeedLoop(Protocol):
+    """One market-data stream, as the feeds panel shows it."""
+
+    name: str
+    connected: bool
+    reconnects: int
+
+    def uptime_s(self) -> float: ...
+
+
+class FeedSource(Protocol):
+    """The ccxt feeds of a venue profile (paper has none: the simulator is its feed)."""
+
+    @property
+    def loops(self) -> Sequence[FeedLoop]: ...
 
 
 class SnapshotBuilder:
@@ -37,14 +66,25 @@ class SnapshotBuilder:
         self.prices: dict[str, deque[float]] = {}
         self.history = history
 
-    def build(self, e: Any, *, role: str = "operator", strategy: Any = None, feeds: Any = None,
-              reconciler: Any = None, audit_tail: tuple[AuditView, ...] = (),
-              alerts: tuple[str, ...] = ()) -> EngineSnapshot:  # fmt: skip
+    def build(
+        self,
+        e: Engine,
+        *,
+        role: str = "operator",
+        strategy: object = None,
+        feeds: FeedSource | None = None,
+        recon: ReconReport | None = None,
+        audit_tail: tuple[AuditView, ...] = (),
+        alerts: tuple[str, ...] = (),
+    ) -> EngineSnapshot:
+        """A snapshot of ``e`` now. Reads only: equity is computed here from the current marks,
+        never stored (``Engine.refresh`` re-marks the engine's own equity once a second)."""
         self.seq += 1
         now = e.clock.now_us()
         r = e.risk
-        unreal = e.mark_to_market()
+        unreal = e.unrealized_e8()
         pnl = (e.realized_e8 - e.fees_e8 + unreal) / SCALE
+        equity = (e.start_equity_e8 + e.realized_e8 - e.fees_e8 + unreal) / SCALE
         skew = e.clock.skew_ms()
         self.skew.append(skew)
         self.pnl.append(pnl)
@@ -76,8 +116,8 @@ class SnapshotBuilder:
         budgets += [BudgetView(scope="strategy", key=k, used=v, limit=bg.per_strategy)
                     for k, v in sorted(r.orders_by_strategy.items())]  # fmt: skip
         orders = latest_orders(e, 50)
-        reg = getattr(strategy, "registry", None)
-        last_recon = getattr(reconciler, "last", None)
+        reg: RegistryView | None = getattr(strategy, "registry", None)
+        last_recon = recon
         return EngineSnapshot(
             seq=self.seq, ts_us=now, profile=e.cfg.name, venue=e.venue.name, role=role,
             safe_mode=r.safe_mode, kill_switch=r.kill_switch, kill_reason=r.kill_reason,
@@ -85,7 +125,7 @@ class SnapshotBuilder:
             armed=not (r.safe_mode or r.kill_switch or e.halted_reason),
             model_id_used=(reg.pinned or reg.champion_id) if reg else "-",
             budget_left=bg.left(), skew_ms=skew, skew_history=tuple(self.skew),
-            equity=r.equity_e8 / SCALE, pnl=pnl, pnl_history=tuple(self.pnl),
+            equity=equity, pnl=pnl, pnl_history=tuple(self.pnl),
             latency_history_ms=tuple(self.latency),
             gates=tuple(GateView(name=g.name, active=g.active, reason=g.reason,
                                  since_us=g.since_us, denials=g.denials)
@@ -111,16 +151,16 @@ class SnapshotBuilder:
                 total_trades=e.trades_placed,
             ),
             recon=None if not last_recon else ReconView(
-                ts_us=last_recon["ts_us"], source=last_recon["source"],
-                duration_ms=last_recon["duration_ms"], ok=last_recon["ok"],
-                mismatches=tuple(last_recon["mismatches"].items()),
-                standing=tuple(last_recon.get("standing", ()))),
+                ts_us=last_recon.ts_us, source=last_recon.source,
+                duration_ms=last_recon.duration_ms, ok=last_recon.ok,
+                mismatches=tuple(last_recon.mismatches.items()),
+                standing=tuple(last_recon.standing)),
             alerts=alerts, audit=audit_tail, ticks=e.ticks, open_orders=len(e.open_orders),
             incidents=tuple(IncidentView(*i) for i in e.incidents),
         )  # fmt: skip
 
 
-def _feeds(e: Any, feeds: Any, now: int) -> list[FeedView]:
+def _feeds(e: Engine, feeds: FeedSource | None, now: int) -> list[FeedView]:
     if feeds is None:  # paper: the embedded simulator is the feed
         last = max(e.last_quote_us.values(), default=0)
         return [FeedView(name="sim", connected=bool(last), uptime_s=0.0, reconnects=0,

@@ -16,11 +16,10 @@ import duckdb
 import pytest
 
 from cockpit.app import CockpitApp
+from cockpit.testkit import T0, FixedHost, gate, order, snap, symbol
 from engine.snapshot import AuditView, BudgetView, FeedView, FillView, ModelView, ReconView
 from engine.store.report import export_report
 from engine.store.writer import migrate
-from tests.cockpit.test_snapshots import FixedHost
-from tests.cockpit.test_widgets import T0, gate, order, snap, symbol
 from widgets import lit
 
 # right-to-left override, LRM/RLM, isolates, Arabic letter mark, line/paragraph separators,

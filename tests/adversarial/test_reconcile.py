@@ -46,8 +46,8 @@ async def test_reconcile_when_order_rejected_while_query_in_flight_then_no_alert
     await asyncio.sleep(0.3)  # past the grace period: the reconciler asks the venue at once
     report = await Reconciler(e, grace_s=0.2).run("periodic")
     assert e.orders[res.ref].status == oms.REJECTED
-    assert report["ok"], report
-    assert report["mismatches"]["missing_in_broker"] == 0
+    assert report.ok, report
+    assert report.mismatches["missing_in_broker"] == 0
     assert not e.risk.safe_mode
 
 
@@ -66,22 +66,22 @@ async def test_orphan_when_still_open_then_every_run_reports_it_until_acknowledg
                                     {"newClientOrderId": "human-3"})  # fmt: skip
     r = Reconciler(e, grace_s=0.2)
     first = await r.run("periodic")
-    assert first["mismatches"]["orphan"] == 3 and not first["ok"]
+    assert first.mismatches["orphan"] == 3 and not first.ok
     second = await r.run("periodic")  # nothing new, but the orphans are still there
-    assert not second["ok"], second
-    assert len(second["standing"]) == 3 and "ETH/USDT" in " ".join(second["standing"])
+    assert not second.ok, second
+    assert len(second.standing) == 3 and "ETH/USDT" in " ".join(second.standing)
     assert "standing" in "\n".join(_render(second))
-    view = SnapshotBuilder().build(e, role="operator", reconciler=r).recon
+    view = SnapshotBuilder().build(e, role="operator", recon=r.last).recon
     assert view is not None and not view.ok and len(view.standing) == 3
     # acknowledged through the engine's command path: ETH's two stop being findings
     assert Commands(e).acknowledge_orphans("ETH/USDT", "op", "known human orders").ok
     third = await r.run("periodic")
-    assert [s for s in third["standing"] if "ETH/USDT" in s] == []
-    assert len(third["standing"]) == 1 and not third["ok"]
+    assert [s for s in third.standing if "ETH/USDT" in s] == []
+    assert len(third.standing) == 1 and not third.ok
     # gone at the venue: the finding is resolved and the symbol's block lifted
     await rig.venue.ex.cancel_order(None, "SOL/USDT", {"origClientOrderId": "human-3"})
     fourth = await r.run("periodic")
-    assert fourth["ok"] and fourth["standing"] == [], fourth
+    assert fourth.ok and fourth.standing == [], fourth
     assert "SOL/USDT" not in e.market_blocked
 
 

@@ -7,40 +7,10 @@ on screen — layout, panels, footer, bindings — is the real app. Update basel
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-
 import pytest
 
 from cockpit.app import CockpitApp
-from engine.core.events import CommandResult
-from tests.cockpit.test_widgets import gate, order, snap, symbol
-
-
-class FixedHost:
-    """Serves one snapshot; refuses commands (nothing behind it)."""
-
-    error = None
-    api = None
-    loop = None
-    runtime = None
-    alive = True
-
-    def __init__(self) -> None:
-        self.snapshot = snap(
-            gates=(
-                gate("kill_switch"),
-                gate("safe_mode"),
-                gate("stale_data", True, "SOL/USDT: market data 1532 ms old > 1000 ms"),
-                gate("budget"),
-            ),  # fmt: skip
-            orders=(order("ck-1-a.0", 1), order("ck-1-b.0", 2, "rejected", "[red]boom[/red]")),
-            symbols=(symbol("BTC/USDT"), symbol("ETH/USDT")),
-        )
-
-    def execute(self, cmd: object, totp: str | None = None) -> Future[CommandResult]:
-        f: Future[CommandResult] = Future()
-        f.set_result(CommandResult(ok=False, message="fixed host"))
-        return f
+from cockpit.testkit import FixedHost
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])

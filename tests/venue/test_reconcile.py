@@ -32,8 +32,8 @@ async def test_reconcile_when_venue_has_our_order_unknown_to_db_then_adopted(rig
         "BTC/USDT", "limit", "buy", 0.001, far_bid(e) / 1e8, {"newClientOrderId": cid}
     )
     report = await Reconciler(e, grace_s=0.2).run("manual")
-    assert report["mismatches"]["missing_in_db"] == 1
-    assert report["ok"]
+    assert report.mismatches["missing_in_db"] == 1
+    assert report.ok
     assert e.orders[cid].status == oms.ACCEPTED
     assert e.orders[cid].venue_order_id
 
@@ -56,8 +56,8 @@ async def _foreign_order_found(rig_factory: Any, client_id: str) -> tuple[Any, d
 async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts(rig_factory):
     rig, report = await _foreign_order_found(rig_factory, "manual-by-human-1")
     e = rig.engine
-    assert report["mismatches"]["orphan"] == 1
-    assert not report["ok"]
+    assert report.mismatches["orphan"] == 1
+    assert not report.ok
     assert "ETH/USDT" in e.market_blocked
     assert e.risk.safe_mode
     Commands(e).set_safe_mode(False, "op", "reviewed")
@@ -70,7 +70,7 @@ async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts
     assert e.submit(order(e, "ETH/USDT")).ok
     again = await Reconciler(e, grace_s=0.2).run("periodic")  # a fresh reconciler (a restart)
     assert "ETH/USDT" not in e.market_blocked
-    assert again["mismatches"]["orphan"] == 0
+    assert again.mismatches["orphan"] == 0
     assert (
         "acked_orphans" in e.recorder.batch.upsert["engine_state"]
     )  # persisted with the next flush
@@ -86,8 +86,8 @@ async def test_reconcile_when_venue_canceled_behind_our_back_then_status_adopted
     await rig.venue.ex.cancel_order(None, "BTC/USDT", {"origClientOrderId": res.ref})
     assert e.orders[res.ref].status == oms.ACCEPTED
     report = await Reconciler(e, grace_s=0.2).run("periodic")
-    assert report["mismatches"]["status_mismatch"] == 1
-    assert report["ok"]
+    assert report.mismatches["status_mismatch"] == 1
+    assert report.ok
     assert e.orders[res.ref].status == oms.CANCELED
 
 
@@ -109,11 +109,11 @@ async def test_reconcile_when_fill_missed_while_deaf_then_recorded_once(rig_fact
     r = Reconciler(e, grace_s=0.2)
     report = await r.run("manual")
     o = e.orders[res.ref]
-    assert report["mismatches"]["missing_fill"] >= 1
+    assert report.mismatches["missing_fill"] >= 1
     assert o.status == oms.FILLED
     assert e.positions["BTC/USDT"].qty_e8 == pos_before + o.qty_e8
     again = await r.run("manual")
-    assert again["mismatches"]["missing_fill"] == 0  # recorded once
+    assert again.mismatches["missing_fill"] == 0  # recorded once
     rig.booted.flush()
     rig.booted.writer.wait_idle()
     assert rig.booted.writer.error is None
@@ -124,10 +124,10 @@ async def test_reconcile_when_balance_differs_then_position_mismatch_safe_mode(r
     e = rig.engine
     await rig.quotes_ready()
     r = Reconciler(e, grace_s=0.2)
-    assert (await r.run("startup"))["ok"]  # fixes the baseline
+    assert (await r.run("startup")).ok  # fixes the baseline
     res = e.submit(order(e, qty="0.002"))
     await rig.settle()
-    assert (await r.run("periodic"))["mismatches"]["position_mismatch"] == 0
+    assert (await r.run("periodic")).mismatches["position_mismatch"] == 0
     state = await rig.venue_state()
     btc = (
         float(state["balances"]["BTC"]["free"])
@@ -136,8 +136,8 @@ async def test_reconcile_when_balance_differs_then_position_mismatch_safe_mode(r
     )
     await rig.admin("balances", {"BTC": str(btc + 1.0)})  # someone moved funds
     report = await r.run("periodic")
-    assert report["mismatches"]["position_mismatch"] == 1
-    assert not report["ok"]
+    assert report.mismatches["position_mismatch"] == 1
+    assert not report.ok
     assert e.risk.safe_mode
     assert res.ok
 
@@ -215,7 +215,7 @@ async def test_reconcile_when_book_resyncs_after_orphan_found_then_symbol_stays_
     (fail open): the book feed now lifts only the gap block it set."""
     rig, report = await _foreign_order_found(rig_factory, "manual-by-human-2")
     e = rig.engine
-    assert report["mismatches"]["orphan"] == 1
+    assert report.mismatches["orphan"] == 1
     bid_e8, ask_e8 = e.quotes["ETH/USDT"][:2]  # a resync at the market: no dislocation halt
     book = {"symbol": "ETH/USDT", "bids": [[bid_e8 / 1e8, 1.0]], "asks": [[ask_e8 / 1e8, 1.0]]}
     rig.feeds._on_book(book)

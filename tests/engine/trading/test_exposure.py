@@ -204,7 +204,7 @@ def test_reconcile_when_venue_has_order_unknown_to_engine_then_adopted_into_expo
     e.exposure.rebuild([], {})  # the engine forgot it entirely
     assert e.exposure.hi(BTC) == 0
     report = asyncio.run(Reconciler(e, grace_s=0.0).run("periodic"))
-    assert report["mismatches"]["missing_in_db"] == 1
+    assert report.mismatches["missing_in_db"] == 1
     assert e.exposure.hi(BTC) == to_e8("0.02") and e.exposure.counted() == 1
 
 

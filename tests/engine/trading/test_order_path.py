@@ -300,7 +300,7 @@ def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_
     b.close("crash stand-in")
     b2 = make_booted(clock=clock)
     report = asyncio.run(Reconciler(b2.engine, grace_s=0.0).run("startup"))
-    assert report["mismatches"]["missing_in_broker"] == 1 and report["ok"]
+    assert report.mismatches["missing_in_broker"] == 1 and report.ok
     o = b2.engine.orders[res.ref]
     assert o.status == oms.NEVER_SENT and res.ref not in b2.engine.venue.orders
     assert not b2.engine.open_orders

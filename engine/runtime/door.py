@@ -1,0 +1,193 @@
+"""The runtime's side of the one door: it builds the engine's one ``EngineAPI``, registers the
+read-only queries, and maps control-socket requests onto the API.
+
+Role: ``build_api`` applies the 2FA enrolment policy (``engine.security.totp.enrolment_policy``)
+and records its outcome; ``queries`` are the read-only answers (status, reconcile report, health,
+audit verification, backup, export, diagnostics) that the cockpit and the socket share;
+``socket_handlers`` turns the socket's JSON requests into API calls — a mutating request becomes
+a command through ``EngineAPI.handle`` (role, TOTP, audit under the socket peer), a read-only one
+a ``query``. Nothing here changes engine state itself.
+
+Invariants: every socket request name is either in ``SOCKET_COMMANDS`` (mutating) or a query; a
+new mutating request cannot be added without a command, so it cannot skip role, TOTP or audit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from engine.api import EngineAPI, Query
+from engine.core.events import AcknowledgeOrphans, Command
+from engine.obs import gcwatch, memwatch
+from engine.runtime.boot import Booted, db_path
+from engine.runtime.maintenance import backup_target, copy_db, healthcheck_online
+from engine.security.audit import HeadFile, load_or_create_key, verify_connection
+from engine.security.totp import enrolment_policy
+from engine.store.report import export_report
+from engine.strategy.strategies import ModelStrategy
+
+
+def build_api(booted: Booted, *, role: str, data_dir: Path, totp_secret: str | None) -> EngineAPI:
+    """The one construction of the engine's API (headless and under the cockpit alike).
+
+    ``totp_secret`` is read from the keystore before the engine boots, so a missing or wrong
+    keyring key stops the start before anything is written; a data dir that ran with 2FA
+    refuses to run without it (``enrolment_policy``)."""
+    engine = booted.engine
+    rec = engine.recorder
+    verdict = enrolment_policy(
+        totp_secret,
+        enrolled_before=rec.state("totp_enrolled") == "1",
+        saved_state=rec.state("totp_state"),
+        data_dir=data_dir,
+    )
+    if verdict.newly_enrolled:
+        rec.set_state("totp_enrolled", "1")  # from now on its absence is an error
+    risk = engine.risk
+    if risk.kill_switch and "KeystoreError" in risk.kill_reason:
+        # armed by an older release when a start failed on the key: the switch stays armed (fail
+        # closed, an operator disarms it), but the banner follows the key that works now
+        risk.kill_reason = (
+            "armed by an earlier start that could not open the keystore; "
+            "the current key opens it: review, then disarm"
+        )
+    strategy = booted.strategy
+    models = strategy if isinstance(strategy, ModelStrategy) else None  # the bench has none
+    return EngineAPI(engine, models, role=role, totp=verdict.guard)
+
+
+def _ack_orphans(args: Mapping[str, Any], actor: str) -> Command:
+    return AcknowledgeOrphans(
+        symbol=str(args.get("symbol", "")), actor=actor, reason=str(args.get("reason", ""))
+    )
+
+
+# Socket requests that change engine state, each as the command it becomes.
+SOCKET_COMMANDS: dict[str, Callable[[Mapping[str, Any], str], Command]] = {
+    "ack_orphans": _ack_orphans,
+}
+DIAGNOSTICS = ("bench_stats", "mem_stats")
+# Read-only socket requests (any role), each answered by the API query of the same name.
+QUERIES = ("reconcile", "healthcheck", "audit_verify", "backup", "status", "export", *DIAGNOSTICS)
+
+
+def queries(
+    booted: Booted, wiring: Any, data_dir: Path, cfg_name: str, diagnostics: bool = False
+) -> dict[str, Query]:
+    """The read-only answers, by name; each returns what the offline CLI path returns."""
+    engine = booted.engine
+
+    async def on_writer(fn: Callable[[Any], Any]) -> Any:
+        booted.flush()  # everything decided so far is in the DB before we look at it
+        return await asyncio.wrap_future(booted.writer.call(fn))
+
+    async def reconcile(args: Mapping[str, Any]) -> Any:
+        report = await booted.reconciler.run("manual")
+        return report if args.get("typed") else msgspec.to_builtins(report)
+
+    async def healthcheck(args: Mapping[str, Any]) -> Any:
+        ready = wiring.venue_ready() if wiring is not None else True
+        return healthcheck_online(engine, booted.reconciler, ready)
+
+    async def audit_verify(args: Mapping[str, Any]) -> Any:
+        key = load_or_create_key(data_dir)
+        head_file = HeadFile(data_dir / "audit" / "head.json")
+        result = await on_writer(lambda con: verify_connection(con, key, head_file.read()))
+        return result._asdict()
+
+    async def backup(args: Mapping[str, Any]) -> Any:
+        out = backup_target(data_dir, args.get("out"))  # refused before the writer is touched
+        return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
+
+    async def status(args: Mapping[str, Any]) -> Any:
+        return engine.status()
+
+    async def export(args: Mapping[str, Any]) -> Any:
+        name = time.strftime("report-%Y%m%dT%H%M%SZ.zip", time.gmtime())
+        out = data_dir / "reports" / name
+        meta = {"profile": cfg_name, "venue": engine.venue.name}
+        await on_writer(lambda con: export_report(con, out, meta))
+        return {"path": str(out)}
+
+    found: dict[str, Query] = {
+        "reconcile": reconcile,
+        "healthcheck": healthcheck,
+        "audit_verify": audit_verify,
+        "backup": backup,
+        "status": status,
+        "export": export,
+    }
+    found.update(_diagnostics(booted) if diagnostics else _diagnostics_off())
+    assert tuple(found) == QUERIES, "door.QUERIES must list every query"  # noqa: S101 - import-time wiring check
+    return found
+
+
+def _diagnostics_off() -> dict[str, Query]:
+    async def off(args: Mapping[str, Any]) -> Any:
+        raise ValueError("diagnostics are off: set `[control] diagnostics = true` in the profile")
+
+    return dict.fromkeys(DIAGNOSTICS, off)
+
+
+def _garbage_seconds(raw: Any) -> float:
+    """``bench_stats``' ``garbage`` window: a finite number of seconds in (0, 60]."""
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})") from None
+    if not 0 < seconds <= 60:  # NaN fails this too
+        raise ValueError(f"garbage must be seconds in (0, 60] (got {raw!r})")
+    return seconds
+
+
+def _diagnostics(booted: Booted) -> dict[str, Query]:
+    """Loop- and memory-inspection answers (they hold the loop): only with `[control]
+    diagnostics = true`."""
+    engine = booted.engine
+
+    async def bench_stats(args: Mapping[str, Any]) -> Any:
+        def pct(values: Any, q: float) -> float:
+            v = sorted(values)
+            return float(v[min(len(v) - 1, int(len(v) * q))]) if v else 0.0
+
+        lat = list(engine.tick_to_submit_us)
+        lag = list(getattr(booted, "lag_us", ()))
+        wake = list(getattr(booted, "feed_wake_us", ()))
+        if args.get("garbage"):  # what the collector frees over that many seconds, by type
+            seconds = _garbage_seconds(args["garbage"])
+            with gcwatch.saving_garbage() as saved:
+                await asyncio.sleep(seconds)
+            return {"garbage_top": saved.top(25)}
+        if args.get("reset"):
+            gcwatch.reset()
+            engine.tick_to_submit_us.clear()
+            for ring in (getattr(booted, "feed_wake_us", None), getattr(booted, "lag_us", None)):
+                if ring is not None:
+                    ring.clear()
+        return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
+                "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
+                "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
+                "ticks": engine.ticks, "gc": gcwatch.stats(),
+                "feed_wake_us": [pct(wake, q) for q in (0.5, 0.9, 0.99, 0.999)],
+                "gc_top": gcwatch.top_types() if args.get("types") else []}  # fmt: skip
+
+    async def mem_stats(args: Mapping[str, Any]) -> Any:
+        out = memwatch.process(objects=bool(args.get("objects")))
+        out["duckdb_mib"] = None
+        duck = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_bytes))
+        if duck is not None:
+            out["duckdb_mib"] = round(duck / 2**20, 1)
+        out["orders_in_memory"] = len(engine.orders)
+        if args.get("tags"):
+            out["duckdb_tags"] = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_tags))
+        if args.get("trace"):  # a diagnosis run under PYTHONTRACEMALLOC: growth by source line
+            out["trace_growth"] = await asyncio.to_thread(memwatch.trace_growth, int(args["trace"]))
+        return out
+
+    return {"bench_stats": bench_stats, "mem_stats": mem_stats}
