@@ -19,15 +19,16 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import events
 from textual.app import App, ComposeResult, ScreenStackError
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -76,7 +77,7 @@ log = logging.getLogger("cockpit.app")
 class CockpitApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "cockpit"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+k", "kill_switch", "KILL", priority=True, id="kill_switch"),
         Binding("a", "arm", "Arm", id="arm"),
         Binding("d", "disarm", "Disarm", id="disarm"),
@@ -158,10 +159,9 @@ class CockpitApp(App[None]):
 
     def on_mount(self) -> None:
         self._ui_loop = asyncio.get_running_loop()
-        try:  # SSH drop / tmux kill: the same clean shutdown as quit
+        # SSH drop / tmux kill: the same clean shutdown as quit (not on loops without signals)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._on_hangup)
-        except (NotImplementedError, RuntimeError):
-            pass
         self._panels = [w for w in self.query("*") if isinstance(w, SNAPSHOT_WIDGETS)]
         self._pin_console_size(self.size.width, self.size.height)
         self.pull()
@@ -201,9 +201,12 @@ class CockpitApp(App[None]):
             if not self.host.alive and not self.engine_lost:
                 self.engine_lost = True
                 self.query_one(StatusBar).set_class(True, "-halted")
-                self.push_screen(NoticeScreen(
-                    f"ENGINE STOPPED: {self.host.error or 'thread ended'}\\n"
-                    "Trading is halted (kill switch armed). Restart the cockpit."))  # fmt: skip
+                self.push_screen(
+                    NoticeScreen(
+                        f"ENGINE STOPPED: {self.host.error or 'thread ended'}\\n"
+                        "Trading is halted (kill switch armed). Restart the cockpit."
+                    )
+                )
             elif not isinstance(screen, ModalLike):
                 snap = self.host.snapshot
                 if snap is not None and snap.seq != self.last_seq:
@@ -230,8 +233,7 @@ class CockpitApp(App[None]):
     def _result(self, res: CommandResult) -> None:
         # venue text may contain brackets (never parsed as markup) or bidi/control characters
         # (escaped, as on every panel)
-        self.notify(plain(res.message), severity="information" if res.ok else "error",
-                    markup=False)  # fmt: skip
+        self.notify(plain(res.message), severity="information" if res.ok else "error", markup=False)
         self.last_seq = -1  # show the effect at the next pass
 
     def _critical(self, action: str, effect: str, cmd: Command) -> None:
@@ -246,16 +248,22 @@ class CockpitApp(App[None]):
     def action_kill_switch(self) -> None:
         if isinstance(self.screen, ConfirmScreen) and "kill switch" in self.screen.action_name:
             return
-        self._critical("ARM KILL SWITCH", "Blocks every new order at once and cancels resting "
-                       "orders. Trading stays stopped until an operator disarms it.",
-                       ArmKillSwitch(actor=ACTOR, reason="operator: ctrl+k"))  # fmt: skip
+        self._critical(
+            "ARM KILL SWITCH",
+            "Blocks every new order at once and cancels resting "
+            "orders. Trading stays stopped until an operator disarms it.",
+            ArmKillSwitch(actor=ACTOR, reason="operator: ctrl+k"),
+        )
 
     def action_disarm(self) -> None:
         self.action_kill_switch()
 
     def action_arm(self) -> None:
-        self._critical("DISARM KILL SWITCH (arm trading)", "New orders are allowed again, subject "
-                       "to every other gate.", DisarmKillSwitch(actor=ACTOR, reason="operator"))  # fmt: skip
+        self._critical(
+            "DISARM KILL SWITCH (arm trading)",
+            "New orders are allowed again, subject to every other gate.",
+            DisarmKillSwitch(actor=ACTOR, reason="operator"),
+        )
 
     def action_safe_mode(self) -> None:
         on = not (self.snap.safe_mode if self.snap else False)
@@ -267,32 +275,46 @@ class CockpitApp(App[None]):
             if not reason:
                 self.notify("Safe mode stays ON (no reason given).", severity="warning")
                 return
-            self._critical("SAFE MODE OFF", "New orders are allowed again (subject to gates). "
-                           "The reason goes to the incident journal.",
-                           SetSafeMode(on=False, actor=ACTOR, reason=reason))  # fmt: skip
+            self._critical(
+                "SAFE MODE OFF",
+                "New orders are allowed again (subject to gates). "
+                "The reason goes to the incident journal.",
+                SetSafeMode(on=False, actor=ACTOR, reason=reason),
+            )
 
         # SPEC §2: the reason for turning safe mode off is written to the incident journal
         self.push_screen(PromptScreen("Reason for turning SAFE MODE off (incident journal)"), got)
 
     def action_promote(self) -> None:
-        self._critical("PROMOTE CHALLENGER", "The challenger becomes champion; the champion "
-                       "becomes challenger.", PromoteChallenger(actor=ACTOR))  # fmt: skip
+        self._critical(
+            "PROMOTE CHALLENGER",
+            "The challenger becomes champion; the champion becomes challenger.",
+            PromoteChallenger(actor=ACTOR),
+        )
 
     def action_rollback(self) -> None:
-        self._critical("ROLLBACK MODELS", "Restore the champion/challenger pair before the last "
-                       "promote.", RollbackModel(actor=ACTOR))  # fmt: skip
+        self._critical(
+            "ROLLBACK MODELS",
+            "Restore the champion/challenger pair before the last promote.",
+            RollbackModel(actor=ACTOR),
+        )
 
     def action_risk_reset(self) -> None:
-        self._critical("RISK RESET", "Re-baseline the daily drawdown at current equity.",
-                       ResetRisk(actor=ACTOR, reason="operator"))  # fmt: skip
+        self._critical(
+            "RISK RESET",
+            "Re-baseline the daily drawdown at current equity.",
+            ResetRisk(actor=ACTOR, reason="operator"),
+        )
 
     def action_pin(self) -> None:
         def got(value: str | None) -> None:
             if value is not None:
                 model = None if value == "-" else value
-                self._critical(f"PIN MODEL {model or '(unpin)'}", "Every decision uses this "
-                               "model (canary routing bypassed).",
-                               PinModel(model_id=model, actor=ACTOR))  # fmt: skip
+                self._critical(
+                    f"PIN MODEL {model or '(unpin)'}",
+                    "Every decision uses this model (canary routing bypassed).",
+                    PinModel(model_id=model, actor=ACTOR),
+                )
 
         self.push_screen(PromptScreen("Pin which model id? ('-' unpins)", "trend_v1"), got)
 
@@ -305,8 +327,11 @@ class CockpitApp(App[None]):
             except ValueError:
                 self.notify(f"not a number: {plain(value)}", severity="error", markup=False)
                 return
-            self._critical(f"CANARY SHARE {share:g}", "This share of decisions goes to the "
-                           "challenger.", SetCanaryShare(share=share, actor=ACTOR))  # fmt: skip
+            self._critical(
+                f"CANARY SHARE {share:g}",
+                "This share of decisions goes to the challenger.",
+                SetCanaryShare(share=share, actor=ACTOR),
+            )
 
         self.push_screen(PromptScreen("Canary share (0..1; ramp 0.05 → 0.10 → 0.20)", "0.10"), got)
 
@@ -357,9 +382,15 @@ class CockpitApp(App[None]):
                 if result and result[0]:
                     self.exit()
 
-            self.push_screen(ConfirmScreen("QUIT WITH OPEN ORDERS", f"{open_orders} order(s) "
-                             "stay open at the venue; the engine stops cleanly.", "quit", False),
-                             answered)  # fmt: skip
+            self.push_screen(
+                ConfirmScreen(
+                    "QUIT WITH OPEN ORDERS",
+                    f"{open_orders} order(s) stay open at the venue; the engine stops cleanly.",
+                    "quit",
+                    False,
+                ),
+                answered,
+            )
         else:
             # no exit message: Textual prints only the first exit renderable, and a "quit" there
             # hid the traceback of any UI error that followed it

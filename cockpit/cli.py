@@ -158,8 +158,11 @@ def _os_error(exc: OSError, where: object) -> int:
     name = exc.filename or where or resolve_data_dir(None)
     what = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno in _STORAGE_ERRNOS:
-        hint = "free space on that file system" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (
-            "check the file system and its permissions")  # fmt: skip
+        hint = (
+            "free space on that file system"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            else ("check the file system and its permissions")
+        )
         _err(f"{name}: {what}; {hint}, then try again")
         return EXIT_STORAGE
     _err(f"{name}: {what}")
@@ -274,8 +277,10 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
             host.arm_kill_switch_now(reason)  # the UI is gone: never trade unseen
         host.stop(reason)
     if failure is not None:  # the screen is restored: this stays on the operator's terminal
-        _err(f"the UI failed ({failure}); trading halted: kill switch armed (it stays armed at "
-             f"the next start: disarm it once checked); traceback in {data_dir / 'logs'}")  # fmt: skip
+        _err(
+            f"the UI failed ({failure}); trading halted: kill switch armed (it stays armed at "
+            f"the next start: disarm it once checked); traceback in {data_dir / 'logs'}"
+        )
         return EXIT_CHECK_FAILED
     return EXIT_OK if host.error is None else EXIT_CHECK_FAILED
 

@@ -8,9 +8,11 @@ priority binding, so it is never typed into the TOTP field.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
@@ -30,7 +32,7 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
     ConfirmScreen #error { color: $error; }
     ConfirmScreen Horizontal { height: 3; align: right middle; }
     """
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "confirm", "Confirm", id="confirm.yes"),
         Binding("n", "cancel", "Cancel", id="confirm.no"),
         Binding("escape", "cancel", "Cancel", id="confirm.escape"),
@@ -51,8 +53,12 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
             yield Static(Text(self.effect), id="effect")
             yield Static(Text(f"command: {self.command}"), id="command")
             if self.needs_totp:
-                yield Input(placeholder="TOTP code (6 digits), Enter to confirm", id="totp",
-                            max_length=6, restrict=r"[0-9]*")  # fmt: skip
+                yield Input(
+                    placeholder="TOTP code (6 digits), Enter to confirm",
+                    id="totp",
+                    max_length=6,
+                    restrict=r"[0-9]*",
+                )
             yield Static("", id="error")
             with Horizontal():
                 yield Button("Cancel (n)", id="cancel", variant="primary")
@@ -89,7 +95,9 @@ class PromptScreen(ModalScreen[str | None]):
     PromptScreen > Vertical { width: 72; height: auto; border: thick $accent; background: $panel;
                               padding: 0 1; }
     """
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.escape")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="prompt.escape")
+    ]
 
     AUTO_FOCUS = "#value"
 
@@ -118,7 +126,7 @@ class NoticeScreen(ModalScreen[None]):
     NoticeScreen > Vertical { width: 72; height: auto; border: thick $error; background: $panel;
                               padding: 0 1; }
     """
-    BINDINGS = [Binding("enter", "close", "OK", id="notice.ok")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "close", "OK", id="notice.ok")]
 
     def __init__(self, text: str) -> None:
         super().__init__()

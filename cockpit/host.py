@@ -59,8 +59,15 @@ def gc_policy() -> str:
 
 
 class EngineHost:
-    def __init__(self, cfg: Any, data_dir: Path, lock: Any, *, role: str = "operator",
-                 refresh_hz: float = 4.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: Any,
+        data_dir: Path,
+        lock: Any,
+        *,
+        role: str = "operator",
+        refresh_hz: float = 4.0,
+    ) -> None:
         from engine.runtime.runner import EngineRuntime
 
         self.runtime = EngineRuntime(cfg, data_dir, None, lock, role=role)
@@ -197,15 +204,20 @@ class EngineHost:
 
     def _publish(self) -> None:
         rt = self.runtime
-        assert rt.booted is not None
+        if rt.booted is None:
+            raise RuntimeError("publish before boot")
         feeds = rt.wiring.feeds if rt.wiring is not None else None
         e = rt.engine
         audit_tail = tuple(_audit_views(e))
         self.snapshot = self._builder.build(
-            e, role=self.role, strategy=rt.booted.strategy, feeds=feeds,
-            recon=rt.booted.reconciler.last, audit_tail=audit_tail,
+            e,
+            role=self.role,
+            strategy=rt.booted.strategy,
+            feeds=feeds,
+            recon=rt.booted.reconciler.last,
+            audit_tail=audit_tail,
             alerts=tuple(e.alerts),
-        )  # fmt: skip
+        )
 
     def arm_kill_switch_now(self, reason: str) -> None:
         """Emergency path used when the UI itself fails: no confirmation, no TOTP."""

@@ -145,8 +145,10 @@ def _backup(args: argparse.Namespace, data_dir: Path) -> int:
             return 4
         finally:
             lock.release()
-    print(f"backup written: {result['backup']} ({result['bytes']} bytes, audit seq "
-          f"{result['audit_seq']})")  # fmt: skip
+    print(
+        f"backup written: {result['backup']} ({result['bytes']} bytes, audit seq "
+        f"{result['audit_seq']})"
+    )
     return 0
 
 
@@ -174,6 +176,8 @@ def _restore(args: argparse.Namespace, data_dir: Path) -> int:
         return 2
     finally:
         lock.release()
-    print(f"restored {result['restored_from']}; previous file kept as {result['replaced_file']}; "
-          f"audit head re-anchored at seq {result['audit_seq']}")  # fmt: skip
+    print(
+        f"restored {result['restored_from']}; previous file kept as {result['replaced_file']}; "
+        f"audit head re-anchored at seq {result['audit_seq']}"
+    )
     return 0

@@ -52,40 +52,106 @@ def snapshot(i: int, per_refresh: int) -> EngineSnapshot:
     now = T0 + i * 250_000
     top = (i + 1) * per_refresh
     ids = range(max(0, top - 50), top)
-    orders = tuple(OrderView(client_order_id=f"ck-1-{k}", symbol=SYMBOLS[k % 4], side="buy",
-                             qty=0.01, filled=0.0 if k >= top - 4 else 0.01,
-                             status="submitted" if k >= top - 4 else "filled", reason="",
-                             updated_us=now - (top - k) * 25_000) for k in ids)  # fmt: skip
-    fills = tuple(FillView(trade_id=f"t{k}", client_order_id=f"ck-1-{k}", symbol=SYMBOLS[k % 4],
-                           side="buy", qty=0.01, price=100.0 + k % 7, slippage_bps=0.4,
-                           ts_us=now - (top - k) * 25_000) for k in ids if k < top - 4)  # fmt: skip
-    audit = tuple(AuditView(seq=k, ts_us=now - (top - k) * 25_000, actor="engine", kind="order")
-                  for k in range(max(0, top - 100), top))  # fmt: skip
-    gates = tuple(GateView(name=n, active=n == "stale_data", reason="", since_us=T0, denials=0)
-                  for n in ("kill_switch", "safe_mode", "stale_data", "budget", "skew"))  # fmt: skip
-    budgets = (BudgetView(scope="account", key="all", used=top, limit=1_000_000),) + tuple(
-        BudgetView(scope="symbol", key=s, used=top // 4, limit=250_000) for s in SYMBOLS
+    orders = tuple(
+        OrderView(
+            client_order_id=f"ck-1-{k}",
+            symbol=SYMBOLS[k % 4],
+            side="buy",
+            qty=0.01,
+            filled=0.0 if k >= top - 4 else 0.01,
+            status="submitted" if k >= top - 4 else "filled",
+            reason="",
+            updated_us=now - (top - k) * 25_000,
+        )
+        for k in ids
     )
-    symbols = tuple(SymbolView(symbol=s, bid=100.0 + i % 5, ask=100.5 + i % 5, position=0.5,
-                               avg_price=99.0, realized=1.5, unrealized=0.25 * (i % 9),
-                               staleness_ms=40.0, error_rate=0.0, p95_place_ms=2.0,
-                               slippage_p95_bps=0.4, fill_ratio=0.9) for s in SYMBOLS)  # fmt: skip
+    fills = tuple(
+        FillView(
+            trade_id=f"t{k}",
+            client_order_id=f"ck-1-{k}",
+            symbol=SYMBOLS[k % 4],
+            side="buy",
+            qty=0.01,
+            price=100.0 + k % 7,
+            slippage_bps=0.4,
+            ts_us=now - (top - k) * 25_000,
+        )
+        for k in ids
+        if k < top - 4
+    )
+    audit = tuple(
+        AuditView(seq=k, ts_us=now - (top - k) * 25_000, actor="engine", kind="order")
+        for k in range(max(0, top - 100), top)
+    )
+    gates = tuple(
+        GateView(name=n, active=n == "stale_data", reason="", since_us=T0, denials=0)
+        for n in ("kill_switch", "safe_mode", "stale_data", "budget", "skew")
+    )
+    budgets = (
+        BudgetView(scope="account", key="all", used=top, limit=1_000_000),
+        *(BudgetView(scope="symbol", key=s, used=top // 4, limit=250_000) for s in SYMBOLS),
+    )
+    symbols = tuple(
+        SymbolView(
+            symbol=s,
+            bid=100.0 + i % 5,
+            ask=100.5 + i % 5,
+            position=0.5,
+            avg_price=99.0,
+            realized=1.5,
+            unrealized=0.25 * (i % 9),
+            staleness_ms=40.0,
+            error_rate=0.0,
+            p95_place_ms=2.0,
+            slippage_p95_bps=0.4,
+            fill_ratio=0.9,
+        )
+        for s in SYMBOLS
+    )
     history = tuple(float(k % 13) for k in range(i, i + 60))
     return EngineSnapshot(
-        seq=i + 1, ts_us=now, profile="paper", venue="paper-sim", role="operator",
-        safe_mode=False, kill_switch=False, kill_reason="", halted="", armed=True,
-        model_id_used="m-champ", budget_left=1_000_000 - top, skew_ms=3.2,
-        skew_history=history, equity=10_000.0, pnl=12.5, pnl_history=history,
-        latency_history_ms=history, gates=gates, budgets=budgets,
-        feeds=(FeedView(name="sim", connected=True, uptime_s=i / 4, reconnects=0,
-                        staleness_ms=40.0),),
-        symbols=symbols, price_history=tuple((s, history) for s in SYMBOLS), orders=orders,
-        fills=fills, model=ModelView(champion="m-champ", challenger="m-chall", pinned=None,
-                                     canary_share=0.1, psi=(("m-champ", 0.05),),
-                                     canary_trades=top // 10, total_trades=top),
+        seq=i + 1,
+        ts_us=now,
+        profile="paper",
+        venue="paper-sim",
+        role="operator",
+        safe_mode=False,
+        kill_switch=False,
+        kill_reason="",
+        halted="",
+        armed=True,
+        model_id_used="m-champ",
+        budget_left=1_000_000 - top,
+        skew_ms=3.2,
+        skew_history=history,
+        equity=10_000.0,
+        pnl=12.5,
+        pnl_history=history,
+        latency_history_ms=history,
+        gates=gates,
+        budgets=budgets,
+        feeds=(
+            FeedView(name="sim", connected=True, uptime_s=i / 4, reconnects=0, staleness_ms=40.0),
+        ),
+        symbols=symbols,
+        price_history=tuple((s, history) for s in SYMBOLS),
+        orders=orders,
+        fills=fills,
+        model=ModelView(
+            champion="m-champ",
+            challenger="m-chall",
+            pinned=None,
+            canary_share=0.1,
+            psi=(("m-champ", 0.05),),
+            canary_trades=top // 10,
+            total_trades=top,
+        ),
         recon=ReconView(ts_us=T0, source="periodic", duration_ms=42.0, ok=True, mismatches=()),
-        alerts=(), audit=audit, ticks=i * 500, open_orders=4,
-    )  # fmt: skip
+        alerts=(),
+        audit=audit,
+        ticks=i * 500,
+        open_orders=4,
+    )
 
 
 def ms(values: list[float], q: float) -> float:
@@ -127,12 +193,16 @@ async def run_tab(tab: str, refreshes: int, per_refresh: int, size: tuple[int, i
             frame.append(t2 - t1)
         cpu = time.process_time() - cpu0
     return {
-        "tab": tab, "size": f"{size[0]}x{size[1]}", "refreshes": len(update),
+        "tab": tab,
+        "size": f"{size[0]}x{size[1]}",
+        "refreshes": len(update),
         "orders_per_refresh": per_refresh,
-        "update_ms_p50": ms(update, 50), "update_ms_p99": ms(update, 99),
-        "frame_ms_p50": ms(frame, 50), "frame_ms_p99": ms(frame, 99),
+        "update_ms_p50": ms(update, 50),
+        "update_ms_p99": ms(update, 99),
+        "frame_ms_p50": ms(frame, 50),
+        "frame_ms_p99": ms(frame, 99),
         "cpu_ms_per_refresh": round(cpu / len(update) * 1e3, 3),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:

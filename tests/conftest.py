@@ -39,8 +39,11 @@ def no_engine_threads_left() -> Iterator[None]:
     yield
     deadline = time.monotonic() + 5.0
     while True:
-        left = [t.name for t in threading.enumerate()
-                if t.name in _ENGINE_THREADS and t.ident not in before and t.is_alive()]  # fmt: skip
+        left = [
+            t.name
+            for t in threading.enumerate()
+            if t.name in _ENGINE_THREADS and t.ident not in before and t.is_alive()
+        ]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.05)
@@ -66,8 +69,12 @@ def make_booted(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 
     opened: list[Any] = []
 
-    def make(overrides: dict[str, object] | None = None, strategy: str = "none",
-             data_dir: Path | None = None, clock: SimClock | None = None) -> Any:  # fmt: skip
+    def make(
+        overrides: dict[str, object] | None = None,
+        strategy: str = "none",
+        data_dir: Path | None = None,
+        clock: SimClock | None = None,
+    ) -> Any:
         ov: dict[str, object] = {
             "paper.latency_ms_mean": 0.0,
             "risk.dupe_intent_window_ms": 0.0,
@@ -86,8 +93,9 @@ def make_booted(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         b.close("test teardown")
 
 
-def feed(engine: Any, symbol: str, bid: float, ask: float, size: float = 1.0,
-         dt_ms: float = 10.0) -> None:  # fmt: skip
+def feed(
+    engine: Any, symbol: str, bid: float, ask: float, size: float = 1.0, dt_ms: float = 10.0
+) -> None:
     """One quote, ``dt_ms`` after the previous one on the engine's SimClock."""
     from engine.core.units import to_e8
 

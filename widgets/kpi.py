@@ -42,10 +42,16 @@ class KpiPanel(KeyedTable):
 
     def select(self, snap: EngineSnapshot) -> Any:
         return tuple(
-            (s.symbol, s.error_rate, s.p95_place_ms, s.slippage_p95_bps, s.fill_ratio,
-             round(s.staleness_ms))
+            (
+                s.symbol,
+                s.error_rate,
+                s.p95_place_ms,
+                s.slippage_p95_bps,
+                s.fill_ratio,
+                round(s.staleness_ms),
+            )
             for s in snap.symbols
-        )  # fmt: skip
+        )
 
     def _bad(self, k: KpiPart) -> bool:
         return k[5] > self.stale_ms or k[1] > self.max_error_rate

@@ -46,8 +46,12 @@ class PnlPanel(SnapshotMixin, Widget):
             yield self.latency_line
 
     def select(self, snap: EngineSnapshot) -> Any:
-        return (round(snap.equity, 2), round(snap.pnl, 2), snap.pnl_history,
-                snap.latency_history_ms)  # fmt: skip
+        return (
+            round(snap.equity, 2),
+            round(snap.pnl, 2),
+            snap.pnl_history,
+            snap.latency_history_ms,
+        )
 
     def apply(self, part: Any) -> None:
         equity, pnl, pnl_history, latency = part

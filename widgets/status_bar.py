@@ -38,15 +38,41 @@ class StatusBar(SnapshotMixin, Static):
 
     def select(self, snap: EngineSnapshot) -> Any:
         return (
-            snap.profile, snap.venue, snap.role, snap.safe_mode, snap.kill_switch,
-            snap.kill_reason, snap.halted, snap.armed, snap.model_id_used, snap.model.pinned,
-            snap.model.canary_share, snap.budget_left, round(snap.skew_ms, 1),
-            round(snap.equity, 2), round(snap.pnl, 2),
-        )  # fmt: skip
+            snap.profile,
+            snap.venue,
+            snap.role,
+            snap.safe_mode,
+            snap.kill_switch,
+            snap.kill_reason,
+            snap.halted,
+            snap.armed,
+            snap.model_id_used,
+            snap.model.pinned,
+            snap.model.canary_share,
+            snap.budget_left,
+            round(snap.skew_ms, 1),
+            round(snap.equity, 2),
+            round(snap.pnl, 2),
+        )
 
     def apply(self, part: Any) -> None:
-        (profile, venue, role, safe, kill, kill_reason, halted, armed, model, pinned, share,
-         budget, skew, equity, pnl) = part  # fmt: skip
+        (
+            profile,
+            venue,
+            role,
+            safe,
+            kill,
+            kill_reason,
+            halted,
+            armed,
+            model,
+            pinned,
+            share,
+            budget,
+            skew,
+            equity,
+            pnl,
+        ) = part
         line1 = Text(end="")
         line1.append_text(lit(profile.upper(), "bold"))
         line1.append(" ")

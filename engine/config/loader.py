@@ -64,16 +64,16 @@ __all__ = [
     "KINDS",
     "VENUES",
     "AlertsConfig",
-    "FeedsConfig",
-    "NetSimConfig",
     "ClockConfig",
     "Config",
     "ConfigError",
     "ExchangeConfig",
+    "FeedsConfig",
     "FieldSpec",
     "LiveConfig",
     "MetricsConfig",
     "ModelsConfig",
+    "NetSimConfig",
     "OmsConfig",
     "PaperConfig",
     "RiskConfig",
@@ -409,8 +409,16 @@ def _cross_check(cfg: Config) -> None:
     if cfg.kind == "live" and any(
         (ns.latency_ms, ns.jitter_ms, ns.drop_rate, ns.disconnect_interval_s, ns.reorder_rate)
     ):
-        keys = [f"netsim.{k}" for k in ("latency_ms", "jitter_ms", "drop_rate",
-                                        "disconnect_interval_s", "reorder_rate")]  # fmt: skip
+        keys = [
+            f"netsim.{k}"
+            for k in (
+                "latency_ms",
+                "jitter_ms",
+                "drop_rate",
+                "disconnect_interval_s",
+                "reorder_rate",
+            )
+        ]
         bad = next(k for k in keys if src[k] != "default")
         raise ConfigError(
             "NET_SIM_* fault injection is refused in the live profile",

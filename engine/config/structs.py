@@ -143,9 +143,12 @@ BUILTIN_MODEL_IDS: tuple[str, ...] = ("trend_v1", "meanrev_v1")
 
 @dataclass(frozen=True, slots=True)
 class ModelsConfig:
-    strategy: str = _f("models", "Decision source: models (champion/challenger) or alternating "
-                       "(benchmark workload: an order every N ticks)",
-                       choices=("models", "alternating"))  # fmt: skip
+    strategy: str = _f(
+        "models",
+        "Decision source: models (champion/challenger) or alternating "
+        "(benchmark workload: an order every N ticks)",
+        choices=("models", "alternating"),
+    )
     alternating_every_ticks: int = _f(50, "alternating: ticks between orders", rng="[1, 1000000]")
     champion: str = _f("trend_v1", "Champion model id", pattern=_MODEL_ID)
     challenger: str = _f("meanrev_v1", "Challenger (canary) model id", pattern=_MODEL_ID)
@@ -187,8 +190,12 @@ class OmsConfig:
         rng="(0, 3600000]",
     )
     client_id_prefix: str = _f("ck", "Client order id prefix", pattern=r"[A-Za-z0-9]{1,6}")
-    reconcile_interval_s: float = _f(30.0, "Periodic reconciliation against the venue, s",
-                                     "RECONCILE_INTERVAL_S", rng="(0, 86400]")  # fmt: skip
+    reconcile_interval_s: float = _f(
+        30.0,
+        "Periodic reconciliation against the venue, s",
+        "RECONCILE_INTERVAL_S",
+        rng="(0, 86400]",
+    )
     cancel_on_disconnect: bool = _f(
         False, "Cancel every open order when the venue's user stream drops", "CANCEL_ON_DISCONNECT"
     )
@@ -285,37 +292,48 @@ class NetSimConfig:
     """Network faults injected into feed and venue connections: for reproducing incidents and for
     tests only. Applied by the loopback venue simulator on its side of the wire; refused in live."""
 
-    latency_ms: float = _f(0.0, "Added latency per message/response, ms", "NET_SIM_LATENCY_MS",
-                           rng="[0, 60000]")  # fmt: skip
+    latency_ms: float = _f(
+        0.0, "Added latency per message/response, ms", "NET_SIM_LATENCY_MS", rng="[0, 60000]"
+    )
     jitter_ms: float = _f(
         0.0, "Latency jitter (uniform ±), ms", "NET_SIM_JITTER_MS", rng="[0, 60000]"
     )
-    drop_rate: float = _f(0.0, "Share of market-data frames dropped", "NET_SIM_DROP_RATE",
-                          rng="[0, 1]")  # fmt: skip
+    drop_rate: float = _f(
+        0.0, "Share of market-data frames dropped", "NET_SIM_DROP_RATE", rng="[0, 1]"
+    )
     disconnect_interval_s: float = _f(
-        0.0, "Close every websocket this often, s (0 = never)", "NET_SIM_DISCONNECT_INTERVAL_S",
+        0.0,
+        "Close every websocket this often, s (0 = never)",
+        "NET_SIM_DISCONNECT_INTERVAL_S",
         rng="[0, 86400]",
-    )  # fmt: skip
-    reorder_rate: float = _f(0.0, "Share of adjacent market frames swapped", "NET_SIM_REORDER_RATE",
-                             rng="[0, 1]")  # fmt: skip
+    )
+    reorder_rate: float = _f(
+        0.0, "Share of adjacent market frames swapped", "NET_SIM_REORDER_RATE", rng="[0, 1]"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class FeedsConfig:
-    reconnect_base_ms: float = _f(100.0, "First reconnect delay, ms (doubles, with jitter)",
-                                  rng="(0, 600000]")  # fmt: skip
+    reconnect_base_ms: float = _f(
+        100.0, "First reconnect delay, ms (doubles, with jitter)", rng="(0, 600000]"
+    )
     reconnect_max_ms: float = _f(5000.0, "Reconnect delay cap, ms", rng="(0, 3600000]")
-    catch_up_interval_s: float = _f(15.0, "Periodic REST catch-up of orders and trades, s",
-                                    rng="(0, 86400]")  # fmt: skip
-    unknown_grace_s: float = _f(3.0, "Query an unknown-outcome order this long before never-sent",
-                                rng="(0, 3600]")  # fmt: skip
+    catch_up_interval_s: float = _f(
+        15.0, "Periodic REST catch-up of orders and trades, s", rng="(0, 86400]"
+    )
+    unknown_grace_s: float = _f(
+        3.0, "Query an unknown-outcome order this long before never-sent", rng="(0, 3600]"
+    )
     dislocation_alert_bps: float = _f(5.0, "feed_dislocation_bps alert threshold", rng="[0, 10000]")
 
 
 @dataclass(frozen=True, slots=True)
 class ControlConfig:
-    diagnostics: bool = _f(False, "Answer the diagnostic socket commands bench_stats and mem_stats "
-                           "(benchmarks only: they hold the loop and inspect memory)")  # fmt: skip
+    diagnostics: bool = _f(
+        False,
+        "Answer the diagnostic socket commands bench_stats and mem_stats "
+        "(benchmarks only: they hold the loop and inspect memory)",
+    )
 
 
 @dataclass(frozen=True, slots=True)

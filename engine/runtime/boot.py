@@ -110,10 +110,15 @@ class Booted:
             self.engine.halt(f"DB write failed: {err}")
         self._persist_halt()
         j = self.journal
-        if j is not None and j.appended and j.appended == self._journal_mark:
-            if self.writer.pending == 0 and self.writer.error is None:
-                j.checkpoint()
-                j.appended = 0
+        if (
+            j is not None
+            and j.appended
+            and j.appended == self._journal_mark
+            and self.writer.pending == 0
+            and self.writer.error is None
+        ):
+            j.checkpoint()
+            j.appended = 0
         n = self.engine.flush()
         if j is not None:
             self._journal_mark = j.appended
@@ -127,8 +132,11 @@ class Booted:
                 self._halt_file_state = "recorded"
             except OSError as exc:  # logged; the kill switch is armed in memory regardless
                 log.error("cannot record the halt in %s: %s", self.halt.path, exc)
-        elif (self._halt_file_state == "clear" and self.writer.committed_batches
-              and self.writer.error is None):  # fmt: skip
+        elif (
+            self._halt_file_state == "clear"
+            and self.writer.committed_batches
+            and self.writer.error is None
+        ):
             self.halt.clear()  # the armed kill switch of this start is in engine_state now
             self._halt_file_state = ""
 
@@ -140,8 +148,9 @@ class Booted:
         e = self.engine
         try:
             e.refresh()
-            e.recorder.audit("engine", "shutdown", {"reason": reason, "ticks": e.ticks,
-                                            "orders": len(e.orders)})  # fmt: skip
+            e.recorder.audit(
+                "engine", "shutdown", {"reason": reason, "ticks": e.ticks, "orders": len(e.orders)}
+            )
             e.flush()
             self.writer.wait_idle()
             self.writer.close()
@@ -215,10 +224,14 @@ def _db_error(exc: Exception, path: Path) -> StoreError:
     """A DuckDB failure during start-up as one line with the remedy."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if "No space left" in first or "Disk full" in first.lower():
-        return StoreError(f"{path}: no space left on the device holding {path.parent} ({first}); "
-                          "free space, then start again (nothing was lost)")  # fmt: skip
-    return StoreError(f"{path}: database damaged or unreadable: {first}; not trading. "
-                      f"{restore_hint(path.parent, capital=True)}")  # fmt: skip
+        return StoreError(
+            f"{path}: no space left on the device holding {path.parent} ({first}); "
+            "free space, then start again (nothing was lost)"
+        )
+    return StoreError(
+        f"{path}: database damaged or unreadable: {first}; not trading. "
+        f"{restore_hint(path.parent, capital=True)}"
+    )
 
 
 def _open_checked(cfg: Config, data_dir: Path, now: int) -> tuple[Any, DataDirState]:
@@ -264,10 +277,21 @@ def boot(
     try:
         now = clock.now_us()
         con, checked = _open_checked(cfg, data_dir, now)
-        return _assemble(cfg, data_dir, con, checked, now, clock=clock, strategy=strategy,
-                         bench_every=bench_every, bench_qty_e8=bench_qty_e8,
-                         call_later=call_later, metrics_file=metrics_file, lock=lock,
-                         venue=venue)  # fmt: skip
+        return _assemble(
+            cfg,
+            data_dir,
+            con,
+            checked,
+            now,
+            clock=clock,
+            strategy=strategy,
+            bench_every=bench_every,
+            bench_qty_e8=bench_qty_e8,
+            call_later=call_later,
+            metrics_file=metrics_file,
+            lock=lock,
+            venue=venue,
+        )
     except duckdb.Error as exc:
         if con is not None:
             con.close()
@@ -280,8 +304,9 @@ def boot(
         raise
 
 
-def _venue(cfg: Config, clock: Clock, venue: Any, session: int,
-           call_later: Callable[..., Any] | None) -> tuple[Any, dict[str, int]]:  # fmt: skip
+def _venue(
+    cfg: Config, clock: Clock, venue: Any, session: int, call_later: Callable[..., Any] | None
+) -> tuple[Any, dict[str, int]]:
     """The connected outside venue, or the in-process paper venue; and the lot sizes."""
     specs = {s: symbol_spec(s) for s in cfg.symbols}
     lots = {s: sp.lot_size_e8 for s, sp in specs.items()}
@@ -367,8 +392,13 @@ def _restore_flags(engine: Engine, con: Any, state: dict[str, str], halt: HaltFi
         engine.risk.safe_mode = True
 
 
-def _make_strategy(engine: Engine, registry: ModelRegistry | None, strategy: str,
-                   bench_every: int, bench_qty_e8: int) -> ModelStrategy | AlternatingStrategy | None:  # fmt: skip
+def _make_strategy(
+    engine: Engine,
+    registry: ModelRegistry | None,
+    strategy: str,
+    bench_every: int,
+    bench_qty_e8: int,
+) -> ModelStrategy | AlternatingStrategy | None:
     if registry is not None:
         for row in registry.to_rows():
             engine.recorder.upsert("models", row[0], row)
@@ -378,10 +408,22 @@ def _make_strategy(engine: Engine, registry: ModelRegistry | None, strategy: str
     return None
 
 
-def _assemble(cfg: Config, data_dir: Path, con: Any, checked: DataDirState, now: int, *,
-              clock: Clock, strategy: str, bench_every: int, bench_qty_e8: int,
-              call_later: Callable[..., Any] | None, metrics_file: Path | None,
-              lock: EngineLock, venue: Any) -> Booted:  # fmt: skip
+def _assemble(
+    cfg: Config,
+    data_dir: Path,
+    con: Any,
+    checked: DataDirState,
+    now: int,
+    *,
+    clock: Clock,
+    strategy: str,
+    bench_every: int,
+    bench_qty_e8: int,
+    call_later: Callable[..., Any] | None,
+    metrics_file: Path | None,
+    lock: EngineLock,
+    venue: Any,
+) -> Booted:
     """Everything after the DB passed its checks: state, venue, orders, engine, strategy."""
     head_file = HeadFile(data_dir / "audit" / "head.json")
     state = _state(con)
@@ -412,10 +454,19 @@ def _assemble(cfg: Config, data_dir: Path, con: Any, checked: DataDirState, now:
         metrics.db_errors.inc()
 
     writer = Writer(con, on_committed=committed, on_error=failed)
-    engine = Engine(cfg=cfg, clock=clock, venue=venue, audit=AuditChain(checked.key, seq, last_hash),
-                    metrics=metrics, session=session, lot_e8=lots, journal=journal,
-                    on_batch=writer.submit)  # fmt: skip
-    assert tuple(engine.gates.states) == GATE_NAMES, "gate gauges must match the pipeline"
+    engine = Engine(
+        cfg=cfg,
+        clock=clock,
+        venue=venue,
+        audit=AuditChain(checked.key, seq, last_hash),
+        metrics=metrics,
+        session=session,
+        lot_e8=lots,
+        journal=journal,
+        on_batch=writer.submit,
+    )
+    if tuple(engine.gates.states) != GATE_NAMES:
+        raise RuntimeError("gate gauges must match the pipeline: fix GATE_NAMES")
     engine.recorder.persisted.update(state)
     engine.last_fill_ms = last_fill_ms
     engine.base_fees_e8 = base_fees
@@ -427,10 +478,27 @@ def _assemble(cfg: Config, data_dir: Path, con: Any, checked: DataDirState, now:
     rehydrate.adopt(engine, orders, positions)  # open orders and positions are taken over here
     day_counters.rebuild(engine, con)  # today's limits survive a restart
     engine.strategy = strat = _make_strategy(engine, registry, strategy, bench_every, bench_qty_e8)
-    engine.recorder.audit("engine", "startup", {
-        "session": session, "profile": cfg.name, "venue": venue.name, "pid": lock.pid,
-        "open_orders": len(orders), "wall_ts": time.time(),
-    })  # fmt: skip
+    engine.recorder.audit(
+        "engine",
+        "startup",
+        {
+            "session": session,
+            "profile": cfg.name,
+            "venue": venue.name,
+            "pid": lock.pid,
+            "open_orders": len(orders),
+            "wall_ts": time.time(),
+        },
+    )
     engine.gates.refresh(now)
-    return Booted(engine=engine, strategy=strat, writer=writer, lock=lock, con=con,
-                  metrics_path=mpath, data_dir=data_dir, journal=journal, halt=halt)  # fmt: skip
+    return Booted(
+        engine=engine,
+        strategy=strat,
+        writer=writer,
+        lock=lock,
+        con=con,
+        metrics_path=mpath,
+        data_dir=data_dir,
+        journal=journal,
+        halt=halt,
+    )

@@ -131,8 +131,14 @@ class ControlServer:
             caller = _peer_of(writer.get_extra_info("socket"))
             if caller.uid != os.geteuid():
                 log.warning("control connection refused: %s is not the engine's user", caller.actor)
-                await self._send(writer, {"ok": False, "error": f"refused: {caller.actor} is not "
-                                          f"the engine's user (uid {os.geteuid()})"})  # fmt: skip
+                await self._send(
+                    writer,
+                    {
+                        "ok": False,
+                        "error": f"refused: {caller.actor} is not "
+                        f"the engine's user (uid {os.geteuid()})",
+                    },
+                )
                 return
             _PEER.set(caller)  # this connection's own task: its context only
             while True:
@@ -179,8 +185,9 @@ class NotRunning(Exception):
     """No engine answers on this data dir's control socket."""
 
 
-def call(data_dir: Path, cmd: str, args: dict[str, Any] | None = None,
-         timeout_s: float = 60.0) -> Any:  # fmt: skip
+def call(
+    data_dir: Path, cmd: str, args: dict[str, Any] | None = None, timeout_s: float = 60.0
+) -> Any:
     """Send one command to the running engine; raise NotRunning when nobody listens."""
     path = socket_path(data_dir)
     if not path.exists():

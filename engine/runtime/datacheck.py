@@ -63,8 +63,10 @@ def data_dir_mode_problem(data_dir: Path, kind: str) -> str | None:
     if not bits:
         return None
     mode = bits | 0o700
-    text = (f"{data_dir}: data dir is readable by others (mode {mode:04o}): they may read "
-            f"decisions, orders and audit payloads; `chmod 700 {data_dir}`")  # fmt: skip
+    text = (
+        f"{data_dir}: data dir is readable by others (mode {mode:04o}): they may read "
+        f"decisions, orders and audit payloads; `chmod 700 {data_dir}`"
+    )
     if kind == "live":
         raise StoreError(f"{text}; the live profile refuses to start until it is private")
     return text
@@ -197,12 +199,16 @@ def check_data_dir(cfg: Config, data_dir: Path, db: Path) -> DataDirState:
     fresh = not db.exists() and not (wal.exists() and wal.stat().st_size > 0)
     if fresh:
         if head is not None:
-            raise StoreError(f"{db}: database missing but the audit head is at seq {head[0]}; "
-                             f"not trading. {restore_hint(data_dir, capital=True)}")  # fmt: skip
+            raise StoreError(
+                f"{db}: database missing but the audit head is at seq {head[0]}; "
+                f"not trading. {restore_hint(data_dir, capital=True)}"
+            )
         if journal_session:
-            raise StoreError(f"{db}: database missing but the intent journal holds orders of "
-                             f"session {journal_session}; not trading. "
-                             f"{restore_hint(data_dir, capital=True)}")  # fmt: skip
+            raise StoreError(
+                f"{db}: database missing but the intent journal holds orders of "
+                f"session {journal_session}; not trading. "
+                f"{restore_hint(data_dir, capital=True)}"
+            )
         key = key if key is not None else load_or_create_key(data_dir)
         return DataDirState(key, None, None, (0, GENESIS), False, {})
     wal_copy = _keep_wal(db)
@@ -216,9 +222,15 @@ def check_data_dir(cfg: Config, data_dir: Path, db: Path) -> DataDirState:
         raise
 
 
-def _check_existing(cfg: Config, data_dir: Path, db: Path, key: bytes | None,
-                    head: tuple[int, str] | None, journal_session: int,
-                    wal_copy: Path | None) -> DataDirState:  # fmt: skip
+def _check_existing(
+    cfg: Config,
+    data_dir: Path,
+    db: Path,
+    key: bytes | None,
+    head: tuple[int, str] | None,
+    journal_session: int,
+    wal_copy: Path | None,
+) -> DataDirState:
     con = open_db(db, read_only=True)
     try:
         tables, seq, last, state = _read(con)
@@ -230,8 +242,10 @@ def _check_existing(cfg: Config, data_dir: Path, db: Path, key: bytes | None,
             )
         if head is None and (seq or (wal_copy is not None and "schema_migrations" not in tables)):
             what = f"holds {seq} audit rows" if seq else "has a WAL that did not replay"
-            raise StoreError(f"{data_dir / 'audit' / 'head.json'}: external audit head missing "
-                             f"while {db.name} {what}")  # fmt: skip
+            raise StoreError(
+                f"{data_dir / 'audit' / 'head.json'}: external audit head missing "
+                f"while {db.name} {what}"
+            )
         if head is not None and head[0] > seq:
             raise StoreError(
                 f"{db}: database is behind the external audit head (head seq {head[0]}, DB ends "
@@ -242,8 +256,10 @@ def _check_existing(cfg: Config, data_dir: Path, db: Path, key: bytes | None,
             raise StoreError(f"{db}: engine_state.session is {raw_session!r}, not a number")
         session = int(raw_session)
         if journal_session > session:
-            raise StoreError(f"{db}: database is older than the intent journal (journal holds "
-                             f"orders of session {journal_session}, DB is at session {session})")  # fmt: skip
+            raise StoreError(
+                f"{db}: database is older than the intent journal (journal holds "
+                f"orders of session {journal_session}, DB is at session {session})"
+            )
         recorded = _profile_check(cfg, state, data_dir)
         if key is None:  # no rows, no head: a data dir whose first start never committed
             key = load_or_create_key(data_dir)

@@ -170,12 +170,18 @@ def _diagnostics(booted: Booted) -> dict[str, Query]:
             for ring in (getattr(booted, "feed_wake_us", None), getattr(booted, "lag_us", None)):
                 if ring is not None:
                     ring.clear()
-        return {"orders": len(lat), "tick_to_submit_us_p50": pct(lat, 0.5),
-                "tick_to_submit_us_p99": pct(lat, 0.99), "tick_to_submit_us_max": max(lat, default=0),
-                "loop_lag_us_p99": pct(lag, 0.99), "loop_lag_us_max": max(lag, default=0),
-                "ticks": engine.ticks, "gc": gcwatch.stats(),
-                "feed_wake_us": [pct(wake, q) for q in (0.5, 0.9, 0.99, 0.999)],
-                "gc_top": gcwatch.top_types() if args.get("types") else []}  # fmt: skip
+        return {
+            "orders": len(lat),
+            "tick_to_submit_us_p50": pct(lat, 0.5),
+            "tick_to_submit_us_p99": pct(lat, 0.99),
+            "tick_to_submit_us_max": max(lat, default=0),
+            "loop_lag_us_p99": pct(lag, 0.99),
+            "loop_lag_us_max": max(lag, default=0),
+            "ticks": engine.ticks,
+            "gc": gcwatch.stats(),
+            "feed_wake_us": [pct(wake, q) for q in (0.5, 0.9, 0.99, 0.999)],
+            "gc_top": gcwatch.top_types() if args.get("types") else [],
+        }
 
     async def mem_stats(args: Mapping[str, Any]) -> Any:
         out = memwatch.process(objects=bool(args.get("objects")))

@@ -57,8 +57,14 @@ UNSENT = frozenset({oms.PENDING, oms.SUBMITTED, oms.UNKNOWN})
 # how far back a deep run (start-up, manual, offline) compares venue trades with the DB: where the
 # last writes before a crash are; bounded so the check costs a few requests, not the venue history
 RECENT_WINDOW_S = 900.0
-CLASSES = ("missing_in_db", "missing_in_broker", "status_mismatch", "missing_fill", "orphan",
-           "position_mismatch")  # fmt: skip
+CLASSES = (
+    "missing_in_db",
+    "missing_in_broker",
+    "status_mismatch",
+    "missing_fill",
+    "orphan",
+    "position_mismatch",
+)
 
 
 # Reads committed rows through the single writer: (sql, params) -> rows.
@@ -122,8 +128,15 @@ class Reconciler:
         await self._positions(note, alerts)
         return self._report(source, t0, found, details, alerts, standing)
 
-    def _report(self, source: str, t0: float, found: Counter[str], details: list[ReconDetail],
-                alerts: list[str], standing: list[str]) -> ReconReport:  # fmt: skip
+    def _report(
+        self,
+        source: str,
+        t0: float,
+        found: Counter[str],
+        details: list[ReconDetail],
+        alerts: list[str],
+        standing: list[str],
+    ) -> ReconReport:
         e = self.engine
         duration_ms = (time.perf_counter() - t0) * 1000
         ok = not alerts and not standing
@@ -140,8 +153,11 @@ class Reconciler:
             details=details[:200],
         )
         self.last = report
-        e.readiness["recon"] = (not alerts, time.monotonic() + self.ttl_s,
-                                "; ".join(alerts) or "reconciled")  # fmt: skip
+        e.readiness["recon"] = (
+            not alerts,
+            time.monotonic() + self.ttl_s,
+            "; ".join(alerts) or "reconciled",
+        )
         record_run(e, report)
         if alerts:
             e.alerts.extend(f"reconciliation: {a}" for a in alerts)
@@ -152,30 +168,45 @@ class Reconciler:
         elif standing:
             log.warning("reconciliation (%s): standing findings: %s", source, standing)
         else:
-            log.info("reconciliation (%s) ok in %.1f ms: %s", source, duration_ms,
-                     report.mismatches, extra={"fields": {"recon": report.mismatches}})  # fmt: skip
+            log.info(
+                "reconciliation (%s) ok in %.1f ms: %s",
+                source,
+                duration_ms,
+                report.mismatches,
+                extra={"fields": {"recon": report.mismatches}},
+            )
         return report
 
-    def _open_orders(self, venue_open: dict[str, VenueOrderView], note: Any,
-                     alerts: list[str]) -> None:  # fmt: skip
+    def _open_orders(
+        self, venue_open: dict[str, VenueOrderView], note: Any, alerts: list[str]
+    ) -> None:
         """The venue's open orders: ours (state adopted or order adopted) and foreign ones."""
         e = self.engine
         for key, v in venue_open.items():
             o = e.orders.get(v.client_order_id)
             if o is not None:
                 if o.status != v.status and self._adopt_state(o, v):
-                    note("status_mismatch", v.symbol, o.client_order_id, "adopted venue state",
-                         f"{v.status}")  # fmt: skip
+                    note(
+                        "status_mismatch",
+                        v.symbol,
+                        o.client_order_id,
+                        "adopted venue state",
+                        f"{v.status}",
+                    )
             elif v.client_order_id.startswith(self.prefix):
                 self._adopt_missing(v)
                 note("missing_in_db", v.symbol, v.client_order_id, "adopted")
             elif key not in self.external and key not in e.acked_orphans:
                 self.external[key] = v
                 e.orphan_keys.setdefault(v.symbol, set()).add(key)
-                e.market_blocked.block(v.symbol, blocks.ORPHAN, (
-                    f"{v.symbol}: orphan venue order {v.client_order_id or v.venue_order_id} "
-                    "(foreign id): acknowledge to trade"
-                ))  # fmt: skip
+                e.market_blocked.block(
+                    v.symbol,
+                    blocks.ORPHAN,
+                    (
+                        f"{v.symbol}: orphan venue order {v.client_order_id or v.venue_order_id} "
+                        "(foreign id): acknowledge to trade"
+                    ),
+                )
                 note("orphan", v.symbol, v.client_order_id, "blocked symbol, read-only")
                 alerts.append(f"orphan order {key} on {v.symbol}")
 
@@ -187,8 +218,9 @@ class Reconciler:
         for key, v in list(self.external.items()):
             if key in venue_open:
                 if key not in e.acked_orphans:
-                    standing.append(f"orphan order {key} on {v.symbol}: symbol blocked until "
-                                    "acknowledged")  # fmt: skip
+                    standing.append(
+                        f"orphan order {key} on {v.symbol}: symbol blocked until acknowledged"
+                    )
                 continue
             del self.external[key]  # filled or canceled at the venue: nothing left to block
             keys = e.orphan_keys.get(v.symbol, set())
@@ -201,8 +233,9 @@ class Reconciler:
             note("orphan", v.symbol, v.client_order_id, "resolved", details)
         return standing
 
-    async def _missing(self, venue_open: dict[str, VenueOrderView], note: Any,
-                       alerts: list[str]) -> None:  # fmt: skip
+    async def _missing(
+        self, venue_open: dict[str, VenueOrderView], note: Any, alerts: list[str]
+    ) -> None:
         """Orders we think open that the venue's open list lacks: asked about one by one."""
         e = self.engine
         now_us = e.clock.now_us()
@@ -231,8 +264,16 @@ class Reconciler:
     def _adopt_missing(self, v: VenueOrderView) -> None:
         e = self.engine
         cid = v.client_order_id
-        o = Order(cid, cid.rsplit(".", 1)[0], v.symbol, v.side, v.qty_e8, order_type=v.order_type,
-                  limit_price_e8=v.price_e8, created_us=e.clock.now_us())  # fmt: skip
+        o = Order(
+            cid,
+            cid.rsplit(".", 1)[0],
+            v.symbol,
+            v.side,
+            v.qty_e8,
+            order_type=v.order_type,
+            limit_price_e8=v.price_e8,
+            created_us=e.clock.now_us(),
+        )
         o.status = oms.SUBMITTED
         o.submitted_us = o.created_us
         e.orders[cid] = o
@@ -251,8 +292,9 @@ class Reconciler:
             before = o.status
             e.on_venue_update(u)
             if o.status != before:
-                note("status_mismatch", o.symbol, o.client_order_id, "adopted final state",
-                     u.status)  # fmt: skip
+                note(
+                    "status_mismatch", o.symbol, o.client_order_id, "adopted final state", u.status
+                )
             return
         if o.status in UNSENT:
             was = o.status
@@ -261,8 +303,13 @@ class Reconciler:
                 e.metrics_recovered.inc()
                 note("missing_in_broker", o.symbol, o.client_order_id, "marked never_sent")
             return
-        note("missing_in_broker", o.symbol, o.client_order_id, "alert",
-             f"venue forgot an acknowledged order ({o.status})")  # fmt: skip
+        note(
+            "missing_in_broker",
+            o.symbol,
+            o.client_order_id,
+            "alert",
+            f"venue forgot an acknowledged order ({o.status})",
+        )
         alerts.append(f"acknowledged order {o.client_order_id} unknown to the venue")
 
     async def _fills(self, symbol: str, note: Any, *, deep: bool = False) -> None:
@@ -288,9 +335,13 @@ class Reconciler:
             if not deep or not f.client_order_id.startswith(self.prefix):
                 continue  # foreign: an orphan, counted once as such
             if known is None and self.db is not None:
-                known = {r[0] for r in await self.db(
-                    "SELECT trade_id FROM fills WHERE symbol = ? AND ts_us >= ?",
-                    [symbol, min(since or 0, f.ts_us // 1000) * 1000])}  # fmt: skip
+                known = {
+                    r[0]
+                    for r in await self.db(
+                        "SELECT trade_id FROM fills WHERE symbol = ? AND ts_us >= ?",
+                        [symbol, min(since or 0, f.ts_us // 1000) * 1000],
+                    )
+                }
             if known is not None and f.trade_id not in known:
                 e.unmatched_fills.setdefault(f.trade_id, f)
 
@@ -314,8 +365,12 @@ class Reconciler:
                 continue
             rows = await self.db("SELECT * FROM orders WHERE client_order_id = ?", [cid])
             if rows:
-                tids = {r[0] for r in await self.db(
-                    "SELECT trade_id FROM fills WHERE client_order_id = ?", [cid])}  # fmt: skip
+                tids = {
+                    r[0]
+                    for r in await self.db(
+                        "SELECT trade_id FROM fills WHERE client_order_id = ?", [cid]
+                    )
+                }
                 if cid in e.orders:  # arrived during the await: the loaded row is stale
                     continue
                 e.orders[cid] = Order.from_row(rows[0], tids)
@@ -326,8 +381,14 @@ class Reconciler:
                 u = await self.venue.query_order(cid, f.symbol)
                 if u is not None and cid not in e.orders:
                     # the venue's filled quantity covers its other fills too (applied next)
-                    o = Order(cid, cid.rsplit(".", 1)[0], f.symbol, f.side,
-                              max(f.qty_e8, u.filled_qty_e8), created_us=f.ts_us)  # fmt: skip
+                    o = Order(
+                        cid,
+                        cid.rsplit(".", 1)[0],
+                        f.symbol,
+                        f.side,
+                        max(f.qty_e8, u.filled_qty_e8),
+                        created_us=f.ts_us,
+                    )
                     o.status, o.submitted_us = oms.SUBMITTED, f.ts_us
                     e.orders[cid] = o
                     e.open_orders[cid] = o
@@ -352,16 +413,24 @@ class Reconciler:
             expected = baseline.get(base, 0) + held
             actual = balances.get(base, 0)
             if abs(actual - expected) >= e.lot(symbol):
-                note("position_mismatch", symbol, "", "alert",
-                     f"venue {base} {actual / 1e8:g} vs expected {expected / 1e8:g}")  # fmt: skip
+                note(
+                    "position_mismatch",
+                    symbol,
+                    "",
+                    "alert",
+                    f"venue {base} {actual / 1e8:g} vs expected {expected / 1e8:g}",
+                )
                 alerts.append(f"position mismatch on {symbol}")
 
     async def confirm_timeouts(self, timeout_ms: float) -> int:
         """Orders sent but unanswered for longer than the confirmation timeout → unknown → ask."""
         e = self.engine
         now = e.clock.now_us()
-        late = [o for o in e.open_orders.values()
-                if o.status == oms.SUBMITTED and now - o.submitted_us > timeout_ms * 1000]  # fmt: skip
+        late = [
+            o
+            for o in e.open_orders.values()
+            if o.status == oms.SUBMITTED and now - o.submitted_us > timeout_ms * 1000
+        ]
         for o in late:
             was = o.status
             if o.transition(oms.UNKNOWN, now, f"no ack within {timeout_ms:g} ms"):
@@ -389,9 +458,13 @@ def record_run(e: Engine, report: ReconReport) -> None:
     e.recorder.audit(
         "reconciler",
         "reconciled",
-        {"source": report.source, "ok": report.ok, "mismatches": report.mismatches,
-         "alerts": report.alerts},
-    )  # fmt: skip
+        {
+            "source": report.source,
+            "ok": report.ok,
+            "mismatches": report.mismatches,
+            "alerts": report.alerts,
+        },
+    )
 
 
 def venue_baseline(e: Engine, balances: dict[str, int]) -> dict[str, int]:
@@ -417,8 +490,13 @@ def venue_baseline(e: Engine, balances: dict[str, int]) -> dict[str, int]:
 def _update(v: VenueOrderView, ts_us: int) -> Any:
     from engine.core.events import VenueOrderUpdate
 
-    return VenueOrderUpdate(client_order_id=v.client_order_id, venue_order_id=v.venue_order_id,
-                            status=v.status, filled_qty_e8=v.filled_qty_e8, ts_us=ts_us)  # fmt: skip
+    return VenueOrderUpdate(
+        client_order_id=v.client_order_id,
+        venue_order_id=v.venue_order_id,
+        status=v.status,
+        filled_qty_e8=v.filled_qty_e8,
+        ts_us=ts_us,
+    )
 
 
 def render(report: ReconReport) -> str:

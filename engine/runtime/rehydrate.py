@@ -29,8 +29,12 @@ def adopt(e: Engine, orders: list[Order], positions: list[tuple[Any, ...]]) -> N
         sym = str(row[0])
         p = e.positions.get(sym) or Position(sym)
         p.qty_e8, p.avg_price_e8, p.realized_pnl_e8, p.fees_e8, p.updated_us = (
-            int(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5])
-        )  # fmt: skip
+            int(row[1]),
+            int(row[2]),
+            int(row[3]),
+            int(row[4]),
+            int(row[5]),
+        )
         e.positions[sym] = p
         e.realized_e8 += p.realized_pnl_e8
         e.fees_e8 += p.fees_e8

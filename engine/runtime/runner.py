@@ -9,6 +9,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -60,10 +61,14 @@ def _status(booted: Booted) -> None:
     s = booted.engine.status()
     log.info(
         "status ticks=%d orders=%d open=%d denials=%d pnl=%.2f gates=%s",
-        s["ticks"], s["orders"], s["open_orders"], s["denials"], s["pnl"],
+        s["ticks"],
+        s["orders"],
+        s["open_orders"],
+        s["denials"],
+        s["pnl"],
         ",".join(s["active_gates"]) or "-",
         extra={"fields": {"status": s}},
-    )  # fmt: skip
+    )
 
 
 def _ccxt_wiring(cfg: Config, data_dir: Path, clock: RealClock, duration_s: float | None) -> Any:
@@ -149,8 +154,15 @@ class EngineRuntime:
     final textfile, DB closed, venue stopped).
     """
 
-    def __init__(self, cfg: Config, data_dir: Path, duration_s: float | None = None,
-                 lock: EngineLock | None = None, *, role: str = "operator") -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        data_dir: Path,
+        duration_s: float | None = None,
+        lock: EngineLock | None = None,
+        *,
+        role: str = "operator",
+    ) -> None:
         self.cfg = cfg
         self.data_dir = data_dir
         self.duration_s = duration_s
@@ -173,7 +185,8 @@ class EngineRuntime:
 
     @property
     def engine(self) -> Any:
-        assert self.booted is not None
+        if self.booted is None:
+            raise RuntimeError("engine read before boot")
         return self.booted.engine
 
     async def start(self) -> None:
@@ -185,10 +198,16 @@ class EngineRuntime:
         self.wiring = wiring = _ccxt_wiring(cfg, self.data_dir, clock, self.duration_s)
         try:
             venue = await wiring.connect() if wiring is not None else None
-            booted = boot(cfg, self.data_dir, clock=clock, call_later=loop.call_later,
-                          lock=self.lock, venue=venue,
-                          strategy="bench" if cfg.models.strategy == "alternating" else "models",
-                          bench_every=cfg.models.alternating_every_ticks)  # fmt: skip
+            booted = boot(
+                cfg,
+                self.data_dir,
+                clock=clock,
+                call_later=loop.call_later,
+                lock=self.lock,
+                venue=venue,
+                strategy="bench" if cfg.models.strategy == "alternating" else "models",
+                bench_every=cfg.models.alternating_every_ticks,
+            )
             try:
                 self.api = api = build_api(
                     booted, role=self.role, data_dir=self.data_dir, totp_secret=totp_secret
@@ -203,14 +222,20 @@ class EngineRuntime:
         self.booted = booted
         engine = booted.engine
         # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
-        reconciler = Reconciler(engine, grace_s=cfg.feeds.unknown_grace_s,
-                                ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
-                                db=booted.query)  # fmt: skip
+        reconciler = Reconciler(
+            engine,
+            grace_s=cfg.feeds.unknown_grace_s,
+            ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
+            db=booted.query,
+        )
         booted.reconciler = reconciler
         booted.lag_us = self.lag_us  # type: ignore[attr-defined]
         if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
-            self.ntp = NtpSource(cfg.clock.ntp_server, wiring.skew.sink("ntp") if wiring
-                                 else clock, cfg.clock.skew_check_interval_s)  # fmt: skip
+            self.ntp = NtpSource(
+                cfg.clock.ntp_server,
+                wiring.skew.sink("ntp") if wiring else clock,
+                cfg.clock.skew_check_interval_s,
+            )
         report = await reconciler.run("startup")
         booted.rehydrated = report.mismatches
         self.refresh()
@@ -222,34 +247,54 @@ class EngineRuntime:
             wiring.start(engine)
         pacer = self.gc_pacer
         if wiring is None:
-            sim = MarketSimulator(cfg.symbols, seed=cfg.sim.seed, trade_prob=cfg.sim.trade_prob,
-                                  ticks_per_second=cfg.sim.ticks_per_second)  # fmt: skip
-            self.sim_feed = SimFeed(engine, sim, cfg.sim.ticks_per_second,
-                                    after_burst=pacer.step if pacer is not None else None)  # fmt: skip
+            sim = MarketSimulator(
+                cfg.symbols,
+                seed=cfg.sim.seed,
+                trade_prob=cfg.sim.trade_prob,
+                ticks_per_second=cfg.sim.ticks_per_second,
+            )
+            self.sim_feed = SimFeed(
+                engine,
+                sim,
+                cfg.sim.ticks_per_second,
+                after_burst=pacer.step if pacer is not None else None,
+            )
             booted.feed_wake_us = self.sim_feed.wake_us  # type: ignore[attr-defined]
         self.tasks = [
             *([] if self.sim_feed is None else [asyncio.create_task(self.sim_feed.run())]),
             # with no simulator bursts to follow, the pacer runs on its own short period
-            *([] if pacer is None or self.sim_feed is not None
-              else [asyncio.create_task(_every(0.02, pacer.step))]),
+            *(
+                []
+                if pacer is None or self.sim_feed is not None
+                else [asyncio.create_task(_every(0.02, pacer.step))]
+            ),
             *([] if self.ntp is None else [asyncio.create_task(self.ntp.run())]),
             asyncio.create_task(_every(cfg.storage.flush_interval_ms / 1000.0, booted.flush)),
             asyncio.create_task(_every(1.0, self.refresh)),
             asyncio.create_task(self._metrics_off_loop(cfg.metrics.interval_s)),
             asyncio.create_task(_every(5.0, lambda: _status(booted))),
             asyncio.create_task(self._loop_lag()),
-            asyncio.create_task(_periodic(cfg.oms.reconcile_interval_s,
-                                          lambda: reconciler.run("periodic"), "reconcile")),
-            asyncio.create_task(_periodic(1.0, lambda: reconciler.confirm_timeouts(
-                cfg.oms.confirm_timeout_ms), "confirm timeouts")),
-        ]  # fmt: skip
+            asyncio.create_task(
+                _periodic(
+                    cfg.oms.reconcile_interval_s, lambda: reconciler.run("periodic"), "reconcile"
+                )
+            ),
+            asyncio.create_task(
+                _periodic(
+                    1.0,
+                    lambda: reconciler.confirm_timeouts(cfg.oms.confirm_timeout_ms),
+                    "confirm timeouts",
+                )
+            ),
+        ]
         log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
 
     async def _metrics_off_loop(self, interval_s: float) -> None:
         """The textfile is rendered and fsynced on a worker thread: ~5 ms every few seconds that
         would otherwise stall the engine loop (and every tick due meanwhile)."""
         booted = self.booted
-        assert booted is not None
+        if booted is None:
+            raise RuntimeError("started before boot")
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval_s)
@@ -273,19 +318,27 @@ class EngineRuntime:
         now_us = clock.now_us()
         ttl = clock.monotonic_ns() / 1e9 + 5.0
         staleness_us = self.cfg.risk.max_data_staleness_ms * 1000
-        stale = [s for s in engine.symbols
-                 if now_us - engine.last_quote_us.get(s, 0) > staleness_us]  # fmt: skip
-        engine.readiness["market_data"] = (not stale, ttl, f"stale: {', '.join(stale)}"
-                                           if stale else "quotes fresh")  # fmt: skip
+        stale = [
+            s for s in engine.symbols if now_us - engine.last_quote_us.get(s, 0) > staleness_us
+        ]
+        engine.readiness["market_data"] = (
+            not stale,
+            ttl,
+            f"stale: {', '.join(stale)}" if stale else "quotes fresh",
+        )
         venue_ok = wiring.venue_ready() if wiring is not None else True
-        engine.readiness["venue"] = (venue_ok, ttl, "user stream up" if venue_ok
-                                     else "venue user stream down")  # fmt: skip
+        engine.readiness["venue"] = (
+            venue_ok,
+            ttl,
+            "user stream up" if venue_ok else "venue user stream down",
+        )
         ntp_ok, ntp_detail = ntp_readiness(self.ntp)
         engine.readiness["ntp"] = (ntp_ok, ttl, ntp_detail)
         engine.refresh()
         if wiring is not None:
             wiring.export()
-        assert self.booted is not None
+        if self.booted is None:
+            raise RuntimeError("stopped before boot")
         if isinstance(self.booted.strategy, ModelStrategy):
             self.booted.strategy.update_psi()
         for fn in self.extra_refresh:
@@ -315,8 +368,14 @@ class EngineRuntime:
                 await wiring.close()
 
 
-async def run_headless(cfg: Config, data_dir: Path, duration_s: float | None,
-                       lock: EngineLock | None = None, *, role: str = "operator") -> int:  # fmt: skip
+async def run_headless(
+    cfg: Config,
+    data_dir: Path,
+    duration_s: float | None,
+    lock: EngineLock | None = None,
+    *,
+    role: str = "operator",
+) -> int:
     loop = asyncio.get_running_loop()
     rt = EngineRuntime(cfg, data_dir, duration_s, lock, role=role)
     stop = asyncio.Event()
@@ -330,10 +389,8 @@ async def run_headless(cfg: Config, data_dir: Path, duration_s: float | None,
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         await rt.start()
-        try:
+        with contextlib.suppress(TimeoutError):  # the run's duration elapsed: a normal end
             await asyncio.wait_for(stop.wait(), timeout=duration_s)
-        except TimeoutError:
-            pass
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)

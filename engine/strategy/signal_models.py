@@ -215,7 +215,8 @@ _MODELS: dict[str, type[TrendModel | MeanReversionModel]] = {
     MeanReversionModel.model_id: MeanReversionModel,
 }
 MODEL_IDS: tuple[str, ...] = tuple(_MODELS)
-assert MODEL_IDS == BUILTIN_MODEL_IDS, "config.structs.BUILTIN_MODEL_IDS must list the built-ins"
+if MODEL_IDS != BUILTIN_MODEL_IDS:
+    raise ImportError("config.structs.BUILTIN_MODEL_IDS must list the built-in signal models")
 
 
 def build_model(model_id: str) -> Model:

@@ -131,12 +131,23 @@ class ModelStrategy:
         for row in reg.to_rows():
             e.recorder.upsert("models", row[0], row)
         e.recorder.set_state("models", msgspec.json.encode(reg.state_dict()).decode())
-        e.recorder.audit(actor, kind, {**detail, "champion": reg.champion_id,
-                               "challenger": reg.challenger_id, "pinned": reg.pinned,
-                               "canary_share": reg.canary_share})  # fmt: skip
-        return CommandResult(ok=True, message=f"{kind}: champion={reg.champion_id} "
-                             f"challenger={reg.challenger_id} pinned={reg.pinned} "
-                             f"canary={reg.canary_share:g}")  # fmt: skip
+        e.recorder.audit(
+            actor,
+            kind,
+            {
+                **detail,
+                "champion": reg.champion_id,
+                "challenger": reg.challenger_id,
+                "pinned": reg.pinned,
+                "canary_share": reg.canary_share,
+            },
+        )
+        return CommandResult(
+            ok=True,
+            message=f"{kind}: champion={reg.champion_id} "
+            f"challenger={reg.challenger_id} pinned={reg.pinned} "
+            f"canary={reg.canary_share:g}",
+        )
 
     def _guard(self, fn: object, *args: object) -> str | None:
         try:

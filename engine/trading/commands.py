@@ -53,8 +53,11 @@ class Commands:
                 e.recorder.audit(
                     actor, "command_denied", {"command": "SetSafeMode", "reason": "no reason"}
                 )
-                return CommandResult(ok=False, message="safe mode stays ON: turning it off needs a "
-                                     "reason (it is written to the incident journal)")  # fmt: skip
+                return CommandResult(
+                    ok=False,
+                    message="safe mode stays ON: turning it off needs a "
+                    "reason (it is written to the incident journal)",
+                )
             self.record_incident(actor, f"SAFE MODE OFF: {reason}")
         e.risk.safe_mode = on
         e.recorder.set_state("safe_mode", "1" if on else "0")
@@ -68,16 +71,20 @@ class Commands:
         o = e.open_orders.get(client_order_id)
         if o is None:
             return CommandResult(ok=False, message=f"no open order {client_order_id}")
-        e.recorder.audit(actor, "cancel_requested", {"client_order_id": client_order_id,
-                                                "reason": reason})  # fmt: skip
+        e.recorder.audit(
+            actor, "cancel_requested", {"client_order_id": client_order_id, "reason": reason}
+        )
         e.venue.cancel(client_order_id, o.symbol)
         return CommandResult(ok=True, message=f"cancel sent for {client_order_id}")
 
     def cancel_all(self, symbol: str | None, actor: str, reason: str = "") -> CommandResult:
         e = self.engine
         targets = [o for o in e.open_orders.values() if symbol is None or o.symbol == symbol]
-        e.recorder.audit(actor, "cancel_all_requested", {"symbol": symbol, "reason": reason,
-                                                    "orders": len(targets)})  # fmt: skip
+        e.recorder.audit(
+            actor,
+            "cancel_all_requested",
+            {"symbol": symbol, "reason": reason, "orders": len(targets)},
+        )
         for o in targets:
             e.venue.cancel(o.client_order_id, o.symbol)
         return CommandResult(ok=True, message=f"cancel sent for {len(targets)} open order(s)")
@@ -112,8 +119,11 @@ class Commands:
             keys
         )  # these stay acknowledged across restarts; new ones block again
         e.recorder.set_state("acked_orphans", msgspec.json.encode(sorted(e.acked_orphans)).decode())
-        e.recorder.audit(actor, "orphans_acknowledged", {"symbol": symbol, "reason": reason, "was": why,
-                                                 "orders": keys})  # fmt: skip
+        e.recorder.audit(
+            actor,
+            "orphans_acknowledged",
+            {"symbol": symbol, "reason": reason, "was": why, "orders": keys},
+        )
         e.gates.refresh(e.clock.now_us())
         return CommandResult(ok=True, message=f"{symbol}: orphan acknowledged, trading allowed")
 

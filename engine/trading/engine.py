@@ -103,11 +103,20 @@ class Engine:
         self.risk.safe_mode = bool(cfg.risk.safe_mode)
         if cfg.risk.kill_switch_armed_at_start:
             self.risk.kill_switch, self.risk.kill_reason = True, "armed at start by profile"
-        gates = standard_gates(risk=self.risk, clock=clock, last_quote_us=self.last_quote_us,
-                               lot_e8=self.lot, market_blocked=self.market_blocked,
-                               readiness=self.readiness, required=tuple(cfg.live.readiness_required),
-                               mark_e8=self.mid_e8, venue=venue, r=cfg.risk, m=cfg.models,
-                               o=cfg.oms)  # fmt: skip
+        gates = standard_gates(
+            risk=self.risk,
+            clock=clock,
+            last_quote_us=self.last_quote_us,
+            lot_e8=self.lot,
+            market_blocked=self.market_blocked,
+            readiness=self.readiness,
+            required=tuple(cfg.live.readiness_required),
+            mark_e8=self.mid_e8,
+            venue=venue,
+            r=cfg.risk,
+            m=cfg.models,
+            o=cfg.oms,
+        )
         self.decision_ttl_us = int(cfg.oms.decision_ttl_ms * 1000)
         self.budget_gate = next(g for g in gates if isinstance(g, BudgetGate))
         self.gates = GatePipeline(gates, on_change=self._gate_changed)
@@ -276,19 +285,37 @@ class Engine:
         if self.journal is not None and not self.venue.in_process:
             # durable before it leaves: an intent for an outside venue survives any crash
             self.journal.append_durable(
-                (cid, cmd.decision_id, cmd.symbol, cmd.side, cmd.order_type, ctx.qty_e8,
-                 cmd.limit_price_e8, now)
-            )  # fmt: skip
+                (
+                    cid,
+                    cmd.decision_id,
+                    cmd.symbol,
+                    cmd.side,
+                    cmd.order_type,
+                    ctx.qty_e8,
+                    cmd.limit_price_e8,
+                    now,
+                )
+            )
             if crashpoints.ENABLED:
                 crashpoints.hit("after_intent_durable")
         order.transition(oms.SUBMITTED, now)
         order.submitted_us = now
         self.dirty_orders[cid] = order
-        self.recorder.audit(cmd.actor, "order_submitted", {
-            "client_order_id": cid, "decision_id": cmd.decision_id, "symbol": cmd.symbol,
-            "side": cmd.side, "qty_e8": ctx.qty_e8, "type": cmd.order_type,
-            "limit_price_e8": cmd.limit_price_e8, "model_id": cmd.model_id, "routed": routed,
-        })  # fmt: skip
+        self.recorder.audit(
+            cmd.actor,
+            "order_submitted",
+            {
+                "client_order_id": cid,
+                "decision_id": cmd.decision_id,
+                "symbol": cmd.symbol,
+                "side": cmd.side,
+                "qty_e8": ctx.qty_e8,
+                "type": cmd.order_type,
+                "limit_price_e8": cmd.limit_price_e8,
+                "model_id": cmd.model_id,
+                "routed": routed,
+            },
+        )
         m = self.metrics
         sub = m.orders_submitted_by.get(cmd.symbol)
         (sub or m.orders_submitted.labels(cmd.symbol)).inc()
@@ -317,8 +344,9 @@ class Engine:
         now = self.clock.now_us()
         action = "active" if st.active else "clear"
         self.recorder.gate_event(now, st.name, action, "", "", st.reason or "cleared")
-        self.recorder.audit("engine", "gate_changed", {"gate": st.name, "active": st.active,
-                                               "reason": st.reason})  # fmt: skip
+        self.recorder.audit(
+            "engine", "gate_changed", {"gate": st.name, "active": st.active, "reason": st.reason}
+        )
         g = self.metrics.gate_active.get(st.name)
         if g is not None:
             g.set(1 if st.active else 0)
@@ -363,11 +391,17 @@ class Engine:
             if o.status != oms.REJECTED:
                 self.recent_outcomes.append(0)
                 windows.note_closed(self, o)
-            self.recorder.audit("venue", "order_final", {
-                "client_order_id": o.client_order_id, "status": o.status,
-                "filled_qty_e8": o.filled_qty_e8, "avg_price_e8": o.avg_price_e8,
-                "reason": o.reason,
-            })  # fmt: skip
+            self.recorder.audit(
+                "venue",
+                "order_final",
+                {
+                    "client_order_id": o.client_order_id,
+                    "status": o.status,
+                    "filled_qty_e8": o.filled_qty_e8,
+                    "avg_price_e8": o.avg_price_e8,
+                    "reason": o.reason,
+                },
+            )
 
     def on_venue_fill(self, f: VenueFill) -> None:
         o = self.orders.get(f.client_order_id)
@@ -392,9 +426,22 @@ class Engine:
         lat_ms = (f.ts_us - o.submitted_us) / 1000.0 if o.submitted_us else 0.0
         self.recorder.add(
             "fills",
-            (f.trade_id, f.client_order_id, f.venue_order_id, f.symbol, f.side, f.qty_e8,
-             f.price_e8, f.fee_e8, f.liquidity, f.ts_us, slip, lat_ms, f.fee_base_e8),
-        )  # fmt: skip
+            (
+                f.trade_id,
+                f.client_order_id,
+                f.venue_order_id,
+                f.symbol,
+                f.side,
+                f.qty_e8,
+                f.price_e8,
+                f.fee_e8,
+                f.liquidity,
+                f.ts_us,
+                slip,
+                lat_ms,
+                f.fee_base_e8,
+            ),
+        )
         self.dirty_positions.add(f.symbol)
         self.recent_slippage.append(slip)
         self.recent_fills.appendleft(
@@ -438,8 +485,11 @@ class Engine:
         """Bounded memory: forget the oldest closed orders (already handed to the writer); a late
         fill for one is settled against the DB by the reconciler, never applied blind."""
         dirty = self.dirty_orders
-        windows.forget_oldest(self.orders, MAX_ORDERS_IN_MEMORY * 4 // 5,
-                              lambda cid, o: o.status in oms.TERMINAL and cid not in dirty)  # fmt: skip
+        windows.forget_oldest(
+            self.orders,
+            MAX_ORDERS_IN_MEMORY * 4 // 5,
+            lambda cid, o: o.status in oms.TERMINAL and cid not in dirty,
+        )
 
     # --- the engine's own safety reactions (operator commands: engine/trading/commands.py) ----
 

@@ -45,7 +45,7 @@ class OrderLike(Protocol):
 
 
 class ExposureBook:
-    __slots__ = ("filled", "open_buy", "open_sell", "last_px_e8", "known", "_counted")
+    __slots__ = ("_counted", "filled", "known", "last_px_e8", "open_buy", "open_sell")
 
     def __init__(self) -> None:
         self.filled: dict[str, int] = {}

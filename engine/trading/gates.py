@@ -25,19 +25,19 @@ class GateContext:
     """Scratch object for one order evaluation (reused; owned by the engine loop)."""
 
     __slots__ = (
-        "symbol",
-        "side",
-        "qty_e8",
-        "price_e8",
-        "strategy",
-        "model_id",
-        "routed",
         "decision_id",
         "decision_us",
-        "order_type",
-        "now_us",
-        "reduce_qty_e8",
+        "model_id",
         "notes",
+        "now_us",
+        "order_type",
+        "price_e8",
+        "qty_e8",
+        "reduce_qty_e8",
+        "routed",
+        "side",
+        "strategy",
+        "symbol",
     )
 
     def __init__(self) -> None:
@@ -79,7 +79,7 @@ class Gate(Protocol):
 
 
 class GateState:
-    __slots__ = ("name", "active", "reason", "since_us", "denials")
+    __slots__ = ("active", "denials", "name", "reason", "since_us")
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -83,28 +83,28 @@ class Order:
     """The engine's mutable view of one order (owned by the engine loop; never shared)."""
 
     __slots__ = (
-        "client_order_id",
-        "decision_id",
-        "venue_order_id",
-        "symbol",
-        "side",
-        "order_type",
-        "qty_e8",
-        "limit_price_e8",
-        "filled_qty_e8",
-        "notional_filled_e16",
-        "status",
-        "reason",
-        "strategy",
-        "model_id",
-        "routed",
         "arrival_mid_e8",
+        "client_order_id",
         "created_us",
         "decided_us",
+        "decision_id",
+        "filled_qty_e8",
+        "limit_price_e8",
+        "model_id",
+        "notional_filled_e16",
+        "order_type",
+        "qty_e8",
+        "reason",
+        "routed",
         "send_by_us",
+        "side",
+        "status",
+        "strategy",
         "submitted_us",
-        "updated_us",
+        "symbol",
         "trade_ids",
+        "updated_us",
+        "venue_order_id",
     )
 
     def __init__(
@@ -208,15 +208,41 @@ class Order:
 
     @classmethod
     def from_row(cls, row: tuple[object, ...], trade_ids: set[str]) -> Order:
-        (cid, did, void, sym, side, otype, qty, lpx, filled, avg, status, reason, strategy, mid_,
-         routed, arrival, created, submitted, updated) = row  # fmt: skip
+        (
+            cid,
+            did,
+            void,
+            sym,
+            side,
+            otype,
+            qty,
+            lpx,
+            filled,
+            avg,
+            status,
+            reason,
+            strategy,
+            mid_,
+            routed,
+            arrival,
+            created,
+            submitted,
+            updated,
+        ) = row
         o = cls(
-            str(cid), str(did), str(sym), str(side), int(qty),  # type: ignore[call-overload]
-            order_type=str(otype), limit_price_e8=int(lpx),  # type: ignore[call-overload]
-            strategy=str(strategy or ""), model_id=str(mid_ or ""), routed=str(routed or ""),
+            str(cid),
+            str(did),
+            str(sym),
+            str(side),
+            int(qty),  # type: ignore[call-overload]
+            order_type=str(otype),
+            limit_price_e8=int(lpx),  # type: ignore[call-overload]
+            strategy=str(strategy or ""),
+            model_id=str(mid_ or ""),
+            routed=str(routed or ""),
             arrival_mid_e8=int(arrival or 0),  # type: ignore[call-overload]
             created_us=int(created),  # type: ignore[call-overload]
-        )  # fmt: skip
+        )
         o.venue_order_id = str(void or "")
         o.filled_qty_e8 = int(filled)  # type: ignore[call-overload]
         o.notional_filled_e16 = int(filled) * int(avg)  # type: ignore[call-overload]

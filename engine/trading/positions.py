@@ -13,7 +13,7 @@ from engine.core.units import SCALE
 
 
 class Position:
-    __slots__ = ("symbol", "qty_e8", "avg_price_e8", "realized_pnl_e8", "fees_e8", "updated_us")
+    __slots__ = ("avg_price_e8", "fees_e8", "qty_e8", "realized_pnl_e8", "symbol", "updated_us")
 
     def __init__(self, symbol: str) -> None:
         self.symbol = symbol

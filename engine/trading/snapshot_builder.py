@@ -101,46 +101,96 @@ class SnapshotBuilder:
                 self.prices.setdefault(s, deque(maxlen=self.history)).append(mid)
             p = e.positions[s]
             last = e.last_quote_us.get(s, 0)
-            syms.append(SymbolView(
-                symbol=s, bid=q[0] / SCALE if q else 0.0, ask=q[1] / SCALE if q else 0.0,
-                position=p.qty_e8 / SCALE, avg_price=p.avg_price_e8 / SCALE,
-                realized=p.realized_pnl_e8 / SCALE, unrealized=p.unrealized_e8(e.mid_e8(s)) / SCALE,
-                staleness_ms=(now - last) / 1000 if last else -1.0,
-                error_rate=err, p95_place_ms=place_p95, slippage_p95_bps=slip_p95,
-                fill_ratio=fill_ratio(e, s),
-            ))  # fmt: skip
+            syms.append(
+                SymbolView(
+                    symbol=s,
+                    bid=q[0] / SCALE if q else 0.0,
+                    ask=q[1] / SCALE if q else 0.0,
+                    position=p.qty_e8 / SCALE,
+                    avg_price=p.avg_price_e8 / SCALE,
+                    realized=p.realized_pnl_e8 / SCALE,
+                    unrealized=p.unrealized_e8(e.mid_e8(s)) / SCALE,
+                    staleness_ms=(now - last) / 1000 if last else -1.0,
+                    error_rate=err,
+                    p95_place_ms=place_p95,
+                    slippage_p95_bps=slip_p95,
+                    fill_ratio=fill_ratio(e, s),
+                )
+            )
         bg = e.budget_gate
         budgets = [BudgetView(scope="account", key="all", used=r.orders_today, limit=bg.account)]
-        budgets += [BudgetView(scope="symbol", key=s, used=r.orders_by_symbol.get(s, 0),
-                               limit=bg.per_symbol) for s in e.symbols]  # fmt: skip
-        budgets += [BudgetView(scope="strategy", key=k, used=v, limit=bg.per_strategy)
-                    for k, v in sorted(r.orders_by_strategy.items())]  # fmt: skip
+        budgets += [
+            BudgetView(
+                scope="symbol", key=s, used=r.orders_by_symbol.get(s, 0), limit=bg.per_symbol
+            )
+            for s in e.symbols
+        ]
+        budgets += [
+            BudgetView(scope="strategy", key=k, used=v, limit=bg.per_strategy)
+            for k, v in sorted(r.orders_by_strategy.items())
+        ]
         orders = latest_orders(e, 50)
         reg: RegistryView | None = getattr(strategy, "registry", None)
         last_recon = recon
         return EngineSnapshot(
-            seq=self.seq, ts_us=now, profile=e.cfg.name, venue=e.venue.name, role=role,
-            safe_mode=r.safe_mode, kill_switch=r.kill_switch, kill_reason=r.kill_reason,
+            seq=self.seq,
+            ts_us=now,
+            profile=e.cfg.name,
+            venue=e.venue.name,
+            role=role,
+            safe_mode=r.safe_mode,
+            kill_switch=r.kill_switch,
+            kill_reason=r.kill_reason,
             halted=e.halted_reason,
             armed=not (r.safe_mode or r.kill_switch or e.halted_reason),
             model_id_used=(reg.pinned or reg.champion_id) if reg else "-",
-            budget_left=bg.left(), skew_ms=skew, skew_history=tuple(self.skew),
-            equity=equity, pnl=pnl, pnl_history=tuple(self.pnl),
+            budget_left=bg.left(),
+            skew_ms=skew,
+            skew_history=tuple(self.skew),
+            equity=equity,
+            pnl=pnl,
+            pnl_history=tuple(self.pnl),
             latency_history_ms=tuple(self.latency),
-            gates=tuple(GateView(name=g.name, active=g.active, reason=g.reason,
-                                 since_us=g.since_us, denials=g.denials)
-                        for g in e.gates.states.values()),
+            gates=tuple(
+                GateView(
+                    name=g.name,
+                    active=g.active,
+                    reason=g.reason,
+                    since_us=g.since_us,
+                    denials=g.denials,
+                )
+                for g in e.gates.states.values()
+            ),
             budgets=tuple(budgets),
             feeds=tuple(_feeds(e, feeds, now)),
             symbols=tuple(syms),
             price_history=tuple((s, tuple(d)) for s, d in self.prices.items()),
-            orders=tuple(OrderView(client_order_id=o.client_order_id, symbol=o.symbol,
-                                   side=o.side, qty=o.qty_e8 / SCALE,
-                                   filled=o.filled_qty_e8 / SCALE, status=o.status,
-                                   reason=o.reason, updated_us=o.updated_us) for o in orders),
-            fills=tuple(FillView(trade_id=t, client_order_id=c, symbol=sy, side=sd,
-                                 qty=q / SCALE, price=px / SCALE, slippage_bps=sl, ts_us=ts)
-                        for t, c, sy, sd, q, px, sl, ts in e.recent_fills),
+            orders=tuple(
+                OrderView(
+                    client_order_id=o.client_order_id,
+                    symbol=o.symbol,
+                    side=o.side,
+                    qty=o.qty_e8 / SCALE,
+                    filled=o.filled_qty_e8 / SCALE,
+                    status=o.status,
+                    reason=o.reason,
+                    updated_us=o.updated_us,
+                )
+                for o in orders
+            ),
+            fills=tuple(
+                FillView(
+                    trade_id=t,
+                    client_order_id=c,
+                    symbol=sy,
+                    side=sd,
+                    qty=q / SCALE,
+                    price=px / SCALE,
+                    slippage_bps=sl,
+                    ts_us=ts,
+                )
+                for t, c, sy, sd, q, px, sl, ts in e.recent_fills
+            ),
             model=ModelView(
                 champion=reg.champion_id if reg else "-",
                 challenger=reg.challenger_id if reg else "-",
@@ -150,20 +200,43 @@ class SnapshotBuilder:
                 canary_trades=e.canary_placed,
                 total_trades=e.trades_placed,
             ),
-            recon=None if not last_recon else ReconView(
-                ts_us=last_recon.ts_us, source=last_recon.source,
-                duration_ms=last_recon.duration_ms, ok=last_recon.ok,
+            recon=None
+            if not last_recon
+            else ReconView(
+                ts_us=last_recon.ts_us,
+                source=last_recon.source,
+                duration_ms=last_recon.duration_ms,
+                ok=last_recon.ok,
                 mismatches=tuple(last_recon.mismatches.items()),
-                standing=tuple(last_recon.standing)),
-            alerts=alerts, audit=audit_tail, ticks=e.ticks, open_orders=len(e.open_orders),
+                standing=tuple(last_recon.standing),
+            ),
+            alerts=alerts,
+            audit=audit_tail,
+            ticks=e.ticks,
+            open_orders=len(e.open_orders),
             incidents=tuple(IncidentView(*i) for i in e.incidents),
-        )  # fmt: skip
+        )
 
 
 def _feeds(e: Engine, feeds: FeedSource | None, now: int) -> list[FeedView]:
     if feeds is None:  # paper: the embedded simulator is the feed
         last = max(e.last_quote_us.values(), default=0)
-        return [FeedView(name="sim", connected=bool(last), uptime_s=0.0, reconnects=0,
-                         staleness_ms=(now - last) / 1000 if last else -1.0)]  # fmt: skip
-    return [FeedView(name=sl.name, connected=sl.connected, uptime_s=sl.uptime_s(),
-                     reconnects=sl.reconnects, staleness_ms=0.0) for sl in feeds.loops]  # fmt: skip
+        return [
+            FeedView(
+                name="sim",
+                connected=bool(last),
+                uptime_s=0.0,
+                reconnects=0,
+                staleness_ms=(now - last) / 1000 if last else -1.0,
+            )
+        ]
+    return [
+        FeedView(
+            name=sl.name,
+            connected=sl.connected,
+            uptime_s=sl.uptime_s(),
+            reconnects=sl.reconnects,
+            staleness_ms=0.0,
+        )
+        for sl in feeds.loops
+    ]

@@ -17,8 +17,13 @@ if TYPE_CHECKING:
 
 _IN_FLIGHT = ("pending", "submitted", "unknown")
 # outbox status by order status; anything else means the venue acknowledged it
-OUTBOX_STATUS = {"pending": "pending", "submitted": "sent", "unknown": "unknown",
-                 "never_sent": "never_sent", "rejected": "rejected"}  # fmt: skip
+OUTBOX_STATUS = {
+    "pending": "pending",
+    "submitted": "sent",
+    "unknown": "unknown",
+    "never_sent": "never_sent",
+    "rejected": "rejected",
+}
 
 
 def export_metrics(e: Engine, now: int, unreal: int) -> None:
@@ -72,10 +77,19 @@ def flush_rows(e: Engine) -> int:
         for cid, o in e.dirty_orders.items():
             orders_up[cid] = o.row()
             outbox_up[cid] = (
-                cid, o.decision_id, o.symbol, o.side, o.order_type, o.qty_e8,
-                o.limit_price_e8, OUTBOX_STATUS.get(o.status, "acked"), o.created_us,
-                o.submitted_us, o.updated_us if o.status not in OUTBOX_STATUS else 0, 1,
-            )  # fmt: skip
+                cid,
+                o.decision_id,
+                o.symbol,
+                o.side,
+                o.order_type,
+                o.qty_e8,
+                o.limit_price_e8,
+                OUTBOX_STATUS.get(o.status, "acked"),
+                o.created_us,
+                o.submitted_us,
+                o.updated_us if o.status not in OUTBOX_STATUS else 0,
+                1,
+            )
         b.rows += 2 * len(e.dirty_orders)
         recent = e.recent_orders
         for cid, o in e.dirty_orders.items():

@@ -44,7 +44,7 @@ def test_headless_paper_when_duration_elapses_then_exit0_with_db_textfile_and_au
     )
     assert res.returncode == 0, res.stderr
     counts = {
-        t: query(d, f"SELECT count(*) FROM {t}")[0][0]  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
+        t: query(d, f"SELECT count(*) FROM {t}")[0][0]
         for t in ("decisions", "orders", "fills", "audit_log", "models")
     }
     assert counts["decisions"] > 0, counts

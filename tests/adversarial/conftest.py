@@ -15,8 +15,9 @@ def seeded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real 2 s paper run (orders, fills, audit rows, head, key), made once per session."""
     base = tmp_path_factory.mktemp("seed")
     d = base / "d"
-    res = run("--headless", "--profile", str(fast_profile(base)), "--duration", "2",
-              "--data-dir", str(d))  # fmt: skip
+    res = run(
+        "--headless", "--profile", str(fast_profile(base)), "--duration", "2", "--data-dir", str(d)
+    )
     assert res.returncode == 0, res.stderr
     return d
 

@@ -35,8 +35,11 @@ def test_start_when_audit_row_tampered_then_refused_naming_the_row(
 ) -> None:
     d = data_dir
     n = query(d, "SELECT count(*) FROM orders")[0][0]
-    _sql(d, "UPDATE audit_log SET payload = replace(payload, 'buy', 'sell') "
-            "WHERE seq = (SELECT min(seq) FROM audit_log WHERE kind = 'order_submitted')")  # fmt: skip
+    _sql(
+        d,
+        "UPDATE audit_log SET payload = replace(payload, 'buy', 'sell') "
+        "WHERE seq = (SELECT min(seq) FROM audit_log WHERE kind = 'order_submitted')",
+    )
     bad = query(d, "SELECT min(seq) FROM audit_log WHERE kind = 'order_submitted'")[0][0]
     res = _start(d, profile)
     assert res.returncode == 4, res.stderr
@@ -53,8 +56,11 @@ def test_start_when_checkpoint_forged_past_tampered_row_then_still_refused(
     assert _start(d, profile).returncode == 0  # a start verified everything: checkpoint set
     last = query(d, "SELECT max(seq), max_by(hash, seq) FROM audit_log")[0]
     _sql(d, "UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
-    _sql(d, f"UPDATE engine_state SET value = '{last[0]}:{last[1]}:{'0' * 64}' "  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
-            "WHERE key = 'audit_verified'")  # fmt: skip
+    _sql(
+        d,
+        f"UPDATE engine_state SET value = '{last[0]}:{last[1]}:{'0' * 64}' "
+        "WHERE key = 'audit_verified'",
+    )
     res = _start(d, profile)
     assert res.returncode == 4, res.stderr
     assert "seq=3" in _one_line(res.stderr), res.stderr

@@ -44,9 +44,16 @@ def test_backup_when_out_is_the_live_db_while_running_then_refused_and_no_order_
 
 @pytest.mark.parametrize(
     "target",
-    ["cockpit.duckdb", "cockpit.duckdb.wal", "secrets/audit.key", "audit/head.json",
-     "journal/intents.bin", "fresh.duckdb", "logs/new.duckdb"],
-)  # fmt: skip
+    [
+        "cockpit.duckdb",
+        "cockpit.duckdb.wal",
+        "secrets/audit.key",
+        "audit/head.json",
+        "journal/intents.bin",
+        "fresh.duckdb",
+        "logs/new.duckdb",
+    ],
+)
 def test_backup_when_out_is_inside_the_data_dir_then_refused_and_nothing_changed(
     data_dir: Path, target: str
 ) -> None:
@@ -107,8 +114,11 @@ def test_restore_when_backup_is_the_live_db_then_refused_before_touching_anythin
     d = data_dir
     if via == "wal":
         (d / "cockpit.duckdb.wal").write_bytes(b"")
-    src = {"db": d / "cockpit.duckdb", "wal": d / "cockpit.duckdb.wal",
-           "symlink": tmp_path / "looks-like-a-backup.duckdb"}[via]  # fmt: skip
+    src = {
+        "db": d / "cockpit.duckdb",
+        "wal": d / "cockpit.duckdb.wal",
+        "symlink": tmp_path / "looks-like-a-backup.duckdb",
+    }[via]
     if via == "symlink":
         os.symlink(d / "cockpit.duckdb", src)
     before = _snapshot(d)

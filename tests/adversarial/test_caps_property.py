@@ -81,18 +81,35 @@ class ScriptedVenue:
         state = {"filled": 0}
 
         def update(status: str, reason: str = "") -> None:
-            self.sink.on_venue_update(VenueOrderUpdate(
-                client_order_id=cid, venue_order_id=vid, status=status,
-                filled_qty_e8=state["filled"], ts_us=self.sink.clock.now_us(), reason=reason))  # fmt: skip
+            self.sink.on_venue_update(
+                VenueOrderUpdate(
+                    client_order_id=cid,
+                    venue_order_id=vid,
+                    status=status,
+                    filled_qty_e8=state["filled"],
+                    ts_us=self.sink.clock.now_us(),
+                    reason=reason,
+                )
+            )
 
         def fill(q: int) -> None:
             if q <= 0:
                 return
             state["filled"] += q
-            self.sink.on_venue_fill(VenueFill(
-                client_order_id=cid, venue_order_id=vid, trade_id=f"T{vid}-{state['filled']}",
-                symbol=order.symbol, side=order.side, qty_e8=q, price_e8=px, fee_e8=0,
-                liquidity="taker", ts_us=self.sink.clock.now_us()))  # fmt: skip
+            self.sink.on_venue_fill(
+                VenueFill(
+                    client_order_id=cid,
+                    venue_order_id=vid,
+                    trade_id=f"T{vid}-{state['filled']}",
+                    symbol=order.symbol,
+                    side=order.side,
+                    qty_e8=q,
+                    price_e8=px,
+                    fee_e8=0,
+                    liquidity="taker",
+                    ts_us=self.sink.clock.now_us(),
+                )
+            )
 
         part = int(qty * s.frac) // lot * lot
 
@@ -164,25 +181,48 @@ class ScriptedVenue:
 
 
 def make_engine(venue: ScriptedVenue) -> Engine:
-    cfg = load_config("paper", env={}, overrides={
-        "risk.risk_per_trade_pct": RISK_PCT, "risk.max_order_notional_usd": ORDER_CAP,
-        "risk.max_position_notional_usd": POSITION_CAP, "risk.max_gross_exposure_usd": GROSS_CAP,
-        "risk.dupe_intent_window_ms": 0.0, "risk.max_open_positions": 3,
-        "risk.max_daily_drawdown_pct": 100.0, "live.readiness_required": [],
-        "risk.budget_orders_per_day_account": 10**6, "risk.budget_orders_per_day_symbol": 10**6,
-        "risk.budget_orders_per_day_strategy": 10**6, "risk.max_trades_per_day": 10**6,
-    })  # fmt: skip
+    cfg = load_config(
+        "paper",
+        env={},
+        overrides={
+            "risk.risk_per_trade_pct": RISK_PCT,
+            "risk.max_order_notional_usd": ORDER_CAP,
+            "risk.max_position_notional_usd": POSITION_CAP,
+            "risk.max_gross_exposure_usd": GROSS_CAP,
+            "risk.dupe_intent_window_ms": 0.0,
+            "risk.max_open_positions": 3,
+            "risk.max_daily_drawdown_pct": 100.0,
+            "live.readiness_required": [],
+            "risk.budget_orders_per_day_account": 10**6,
+            "risk.budget_orders_per_day_symbol": 10**6,
+            "risk.budget_orders_per_day_strategy": 10**6,
+            "risk.max_trades_per_day": 10**6,
+        },
+    )
     lots = {s: symbol_spec(s).lot_size_e8 for s in SYMBOLS}
-    return Engine(cfg=cfg, clock=SimClock(), venue=venue, audit=AuditChain(b"k" * 32),
-                  metrics=EngineMetrics(SYMBOLS, list(GATE_NAMES)), session=1, lot_e8=lots)  # fmt: skip
+    return Engine(
+        cfg=cfg,
+        clock=SimClock(),
+        venue=venue,
+        audit=AuditChain(b"k" * 32),
+        metrics=EngineMetrics(SYMBOLS, list(GATE_NAMES)),
+        session=1,
+        lot_e8=lots,
+    )
 
 
 def quotes(e: Engine) -> None:
     for sym, mid in PRICES.items():
         half = mid / 20_000  # 1 bp spread
         e.clock.advance_ms(1.0)  # type: ignore[attr-defined]
-        e.on_quote(sym, to_e8(round(mid - half, 2)), to_e8(round(mid + half, 2)), SCALE, SCALE,
-                   e.clock.now_ns())  # fmt: skip
+        e.on_quote(
+            sym,
+            to_e8(round(mid - half, 2)),
+            to_e8(round(mid + half, 2)),
+            SCALE,
+            SCALE,
+            e.clock.now_ns(),
+        )
 
 
 def bounds(e: Engine, skip: str = "") -> dict[str, tuple[int, int]]:
@@ -211,8 +251,10 @@ def check_order(e: Engine, order: Any) -> None:
     px = ask if order.side == "buy" else bid
     notional = order.qty_e8 * px / SCALE / SCALE
     if notional > ORDER_CAP:
-        raise Breach(f"order {order.client_order_id} {order.side} {order.symbol} notional "
-                     f"{notional:.2f} > MAX_ORDER_NOTIONAL_USD {ORDER_CAP}")  # fmt: skip
+        raise Breach(
+            f"order {order.client_order_id} {order.side} {order.symbol} notional "
+            f"{notional:.2f} > MAX_ORDER_NOTIONAL_USD {ORDER_CAP}"
+        )
     hi, lo = bounds(e, skip=order.client_order_id)[order.symbol]
     reducing = min(order.qty_e8, max(0, -hi if order.side == "buy" else lo))
     opening = (order.qty_e8 - reducing) * px / SCALE / SCALE
@@ -235,13 +277,19 @@ def check_books(e: Engine) -> None:
         raise Breach(f"gross exposure {gross:.2f} > cap {GROSS_CAP}")
 
 
-scripts = st.builds(Script, st.sampled_from(OUTCOMES), st.integers(0, 6), st.integers(0, 6),
-                    st.floats(0.0, 1.0))  # fmt: skip
+scripts = st.builds(
+    Script, st.sampled_from(OUTCOMES), st.integers(0, 6), st.integers(0, 6), st.floats(0.0, 1.0)
+)
 steps = st.one_of(
-    st.tuples(st.just("order"), st.sampled_from(SYMBOLS), st.sampled_from(("buy", "sell")),
-              st.floats(0.05, 3.0), scripts),  # size as a multiple of the order cap
+    st.tuples(
+        st.just("order"),
+        st.sampled_from(SYMBOLS),
+        st.sampled_from(("buy", "sell")),
+        st.floats(0.05, 3.0),
+        scripts,
+    ),  # size as a multiple of the order cap
     st.tuples(st.just("wait"), st.integers(1, 8)),
-)  # fmt: skip
+)
 
 
 FILLED_AT_ONCE = Script("fill", 0, 0, 0.0)
@@ -273,8 +321,16 @@ def test_orders_when_fills_slow_partial_or_rejected_then_no_cap_is_ever_exceeded
         n += 1
         qty = int(ORDER_CAP * mult / PRICES[sym] * SCALE)
         venue.next_script = script
-        e.submit(SubmitOrder(decision_id=f"ck-1-{n}", symbol=sym, side=side, qty_e8=qty,
-                             actor="engine", ts_us=e.clock.now_us()))  # fmt: skip
+        e.submit(
+            SubmitOrder(
+                decision_id=f"ck-1-{n}",
+                symbol=sym,
+                side=side,
+                qty_e8=qty,
+                actor="engine",
+                ts_us=e.clock.now_us(),
+            )
+        )
         venue.next_script = None
         check_books(e)
     for _ in range(40):  # let every scripted answer arrive

@@ -48,7 +48,9 @@ def test_start_when_profile_number_out_of_range_then_exit2_naming_file_key_value
     res = _start(tmp_path, "--profile", str(prof))
     assert res.returncode == 2
     err = _one_line(res)
-    assert str(prof) in err and key in err and ("must be <=" in err or "finite" in err)
+    assert str(prof) in err
+    assert key in err
+    assert "must be <=" in err or "finite" in err
     assert len(err) < 300  # a hostile value is not echoed whole
     assert not (tmp_path / "d").exists()  # refused before anything was created
 
@@ -69,13 +71,20 @@ def test_start_when_env_number_invalid_then_exit2_naming_var(
     res = _start(tmp_path, "--profile", "paper", **{var: value})
     assert res.returncode == 2
     err = _one_line(res)
-    assert f"env {var}" in err and problem in err
+    assert f"env {var}" in err
+    assert problem in err
 
 
 @pytest.mark.parametrize("duration", ["nan", "-5", "0", "inf", "-inf", "٣"])
 def test_start_when_duration_not_finite_positive_then_exit2(tmp_path: Path, duration: str) -> None:
-    res = run("--headless", "--profile", "paper", "--data-dir", str(tmp_path / "d"),
-              f"--duration={duration}")  # fmt: skip
+    res = run(
+        "--headless",
+        "--profile",
+        "paper",
+        "--data-dir",
+        str(tmp_path / "d"),
+        f"--duration={duration}",
+    )
     assert res.returncode == 2
     assert "--duration" in _one_line(res)
     assert not (tmp_path / "d").exists()
@@ -83,14 +92,16 @@ def test_start_when_duration_not_finite_positive_then_exit2(tmp_path: Path, dura
 
 def test_start_when_seed_not_ascii_then_exit2(tmp_path: Path) -> None:
     res = _start(tmp_path, "--profile", "paper", "--seed", "٣")
-    assert res.returncode == 2 and "sim.seed" in _one_line(res)
+    assert res.returncode == 2
+    assert "sim.seed" in _one_line(res)
 
 
 def test_start_when_log_level_bogus_then_exit2_naming_levels(tmp_path: Path) -> None:
     res = _start(tmp_path, "--profile", "paper", "--log-level", "bogus")
     assert res.returncode == 2
     err = _one_line(res)
-    assert "bogus" in err and "DEBUG, INFO, WARNING, ERROR, CRITICAL" in err
+    assert "bogus" in err
+    assert "DEBUG, INFO, WARNING, ERROR, CRITICAL" in err
 
 
 @pytest.mark.parametrize(
@@ -110,26 +121,33 @@ def test_config_when_profile_holds_a_secret_then_refused_with_pointer_and_not_ec
     res = run("config", "show", "--profile", str(prof))
     assert res.returncode == 2
     err = _one_line(res)
-    assert key in err and "secrets do not belong in a profile" in err
-    assert "cockpit env-sample" in err and secret not in err + res.stdout
+    assert key in err
+    assert "secrets do not belong in a profile" in err
+    assert "cockpit env-sample" in err
+    assert secret not in err + res.stdout
 
 
 def test_config_when_unknown_model_id_then_show_and_start_refuse_naming_known_ids(
     tmp_path: Path,
 ) -> None:
     prof = _profile(tmp_path, '[models]\nchampion = "trend_v9"\n')
-    for res in (run("config", "show", "--profile", str(prof)),
-                _start(tmp_path, "--profile", str(prof))):  # fmt: skip
+    for res in (
+        run("config", "show", "--profile", str(prof)),
+        _start(tmp_path, "--profile", str(prof)),
+    ):
         assert res.returncode == 2
         err = _one_line(res)
-        assert "models.champion" in err and "trend_v9" in err and "trend_v1" in err
+        assert "models.champion" in err
+        assert "trend_v9" in err
+        assert "trend_v1" in err
 
 
 def test_every_numeric_key_when_declared_then_has_a_documented_two_sided_range() -> None:
     numeric = [s for s in iter_fields() if s.type in (int, float)]
     assert numeric
     for spec in numeric:
-        assert spec.meta.get("min") is not None and spec.meta.get("max") is not None, spec.key
+        assert spec.meta.get("min") is not None, spec.key
+        assert spec.meta.get("max") is not None, spec.key
     sample = run("env-sample").stdout
     assert "risk.max_trades_per_day, int, in [0, " in sample
 
@@ -150,12 +168,14 @@ def test_start_when_data_dir_path_long_then_socket_works(tmp_path: Path) -> None
                 status = call(d, "status", timeout_s=5)  # the CLI's own client
             except NotRunning:
                 time.sleep(0.2)
-        assert status is not None and status["ticks"] >= 0
+        assert status is not None
+        assert status["ticks"] >= 0
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "AF_UNIX" not in err and not (d / "control.sock").exists()
+    assert "AF_UNIX" not in err
+    assert not (d / "control.sock").exists()
 
 
 @pytest.mark.parametrize("mode", ["--headless", "tui"])
@@ -163,9 +183,11 @@ def test_start_when_exchange_unreachable_then_one_line_naming_host_exit2(
     tmp_path: Path, mode: str
 ) -> None:
     prof = tmp_path / "live.toml"
-    prof.write_text('kind = "testnet"\nvenue = "ccxt"\nfeed = "exchange"\noffline = false\n'
-                    '[exchange]\nrest_url = "http://127.0.0.1:9"\nws_url = "ws://127.0.0.1:9"\n'
-                    "timeout_ms = 2000\n")  # fmt: skip
+    prof.write_text(
+        'kind = "testnet"\nvenue = "ccxt"\nfeed = "exchange"\noffline = false\n'
+        '[exchange]\nrest_url = "http://127.0.0.1:9"\nws_url = "ws://127.0.0.1:9"\n'
+        "timeout_ms = 2000\n"
+    )
     args = ["--profile", str(prof), "--data-dir", str(tmp_path / "d")]
     res = run(*args, *([mode] if mode == "--headless" else []), API_KEY="k", API_SECRET="s")
     assert res.returncode == 2

@@ -81,11 +81,20 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 def _place_foreign_order(port: int) -> None:
     """A human places an order on the account behind the engine's back (venue admin API)."""
-    body = {"symbol": "ETH/USDT", "side": "BUY", "type": "LIMIT", "quantity": "0.1",
-            "price": "1000", "newClientOrderId": "by-hand-1"}  # fmt: skip
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/admin/order_external",
-                                 data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    body = {
+        "symbol": "ETH/USDT",
+        "side": "BUY",
+        "type": "LIMIT",
+        "quantity": "0.1",
+        "price": "1000",
+        "newClientOrderId": "by-hand-1",
+    }
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/admin/order_external",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             assert json.loads(r.read())["status"] == "NEW"
@@ -102,8 +111,16 @@ def orphaned(tmp_path: Path) -> Iterator[dict[str, Any]]:
     seed = enroll_totp(d, key)
     prof = tmp_path / "p.toml"
     prof.write_text(PROFILE)
-    proc = start("--headless", "--profile", str(prof), "--data-dir", str(d), "--duration", "300",
-                 **{KEY_ENV: key})  # fmt: skip
+    proc = start(
+        "--headless",
+        "--profile",
+        str(prof),
+        "--data-dir",
+        str(d),
+        "--duration",
+        "300",
+        **{KEY_ENV: key},
+    )
     try:
         wait_socket(proc, d)
         port = int((d / "venue" / "port").read_text())
@@ -131,7 +148,8 @@ def test_socket_ack_orphans_when_totp_enrolled_and_no_code_then_refused_and_call
     assert _audit(d, "orphans_acknowledged") == []
     me = pwd.getpwuid(os.getuid()).pw_name
     denied = _audit(d, "command_denied")
-    assert len(denied) == 2 and all("AcknowledgeOrphans" in p for _, p in denied)
+    assert len(denied) == 2
+    assert all("AcknowledgeOrphans" in p for _, p in denied)
     assert all(re.fullmatch(rf"unix:{me}\(uid {os.getuid()},pid \d+\)", a) for a, _ in denied)
 
 
@@ -147,7 +165,8 @@ def test_socket_ack_orphans_when_valid_totp_then_lifted_and_audited_under_socket
     stop(orphaned["proc"])
     [(actor, payload)] = _audit(d, "orphans_acknowledged")
     assert actor.startswith(f"unix:{pwd.getpwuid(os.getuid()).pw_name}(uid {os.getuid()},pid ")
-    assert "operator" not in actor and "known" in payload
+    assert "operator" not in actor
+    assert "known" in payload
 
 
 def test_cli_ack_orphans_when_totp_flag_then_engine_checks_it(orphaned: dict[str, Any]) -> None:
@@ -155,7 +174,9 @@ def test_cli_ack_orphans_when_totp_flag_then_engine_checks_it(orphaned: dict[str
 
     d = orphaned["dir"]
     bad = run("ack-orphans", "ETH/USDT", "--data-dir", str(d), "--totp", "123")
-    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "6 digits" in bad.stderr
+    assert bad.returncode == 1
+    assert bad.stderr.count("\n") == 1
+    assert "6 digits" in bad.stderr
     code = pyotp.TOTP(orphaned["seed"]).now()
     ok = run("ack-orphans", "ETH/USDT", "--data-dir", str(d), "--totp", code, "--reason", "seen")
     assert ok.returncode == 0, ok.stderr
@@ -183,9 +204,14 @@ def test_socket_when_peer_uid_is_not_the_engines_then_refused(orphaned: dict[str
         "    pass\n"
         "print(s.makefile().readline())\n"
     )
-    out = subprocess.run([sys.executable, "-c", probe, str(d), str(nobody)],
-                         capture_output=True, text=True, timeout=30)  # fmt: skip
-    assert '"ok": false' in out.stdout and f"uid {nobody}" in out.stdout, out
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(d), str(nobody)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert '"ok": false' in out.stdout, out
+    assert f"uid {nobody}" in out.stdout, out
     assert "refused" in out.stdout
 
 
@@ -216,11 +242,13 @@ def test_tui_engine_when_staging_then_observer_and_disarm_and_risk_reset_denied(
     host = EngineHost(load_config("staging", env={}), d, acquire(d), role="operator")
     host.start()
     try:
-        assert host.role == "observer" and host.snapshot is not None
+        assert host.role == "observer"
+        assert host.snapshot is not None
         assert host.snapshot.role == "observer"
         for cmd in (DisarmKillSwitch(reason="try"), ResetRisk(reason="try")):
             res = host.execute(cmd).result(10)
-            assert not res.ok and "observers cannot act" in res.message
+            assert not res.ok
+            assert "observers cannot act" in res.message
         assert host.snapshot.kill_switch
     finally:
         host.stop("test")
@@ -229,10 +257,21 @@ def test_tui_engine_when_staging_then_observer_and_disarm_and_risk_reset_denied(
 def test_cli_when_staging_and_role_operator_then_refused_with_one_line(tmp_path: Path) -> None:
     from tests.acceptance.helpers import run
 
-    res = run("--headless", "--profile", "staging", "--role", "operator", "--duration", "1",
-              "--data-dir", str(tmp_path / "d"))  # fmt: skip
-    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
-    assert "observer" in res.stderr and not (tmp_path / "d").exists()
+    res = run(
+        "--headless",
+        "--profile",
+        "staging",
+        "--role",
+        "operator",
+        "--duration",
+        "1",
+        "--data-dir",
+        str(tmp_path / "d"),
+    )
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1, res.stderr
+    assert "observer" in res.stderr
+    assert not (tmp_path / "d").exists()
 
 
 # --- diagnostics -------------------------------------------------------------------------------

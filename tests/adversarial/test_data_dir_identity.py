@@ -82,8 +82,10 @@ def test_totp_enroll_when_data_dir_missing_then_created_0700(tmp_path: Path) -> 
 
 def _as_nobody(path: Path) -> bool:
     """True when user nobody can open ``path`` for reading."""
-    res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                          "cat", str(path)], capture_output=True)  # fmt: skip
+    res = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "cat", str(path)],
+        capture_output=True,
+    )
     return res.returncode == 0
 
 
@@ -91,7 +93,7 @@ def _as_nobody(path: Path) -> bool:
 def open_parent() -> Iterator[Path]:
     """A directory in /tmp that user nobody can traverse (pytest's own tmp dirs are 0700)."""
     parent = Path(tempfile.mkdtemp(prefix="cockpit-modes-"))
-    os.chmod(parent, 0o755)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
+    os.chmod(parent, 0o755)
     try:
         yield parent
     finally:
@@ -105,7 +107,7 @@ def test_engine_when_data_dir_world_readable_then_warns_and_every_file_private(
         pytest.skip("needs root and setpriv to act as a second user")
     d = open_parent / "d"
     d.mkdir(mode=0o755)
-    os.chmod(d, 0o755)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
+    os.chmod(d, 0o755)
     eng = start("--headless", "--profile", profile, "--data-dir", str(d))
     try:
         wait_for_log(d, "order submitted")
@@ -125,7 +127,7 @@ def test_engine_when_data_dir_world_readable_then_warns_and_every_file_private(
 def test_live_profile_when_data_dir_group_readable_then_refused(tmp_path: Path) -> None:
     d = tmp_path / "d"
     d.mkdir()
-    os.chmod(d, 0o750)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
+    os.chmod(d, 0o750)
     res = run("--headless", "--profile", "live", "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4, res.stderr
     err = res.stderr.strip()

@@ -33,32 +33,53 @@ def invisible(text: str) -> list[str]:
     return [f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cf", "Zl", "Zp")]
 
 
-def hostile_snapshot():  # noqa: ANN201
+def hostile_snapshot():
     return snap(
-        kill_switch=True, kill_reason=SPOOF, halted=SPOOF,
+        kill_switch=True,
+        kill_reason=SPOOF,
+        halted=SPOOF,
         gates=(gate("venue", True, SPOOF),),
         budgets=(BudgetView(scope="symbol", key=SPOOF, used=1, limit=10),),
-        feeds=(FeedView(name=SPOOF, connected=True, uptime_s=1.0, reconnects=0,
-                        staleness_ms=1.0),),
+        feeds=(FeedView(name=SPOOF, connected=True, uptime_s=1.0, reconnects=0, staleness_ms=1.0),),
         symbols=(symbol(SPOOF),),
         price_history=((SPOOF, (1.0, 2.0)),),
         orders=(order(SPOOF, T0 - 1, "rejected", SPOOF),),
-        fills=(FillView(trade_id=SPOOF, client_order_id=SPOOF, symbol=SPOOF, side="buy",
-                        qty=0.01, price=1.0, slippage_bps=0.0, ts_us=T0 - 1),),
-        model=ModelView(champion=SPOOF, challenger=SPOOF, pinned=SPOOF, canary_share=0.1,
-                        psi=((SPOOF, 0.1),), canary_trades=1, total_trades=2),
-        recon=ReconView(ts_us=T0 - 1, source=SPOOF, duration_ms=1.0, ok=False,
-                        mismatches=((SPOOF, 1),)),
+        fills=(
+            FillView(
+                trade_id=SPOOF,
+                client_order_id=SPOOF,
+                symbol=SPOOF,
+                side="buy",
+                qty=0.01,
+                price=1.0,
+                slippage_bps=0.0,
+                ts_us=T0 - 1,
+            ),
+        ),
+        model=ModelView(
+            champion=SPOOF,
+            challenger=SPOOF,
+            pinned=SPOOF,
+            canary_share=0.1,
+            psi=((SPOOF, 0.1),),
+            canary_trades=1,
+            total_trades=2,
+        ),
+        recon=ReconView(
+            ts_us=T0 - 1, source=SPOOF, duration_ms=1.0, ok=False, mismatches=((SPOOF, 1),)
+        ),
         alerts=(SPOOF,),
         audit=(AuditView(seq=1, ts_us=T0 - 1, actor=SPOOF, kind=SPOOF),),
-    )  # fmt: skip
+    )
 
 
 def test_lit_when_bidi_and_separators_then_each_shown_as_a_visible_escape() -> None:
     shown = lit(SPOOF).plain
     assert invisible(shown) == []
-    assert shown == ("ok\\u202e\\u200e\\u200f\\u2066\\u2067\\u2068\\u2069\\u061c\\u2028\\u2029"
-                     "\\u200b\\u200d\\ufeff\\U000e0041sell 100 BTC")  # fmt: skip
+    assert shown == (
+        "ok\\u202e\\u200e\\u200f\\u2066\\u2067\\u2068\\u2069\\u061c\\u2028\\u2029"
+        "\\u200b\\u200d\\ufeff\\U000e0041sell 100 BTC"
+    )
     # what is harmless stays as typed: accents, CJK, emoji, and controls still as \xNN
     assert lit("café 東京 🚀 x\x1by").plain == "café 東京 🚀 x\\x1by"
 
@@ -90,7 +111,8 @@ def test_report_export_when_path_has_sql_hostile_characters_then_zip_written(
     finally:
         con.close()
     out = Path(res["report"])
-    assert out.parent == out_dir and out.exists()
+    assert out.parent == out_dir
+    assert out.exists()
     names = zipfile.ZipFile(out).namelist()
     assert set(names) == {"orders.csv", "fills.csv", "pnl.csv", "tca.csv", "metadata.json"}
     assert list(out_dir.iterdir()) == [out]  # no temp files left behind

@@ -113,8 +113,16 @@ def test_paper_run_when_ntp_server_fails_then_readiness_red_logged_once_and_heal
     d = tmp_path / "d"
     prof = tmp_path / "p.toml"
     prof.write_text(NTP_PROFILE)
-    p = start("--headless", "--profile", str(prof), "--data-dir", str(d), "--duration", "8",
-              NTP_SERVER=f"127.0.0.1:{ntp.port}")  # fmt: skip
+    p = start(
+        "--headless",
+        "--profile",
+        str(prof),
+        "--data-dir",
+        str(d),
+        "--duration",
+        "8",
+        NTP_SERVER=f"127.0.0.1:{ntp.port}",
+    )
     try:
         wait_for_log(d, "engine running")
         wait_for_log(d, "NTP source", 10)
@@ -130,8 +138,9 @@ def test_paper_run_when_ntp_server_fails_then_readiness_red_logged_once_and_heal
     assert len(lines) == 1, lines
     assert lines[0]["level"] == "warning", lines  # once, not per poll
     assert query(d, "SELECT count(*) FROM orders")[0][0] == 0  # readiness red: nothing sent
-    reasons = query(d, "SELECT reason FROM gate_events WHERE gate = 'readiness' AND "
-                       "action = 'deny' LIMIT 1")  # fmt: skip
+    reasons = query(
+        d, "SELECT reason FROM gate_events WHERE gate = 'readiness' AND action = 'deny' LIMIT 1"
+    )
     assert reasons
     assert "ntp" in reasons[0][0]
 
@@ -141,8 +150,16 @@ def test_paper_run_when_ntp_server_3s_ahead_then_skew_gate_blocks(tmp_path: Path
     d = tmp_path / "d"
     prof = tmp_path / "p.toml"
     prof.write_text(NTP_PROFILE)
-    res = run("--headless", "--profile", str(prof), "--data-dir", str(d), "--duration", "5",
-              NTP_SERVER=f"127.0.0.1:{ntp.port}")  # fmt: skip
+    res = run(
+        "--headless",
+        "--profile",
+        str(prof),
+        "--data-dir",
+        str(d),
+        "--duration",
+        "5",
+        NTP_SERVER=f"127.0.0.1:{ntp.port}",
+    )
     assert res.returncode == 0, res.stderr
     denied = query(d, "SELECT count(*) FROM gate_events WHERE gate='clock_skew' AND action='deny'")
     assert denied[0][0] > 0
@@ -214,11 +231,27 @@ class VenueChild:
         port_file = self.state / "port"
         port_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [PY, "-m", "venuesim", "--state", str(self.state), "--port", str(self.port),
-             "--port-file", str(port_file), "--ticks-per-second", "20", "--max-lifetime", "300",
-             "--exit-with-parent"],
-            cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                PY,
+                "-m",
+                "venuesim",
+                "--state",
+                str(self.state),
+                "--port",
+                str(self.port),
+                "--port-file",
+                str(port_file),
+                "--ticks-per-second",
+                "20",
+                "--max-lifetime",
+                "300",
+                "--exit-with-parent",
+            ],
+            cwd=ROOT,
+            env=clean_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (port_file.exists() and port_file.read_text()):
             time.sleep(0.05)
@@ -260,9 +293,15 @@ async def feed_rig(tmp_path: Path):
     await cv.connect()
     booted = boot(cfg, tmp_path / "data", clock=clock, strategy="none", venue=cv)
     cv.metrics = booted.engine.metrics
-    feeds = FeedSupervisor(ex, booted.engine, cv, symbols=tuple(cfg.symbols),
-                           metrics=FeedMetrics(booted.engine.metrics.registry),
-                           base_delay_s=0.1, max_delay_s=1.6)  # fmt: skip
+    feeds = FeedSupervisor(
+        ex,
+        booted.engine,
+        cv,
+        symbols=tuple(cfg.symbols),
+        metrics=FeedMetrics(booted.engine.metrics.registry),
+        base_delay_s=0.1,
+        max_delay_s=1.6,
+    )
     feeds.start()
     try:
         yield venue, feeds
@@ -273,7 +312,7 @@ async def feed_rig(tmp_path: Path):
         booted.close("test")
 
 
-async def _wait(pred, timeout: float, what: str) -> None:  # noqa: ASYNC109 - the timeout is the function's contract
+async def _wait(pred, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, what

@@ -85,8 +85,10 @@ def test_tui_engine_when_older_release_armed_kill_switch_on_bad_key_then_banner_
     cfg = load_config("paper", env={})
     host = EngineHost(cfg, d, acquire(d))
     host.start()
-    host.arm_kill_switch_now(f"engine thread failed: KeystoreError: {d}/secrets/keyring.enc: "
-                             "cannot decrypt with the key(s) in COCKPIT_KEYRING_KEY")  # fmt: skip
+    host.arm_kill_switch_now(
+        f"engine thread failed: KeystoreError: {d}/secrets/keyring.enc: "
+        "cannot decrypt with the key(s) in COCKPIT_KEYRING_KEY"
+    )
     host.stop("test")
     again = EngineHost(cfg, d, acquire(d))
     again.start()
@@ -104,12 +106,28 @@ def test_headless_when_2fa_was_enrolled_and_keystore_deleted_then_exit2_one_line
     tmp_path: Path,
 ) -> None:
     d, key = _enrolled(tmp_path)
-    first = run("--headless", "--profile", "paper", "--data-dir", str(d), "--duration", "1",
-                **{KEY_ENV: key})  # fmt: skip
+    first = run(
+        "--headless",
+        "--profile",
+        "paper",
+        "--data-dir",
+        str(d),
+        "--duration",
+        "1",
+        **{KEY_ENV: key},
+    )
     assert first.returncode == 0, first.stderr
     (d / "secrets" / "keyring.enc").unlink()
-    res = run("--headless", "--profile", "paper", "--data-dir", str(d), "--duration", "1",
-              **{KEY_ENV: key})  # fmt: skip
+    res = run(
+        "--headless",
+        "--profile",
+        "paper",
+        "--data-dir",
+        str(d),
+        "--duration",
+        "1",
+        **{KEY_ENV: key},
+    )
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr, res.stderr
     assert res.stderr.count("\n") == 1

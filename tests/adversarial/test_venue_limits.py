@@ -26,14 +26,29 @@ TTL_MS = 1500.0  # the documented default of oms.decision_ttl_ms
 
 
 def _order(e, qty: str = "0.001", symbol: str = "BTC/USDT", side: str = "buy") -> SubmitOrder:
-    return SubmitOrder(decision_id=e.ids.next(), symbol=symbol, side=side,  # type: ignore[arg-type]
-                       qty_e8=to_e8(qty), ts_us=e.clock.now_us())  # fmt: skip
+    return SubmitOrder(
+        decision_id=e.ids.next(),
+        symbol=symbol,
+        side=side,  # type: ignore[arg-type]
+        qty_e8=to_e8(qty),
+        ts_us=e.clock.now_us(),
+    )
 
 
 async def _inject(rig, status: int, retry_after_s: int, msg: str) -> None:
-    await rig.admin("inject", {"method": "POST", "path": "/api/v3/order", "count": 1,
-                               "kind": "binance_error", "status": status, "code": -1003,
-                               "msg": msg, "retry_after_s": retry_after_s})  # fmt: skip
+    await rig.admin(
+        "inject",
+        {
+            "method": "POST",
+            "path": "/api/v3/order",
+            "count": 1,
+            "kind": "binance_error",
+            "status": status,
+            "code": -1003,
+            "msg": msg,
+            "retry_after_s": retry_after_s,
+        },
+    )
 
 
 def _gate(e, name: str):
@@ -87,10 +102,16 @@ async def test_orders_when_venue_answers_429_then_418_then_no_stale_send_gate_bl
 
     # where it matters: what the venue holds. Nothing went out on a decision older than the TTL.
     state = await rig.venue_state()
-    sent = {o["clientOrderId"]: int(o["time"]) for o in state["orders"]
-            if o.get("clientOrderId") in decided}  # fmt: skip
-    stale = {cid: t * 1000 - decided[cid] for cid, t in sent.items()
-             if t * 1000 - decided[cid] > TTL_MS * 1000}  # fmt: skip
+    sent = {
+        o["clientOrderId"]: int(o["time"])
+        for o in state["orders"]
+        if o.get("clientOrderId") in decided
+    }
+    stale = {
+        cid: t * 1000 - decided[cid]
+        for cid, t in sent.items()
+        if t * 1000 - decided[cid] > TTL_MS * 1000
+    }
     assert not stale, f"orders sent on decisions older than the TTL (age µs): {stale}"
     assert after.ref in sent  # type: ignore[attr-defined]
     # the order queued through the back-off expired before it ever left: closed, counted, audited
@@ -115,8 +136,9 @@ async def test_ip_ban_when_venue_bans_then_every_request_refused_until_it_ends_a
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    await rig.admin("inject", {"kind": "ban", "method": "POST", "path": "/api/v3/order",
-                               "retry_after_s": 3})  # fmt: skip
+    await rig.admin(
+        "inject", {"kind": "ban", "method": "POST", "path": "/api/v3/order", "retry_after_s": 3}
+    )
     res = e.submit(_order(e))
     assert res.ok
     await until(lambda: rig.venue.throttle() is not None, 5, "the ban")
@@ -162,12 +184,17 @@ async def test_send_when_outcome_unknown_past_the_ttl_then_resolved_by_query_nev
     rig = await rig_factory(timeout_ms=1000)
     e = rig.engine
     await rig.quotes_ready()
-    await rig.admin("inject", {"kind": "accept_late", "method": "POST", "path": "/api/v3/order",
-                               "delay_ms": 2500})  # fmt: skip
+    await rig.admin(
+        "inject",
+        {"kind": "accept_late", "method": "POST", "path": "/api/v3/order", "delay_ms": 2500},
+    )
     res = e.submit(_order(e))
     reg = e.metrics.registry
-    await until(lambda: reg.get_sample_value("orders_error_total", {"reason": "unknown_outcome"})
-                == 1, 5, "the send to time out (outcome unknown)")  # fmt: skip
+    await until(
+        lambda: reg.get_sample_value("orders_error_total", {"reason": "unknown_outcome"}) == 1,
+        5,
+        "the send to time out (outcome unknown)",
+    )
     await asyncio.sleep(2.0)  # well past the TTL
     await rig.settle()
     o = e.orders[res.ref]
@@ -224,7 +251,7 @@ def test_second_run_when_max_trades_per_day_reached_then_no_more_orders_same_utc
     second = run(*args, "--duration", "6", **env)
     assert second.returncode == 0, second.stderr
     day_start_us = int(t0 // 86_400) * 86_400 * 1_000_000
-    n = query(d, f"SELECT count(*) FROM orders WHERE created_us >= {day_start_us}")[0][0]  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
+    n = query(d, f"SELECT count(*) FROM orders WHERE created_us >= {day_start_us}")[0][0]
     assert n == 6, f"{n} orders in one UTC day with MAX_TRADES_PER_DAY=6 (limit reset on restart)"
     prom = d / "metrics" / "metrics.prom"
     account = 500  # budget_orders_per_day_account default

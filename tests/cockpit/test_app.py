@@ -18,14 +18,17 @@ from engine.store.lockfile import acquire
 from widgets import IncidentsPanel, PriceSparklines
 
 FAST = {
-    "models.decision_interval_ms": 150.0, "models.prob_min": 0.5,
-    "models.min_expected_return": 0.0, "models.risk_max": 5.0, "sim.ticks_per_second": 60.0,
+    "models.decision_interval_ms": 150.0,
+    "models.prob_min": 0.5,
+    "models.min_expected_return": 0.0,
+    "models.risk_max": 5.0,
+    "sim.ticks_per_second": 60.0,
     "risk.dupe_intent_window_ms": 0.0,
-}  # fmt: skip
+}
 
 
 @pytest.fixture
-def make_host(tmp_path: Path):  # noqa: ANN201
+def make_host(tmp_path: Path):
     hosts: list[EngineHost] = []
 
     def make(role: str = "operator") -> EngineHost:
@@ -40,7 +43,7 @@ def make_host(tmp_path: Path):  # noqa: ANN201
         h.stop("test")
 
 
-async def until(pred, pilot, timeout: float = 10.0) -> None:  # noqa: ANN001
+async def until(pred, pilot, timeout: float = 10.0) -> None:
     for _ in range(int(timeout / 0.1)):
         if pred():
             return
@@ -59,7 +62,8 @@ def test_bindings_when_declared_then_each_has_an_action_and_an_id(make_host) -> 
         assert b.id, b
         assert hasattr(CockpitApp, f"action_{b.action}"), b.action
     kill = next(b for b in CockpitApp.BINDINGS if b.key == "ctrl+k")
-    assert kill.priority and app is not None
+    assert kill.priority
+    assert app is not None
 
 
 async def test_ctrl_k_then_y_when_operator_then_kill_switch_armed_and_orders_stop(make_host):
@@ -70,7 +74,8 @@ async def test_ctrl_k_then_y_when_operator_then_kill_switch_armed_and_orders_sto
         await pilot.press("ctrl+k")
         await pilot.pause(0.2)
         assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.focused is not None and app.screen.focused.id == "cancel"
+        assert app.screen.focused is not None
+        assert app.screen.focused.id == "cancel"
         await pilot.press("y")
         await until(lambda: host.snapshot.kill_switch, pilot)
         n = len(await _db(host, "SELECT * FROM orders"))
@@ -104,7 +109,9 @@ async def test_observer_when_confirming_critical_action_then_denied_by_engine_an
         await pilot.pause(0.6)
         assert not host.snapshot.kill_switch
         rows = await _db(host, "SELECT kind, payload FROM audit_log WHERE kind='command_denied'")
-        assert rows and "ArmKillSwitch" in rows[0][1] and "observer" in rows[0][1]
+        assert rows
+        assert "ArmKillSwitch" in rows[0][1]
+        assert "observer" in rows[0][1]
 
 
 async def test_totp_when_enrolled_then_code_required_wrong_denied_replay_refused(make_host):
@@ -116,8 +123,9 @@ async def test_totp_when_enrolled_then_code_required_wrong_denied_replay_refused
         await pilot.press("ctrl+k")
         await pilot.pause(0.2)
         assert app.screen.query("#totp")
-        app.screen.query_one("#totp").value = "000000" if pyotp.TOTP(secret).now() != "000000" \
-            else "111111"  # fmt: skip
+        app.screen.query_one("#totp").value = (
+            "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+        )
         await pilot.press("y")
         await pilot.pause(0.5)
         assert not host.snapshot.kill_switch  # wrong code: denied in the engine
@@ -134,7 +142,8 @@ async def test_totp_when_enrolled_then_code_required_wrong_denied_replay_refused
         await pilot.pause(0.6)
         assert host.snapshot.kill_switch
         state = await _db(host, "SELECT value FROM engine_state WHERE key='totp_state'")
-        assert state and "last_step" in state[0][0]
+        assert state
+        assert "last_step" in state[0][0]
 
 
 async def test_safe_mode_key_when_on_then_immediate_and_off_needs_reason_and_confirmation(
@@ -151,7 +160,8 @@ async def test_safe_mode_key_when_on_then_immediate_and_off_needs_reason_and_con
         assert isinstance(app.screen, PromptScreen)
         await pilot.press("enter")
         await pilot.pause(0.3)
-        assert not isinstance(app.screen, ConfirmScreen) and host.snapshot.safe_mode
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert host.snapshot.safe_mode
         await pilot.press("s")
         await pilot.pause(0.2)
         await pilot.press(*"feed checked")
@@ -174,7 +184,8 @@ def test_safe_mode_off_when_no_reason_then_engine_refuses_and_stays_on(make_host
     host = make_host()
     assert host.execute(SetSafeMode(on=True, actor="op", reason="drill")).result(10).ok
     res = host.execute(SetSafeMode(on=False, actor="op", reason="  ")).result(10)
-    assert not res.ok and "needs a reason" in res.message
+    assert not res.ok
+    assert "needs a reason" in res.message
     assert host.runtime.engine.risk.safe_mode
     assert not host.runtime.engine.incidents
 
@@ -190,8 +201,10 @@ async def test_incident_note_when_typed_then_journal_row_with_context(make_host)
         await pilot.press("enter")
         await pilot.pause(0.5)
         rows = await _db(host, "SELECT note, context FROM incidents")
-        assert rows and rows[0][0] == "feed lag seen"
-        assert '"profile":"paper"' in rows[0][1] and "active_gates" in rows[0][1]
+        assert rows
+        assert rows[0][0] == "feed lag seen"
+        assert '"profile":"paper"' in rows[0][1]
+        assert "active_gates" in rows[0][1]
         panel = app.query_one(IncidentsPanel)
         await until(lambda: panel.row_count == 1, pilot)
         time_utc, actor, note, _gates, flags = panel.row_text(panel.row_keys()[0])
@@ -263,12 +276,14 @@ async def test_quit_when_open_orders_then_asks_first(make_host):
         host.refresh_s = 3600.0  # no new snapshot after the one already due: ours stays shown
         await pilot.pause(2 * 0.25)
         snap = host.snapshot
-        app.snap = snap.__class__(**{**{f: getattr(snap, f) for f in snap.__struct_fields__},
-                                     "open_orders": 2})  # fmt: skip
+        app.snap = snap.__class__(
+            **{**{f: getattr(snap, f) for f in snap.__struct_fields__}, "open_orders": 2}
+        )
         app.last_seq = snap.seq  # the bridge sees nothing new: keeps our doctored snapshot
         await pilot.press("q")
         await pilot.pause(0.2)
-        assert isinstance(app.screen, ConfirmScreen) and "OPEN ORDERS" in app.screen.action_name
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "OPEN ORDERS" in app.screen.action_name
         await pilot.press("n")
         await pilot.pause(0.2)
         assert app.is_running

@@ -23,7 +23,7 @@ from engine.trading import oms
 from tests.conftest import feed, feed_all
 
 
-def _api(b) -> EngineAPI:  # noqa: ANN001
+def _api(b) -> EngineAPI:
     return EngineAPI(b.engine, b.strategy)
 
 
@@ -36,7 +36,8 @@ def test_promote_then_rollback_when_commanded_then_roles_swap_back_and_persist(
     reg = b.strategy.registry
     assert (reg.champion_id, reg.challenger_id) == ("meanrev_v1", "trend_v1")
     res = api.handle(RollbackModel(actor="alice"))
-    assert res.ok and (reg.champion_id, reg.challenger_id) == ("trend_v1", "meanrev_v1")
+    assert res.ok
+    assert (reg.champion_id, reg.challenger_id) == ("trend_v1", "meanrev_v1")
     assert not api.handle(RollbackModel(actor="alice")).ok  # nothing left to roll back
     assert api.handle(PinModel(model_id="meanrev_v1", actor="alice")).ok
     assert api.handle(SetCanaryShare(share=0.2, actor="alice")).ok
@@ -73,10 +74,19 @@ def test_kill_switch_when_armed_then_resting_orders_canceled_and_disarm_restores
     api = _api(b)
     e = b.engine
     feed_all(e)
-    res = api.handle(SubmitOrder(decision_id=e.ids.next(), symbol="BTC/USDT", side="buy",
-                                 qty_e8=to_e8("0.01"), order_type="limit",
-                                 limit_price_e8=to_e8(60000), actor="op"))  # fmt: skip
-    assert res.ok and e.orders[res.ref].status == oms.ACCEPTED
+    res = api.handle(
+        SubmitOrder(
+            decision_id=e.ids.next(),
+            symbol="BTC/USDT",
+            side="buy",
+            qty_e8=to_e8("0.01"),
+            order_type="limit",
+            limit_price_e8=to_e8(60000),
+            actor="op",
+        )
+    )
+    assert res.ok
+    assert e.orders[res.ref].status == oms.ACCEPTED
     assert api.handle(ArmKillSwitch(actor="op", reason="drill")).ok
     assert e.orders[res.ref].status == oms.CANCELED
     assert e.metrics.registry.get_sample_value("gate_kill_switch_active") == 1
@@ -91,27 +101,47 @@ def test_cancel_all_when_symbol_given_then_only_that_symbol_canceled(make_booted
     feed_all(e)
     ids = []
     for sym, px, qty in (("BTC/USDT", 60000, "0.01"), ("ETH/USDT", 3000, "0.1")):
-        ids.append(api.handle(SubmitOrder(decision_id=e.ids.next(), symbol=sym, side="buy",
-                                          qty_e8=to_e8(qty), order_type="limit",
-                                          limit_price_e8=to_e8(px), actor="op")).ref)  # fmt: skip
+        ids.append(
+            api.handle(
+                SubmitOrder(
+                    decision_id=e.ids.next(),
+                    symbol=sym,
+                    side="buy",
+                    qty_e8=to_e8(qty),
+                    order_type="limit",
+                    limit_price_e8=to_e8(px),
+                    actor="op",
+                )
+            ).ref
+        )
     assert api.handle(CancelAll(symbol="ETH/USDT", actor="op")).ok
     assert [e.orders[i].status for i in ids] == [oms.ACCEPTED, oms.CANCELED]
 
 
 def test_reset_risk_when_drawdown_breached_then_rebaselined_and_audited(make_booted):
-    b = make_booted({"risk.max_daily_drawdown_pct": 1.0, "risk.risk_per_trade_pct": 100.0,
-                     "risk.max_order_notional_usd": 1e9,
-                     "risk.max_position_notional_usd": 1e9, "risk.max_gross_exposure_usd": 1e9})  # fmt: skip
+    b = make_booted(
+        {
+            "risk.max_daily_drawdown_pct": 1.0,
+            "risk.risk_per_trade_pct": 100.0,
+            "risk.max_order_notional_usd": 1e9,
+            "risk.max_position_notional_usd": 1e9,
+            "risk.max_gross_exposure_usd": 1e9,
+        }
+    )
     api = _api(b)
     e = b.engine
     feed_all(e)
-    api.handle(SubmitOrder(decision_id=e.ids.next(), symbol="BTC/USDT", side="buy",
-                           qty_e8=to_e8("1"), actor="op"))  # fmt: skip
+    api.handle(
+        SubmitOrder(
+            decision_id=e.ids.next(), symbol="BTC/USDT", side="buy", qty_e8=to_e8("1"), actor="op"
+        )
+    )
     feed(e, "BTC/USDT", 61999, 62001)
     e.refresh()
     assert e.gates.states["daily_drawdown"].active
     res = api.handle(ResetRisk(actor="op", reason="reviewed"))
-    assert res.ok and "drawdown was" in res.message
+    assert res.ok
+    assert "drawdown was" in res.message
     assert not e.gates.states["daily_drawdown"].active
 
 

@@ -25,7 +25,8 @@ def _all_modules() -> list[str]:
 def test_import_every_engine_module_when_fresh_then_textual_rich_never_loaded() -> None:
     names = _all_modules()
     assert len(names) > 60  # a guard: the walk really reaches into the sub-packages
-    assert "engine.trading.engine" in names and "venuesim.venue" in names
+    assert "engine.trading.engine" in names
+    assert "venuesim.venue" in names
     code = (
         "import importlib, sys\n"
         f"for n in {names!r}: importlib.import_module(n)\n"

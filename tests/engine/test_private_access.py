@@ -26,9 +26,12 @@ def _violations(path: Path) -> list[str]:
         owner = node.value
         if isinstance(owner, ast.Name) and owner.id in OWNERS:
             continue
-        if isinstance(owner, ast.Call) and isinstance(owner.func, ast.Name):
-            if owner.func.id == "super":
-                continue
+        if (
+            isinstance(owner, ast.Call)
+            and isinstance(owner.func, ast.Name)
+            and owner.func.id == "super"
+        ):
+            continue
         if isinstance(owner, ast.Name) and owner.id in _MODULE_ALIASES:
             continue
         if name in _NAMEDTUPLE_API:

@@ -25,7 +25,7 @@ from engine.venues.venue_setup import SIM_KEY, SIM_SECRET, _urls_from, make_exch
 from venuesim import VenueSim
 
 
-async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:  # noqa: ASYNC109 - the timeout is the function's contract
+async def until(pred: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():

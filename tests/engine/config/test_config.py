@@ -22,15 +22,45 @@ from engine.config.loader import (
 SHIPPED = Path(__file__).resolve().parents[3] / "profiles"
 
 ENV_VARS = [
-    "SAFE_MODE", "MAX_TIME_SKEW_MS", "MAX_ERROR_RATE", "MAX_SLIPPAGE_BPS", "RISK_PER_TRADE_PCT",
-    "MAX_OPEN_POSITIONS", "MAX_TRADES_PER_DAY", "MAX_DAILY_DRAWDOWN_PCT", "MAX_DATA_STALENESS_MS",
-    "DUPE_INTENT_WINDOW_MS", "BUDGET_ORDERS_PER_DAY_STRATEGY", "BUDGET_ORDERS_PER_DAY_SYMBOL",
-    "BUDGET_ORDERS_PER_DAY_ACCOUNT", "COOLDOWN_MS", "CANARY_NOTIONAL_CAP_PCT",
-    "MAX_ORDER_NOTIONAL_USD", "MAX_POSITION_NOTIONAL_USD", "MAX_GROSS_EXPOSURE_USD", "CANARY_SHARE", "PROB_MIN", "MIN_EXPECTED_RETURN", "RISK_MAX",
-    "PSI_HALVE", "PSI_BLOCK", "ENABLE_IDEMPOTENCY", "CONFIRM_TIMEOUT_MS", "SIM_SEED",
-    "SIM_TICKS_PER_SECOND", "API_KEY", "API_SECRET", "NTP_SERVER", "METRICS_PATH",
-    "METRICS_INTERVAL_S", "LIVE_MODE", "ENABLE_LIVE_TRADING", "LIVE_CONFIRM", "READINESS_REQUIRED",
-    "TELEGRAM_BOT_TOKEN", "TELEGRAM_CHAT_ID",
+    "SAFE_MODE",
+    "MAX_TIME_SKEW_MS",
+    "MAX_ERROR_RATE",
+    "MAX_SLIPPAGE_BPS",
+    "RISK_PER_TRADE_PCT",
+    "MAX_OPEN_POSITIONS",
+    "MAX_TRADES_PER_DAY",
+    "MAX_DAILY_DRAWDOWN_PCT",
+    "MAX_DATA_STALENESS_MS",
+    "DUPE_INTENT_WINDOW_MS",
+    "BUDGET_ORDERS_PER_DAY_STRATEGY",
+    "BUDGET_ORDERS_PER_DAY_SYMBOL",
+    "BUDGET_ORDERS_PER_DAY_ACCOUNT",
+    "COOLDOWN_MS",
+    "CANARY_NOTIONAL_CAP_PCT",
+    "MAX_ORDER_NOTIONAL_USD",
+    "MAX_POSITION_NOTIONAL_USD",
+    "MAX_GROSS_EXPOSURE_USD",
+    "CANARY_SHARE",
+    "PROB_MIN",
+    "MIN_EXPECTED_RETURN",
+    "RISK_MAX",
+    "PSI_HALVE",
+    "PSI_BLOCK",
+    "ENABLE_IDEMPOTENCY",
+    "CONFIRM_TIMEOUT_MS",
+    "SIM_SEED",
+    "SIM_TICKS_PER_SECOND",
+    "API_KEY",
+    "API_SECRET",
+    "NTP_SERVER",
+    "METRICS_PATH",
+    "METRICS_INTERVAL_S",
+    "LIVE_MODE",
+    "ENABLE_LIVE_TRADING",
+    "LIVE_CONFIRM",
+    "READINESS_REQUIRED",
+    "TELEGRAM_BOT_TOKEN",
+    "TELEGRAM_CHAT_ID",
     "NET_SIM_LATENCY_MS",
     "NET_SIM_JITTER_MS",
     "NET_SIM_DROP_RATE",
@@ -39,7 +69,7 @@ ENV_VARS = [
     "RECONCILE_INTERVAL_S",
     "CANCEL_ON_DISCONNECT",
     "DECISION_TTL_MS",
-]  # fmt: skip
+]
 
 
 def _profile(tmp_path: Path, body: str, name: str = "custom") -> Path:
@@ -78,12 +108,18 @@ def test_load_when_shipped_profiles_then_modes_match_spec() -> None:
     )
     assert (paper.venue, paper.feed, paper.offline) == ("paper", "sim", True)
     assert (testnet.venue, testnet.feed, testnet.offline) == ("ccxt", "exchange", True)
-    assert testnet.risk.safe_mode and testnet.exchange.rest_url == ""
+    assert testnet.risk.safe_mode
+    assert testnet.exchange.rest_url == ""
     assert (live.venue, live.offline, live.risk.safe_mode, live.live.live_mode) == (
-        "ccxt", False, True, False
-    )  # fmt: skip
-    assert staging.observer_start and staging.risk.kill_switch_armed_at_start
-    assert staging.risk.safe_mode and staging.offline
+        "ccxt",
+        False,
+        True,
+        False,
+    )
+    assert staging.observer_start
+    assert staging.risk.kill_switch_armed_at_start
+    assert staging.risk.safe_mode
+    assert staging.offline
 
 
 def test_load_when_shipped_profiles_then_no_secret_is_set() -> None:
@@ -227,7 +263,8 @@ def test_load_when_profile_missing_then_lists_available(tmp_path: Path) -> None:
         load_config("gamma", env={}, profiles_dir=tmp_path)
     message = str(info.value)
     assert str(tmp_path / "gamma.toml") in message
-    assert "not found" in message and "alpha, beta" in message
+    assert "not found" in message
+    assert "alpha, beta" in message
 
 
 def test_load_when_profile_sets_derived_name_then_rejected(tmp_path: Path) -> None:
@@ -354,7 +391,8 @@ def test_render_config_when_secret_set_via_env_then_redacted_and_sources_shown(
     env = {"API_SECRET": "supersecret123", "TELEGRAM_BOT_TOKEN": "tok-999", "SIM_SEED": "3"}
     cfg = _load(path, env=env)
     text = render_config(cfg)
-    assert "supersecret123" not in text and "tok-999" not in text
+    assert "supersecret123" not in text
+    assert "tok-999" not in text
     assert "supersecret123" not in repr(cfg)
     lines = {line.split(" = ")[0]: line for line in text.splitlines() if " = " in line}
     assert lines["exchange.api_secret"].split("#")[0].strip().endswith('"***"')
@@ -369,7 +407,8 @@ def test_render_config_when_secret_set_via_env_then_redacted_and_sources_shown(
 
 def test_render_config_when_secret_invalid_then_error_does_not_echo_it(tmp_path: Path) -> None:
     message = _error(_profile(tmp_path, "[exchange]\napi_key = 123456789\n"))
-    assert "123456789" not in message and "exchange.api_key: secrets do not belong" in message
+    assert "123456789" not in message
+    assert "exchange.api_key: secrets do not belong" in message
 
 
 def test_render_env_sample_when_generated_then_every_env_var_once_commented_with_doc() -> None:
@@ -387,11 +426,13 @@ def test_render_env_sample_when_generated_then_every_env_var_once_commented_with
     for i, line in enumerate(lines):
         if line in assignments:
             doc = lines[i - 1]  # the doc line sits right above
-            assert doc.startswith("# ") and doc not in assignments
+            assert doc.startswith("# ")
+            assert doc not in assignments
     assert "# SAFE_MODE=false" in lines
     assert "# MAX_ERROR_RATE=0.01" in lines
     assert "# READINESS_REQUIRED=market_data,recon,venue,ntp" in lines
-    assert "# API_SECRET=" in lines and "# TELEGRAM_BOT_TOKEN=" in lines
+    assert "# API_SECRET=" in lines
+    assert "# TELEGRAM_BOT_TOKEN=" in lines
     assert any("(risk.max_error_rate, float, in [0, 1], default 0.01)" in line for line in lines)
     assert any("uncommenting a line overrides the profile" in line.lower() for line in lines)
 

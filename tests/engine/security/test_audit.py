@@ -413,6 +413,6 @@ def test_load_key_when_processes_race_to_create_then_all_get_the_same_key(tmp_pa
 
 def test_load_key_when_secrets_dir_world_readable_then_value_error(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir(mode=0o755)
-    os.chmod(tmp_path / "secrets", 0o755)  # noqa: S103 - deliberate mode (the metrics textfile is world-readable for node-exporter)
+    os.chmod(tmp_path / "secrets", 0o755)
     with pytest.raises(ValueError, match="secrets has mode 0755"):
         load_or_create_key(tmp_path, env={})

@@ -66,14 +66,16 @@ def test_update_when_rising_series_then_positive_trend_and_trend_up() -> None:
     assert values["vol_bps"] == pytest.approx(f.vol_bps)
     regime, reason = classify_regime(f)
     assert regime == "TREND_UP"
-    assert reason.startswith("trend +") and "bps >" in reason
+    assert reason.startswith("trend +")
+    assert "bps >" in reason
 
 
 def test_update_when_few_ticks_then_not_ready_and_bad_mids_ignored() -> None:
     f = _feed(FeatureState(min_ticks=50), [100.0] * 49)
     f.update(float("nan"), 0)
     f.update(-1.0, 0)
-    assert not f.ready and f.n == 49
+    assert not f.ready
+    assert f.n == 49
     assert classify_regime(f)[1] == "warming up 49/50 ticks"
     f.update(100.0, 0)
     assert f.ready
@@ -83,7 +85,8 @@ def test_classify_when_volatile_series_then_high_vol_with_reason() -> None:
     f = _feed(FeatureState(), [100.0 * (1 + 2e-4 * (-1) ** i) for i in range(200)])
     regime, reason = classify_regime(f)
     assert regime == "HIGH_VOL"
-    assert reason.startswith("vol ") and "bps > 0.45bps" in reason
+    assert reason.startswith("vol ")
+    assert "bps > 0.45bps" in reason
 
 
 # --- models ----------------------------------------------------------------------------------
@@ -99,8 +102,10 @@ def test_decide_when_rising_series_then_trend_model_long() -> None:
         "dec-1",
         123,
     )
-    assert 0.55 <= d.prob <= 0.99 and d.expected_return >= 0.0001
-    assert d.risk_allowed and 0 < d.position_size <= 1
+    assert 0.55 <= d.prob <= 0.99
+    assert d.expected_return >= 0.0001
+    assert d.risk_allowed
+    assert 0 < d.position_size <= 1
     assert d.routed == "champion"
     falling = _feed(FeatureState(), [100.0 * 100.0 / m for m in _rising()])
     assert TrendModel().decide("BTC/USDT", falling, 1, "dec-2", OPEN).action == "SHORT"
@@ -109,20 +114,25 @@ def test_decide_when_rising_series_then_trend_model_long() -> None:
 def test_decide_when_prob_min_099_then_no_trade_with_zero_size() -> None:
     f = _feed(FeatureState(), _rising())
     d = TrendModel().decide("BTC/USDT", f, 1, "d", _with(OPEN, prob_min=0.99))
-    assert d.action == "NO_TRADE" and d.position_size == 0.0
-    assert d.regime == "TREND_UP" and d.prob < 0.99
+    assert d.action == "NO_TRADE"
+    assert d.position_size == 0.0
+    assert d.regime == "TREND_UP"
+    assert d.prob < 0.99
 
 
 def test_decide_when_risk_max_zero_then_risk_not_allowed_and_no_trade() -> None:
     f = _feed(FeatureState(), _rising())
     d = TrendModel().decide("BTC/USDT", f, 1, "d", _with(OPEN, risk_max=0.0))
-    assert d.risk_allowed is False and d.action == "NO_TRADE" and d.position_size == 0.0
+    assert d.risk_allowed is False
+    assert d.action == "NO_TRADE"
+    assert d.position_size == 0.0
 
 
 def test_decide_when_expected_return_below_min_then_no_trade() -> None:
     f = _feed(FeatureState(), _rising())
     d = TrendModel().decide("BTC/USDT", f, 1, "d", _with(OPEN, min_expected_return=0.1))
-    assert d.action == "NO_TRADE" and d.expected_return < 0.1
+    assert d.action == "NO_TRADE"
+    assert d.expected_return < 0.1
 
 
 def test_decide_when_features_not_ready_then_no_trade() -> None:
@@ -135,8 +145,11 @@ def test_decide_when_drop_below_mean_in_range_then_meanrev_long() -> None:
     f = _feed(FeatureState(), _flat_then_drop())
     params = _with(OPEN, prob_min=0.5, min_expected_return=0.0)
     d = MeanReversionModel().decide("SOL/USDT", f, 1, "d", params)
-    assert d.regime == "RANGE" and f.zscore <= -4
-    assert d.action == "LONG" and d.model_id == "meanrev_v1" and d.prob > 0.5
+    assert d.regime == "RANGE"
+    assert f.zscore <= -4
+    assert d.action == "LONG"
+    assert d.model_id == "meanrev_v1"
+    assert d.prob > 0.5
     spike = _feed(FeatureState(), _flat_then_drop(drop_bps=-2.0))
     assert MeanReversionModel().decide("SOL/USDT", spike, 1, "d", params).action == "SHORT"
     # The trend follower stays out of a range.
@@ -151,7 +164,7 @@ def test_decision_when_routed_replaced_then_struct_copy() -> None:
 def test_build_model_when_unknown_id_then_one_line_value_error() -> None:
     assert build_model("trend_v1").model_id == "trend_v1"
     assert build_model("meanrev_v1").model_id == "meanrev_v1"
-    with pytest.raises(ValueError, match="'nope'.*trend_v1, meanrev_v1") as err:
+    with pytest.raises(ValueError, match=r"'nope'.*trend_v1, meanrev_v1") as err:
         build_model("nope")
     assert "\n" not in str(err.value)
 
@@ -175,7 +188,7 @@ def test_route_when_share_zero_or_one_then_never_or_always_challenger() -> None:
     r.share = 1.0
     assert all(r.route(f"d{i}") == "challenger" for i in range(2_000))
     for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(ValueError, match="0..1"):
+        with pytest.raises(ValueError, match=r"0..1"):
             r.share = bad
     assert r.share == 1.0
 
@@ -232,7 +245,7 @@ def test_to_rows_when_reloaded_then_same_registry_state() -> None:
     )
     back.rollback(30)  # the history survived the round trip
     assert back.champion_id == "trend_v1"
-    with pytest.raises(ValueError, match="0..1"):
+    with pytest.raises(ValueError, match=r"0..1"):
         back.set_canary_share(2.0)
 
 
@@ -240,7 +253,8 @@ def test_register_when_new_champion_then_previous_champion_retired() -> None:
     reg = _registry()
     ref = reg.entry("trend_v1").reference
     reg.register(MeanReversionModel(), "champion", ref, 50)
-    assert reg.champion_id == "meanrev_v1" and reg.challenger_id == ""
+    assert reg.champion_id == "meanrev_v1"
+    assert reg.challenger_id == ""
     assert reg.entry("trend_v1").role == "retired"
     with pytest.raises(ValueError, match="no challenger"):
         reg.promote(60)
@@ -256,7 +270,8 @@ def test_build_reference_when_same_seed_then_deterministic_and_json_round_trip()
     assert fresh == ref
     assert ref.feature_names == FEATURE_NAMES
     for edges, expected in zip(ref.edges, ref.expected, strict=True):
-        assert len(edges) + 1 == len(expected) and 8 <= len(edges) <= 9
+        assert len(edges) + 1 == len(expected)
+        assert 8 <= len(edges) <= 9
         assert sum(expected) == pytest.approx(1.0)
     assert Reference.from_json(ref.to_json()) == ref
 
@@ -284,7 +299,8 @@ def test_psi_when_fewer_than_min_samples_then_zero() -> None:
     shifted = simulate_features(1, 400, ticks_per_second=0.8)
     for row in shifted[:199]:
         mon.observe(row)
-    assert mon.psi() == 0.0 and set(mon.per_feature().values()) == {0.0}
+    assert mon.psi() == 0.0
+    assert set(mon.per_feature().values()) == {0.0}
     mon.observe(shifted[199])
     assert mon.psi() > 0.3
 
@@ -319,7 +335,8 @@ def test_observe_when_window_full_then_old_samples_evicted() -> None:
     same = simulate_features(3, 2_100)[-2_000:]
     for row in same:
         mon.observe(row)
-    assert mon.n == 2_000 and mon.seen == len(shifted) + 2_000
+    assert mon.n == 2_000
+    assert mon.seen == len(shifted) + 2_000
     for i, name in enumerate(FEATURE_NAMES):
         assert mon.per_feature()[name] == pytest.approx(_psi_direct(ref, i, [r[i] for r in same]))
     assert mon.per_feature()["vol_bps"] < shifted_psi / 2

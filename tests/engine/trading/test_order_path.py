@@ -11,12 +11,13 @@ from tests.conftest import feed, feed_all
 from tests.conftest import query as rows
 
 
-def order(symbol: str = "BTC/USDT", side: str = "buy", qty: str = "0.01", did: str = "",
-          **kw: object) -> SubmitOrder:  # fmt: skip
+def order(
+    symbol: str = "BTC/USDT", side: str = "buy", qty: str = "0.01", did: str = "", **kw: object
+) -> SubmitOrder:
     return SubmitOrder(decision_id=did, symbol=symbol, side=side, qty_e8=to_e8(qty), **kw)  # type: ignore[arg-type]
 
 
-def submit(b, *args, **kw):  # noqa: ANN001, ANN002, ANN003
+def submit(b, *args, **kw):
     e = b.engine
     return e.submit(order(*args, did=kw.pop("did", "") or e.ids.next(), **kw))
 
@@ -30,8 +31,13 @@ def test_submit_when_gates_pass_then_filled_and_position_equals_signed_fills(mak
     assert submit(b, "ETH/USDT", "sell", "0.3").ok
     b.close("test")
     pos = dict(rows(tmp_path / "data", "SELECT symbol, qty_e8 FROM positions"))
-    fills = dict(rows(tmp_path / "data", "SELECT symbol, sum(CASE side WHEN 'buy' THEN qty_e8 "
-                      "ELSE -qty_e8 END) FROM fills GROUP BY symbol"))  # fmt: skip
+    fills = dict(
+        rows(
+            tmp_path / "data",
+            "SELECT symbol, sum(CASE side WHEN 'buy' THEN qty_e8 "
+            "ELSE -qty_e8 END) FROM fills GROUP BY symbol",
+        )
+    )
     assert pos == {"BTC/USDT": to_e8("0.015"), "ETH/USDT": -to_e8("0.3")}
     assert fills == pos
     statuses = rows(tmp_path / "data", "SELECT status, count(*) FROM orders GROUP BY status")
@@ -46,7 +52,8 @@ def test_submit_when_kill_switch_armed_then_denied_and_persisted(make_booted, tm
     feed_all(e)
     e.arm_kill_switch("operator", "test drill")
     res = submit(b)
-    assert not res.ok and "kill_switch" in res.message
+    assert not res.ok
+    assert "kill_switch" in res.message
     assert e.gates.states["kill_switch"].active
     b.close("test")
     ev = rows(
@@ -86,7 +93,9 @@ def test_submit_when_clock_skew_exceeds_limit_then_denied(make_booted):
     feed_all(e)
     e.clock.set_skew_ms(-800)
     res = submit(b)
-    assert not res.ok and "clock_skew" in res.message and "-800" in res.message
+    assert not res.ok
+    assert "clock_skew" in res.message
+    assert "-800" in res.message
     e.clock.set_skew_ms(100)
     assert submit(b).ok
 
@@ -97,7 +106,8 @@ def test_submit_when_market_data_stale_then_denied(make_booted):
     feed_all(e)
     e.clock.advance_ms(1500)
     res = submit(b)
-    assert not res.ok and "stale_data" in res.message
+    assert not res.ok
+    assert "stale_data" in res.message
     feed_all(e)
     assert submit(b).ok
 
@@ -106,9 +116,11 @@ def test_submit_when_symbol_budget_spent_then_denied_and_budget_left_exported(ma
     b = make_booted({"risk.budget_orders_per_day_symbol": 2})
     e = b.engine
     feed_all(e)
-    assert submit(b).ok and submit(b, side="sell").ok
+    assert submit(b).ok
+    assert submit(b, side="sell").ok
     res = submit(b)
-    assert not res.ok and "budget" in res.message
+    assert not res.ok
+    assert "budget" in res.message
     assert submit(b, "ETH/USDT").ok
     e.refresh()
     reg = e.metrics.registry
@@ -138,9 +150,15 @@ def test_submit_when_max_open_positions_then_new_symbol_denied_reduction_allowed
 
 
 def test_submit_when_daily_drawdown_exceeded_then_new_risk_denied(make_booted):
-    b = make_booted({"risk.max_daily_drawdown_pct": 1.0, "risk.risk_per_trade_pct": 100.0,
-                     "risk.max_order_notional_usd": 1e9,
-                     "risk.max_position_notional_usd": 1e9, "risk.max_gross_exposure_usd": 1e9})  # fmt: skip
+    b = make_booted(
+        {
+            "risk.max_daily_drawdown_pct": 1.0,
+            "risk.risk_per_trade_pct": 100.0,
+            "risk.max_order_notional_usd": 1e9,
+            "risk.max_position_notional_usd": 1e9,
+            "risk.max_gross_exposure_usd": 1e9,
+        }
+    )
     e = b.engine
     feed_all(e)
     assert submit(b, "BTC/USDT", "buy", "1.0").ok  # ~65k notional on a 100k account
@@ -165,7 +183,8 @@ def test_submit_when_notional_above_risk_per_trade_then_sized_down_in_lots(make_
     res = submit(b, "BTC/USDT", "buy", "1.0")  # 65k > 1% of 100k
     assert res.ok
     qty = e.orders[res.ref].qty_e8
-    assert 0 < qty * 65000 <= 1000 * 10**8 and qty % e.lot("BTC/USDT") == 0
+    assert 0 < qty * 65000 <= 1000 * 10**8
+    assert qty % e.lot("BTC/USDT") == 0
     b.close("test")
     ev = rows(tmp_path / "data", "SELECT action FROM gate_events WHERE gate='risk_per_trade'")
     assert ev == [("scale",)]
@@ -177,10 +196,12 @@ def test_submit_when_psi_between_thresholds_then_halved_and_above_then_denied(ma
     feed_all(e)
     e.risk.psi["trend_v1"] = 0.25
     res = e.submit(order(did=e.ids.next(), qty="0.02", model_id="trend_v1"))
-    assert res.ok and e.orders[res.ref].qty_e8 == to_e8("0.01")
+    assert res.ok
+    assert e.orders[res.ref].qty_e8 == to_e8("0.01")
     e.risk.psi["trend_v1"] = 0.35
     res = e.submit(order(did=e.ids.next(), side="sell", model_id="trend_v1"))
-    assert not res.ok and "drift" in res.message
+    assert not res.ok
+    assert "drift" in res.message
 
 
 def test_submit_when_same_intent_within_window_then_denied_as_dupe(make_booted):
@@ -201,7 +222,8 @@ def test_submit_when_decision_id_reused_then_denied_never_sent_twice(make_booted
     did = e.ids.next()
     assert e.submit(order(did=did)).ok
     res = e.submit(order(did=did, side="sell"))
-    assert not res.ok and "already used" in res.message
+    assert not res.ok
+    assert "already used" in res.message
     assert len(b.engine.venue.orders) == 1
 
 
@@ -213,9 +235,13 @@ def test_venue_update_when_late_or_out_of_order_then_state_never_moves_backward(
     o = e.orders[res.ref]
     assert o.status == oms.FILLED
     filled = o.filled_qty_e8
-    e.on_venue_update(VenueOrderUpdate(client_order_id=res.ref, venue_order_id="1",
-                                       status="accepted", filled_qty_e8=0, ts_us=1))  # fmt: skip
-    assert o.status == oms.FILLED and o.filled_qty_e8 == filled
+    e.on_venue_update(
+        VenueOrderUpdate(
+            client_order_id=res.ref, venue_order_id="1", status="accepted", filled_qty_e8=0, ts_us=1
+        )
+    )
+    assert o.status == oms.FILLED
+    assert o.filled_qty_e8 == filled
 
 
 def test_fill_when_delivered_twice_then_counted_once(make_booted):
@@ -226,12 +252,22 @@ def test_fill_when_delivered_twice_then_counted_once(make_booted):
     o = e.orders[res.ref]
     from engine.core.events import VenueFill
 
-    f = VenueFill(client_order_id=res.ref, venue_order_id=o.venue_order_id, trade_id="X1",
-                  symbol="BTC/USDT", side="buy", qty_e8=1, price_e8=to_e8(65000), fee_e8=0,
-                  liquidity="taker", ts_us=e.clock.now_us())  # fmt: skip
+    f = VenueFill(
+        client_order_id=res.ref,
+        venue_order_id=o.venue_order_id,
+        trade_id="X1",
+        symbol="BTC/USDT",
+        side="buy",
+        qty_e8=1,
+        price_e8=to_e8(65000),
+        fee_e8=0,
+        liquidity="taker",
+        ts_us=e.clock.now_us(),
+    )
     before = e.positions["BTC/USDT"].qty_e8
     e.on_venue_fill(f)  # order already filled: an overfill is an invariant breach -> halt
-    assert e.halted_reason and e.risk.kill_switch
+    assert e.halted_reason
+    assert e.risk.kill_switch
     assert e.positions["BTC/USDT"].qty_e8 == before
 
 
@@ -248,7 +284,8 @@ def test_market_order_when_larger_than_top_of_book_then_partial_fills_walk_depth
     feed(e, "BTC/USDT", 64999.0, 65001.0, size=0.5)
     res = submit(b, "BTC/USDT", "buy", "1.5")
     o = e.orders[res.ref]
-    assert o.status == oms.FILLED and len(o.trade_ids) == 3  # levels 0.5 + 0.75 + 0.25 of 1.0
+    assert o.status == oms.FILLED
+    assert len(o.trade_ids) == 3
     assert o.avg_price_e8 > to_e8(65001)  # paid through the book
     assert e.recent_slippage[-1] > 0
 
@@ -262,10 +299,12 @@ def test_limit_order_when_market_crosses_then_fills_as_maker_and_survives_restar
     b.close("restart")
     b2 = make_booted()
     e2 = b2.engine
-    assert res.ref in e2.open_orders and res.ref in e2.venue.orders  # both sides remember it
+    assert res.ref in e2.open_orders
+    assert res.ref in e2.venue.orders
     feed(e2, "BTC/USDT", 63900.0, 63950.0, size=2.0)
     o = e2.orders[res.ref]
-    assert o.status == oms.FILLED and o.avg_price_e8 == to_e8(64000)
+    assert o.status == oms.FILLED
+    assert o.avg_price_e8 == to_e8(64000)
 
 
 def test_restart_when_booted_again_then_new_session_and_distinct_client_ids(make_booted):
@@ -277,7 +316,8 @@ def test_restart_when_booted_again_then_new_session_and_distinct_client_ids(make
     feed_all(b2.engine)
     second = submit(b2).ref
     assert first.split("-")[1] != second.split("-")[1]
-    assert oms.CLIENT_ID_RE.match(first) and oms.CLIENT_ID_RE.match(second)
+    assert oms.CLIENT_ID_RE.match(first)
+    assert oms.CLIENT_ID_RE.match(second)
 
 
 def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_resent(
@@ -294,15 +334,18 @@ def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_
     held: list = []
     e.venue.submit = held.append  # the process dies before the venue ever sees it
     res = submit(b)
-    assert res.ok and e.orders[res.ref].status == oms.SUBMITTED
+    assert res.ok
+    assert e.orders[res.ref].status == oms.SUBMITTED
     e.flush()
     b.writer.wait_idle()
     b.close("crash stand-in")
     b2 = make_booted(clock=clock)
     report = asyncio.run(Reconciler(b2.engine, grace_s=0.0).run("startup"))
-    assert report.mismatches["missing_in_broker"] == 1 and report.ok
+    assert report.mismatches["missing_in_broker"] == 1
+    assert report.ok
     o = b2.engine.orders[res.ref]
-    assert o.status == oms.NEVER_SENT and res.ref not in b2.engine.venue.orders
+    assert o.status == oms.NEVER_SENT
+    assert res.ref not in b2.engine.venue.orders
     assert not b2.engine.open_orders
 
 
@@ -321,18 +364,35 @@ def test_flush_when_many_closed_orders_then_memory_bounded_and_late_fill_not_app
         res = submit(b, side="buy" if i % 2 else "sell", qty="0.001")
         first = first or res.ref
         e.flush()
-    assert len(e.orders) <= 10 and first not in e.orders
+    assert len(e.orders) <= 10
+    assert first not in e.orders
     before = e.positions["BTC/USDT"].qty_e8
-    e.on_venue_fill(VenueFill(client_order_id=first, venue_order_id="1", trade_id="late-1",
-                              symbol="BTC/USDT", side="buy", qty_e8=1000, price_e8=to_e8(65000),
-                              fee_e8=0, liquidity="taker", ts_us=e.clock.now_us()))  # fmt: skip
-    assert "late-1" in e.unmatched_fills and not e.halted_reason
+    e.on_venue_fill(
+        VenueFill(
+            client_order_id=first,
+            venue_order_id="1",
+            trade_id="late-1",
+            symbol="BTC/USDT",
+            side="buy",
+            qty_e8=1000,
+            price_e8=to_e8(65000),
+            fee_e8=0,
+            liquidity="taker",
+            ts_us=e.clock.now_us(),
+        )
+    )
+    assert "late-1" in e.unmatched_fills
+    assert not e.halted_reason
     assert e.positions["BTC/USDT"].qty_e8 == before
 
 
-MANY = {"oms.order_type": "market", "risk.max_trades_per_day": 100_000,
-        "risk.budget_orders_per_day_strategy": 100_000, "risk.budget_orders_per_day_symbol": 100_000,
-        "risk.budget_orders_per_day_account": 100_000}  # fmt: skip
+MANY = {
+    "oms.order_type": "market",
+    "risk.max_trades_per_day": 100_000,
+    "risk.budget_orders_per_day_strategy": 100_000,
+    "risk.budget_orders_per_day_symbol": 100_000,
+    "risk.budget_orders_per_day_account": 100_000,
+}
 
 
 def test_paper_venue_when_many_orders_close_then_memory_bounded_and_resting_kept(
@@ -342,8 +402,15 @@ def test_paper_venue_when_many_orders_close_then_memory_bounded_and_resting_kept
     e, venue = b.engine, b.engine.venue
     venue.max_closed = 10
     feed_all(e)
-    resting = e.submit(order(side="buy", qty="0.001", did=e.ids.next(), order_type="limit",
-                             limit_price_e8=to_e8(60000)))  # fmt: skip  # far below: rests
+    resting = e.submit(
+        order(
+            side="buy",
+            qty="0.001",
+            did=e.ids.next(),
+            order_type="limit",
+            limit_price_e8=to_e8(60000),
+        )
+    )  # far below: rests
     assert resting.ok
     for i in range(40):
         assert submit(b, side="buy" if i % 2 else "sell", qty="0.001").ok
@@ -364,8 +431,15 @@ def test_screens_when_orders_accumulate_then_latest_and_fill_ratio_from_bounded_
     b = make_booted(MANY)
     e = b.engine
     feed_all(e)
-    resting = e.submit(order(side="buy", qty="0.004", did=e.ids.next(), order_type="limit",
-                             limit_price_e8=to_e8(60000)))  # fmt: skip
+    resting = e.submit(
+        order(
+            side="buy",
+            qty="0.004",
+            did=e.ids.next(),
+            order_type="limit",
+            limit_price_e8=to_e8(60000),
+        )
+    )
     refs = []
     for i in range(telemetry.CLOSED_WINDOW + 10):
         refs.append(submit(b, side="buy" if i % 2 else "sell", qty="0.001").ref)
