@@ -7,10 +7,11 @@ Start-up order matters and is fixed:
    another profile, a broken audit chain: refused, every file left as it was);
 3. only then the DB is opened for writing and migrated, the verified checkpoint and (once) the
    profile are recorded;
-4. a new session number is committed *before* any decision, so client ids are never reused;
-5. open orders, positions, the paper venue's book and the model registry are loaded
-   (``rehydrate.adopt`` takes the open orders and positions over);
-6. the writer thread starts; a ``startup`` audit row is the first thing it commits.
+4. ``_load``: a new session number is committed *before* any decision, so client ids are never
+   reused; then the venue, open orders, positions, the paper venue's book and the model registry;
+5. ``_start_writer``: metrics, the writer thread and the engine, continuing the audit chain;
+6. ``_take_over``: flags as they were, open orders and positions adopted (``rehydrate.adopt``),
+   today's counters, the strategy; a ``startup`` audit row is the first thing the writer commits.
 Any DuckDB failure while starting is a one-line ``StoreError`` naming the file and the remedy.
 ``Booted.close`` undoes it in reverse: final flush, ``shutdown`` audit row, textfile, DB, lock.
 A halt is also written to ``engine.halt`` (preallocated, rewritten in place: it works on a full
@@ -23,6 +24,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,9 @@ import msgspec
 from engine.config.loader import Config, metrics_path
 from engine.core.clock import Clock
 from engine.obs.metrics import EngineMetrics
-from engine.obs.textfile import clean_stale_temps, write_textfile
+from engine.obs.textfile import clean_stale_temps
 from engine.runtime import rehydrate
+from engine.runtime.booted import Booted
 from engine.runtime.datacheck import DataDirState, check_data_dir, record_start, restore_hint
 from engine.runtime.datacheck import recorded_profile as _recorded_profile
 from engine.security.audit import AuditChain, HeadFile, tail_state
@@ -64,107 +67,6 @@ def recorded_profile(data_dir: Path) -> str | None:
     """The profile kind (paper/testnet/staging/live) this data dir was created with, if known:
     offline commands given no ``--profile`` use it instead of defaulting to paper."""
     return _recorded_profile(db_path(data_dir))
-
-
-class Booted:
-    """Everything a runner needs, and the one way to shut it down cleanly."""
-
-    def __init__(self, **parts: Any) -> None:
-        self.engine: Engine = parts["engine"]
-        self.strategy: ModelStrategy | AlternatingStrategy | None = parts["strategy"]
-        self.writer: Writer = parts["writer"]
-        self.lock: EngineLock = parts["lock"]
-        self.con: Any = parts["con"]
-        self.metrics_path: Path = parts["metrics_path"]
-        self.data_dir: Path = parts["data_dir"]
-        self.journal: IntentJournal | None = parts["journal"]
-        self.halt: HaltFile = parts["halt"]
-        # "recorded": the halt file holds this run's halt; "clear": cleared once the DB has the
-        # armed kill switch (a halt from before this start); "": nothing to do
-        self._halt_file_state = "clear" if self.halt.read() else ""
-        self.rehydrated: dict[str, int] = {}
-        self.reconciler: Any = None
-        self._journal_mark = -1
-        self._closed = False
-
-    async def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-        """Read committed rows through the single writer (the engine owns the DB file)."""
-        import asyncio
-
-        self.flush()
-        return await asyncio.wrap_future(
-            self.writer.call(lambda con: con.execute(sql, params or []).fetchall())
-        )
-
-    def write_metrics(self) -> None:
-        write_textfile(self.metrics_path, self.engine.metrics.registry)
-
-    def flush(self) -> int:
-        """Hand rows to the writer; a failed write halts trading (checked on the loop thread).
-
-        The intent journal is truncated once the DB provably holds every intent in it: the
-        previous batch is committed (writer idle) and no intent was appended since that flush.
-        """
-        err = self.writer.error
-        if err is not None and not self.engine.halted_reason:
-            self.engine.halt(f"DB write failed: {err}")
-        self._persist_halt()
-        j = self.journal
-        if (
-            j is not None
-            and j.appended
-            and j.appended == self._journal_mark
-            and self.writer.pending == 0
-            and self.writer.error is None
-        ):
-            j.checkpoint()
-            j.appended = 0
-        n = self.engine.flush()
-        if j is not None:
-            self._journal_mark = j.appended
-        return n
-
-    def _persist_halt(self) -> None:
-        reason = self.engine.halted_reason
-        if reason and self._halt_file_state != "recorded":
-            try:
-                self.halt.write(reason)
-                self._halt_file_state = "recorded"
-            except OSError as exc:  # logged; the kill switch is armed in memory regardless
-                log.error("cannot record the halt in %s: %s", self.halt.path, exc)
-        elif (
-            self._halt_file_state == "clear"
-            and self.writer.committed_batches
-            and self.writer.error is None
-        ):
-            self.halt.clear()  # the armed kill switch of this start is in engine_state now
-            self._halt_file_state = ""
-
-    def close(self, reason: str = "shutdown") -> None:
-        """Flush everything, audit the shutdown, write the final textfile, release the DB."""
-        if self._closed:
-            return
-        self._closed = True
-        e = self.engine
-        try:
-            e.refresh()
-            e.recorder.audit(
-                "engine", "shutdown", {"reason": reason, "ticks": e.ticks, "orders": len(e.orders)}
-            )
-            e.flush()
-            self.writer.wait_idle()
-            self.writer.close()
-            if self.writer.error is None and self.journal is not None:
-                self.journal.checkpoint()  # every intent is in the DB now
-            self.write_metrics()
-        finally:
-            try:
-                self.con.close()
-            finally:
-                if self.journal is not None:
-                    self.journal.close()
-                self.lock.release()
-        log.info("engine stopped (%s)", reason)
 
 
 def _state(con: Any) -> dict[str, str]:
@@ -408,6 +310,123 @@ def _make_strategy(
     return None
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    """What the checked DB (and the journal) say the engine was doing when it last stopped."""
+
+    state: dict[str, str]
+    session: int
+    venue: Any
+    lots: dict[str, int]
+    orders: list[oms.Order]
+    journal: IntentJournal | None
+    positions: list[tuple[Any, ...]]
+    last_fill_ms: dict[str, int]
+    base_fees: dict[str, int]
+    registry: ModelRegistry | None
+
+
+def _load(
+    cfg: Config,
+    data_dir: Path,
+    con: Any,
+    now: int,
+    *,
+    clock: Clock,
+    strategy: str,
+    call_later: Callable[..., Any] | None,
+    venue: Any,
+) -> _Loaded:
+    """Step 4: a new session number (committed first), then venue, open orders (DB and intent
+    journal), positions, fill statistics and the model registry."""
+    state = _state(con)
+    session = _next_session(con, state, now)
+    venue, lots = _venue(cfg, clock, venue, session, call_later)
+    orders = _open_orders(con, venue)
+    journal = _open_journal(data_dir, venue)
+    if journal is not None:
+        orders += _journal_orders(con, journal.path, {o.client_order_id for o in orders})
+    positions = con.execute("SELECT * FROM positions").fetchall()
+    last_fill_ms, base_fees = _fill_stats(con)
+    registry = None
+    if strategy == "models":  # the reference is built once, then read from `models`
+        registry = _load_registry(con, cfg, now)
+        if "models" in state:
+            registry.load_state(msgspec.json.decode(state["models"]))
+    return _Loaded(
+        state, session, venue, lots, orders, journal, positions, last_fill_ms, base_fees, registry
+    )
+
+
+def _start_writer(
+    cfg: Config,
+    data_dir: Path,
+    con: Any,
+    checked: DataDirState,
+    loaded: _Loaded,
+    *,
+    clock: Clock,
+    metrics_file: Path | None,
+) -> tuple[Engine, Writer, Path]:
+    """Step 5: metrics, the writer thread (it advances the audit head file on every commit) and
+    the engine that hands it batches, continuing the audit chain where the DB left it."""
+    head_file = HeadFile(data_dir / "audit" / "head.json")
+    seq, last_hash = tail_state(con)
+    metrics = EngineMetrics(tuple(cfg.symbols), list(GATE_NAMES))
+    mpath = metrics_file or metrics_path(cfg, data_dir)
+    if mpath.parent.exists():
+        clean_stale_temps(mpath.parent, mpath.name)
+
+    def committed(batch: Batch) -> None:
+        metrics.db_batches.inc()
+        if batch.audit_head is not None:
+            head_file.write(*batch.audit_head)
+
+    def failed(exc: BaseException) -> None:
+        metrics.db_errors.inc()
+
+    writer = Writer(con, on_committed=committed, on_error=failed)
+    engine = Engine(
+        cfg=cfg,
+        clock=clock,
+        venue=loaded.venue,
+        audit=AuditChain(checked.key, seq, last_hash),
+        metrics=metrics,
+        session=loaded.session,
+        lot_e8=loaded.lots,
+        journal=loaded.journal,
+        on_batch=writer.submit,
+    )
+    if tuple(engine.gates.states) != GATE_NAMES:
+        raise RuntimeError("gate gauges must match the pipeline: fix GATE_NAMES")
+    return engine, writer, mpath
+
+
+def _take_over(
+    engine: Engine,
+    con: Any,
+    loaded: _Loaded,
+    halt: HaltFile,
+    *,
+    strategy: str,
+    bench_every: int,
+    bench_qty_e8: int,
+) -> ModelStrategy | AlternatingStrategy | None:
+    """Step 6: flags as they were (kill switch, safe mode, halt), open orders and positions
+    adopted, today's counters rebuilt, the strategy attached."""
+    engine.recorder.persisted.update(loaded.state)
+    engine.last_fill_ms = loaded.last_fill_ms
+    engine.base_fees_e8 = loaded.base_fees
+    if hasattr(loaded.venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
+        loaded.venue.last_trade_ms.update(loaded.last_fill_ms)
+    halt.prepare()
+    _restore_flags(engine, con, loaded.state, halt)
+    rehydrate.adopt(engine, loaded.orders, loaded.positions)  # open orders and positions
+    day_counters.rebuild(engine, con)  # today's limits survive a restart
+    engine.strategy = _make_strategy(engine, loaded.registry, strategy, bench_every, bench_qty_e8)
+    return engine.strategy
+
+
 def _assemble(
     cfg: Config,
     data_dir: Path,
@@ -424,74 +443,38 @@ def _assemble(
     lock: EngineLock,
     venue: Any,
 ) -> Booted:
-    """Everything after the DB passed its checks: state, venue, orders, engine, strategy."""
-    head_file = HeadFile(data_dir / "audit" / "head.json")
-    state = _state(con)
-    session = _next_session(con, state, now)
-    seq, last_hash = tail_state(con)
-    venue, lots = _venue(cfg, clock, venue, session, call_later)
-    orders = _open_orders(con, venue)
-    journal = _open_journal(data_dir, venue)
-    if journal is not None:
-        orders += _journal_orders(con, journal.path, {o.client_order_id for o in orders})
-    positions = con.execute("SELECT * FROM positions").fetchall()
-    last_fill_ms, base_fees = _fill_stats(con)
-    registry = None
-    if strategy == "models":  # the reference is built once, then read from `models`
-        registry = _load_registry(con, cfg, now)
-        if "models" in state:
-            registry.load_state(msgspec.json.decode(state["models"]))
-    metrics = EngineMetrics(tuple(cfg.symbols), list(GATE_NAMES))
-    mpath = metrics_file or metrics_path(cfg, data_dir)
-    clean_stale_temps(mpath.parent, mpath.name) if mpath.parent.exists() else None
-
-    def committed(batch: Batch) -> None:
-        metrics.db_batches.inc()
-        if batch.audit_head is not None:
-            head_file.write(*batch.audit_head)
-
-    def failed(exc: BaseException) -> None:
-        metrics.db_errors.inc()
-
-    writer = Writer(con, on_committed=committed, on_error=failed)
-    engine = Engine(
-        cfg=cfg,
-        clock=clock,
-        venue=venue,
-        audit=AuditChain(checked.key, seq, last_hash),
-        metrics=metrics,
-        session=session,
-        lot_e8=lots,
-        journal=journal,
-        on_batch=writer.submit,
+    """Everything after the DB passed its checks: load, writer and engine, take over, audit."""
+    loaded = _load(
+        cfg, data_dir, con, now, clock=clock, strategy=strategy, call_later=call_later, venue=venue
     )
-    if tuple(engine.gates.states) != GATE_NAMES:
-        raise RuntimeError("gate gauges must match the pipeline: fix GATE_NAMES")
-    engine.recorder.persisted.update(state)
-    engine.last_fill_ms = last_fill_ms
-    engine.base_fees_e8 = base_fees
-    if hasattr(venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
-        venue.last_trade_ms.update(last_fill_ms)
+    engine, writer, mpath = _start_writer(
+        cfg, data_dir, con, checked, loaded, clock=clock, metrics_file=metrics_file
+    )
     halt = HaltFile(data_dir)
-    halt.prepare()
-    _restore_flags(engine, con, state, halt)
-    rehydrate.adopt(engine, orders, positions)  # open orders and positions are taken over here
-    day_counters.rebuild(engine, con)  # today's limits survive a restart
-    engine.strategy = strat = _make_strategy(engine, registry, strategy, bench_every, bench_qty_e8)
+    strat = _take_over(
+        engine,
+        con,
+        loaded,
+        halt,
+        strategy=strategy,
+        bench_every=bench_every,
+        bench_qty_e8=bench_qty_e8,
+    )
     engine.recorder.audit(
         "engine",
         "startup",
         {
-            "session": session,
+            "session": loaded.session,
             "profile": cfg.name,
-            "venue": venue.name,
+            "venue": loaded.venue.name,
             "pid": lock.pid,
-            "open_orders": len(orders),
+            "open_orders": len(loaded.orders),
             "wall_ts": time.time(),
         },
     )
     engine.gates.refresh(now)
     return Booted(
+        cfg=cfg,
         engine=engine,
         strategy=strat,
         writer=writer,
@@ -499,6 +482,6 @@ def _assemble(
         con=con,
         metrics_path=mpath,
         data_dir=data_dir,
-        journal=journal,
+        journal=loaded.journal,
         halt=halt,
     )

@@ -25,7 +25,8 @@ import msgspec
 from engine.api import EngineAPI, Query
 from engine.core.events import AcknowledgeOrphans, Command
 from engine.obs import gcwatch, memwatch
-from engine.runtime.boot import Booted, db_path
+from engine.runtime.boot import db_path
+from engine.runtime.booted import Booted
 from engine.runtime.maintenance import backup_target, copy_db, healthcheck_online
 from engine.security.audit import HeadFile, load_or_create_key, verify_connection
 from engine.security.totp import enrolment_policy
@@ -157,8 +158,8 @@ def _diagnostics(booted: Booted) -> dict[str, Query]:
             return float(v[min(len(v) - 1, int(len(v) * q))]) if v else 0.0
 
         lat = list(engine.tick_to_submit_us)
-        lag = list(getattr(booted, "lag_us", ()))
-        wake = list(getattr(booted, "feed_wake_us", ()))
+        lag = list(booted.lag_us or ())
+        wake = list(booted.feed_wake_us or ())
         if args.get("garbage"):  # what the collector frees over that many seconds, by type
             seconds = _garbage_seconds(args["garbage"])
             with gcwatch.saving_garbage() as saved:
@@ -167,7 +168,7 @@ def _diagnostics(booted: Booted) -> dict[str, Query]:
         if args.get("reset"):
             gcwatch.reset()
             engine.tick_to_submit_us.clear()
-            for ring in (getattr(booted, "feed_wake_us", None), getattr(booted, "lag_us", None)):
+            for ring in (booted.feed_wake_us, booted.lag_us):
                 if ring is not None:
                     ring.clear()
         return {

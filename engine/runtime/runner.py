@@ -23,10 +23,10 @@ from engine.core.clock import RealClock
 from engine.core.events import ReconReport
 from engine.core.samples import Samples
 from engine.obs import gcwatch
-from engine.runtime.boot import Booted, boot
+from engine.runtime.boot import boot
+from engine.runtime.booted import Booted
 from engine.runtime.control import ControlServer, peer, socket_path
 from engine.runtime.door import SOCKET_COMMANDS, build_api, queries
-from engine.runtime.reconcile import Reconciler
 from engine.security.totp import load_totp_secret
 from engine.sim.marketsim import MarketSimulator
 from engine.sim.simfeed import SimFeed
@@ -115,9 +115,7 @@ async def reconcile_once(cfg: Config, data_dir: Path, lock: EngineLock) -> Recon
         venue = await wiring.connect() if wiring is not None else None
         booted = boot(cfg, data_dir, clock=clock, strategy="none", lock=lock, venue=venue)
         try:
-            report = await Reconciler(
-                booted.engine, grace_s=cfg.feeds.unknown_grace_s, db=booted.query
-            ).run("manual")
+            report = await booted.reconciler.run("manual")
         finally:
             booted.close("reconcile (engine not running)")
     finally:
@@ -222,14 +220,8 @@ class EngineRuntime:
         self.booted = booted
         engine = booted.engine
         # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
-        reconciler = Reconciler(
-            engine,
-            grace_s=cfg.feeds.unknown_grace_s,
-            ttl_s=max(90.0, 3 * cfg.oms.reconcile_interval_s),
-            db=booted.query,
-        )
-        booted.reconciler = reconciler
-        booted.lag_us = self.lag_us  # type: ignore[attr-defined]
+        reconciler = booted.reconciler
+        booted.lag_us = self.lag_us
         if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
             self.ntp = NtpSource(
                 cfg.clock.ntp_server,
@@ -259,7 +251,7 @@ class EngineRuntime:
                 cfg.sim.ticks_per_second,
                 after_burst=pacer.step if pacer is not None else None,
             )
-            booted.feed_wake_us = self.sim_feed.wake_us  # type: ignore[attr-defined]
+            booted.feed_wake_us = self.sim_feed.wake_us
         self.tasks = [
             *([] if self.sim_feed is None else [asyncio.create_task(self.sim_feed.run())]),
             # with no simulator bursts to follow, the pacer runs on its own short period

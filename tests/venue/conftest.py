@@ -17,7 +17,8 @@ import pytest
 
 from engine.config.loader import load_config
 from engine.core.clock import RealClock
-from engine.runtime.boot import Booted, boot
+from engine.runtime.boot import boot
+from engine.runtime.booted import Booted
 from engine.venues.ccxt_feeds import FeedMetrics, FeedSupervisor
 from engine.venues.ccxt_venue import CcxtVenue
 from engine.venues.egress import EgressGuard
