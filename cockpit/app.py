@@ -6,8 +6,9 @@ Invariants:
   each pass (never overlapping), reads the host's latest snapshot by reference and pushes it down
   into the widgets — one update pass per refresh, unchanged widgets skip their own work. It pauses
   while a modal is open.
-- Every key is a ``Binding`` with an id and an ``action_*`` method; ctrl+k (kill switch) is a
-  priority binding reachable from every screen and modal.
+- Every key is a ``Binding`` with an id and an ``action_*`` method, built from the one key table
+  ``cockpit.keymap.KEYS`` (the operator's keymap file moves keys by id); ctrl+k (kill switch) is
+  a priority binding reachable from every screen and modal.
 - If the engine thread dies the operator is told at once (blocking notice, halted status); the
   UI never silently outlives its engine.
 - Once a quit has begun no action runs (a key typed right after ``q`` must not open a screen on
@@ -23,16 +24,17 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any, ClassVar
 
 from textual import events
 from textual.app import App, ComposeResult, ScreenStackError
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen
+from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen, bindings
 from cockpit.port import EnginePort
 from engine.core.events import (
     ArmKillSwitch,
@@ -77,27 +79,20 @@ log = logging.getLogger("cockpit.app")
 class CockpitApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "cockpit"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+k", "kill_switch", "KILL", priority=True, id="kill_switch"),
-        Binding("a", "arm", "Arm", id="arm"),
-        Binding("d", "disarm", "Disarm", id="disarm"),
-        Binding("s", "safe_mode", "Safe mode", id="safe_mode"),
-        Binding("e", "reconcile", "Reconcile", id="reconcile"),
-        Binding("n", "incident", "Note", id="incident"),
-        Binding("P", "promote", "Promote", id="promote"),
-        Binding("R", "rollback", "Rollback", id="rollback"),
-        Binding("I", "pin", "Pin", id="pin"),
-        Binding("C", "canary", "Canary", id="canary"),
-        Binding("X", "risk_reset", "Risk reset", id="risk_reset"),
-        Binding("o", "export", "Export", id="export"),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit_cockpit", "Quit", id="quit"),
-    ]
+    # every key comes from cockpit.keymap.KEYS, so the operator's keymap file can move it
+    BINDINGS: ClassVar[list[BindingType]] = bindings("cockpit")
 
     def __init__(
-        self, host: EnginePort, *, refresh_hz: float = 4.0, role: str = "operator"
+        self,
+        host: EnginePort,
+        *,
+        refresh_hz: float = 4.0,
+        role: str = "operator",
+        keymap: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        if keymap:  # checked whole by cockpit.keymap before the engine started
+            self.set_keymap(dict(keymap))
         self.host = host
         self.role = role
         self.refresh_s = 1.0 / refresh_hz
@@ -255,12 +250,9 @@ class CockpitApp(App[None]):
             ArmKillSwitch(actor=ACTOR, reason="operator: ctrl+k"),
         )
 
-    def action_disarm(self) -> None:
-        self.action_kill_switch()
-
-    def action_arm(self) -> None:
+    def action_resume_trading(self) -> None:
         self._critical(
-            "DISARM KILL SWITCH (arm trading)",
+            "RESUME TRADING (disarm the kill switch)",
             "New orders are allowed again, subject to every other gate.",
             DisarmKillSwitch(actor=ACTOR, reason="operator"),
         )

@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", help="market simulator seed (sim.seed)")
     p.add_argument("--log-level", type=_log_level, default="INFO", help="|".join(LOG_LEVELS))
     p.add_argument(
+        "--keymap",
+        help='TOML keymap ([keys] id = "key"); default $COCKPIT_KEYMAP, else '
+        "~/.config/cockpit/keymap.toml when it exists",
+    )
+    p.add_argument(
         "--role",
         choices=("operator", "observer"),
         default=None,
@@ -224,10 +229,16 @@ def _run_headless(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
 
 def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
     """The cockpit: engine on its own thread, Textual on this one; both stop together."""
+    from cockpit.keymap import KeymapError
     from engine.obs.logs import setup_logging
     from engine.store.lockfile import AlreadyRunning, acquire
     from engine.store.writer import StoreError
 
+    try:  # before anything is locked or started: a bad keymap is one line, exit 2
+        keymap = _keymap(args.keymap)
+    except KeymapError as exc:
+        _err(str(exc))
+        return EXIT_BAD_INPUT
     try:
         lock = acquire(data_dir)
     except AlreadyRunning as exc:
@@ -258,7 +269,7 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
     reason = "cockpit quit"
     failure: str | None = None
     try:
-        app = CockpitApp(host, role=host.role)
+        app = CockpitApp(host, role=host.role, keymap=keymap)
         app.run()
         if app.hangup:
             reason = "SIGHUP"
@@ -283,6 +294,13 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
         )
         return EXIT_CHECK_FAILED
     return EXIT_OK if host.error is None else EXIT_CHECK_FAILED
+
+
+def _keymap(arg: str | None) -> dict[str, str]:
+    from cockpit.keymap import keymap_path, load_keymap
+
+    path = keymap_path(arg)
+    return load_keymap(path) if path is not None else {}
 
 
 def _ui_crash(exc: BaseException) -> str:

@@ -1,7 +1,8 @@
 """The one confirmation modal for every critical action, and a small text prompt.
 
 Invariants: the modal names the action, its effect and the exact command it will send (shown
-literally, never as markup); focus starts on Cancel; ``y`` confirms, ``n``/escape cancel; when
+literally, never as markup); focus starts on Cancel; ``y`` confirms, ``n``/escape cancel (the
+defaults: every key here comes from ``cockpit.keymap`` and a keymap file can move it); when
 2FA is enrolled a TOTP field is shown and Enter in it confirms. The kill-switch key is an app-level
 priority binding, so it is never typed into the TOTP field.
 """
@@ -16,6 +17,15 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from cockpit.keymap import scope_keys
+
+
+def bindings(scope: str) -> list[BindingType]:
+    """The Textual bindings of one screen, from the one key table (``cockpit.keymap.KEYS``)."""
+    return [
+        Binding(k.keys, k.action, k.label, priority=k.priority, id=k.id) for k in scope_keys(scope)
+    ]
 
 
 class ConfirmScreen(ModalScreen[tuple[bool, str]]):
@@ -32,11 +42,7 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
     ConfirmScreen #error { color: $error; }
     ConfirmScreen Horizontal { height: 3; align: right middle; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "confirm", "Confirm", id="confirm.yes"),
-        Binding("n", "cancel", "Cancel", id="confirm.no"),
-        Binding("escape", "cancel", "Cancel", id="confirm.escape"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("confirm")
 
     AUTO_FOCUS = "#cancel"  # Textual focuses it once mounted (no query that can miss)
 
@@ -95,9 +101,7 @@ class PromptScreen(ModalScreen[str | None]):
     PromptScreen > Vertical { width: 72; height: auto; border: thick $accent; background: $panel;
                               padding: 0 1; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="prompt.escape")
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("prompt")
 
     AUTO_FOCUS = "#value"
 
@@ -126,7 +130,7 @@ class NoticeScreen(ModalScreen[None]):
     NoticeScreen > Vertical { width: 72; height: auto; border: thick $error; background: $panel;
                               padding: 0 1; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "close", "OK", id="notice.ok")]
+    BINDINGS: ClassVar[list[BindingType]] = bindings("notice")
 
     def __init__(self, text: str) -> None:
         super().__init__()
