@@ -216,7 +216,7 @@ class EngineHost:
             feeds=feeds,
             recon=rt.booted.reconciler.last,
             audit_tail=audit_tail,
-            alerts=tuple(e.alerts),
+            alerts=tuple(e.recorder.alerts),
         )
 
     def arm_kill_switch_now(self, reason: str) -> None:

@@ -101,9 +101,9 @@ def run_case(cols: dict, n: int, every: int) -> dict:
         e.flush()
         booted.writer.wait_idle()
         wall = time.perf_counter() - t0
-        orders = len(e.orders)
-        fills = sum(len(o.trade_ids) for o in e.orders.values())
-        denials = e.denials
+        orders = len(e.order_cache.orders)
+        fills = sum(len(o.trade_ids) for o in e.order_cache.orders.values())
+        denials = e.kpis.denials
         audit_rows = e.recorder.chain.last_seq
         commit_s = booted.writer.commit_seconds
         error = booted.writer.error

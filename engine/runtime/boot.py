@@ -277,13 +277,15 @@ def _restore_flags(engine: Engine, con: Any, state: dict[str, str], halt: HaltFi
     """Incidents on screen, acknowledged orphans, kill switch (also after an unrecorded halt),
     safe mode: as they were when the previous run stopped."""
     if state.get("acked_orphans"):
-        engine.acked_orphans = set(msgspec.json.decode(state["acked_orphans"]))
+        engine.recon.acked_orphans = set(msgspec.json.decode(state["acked_orphans"]))
     # the journal's last entries stay on screen across restarts (incidents: small, unindexed)
     for ts, actor, note, ctx in con.execute(
         "SELECT ts_us, actor, note, context FROM incidents ORDER BY ts_us DESC LIMIT ?",
-        [engine.incidents.maxlen],
+        [engine.recorder.incidents.maxlen],
     ).fetchall()[::-1]:
-        engine.incidents.append(journal_entry(int(ts), str(actor), str(note), _context(str(ctx))))
+        engine.recorder.incidents.append(
+            journal_entry(int(ts), str(actor), str(note), _context(str(ctx)))
+        )
     if state.get("kill_switch") == "1":  # armed survives restarts; only an operator disarms
         engine.risk.kill_switch = True
         engine.risk.kill_reason = state.get("kill_reason", "armed before restart")
@@ -415,8 +417,8 @@ def _take_over(
     """Step 6: flags as they were (kill switch, safe mode, halt), open orders and positions
     adopted, today's counters rebuilt, the strategy attached."""
     engine.recorder.persisted.update(loaded.state)
-    engine.last_fill_ms = loaded.last_fill_ms
-    engine.base_fees_e8 = loaded.base_fees
+    engine.portfolio.base_fees_e8 = loaded.base_fees
+    engine.recon.last_fill_ms = loaded.last_fill_ms
     if hasattr(loaded.venue, "last_trade_ms"):  # catch-up starts from our last recorded fill
         loaded.venue.last_trade_ms.update(loaded.last_fill_ms)
     halt.prepare()

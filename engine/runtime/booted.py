@@ -127,7 +127,9 @@ class Booted:
         try:
             e.refresh()
             e.recorder.audit(
-                "engine", "shutdown", {"reason": reason, "ticks": e.ticks, "orders": len(e.orders)}
+                "engine",
+                "shutdown",
+                {"reason": reason, "ticks": e.market.ticks, "orders": len(e.order_cache.orders)},
             )
             e.flush()
             self.writer.wait_idle()

@@ -157,7 +157,7 @@ def _diagnostics(booted: Booted) -> dict[str, Query]:
             v = sorted(values)
             return float(v[min(len(v) - 1, int(len(v) * q))]) if v else 0.0
 
-        lat = list(engine.tick_to_submit_us)
+        lat = list(engine.kpis.tick_to_submit_us)
         lag = list(booted.lag_us or ())
         wake = list(booted.feed_wake_us or ())
         if args.get("garbage"):  # what the collector frees over that many seconds, by type
@@ -167,7 +167,7 @@ def _diagnostics(booted: Booted) -> dict[str, Query]:
             return {"garbage_top": saved.top(25)}
         if args.get("reset"):
             gcwatch.reset()
-            engine.tick_to_submit_us.clear()
+            engine.kpis.tick_to_submit_us.clear()
             for ring in (booted.feed_wake_us, booted.lag_us):
                 if ring is not None:
                     ring.clear()
@@ -178,7 +178,7 @@ def _diagnostics(booted: Booted) -> dict[str, Query]:
             "tick_to_submit_us_max": max(lat, default=0),
             "loop_lag_us_p99": pct(lag, 0.99),
             "loop_lag_us_max": max(lag, default=0),
-            "ticks": engine.ticks,
+            "ticks": engine.market.ticks,
             "gc": gcwatch.stats(),
             "feed_wake_us": [pct(wake, q) for q in (0.5, 0.9, 0.99, 0.999)],
             "gc_top": gcwatch.top_types() if args.get("types") else [],
@@ -190,7 +190,7 @@ def _diagnostics(booted: Booted) -> dict[str, Query]:
         duck = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_bytes))
         if duck is not None:
             out["duckdb_mib"] = round(duck / 2**20, 1)
-        out["orders_in_memory"] = len(engine.orders)
+        out["orders_in_memory"] = len(engine.order_cache.orders)
         if args.get("tags"):
             out["duckdb_tags"] = await asyncio.wrap_future(booted.writer.call(memwatch.duckdb_tags))
         if args.get("trace"):  # a diagnosis run under PYTHONTRACEMALLOC: growth by source line

@@ -66,7 +66,7 @@ def _ntp_check(engine: Any) -> dict[str, str]:
     published by the runtime, is red and holds trading where ``ntp`` is required)."""
     if not engine.cfg.clock.ntp_server:
         return _check("ntp", "ok", "not configured (venue time only)")
-    sig = engine.readiness.get("ntp")
+    sig = engine.market.readiness.get("ntp")
     if sig is None:
         return _check("ntp", "degraded", f"{engine.cfg.clock.ntp_server}: no answer yet")
     return _check("ntp", "ok" if sig[0] else "degraded", sig[2])
@@ -75,7 +75,7 @@ def _ntp_check(engine: Any) -> dict[str, str]:
 def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[str, Any]:
     cfg = engine.cfg
     now = engine.clock.now_us()
-    pending = [o for o in engine.open_orders.values() if o.status in UNRESOLVED]
+    pending = [o for o in engine.order_cache.open_orders.values() if o.status in UNRESOLVED]
     oldest = max(((now - (o.submitted_us or o.created_us)) / 1e6 for o in pending), default=0.0)
     skew = engine.clock.skew_ms()
     limit = cfg.risk.max_time_skew_ms

@@ -92,7 +92,7 @@ class Reconciler:
         self.last: ReconReport | None = None
         self.external: dict[str, VenueOrderView] = {}  # orphan orders, read-only
         # fetch venue trades from our last recorded fill on (not the venue's whole history)
-        self._since_ms: dict[str, int] = dict(getattr(engine, "last_fill_ms", {}))
+        self._since_ms: dict[str, int] = dict(engine.recon.last_fill_ms)
         self._lock = asyncio.Lock()
 
     async def run(self, source: str) -> ReconReport:
@@ -153,14 +153,14 @@ class Reconciler:
             details=details[:200],
         )
         self.last = report
-        e.readiness["recon"] = (
+        e.market.readiness["recon"] = (
             not alerts,
             time.monotonic() + self.ttl_s,
             "; ".join(alerts) or "reconciled",
         )
         record_run(e, report)
         if alerts:
-            e.alerts.extend(f"reconciliation: {a}" for a in alerts)
+            e.recorder.alerts.extend(f"reconciliation: {a}" for a in alerts)
             Commands(e).set_safe_mode(
                 True, "reconciler", "reconciliation alert: " + "; ".join(alerts)
             )
@@ -183,7 +183,7 @@ class Reconciler:
         """The venue's open orders: ours (state adopted or order adopted) and foreign ones."""
         e = self.engine
         for key, v in venue_open.items():
-            o = e.orders.get(v.client_order_id)
+            o = e.order_cache.orders.get(v.client_order_id)
             if o is not None:
                 if o.status != v.status and self._adopt_state(o, v):
                     note(
@@ -196,10 +196,10 @@ class Reconciler:
             elif v.client_order_id.startswith(self.prefix):
                 self._adopt_missing(v)
                 note("missing_in_db", v.symbol, v.client_order_id, "adopted")
-            elif key not in self.external and key not in e.acked_orphans:
+            elif key not in self.external and key not in e.recon.acked_orphans:
                 self.external[key] = v
-                e.orphan_keys.setdefault(v.symbol, set()).add(key)
-                e.market_blocked.block(
+                e.recon.orphan_keys.setdefault(v.symbol, set()).add(key)
+                e.market.blocked.block(
                     v.symbol,
                     blocks.ORPHAN,
                     (
@@ -217,17 +217,17 @@ class Reconciler:
         standing = []
         for key, v in list(self.external.items()):
             if key in venue_open:
-                if key not in e.acked_orphans:
+                if key not in e.recon.acked_orphans:
                     standing.append(
                         f"orphan order {key} on {v.symbol}: symbol blocked until acknowledged"
                     )
                 continue
             del self.external[key]  # filled or canceled at the venue: nothing left to block
-            keys = e.orphan_keys.get(v.symbol, set())
+            keys = e.recon.orphan_keys.get(v.symbol, set())
             keys.discard(key)
             if not keys:
-                e.orphan_keys.pop(v.symbol, None)
-                if e.market_blocked.unblock(v.symbol, blocks.ORPHAN):
+                e.recon.orphan_keys.pop(v.symbol, None)
+                if e.market.blocked.unblock(v.symbol, blocks.ORPHAN):
                     log.info("orphan %s gone from the venue: %s unblocked", key, v.symbol)
             details = "no longer open at the venue"
             note("orphan", v.symbol, v.client_order_id, "resolved", details)
@@ -240,7 +240,7 @@ class Reconciler:
         e = self.engine
         now_us = e.clock.now_us()
         later: list[Order] = []
-        for o in list(e.open_orders.values()):
+        for o in list(e.order_cache.open_orders.values()):
             if o.client_order_id in venue_open or not o.is_open:  # closed by an earlier await
                 continue
             if o.status in UNSENT and now_us - (o.submitted_us or o.created_us) < self.grace_us:
@@ -276,8 +276,8 @@ class Reconciler:
         )
         o.status = oms.SUBMITTED
         o.submitted_us = o.created_us
-        e.orders[cid] = o
-        e.open_orders[cid] = o
+        e.order_cache.orders[cid] = o
+        e.order_cache.open_orders[cid] = o
         e.on_venue_update(_update(v, e.clock.now_us()))
 
     async def _settle_missing(self, o: Order, note: Any, alerts: list[str]) -> None:
@@ -326,7 +326,7 @@ class Reconciler:
         known: set[str] | None = None
         for f in fills:
             self._since_ms[symbol] = max(self._since_ms.get(symbol, 0), f.ts_us // 1000)
-            o = e.orders.get(f.client_order_id)
+            o = e.order_cache.orders.get(f.client_order_id)
             if o is not None:
                 if f.trade_id not in o.trade_ids:
                     e.on_venue_fill(f)
@@ -343,23 +343,25 @@ class Reconciler:
                     )
                 }
             if known is not None and f.trade_id not in known:
-                e.unmatched_fills.setdefault(f.trade_id, f)
+                e.recon.unmatched_fills.setdefault(f.trade_id, f)
 
     async def _unmatched(self, note: Any, alerts: list[str]) -> None:
         """Fills whose order is not in memory: a duplicate of a recorded fill is dropped; a fill
         of an earlier session's order is applied after loading that order from the DB; a fill
         of a foreign order is an alert. Nothing is applied without knowing which case it is."""
         e = self.engine
-        if not e.unmatched_fills or self.db is None:
+        if not e.recon.unmatched_fills or self.db is None:
             return
-        for tid, f in list(e.unmatched_fills.items()):
+        for tid, f in list(e.recon.unmatched_fills.items()):
             if await self.db("SELECT 1 FROM fills WHERE trade_id = ?", [tid]):
-                del e.unmatched_fills[tid]  # already recorded: a late duplicate delivery
+                del e.recon.unmatched_fills[tid]  # already recorded: a late duplicate delivery
                 continue
             cid = f.client_order_id
-            if cid in e.orders:  # adopted by an earlier fill of this loop (or meanwhile)
-                del e.unmatched_fills[tid]
-                if tid not in e.orders[cid].trade_ids:
+            if (
+                cid in e.order_cache.orders
+            ):  # adopted by an earlier fill of this loop (or meanwhile)
+                del e.recon.unmatched_fills[tid]
+                if tid not in e.order_cache.orders[cid].trade_ids:
                     e.on_venue_fill(f)
                     note("missing_fill", f.symbol, cid, "recorded", tid)
                 continue
@@ -371,15 +373,15 @@ class Reconciler:
                         "SELECT trade_id FROM fills WHERE client_order_id = ?", [cid]
                     )
                 }
-                if cid in e.orders:  # arrived during the await: the loaded row is stale
+                if cid in e.order_cache.orders:  # arrived during the await: the loaded row is stale
                     continue
-                e.orders[cid] = Order.from_row(rows[0], tids)
-                del e.unmatched_fills[tid]
+                e.order_cache.orders[cid] = Order.from_row(rows[0], tids)
+                del e.recon.unmatched_fills[tid]
                 e.on_venue_fill(f)
                 note("missing_fill", f.symbol, cid, "recorded (order of an earlier session)", tid)
             elif cid.startswith(self.prefix):
                 u = await self.venue.query_order(cid, f.symbol)
-                if u is not None and cid not in e.orders:
+                if u is not None and cid not in e.order_cache.orders:
                     # the venue's filled quantity covers its other fills too (applied next)
                     o = Order(
                         cid,
@@ -390,14 +392,14 @@ class Reconciler:
                         created_us=f.ts_us,
                     )
                     o.status, o.submitted_us = oms.SUBMITTED, f.ts_us
-                    e.orders[cid] = o
-                    e.open_orders[cid] = o
-                    del e.unmatched_fills[tid]
+                    e.order_cache.orders[cid] = o
+                    e.order_cache.open_orders[cid] = o
+                    del e.recon.unmatched_fills[tid]
                     e.on_venue_update(u)
                     e.on_venue_fill(f)
                     note("missing_in_db", f.symbol, cid, "adopted with its fill", tid)
             else:
-                del e.unmatched_fills[tid]
+                del e.recon.unmatched_fills[tid]
                 note("orphan", f.symbol, cid, "alert", f"foreign trade {tid}")
                 alerts.append(f"trade {tid} of a foreign order on {f.symbol}")
 
@@ -409,7 +411,7 @@ class Reconciler:
         baseline = venue_baseline(e, balances)
         for symbol in e.symbols:
             base = symbol.split("/")[0]
-            held = e.positions[symbol].qty_e8 - e.base_fees_e8.get(symbol, 0)
+            held = e.portfolio.positions[symbol].qty_e8 - e.portfolio.base_fees_e8.get(symbol, 0)
             expected = baseline.get(base, 0) + held
             actual = balances.get(base, 0)
             if abs(actual - expected) >= e.lot(symbol):
@@ -428,7 +430,7 @@ class Reconciler:
         now = e.clock.now_us()
         late = [
             o
-            for o in e.open_orders.values()
+            for o in e.order_cache.open_orders.values()
             if o.status == oms.SUBMITTED and now - o.submitted_us > timeout_ms * 1000
         ]
         for o in late:
@@ -473,18 +475,18 @@ def venue_baseline(e: Engine, balances: dict[str, int]) -> dict[str, int]:
     Stored as balances minus our positions at that moment, so later runs compare
     ``balance == baseline + position`` for every base asset.
     """
-    if e.venue_baseline is None:
+    if e.recon.venue_baseline is None:
         raw = e.recorder.state("venue_baseline")
         if raw:
-            e.venue_baseline = {k: int(v) for k, v in msgspec.json.decode(raw).items()}
+            e.recon.venue_baseline = {k: int(v) for k, v in msgspec.json.decode(raw).items()}
         else:
             base = dict(balances)
-            for sym, p in e.positions.items():
+            for sym, p in e.portfolio.positions.items():
                 asset = sym.split("/")[0]
                 base[asset] = base.get(asset, 0) - p.qty_e8
-            e.venue_baseline = base
+            e.recon.venue_baseline = base
             e.recorder.set_state("venue_baseline", msgspec.json.encode(base).decode())
-    return e.venue_baseline
+    return e.recon.venue_baseline
 
 
 def _update(v: VenueOrderView, ts_us: int) -> Any:

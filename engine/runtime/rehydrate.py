@@ -22,12 +22,12 @@ log = logging.getLogger("engine.runtime.rehydrate")
 def adopt(e: Engine, orders: list[Order], positions: list[tuple[Any, ...]]) -> None:
     """Load open orders and positions from the DB at start (before any tick)."""
     for o in orders:
-        e.orders[o.client_order_id] = o
+        e.order_cache.orders[o.client_order_id] = o
         if o.is_open:
-            e.open_orders[o.client_order_id] = o
+            e.order_cache.open_orders[o.client_order_id] = o
     for row in positions:
         sym = str(row[0])
-        p = e.positions.get(sym) or Position(sym)
+        p = e.portfolio.positions.get(sym) or Position(sym)
         p.qty_e8, p.avg_price_e8, p.realized_pnl_e8, p.fees_e8, p.updated_us = (
             int(row[1]),
             int(row[2]),
@@ -35,11 +35,11 @@ def adopt(e: Engine, orders: list[Order], positions: list[tuple[Any, ...]]) -> N
             int(row[4]),
             int(row[5]),
         )
-        e.positions[sym] = p
-        e.realized_e8 += p.realized_pnl_e8
-        e.fees_e8 += p.fees_e8
+        e.portfolio.positions[sym] = p
+        e.portfolio.realized_e8 += p.realized_pnl_e8
+        e.portfolio.fees_e8 += p.fees_e8
     # exposure = these positions + every open order loaded (including journal-recovered intents)
     e.exposure.rebuild(
-        e.open_orders.values(),
-        {s: (p.qty_e8, p.avg_price_e8) for s, p in e.positions.items()},
+        e.order_cache.open_orders.values(),
+        {s: (p.qty_e8, p.avg_price_e8) for s, p in e.portfolio.positions.items()},
     )

@@ -134,11 +134,13 @@ async def drain_in_flight(booted: Booted, timeout_s: float = 3.0) -> int:
     engine = booted.engine
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        in_flight = sum(1 for o in engine.open_orders.values() if o.status in _IN_FLIGHT)
+        in_flight = sum(
+            1 for o in engine.order_cache.open_orders.values() if o.status in _IN_FLIGHT
+        )
         if not in_flight:
             return 0
         await asyncio.sleep(0.005)
-    left = sum(1 for o in engine.open_orders.values() if o.status in _IN_FLIGHT)
+    left = sum(1 for o in engine.order_cache.open_orders.values() if o.status in _IN_FLIGHT)
     log.warning("shutdown with %d order(s) still unanswered: resolved at next start", left)
     return left
 
@@ -311,21 +313,23 @@ class EngineRuntime:
         ttl = clock.monotonic_ns() / 1e9 + 5.0
         staleness_us = self.cfg.risk.max_data_staleness_ms * 1000
         stale = [
-            s for s in engine.symbols if now_us - engine.last_quote_us.get(s, 0) > staleness_us
+            s
+            for s in engine.symbols
+            if now_us - engine.market.last_quote_us.get(s, 0) > staleness_us
         ]
-        engine.readiness["market_data"] = (
+        engine.market.readiness["market_data"] = (
             not stale,
             ttl,
             f"stale: {', '.join(stale)}" if stale else "quotes fresh",
         )
         venue_ok = wiring.venue_ready() if wiring is not None else True
-        engine.readiness["venue"] = (
+        engine.market.readiness["venue"] = (
             venue_ok,
             ttl,
             "user stream up" if venue_ok else "venue user stream down",
         )
         ntp_ok, ntp_detail = ntp_readiness(self.ntp)
-        engine.readiness["ntp"] = (ntp_ok, ttl, ntp_detail)
+        engine.market.readiness["ntp"] = (ntp_ok, ttl, ntp_detail)
         engine.refresh()
         if wiring is not None:
             wiring.export()

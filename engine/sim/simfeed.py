@@ -155,7 +155,7 @@ class SimFeed:
         # tick→submit (timer, loop, GIL hand-off), apart from the engine's own work
         self.wake_us.append((since_t0 - self.steps * self.interval_ns) // 1000)
         while self.steps < due:
-            engine.tick_due_ns = self._t0_ns + self.steps * self.interval_ns
+            engine.kpis.tick_due_ns = self._t0_ns + self.steps * self.interval_ns
             self.steps += 1
             now_ns = engine.clock.now_ns()
             for tick in self.sim.step():

@@ -96,7 +96,7 @@ class ModelStrategy:
         if abs(delta) < lot or abs(delta) * mid // SCALE < e.venue.limits(symbol).min_notional_e8:
             return  # below what the venue accepts: not worth a denial at every decision
         side: Side = "buy" if delta > 0 else "sell"
-        q = e.quotes[symbol]
+        q = e.market.quotes[symbol]
         e.submit(
             SubmitOrder(
                 decision_id=did,

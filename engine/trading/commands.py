@@ -68,7 +68,7 @@ class Commands:
 
     def cancel(self, client_order_id: str, actor: str, reason: str = "") -> CommandResult:
         e = self.engine
-        o = e.open_orders.get(client_order_id)
+        o = e.order_cache.open_orders.get(client_order_id)
         if o is None:
             return CommandResult(ok=False, message=f"no open order {client_order_id}")
         e.recorder.audit(
@@ -79,7 +79,9 @@ class Commands:
 
     def cancel_all(self, symbol: str | None, actor: str, reason: str = "") -> CommandResult:
         e = self.engine
-        targets = [o for o in e.open_orders.values() if symbol is None or o.symbol == symbol]
+        targets = [
+            o for o in e.order_cache.open_orders.values() if symbol is None or o.symbol == symbol
+        ]
         e.recorder.audit(
             actor,
             "cancel_all_requested",
@@ -110,15 +112,17 @@ class Commands:
     def acknowledge_orphans(self, symbol: str, actor: str, reason: str = "") -> CommandResult:
         """Lift an orphan block (the orphan stays tracked read-only by the reconciler)."""
         e = self.engine
-        why = e.market_blocked.causes(symbol).get(blocks.ORPHAN, "")
+        why = e.market.blocked.causes(symbol).get(blocks.ORPHAN, "")
         if not why:
             return CommandResult(ok=False, message=f"{symbol}: no orphan block to acknowledge")
-        e.market_blocked.unblock(symbol, blocks.ORPHAN)  # a gap still resyncing keeps its block
-        keys = sorted(e.orphan_keys.pop(symbol, set()))
-        e.acked_orphans.update(
+        e.market.blocked.unblock(symbol, blocks.ORPHAN)  # a gap still resyncing keeps its block
+        keys = sorted(e.recon.orphan_keys.pop(symbol, set()))
+        e.recon.acked_orphans.update(
             keys
         )  # these stay acknowledged across restarts; new ones block again
-        e.recorder.set_state("acked_orphans", msgspec.json.encode(sorted(e.acked_orphans)).decode())
+        e.recorder.set_state(
+            "acked_orphans", msgspec.json.encode(sorted(e.recon.acked_orphans)).decode()
+        )
         e.recorder.audit(
             actor,
             "orphans_acknowledged",
@@ -139,7 +143,7 @@ class Commands:
             "safe_mode": r.safe_mode,
             "kill_switch": r.kill_switch,
             "halted": e.halted_reason,
-            "open_orders": len(e.open_orders),
+            "open_orders": len(e.order_cache.open_orders),
             "equity": r.equity_e8 / 1e8,
             "skew_ms": e.clock.skew_ms(),
             "orders_today": r.orders_today,
@@ -147,7 +151,7 @@ class Commands:
         ctx = msgspec.json.encode(context).decode()
         now = e.clock.now_us()
         e.recorder.add("incidents", (now, actor, note, ctx))
-        e.incidents.append(journal_entry(now, actor, note, context))
+        e.recorder.incidents.append(journal_entry(now, actor, note, context))
         e.recorder.audit(actor, "incident", {"note": note, "context": context})
         return CommandResult(ok=True, message="incident recorded")
 

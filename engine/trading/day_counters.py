@@ -58,7 +58,7 @@ def rebuild(e: Engine, con: Any) -> None:
             o.qty_e8,
             o.limit_price_e8 or o.arrival_mid_e8,
         )
-        for o in e.orders.values()
+        for o in e.order_cache.orders.values()
         if o.client_order_id not in seen and start_us <= o.created_us < start_us + US_PER_DAY
     ]
     for _, strategy, symbol, routed, qty, px in [*rows, *recovered]:

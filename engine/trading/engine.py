@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -29,16 +28,19 @@ from engine.core.events import (
     VenueFill,
     VenueOrderUpdate,
 )
-from engine.core.samples import Samples
 from engine.core.units import SCALE
 from engine.obs.metrics import EngineMetrics
 from engine.security.audit import AuditChain
 from engine.store.writer import Batch
-from engine.trading import day_counters, oms, telemetry, windows
-from engine.trading.blocks import MarketBlocks
+from engine.trading import day_counters, oms, telemetry
 from engine.trading.gates import GateContext, GatePipeline, GateState
+from engine.trading.kpis import Kpis
+from engine.trading.market import MarketState
 from engine.trading.oms import Order
-from engine.trading.positions import Position, slippage_bps
+from engine.trading.order_cache import OrderCache
+from engine.trading.portfolio import Portfolio
+from engine.trading.positions import slippage_bps
+from engine.trading.recon_state import ReconState
 from engine.trading.recorder import Recorder
 from engine.trading.risk import BudgetGate, RiskState, standard_gates
 from engine.trading.telemetry import export_metrics
@@ -84,21 +86,13 @@ class Engine:
         self.on_batch = on_batch
         self.ids = oms.DecisionIds(cfg.oms.client_id_prefix, session)
 
-        self.quotes: dict[str, tuple[int, int, int, int]] = {}
-        self.last_quote_us: dict[str, int] = {s: 0 for s in self.symbols}
-        self.ticks = 0
-        self.ticks_exported = 0  # ticks already counted in the metrics (telemetry)
-        self.last_trade: dict[str, tuple[int, int, int]] = {}
-        self.market_blocked = MarketBlocks()  # symbol -> reason, each cause lifted on its own
-        # readiness signals: name -> (ok, expiry on the engine clock in s, reason)
-        self.readiness: dict[str, tuple[bool, float, str]] = {}
-        self.worst_gap_us: dict[str, int] = {s: 0 for s in self.symbols}
-        self.trade_volume_e8: dict[str, int] = {}
-
-        self.orders: dict[str, Order] = {}
-        self.open_orders: dict[str, Order] = {}
-        self.start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
-        self.risk = RiskState(self.start_equity_e8)
+        # the state, each part with its owner
+        self.market = MarketState(self.symbols)  # quotes, staleness, blocks, readiness
+        self.order_cache = OrderCache()  # orders, open orders, recent windows
+        start_equity_e8 = int(cfg.paper.starting_balance_usd * SCALE)
+        self.portfolio = Portfolio(self.symbols, start_equity_e8)  # positions, PnL, fees
+        self.kpis = Kpis()  # latency, outcomes, denials, trade counts
+        self.risk = RiskState(start_equity_e8)
         self.exposure = self.risk.exposure  # the one exposure book (engine/trading/exposure.py)
         self.risk.safe_mode = bool(cfg.risk.safe_mode)
         if cfg.risk.kill_switch_armed_at_start:
@@ -106,12 +100,12 @@ class Engine:
         gates = standard_gates(
             risk=self.risk,
             clock=clock,
-            last_quote_us=self.last_quote_us,
+            last_quote_us=self.market.last_quote_us,
             lot_e8=self.lot,
-            market_blocked=self.market_blocked,
-            readiness=self.readiness,
+            market_blocked=self.market.blocked,
+            readiness=self.market.readiness,
             required=tuple(cfg.live.readiness_required),
-            mark_e8=self.mid_e8,
+            mark_e8=self.market.mid_e8,
             venue=venue,
             r=cfg.risk,
             m=cfg.models,
@@ -122,37 +116,9 @@ class Engine:
         self.gates = GatePipeline(gates, on_change=self._gate_changed)
         self._ctx = GateContext()
 
-        self.positions: dict[str, Position] = {s: Position(s) for s in self.symbols}
-        self.realized_e8 = 0
-        self.fees_e8 = 0
-
-        # changed since the last flush: handed to the writer as upserts (telemetry.flush_rows)
-        self.dirty_orders: dict[str, Order] = {}
-        self.dirty_positions: set[str] = set()
         self.halted_reason = ""
-        self.recent_slippage: deque[float] = deque(maxlen=500)
-        self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
-        # tick -> venue submit latency (µs) when the feed stamps when each tick was due
-        self.tick_due_ns = 0
-        self.tick_to_submit_us = Samples(2**17)
-        self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
-        # incident journal, newest last: (ts_us, actor, note, active gates, flags) for screens
-        self.incidents: deque[tuple[int, str, str, str, str]] = deque(maxlen=20)
-        self.recent_latency_ms: deque[float] = deque(maxlen=500)
-        self.recent_outcomes: deque[int] = deque(maxlen=500)  # 1 = error
-        self.recent_orders: dict[str, Order] = {}  # last updated, oldest first (screens, bounded)
-        self.recent_closed: dict[str, deque[tuple[int, int]]] = {}  # symbol -> (qty, filled)
-        self.denials = 0
-        self.trades_placed = 0  # orders placed this session, all routes (the canary panel)
-        self.canary_placed = 0  # ... of which on the challenger route
         self.log_orders = True
-        # venue balances at the first reconciliation of the day (the reconciler's baseline)
-        self.venue_baseline: dict[str, int] | None = None
-        self.last_fill_ms: dict[str, int] = {}  # per symbol, from the DB at boot
-        self.orphan_keys: dict[str, set[str]] = {}  # symbol -> foreign venue orders blocking it
-        self.acked_orphans: set[str] = set()  # acknowledged by an operator (persisted)
-        self.unmatched_fills: dict[str, VenueFill] = {}  # trade id -> fill of an unknown order
-        self.base_fees_e8: dict[str, int] = {}  # commissions paid in the base asset, per symbol
+        self.recon = ReconState()  # orphans, acknowledgements, unmatched fills, baseline
         self.metrics_recovered = metrics.outbox_recovered
         self.metrics_dupes = metrics.outbox_dupes
 
@@ -164,8 +130,7 @@ class Engine:
         return self._lot.get(symbol, 1)
 
     def mid_e8(self, symbol: str) -> int:
-        q = self.quotes.get(symbol)
-        return (q[0] + q[1]) // 2 if q else 0
+        return self.market.mid_e8(symbol)
 
     # --- market data (hot path) ------------------------------------------------------------
 
@@ -176,13 +141,14 @@ class Engine:
             self._clock_set(ts_ns)
         if bid_e8 <= 0 or ask_e8 < bid_e8:
             return  # malformed quote: never let it reach prices or the venue
-        self.quotes[symbol] = (bid_e8, ask_e8, bid_sz_e8, ask_sz_e8)
+        mk = self.market  # written inline, not through a method: this runs for every tick
+        mk.quotes[symbol] = (bid_e8, ask_e8, bid_sz_e8, ask_sz_e8)
         ts_us = ts_ns // 1000
-        last = self.last_quote_us.get(symbol, 0)
-        if last and ts_us - last > self.worst_gap_us.get(symbol, 0):
-            self.worst_gap_us[symbol] = ts_us - last  # worst staleness actually experienced
-        self.last_quote_us[symbol] = ts_us
-        self.ticks += 1
+        last = mk.last_quote_us.get(symbol, 0)
+        if last and ts_us - last > mk.worst_gap_us.get(symbol, 0):
+            mk.worst_gap_us[symbol] = ts_us - last  # worst staleness actually experienced
+        mk.last_quote_us[symbol] = ts_us
+        mk.ticks += 1
         self.venue.on_quote(symbol, bid_e8, ask_e8, bid_sz_e8, ask_sz_e8, ts_ns)
         strategy = self.strategy
         if strategy is not None:
@@ -194,10 +160,7 @@ class Engine:
         """A public trade print: kept as last price / volume in the market-state cache."""
         if self._clock_set is not None:
             self._clock_set(ts_ns)
-        if price_e8 <= 0 or qty_e8 <= 0:
-            return
-        self.last_trade[symbol] = (price_e8, qty_e8, ts_ns)
-        self.trade_volume_e8[symbol] = self.trade_volume_e8.get(symbol, 0) + qty_e8
+        self.market.on_trade(symbol, price_e8, qty_e8, ts_ns)
 
     # --- decisions ---------------------------------------------------------------------------
 
@@ -231,7 +194,7 @@ class Engine:
         risk = self.risk
         if risk.roll(now):
             day_counters.rolled(self)
-        q = self.quotes.get(cmd.symbol)
+        q = self.market.quotes.get(cmd.symbol)
         ctx = self._ctx
         ctx.symbol = cmd.symbol
         ctx.side = cmd.side
@@ -250,7 +213,7 @@ class Engine:
         ctx.reduce_qty_e8 = self.exposure.reducing_part(cmd.symbol, cmd.side, cmd.qty_e8)
         if ctx.notes:
             ctx.notes.clear()
-        if cmd.qty_e8 <= 0 or cmd.symbol not in self.positions:
+        if cmd.qty_e8 <= 0 or cmd.symbol not in self.portfolio.positions:
             return self._deny(cmd, "input", f"bad order: {cmd.symbol} qty_e8={cmd.qty_e8}", now)
         denied = self.gates.evaluate(ctx)
         for gate, reason in ctx.notes:
@@ -259,7 +222,8 @@ class Engine:
         if denied is not None:
             return self._deny(cmd, denied[0], denied[1], now)
         cid = oms.client_order_id(cmd.decision_id)
-        if cid in self.orders:
+        oc = self.order_cache
+        if cid in oc.orders:
             self.metrics_dupes.inc()
             return self._deny(cmd, "idempotency", f"client order id {cid} already used", now)
         order = Order(
@@ -278,8 +242,7 @@ class Engine:
             decided_us=ctx.decision_us,
             send_by_us=ctx.decision_us + self.decision_ttl_us,  # the venue re-checks at send
         )
-        self.orders[cid] = order
-        self.open_orders[cid] = order
+        oc.add(order)
         self.exposure.sync(order)  # counted before it can leave (a venue may answer inline)
         risk.note_sent(ctx)
         if self.journal is not None and not self.venue.in_process:
@@ -300,7 +263,7 @@ class Engine:
                 crashpoints.hit("after_intent_durable")
         order.transition(oms.SUBMITTED, now)
         order.submitted_us = now
-        self.dirty_orders[cid] = order
+        oc.dirty_orders[cid] = order
         self.recorder.audit(
             cmd.actor,
             "order_submitted",
@@ -321,19 +284,20 @@ class Engine:
         (sub or m.orders_submitted.labels(cmd.symbol)).inc()
         m.status_by["submitted"].inc()
         m.trades.inc()
-        self.trades_placed += 1
+        k = self.kpis
+        k.trades_placed += 1
         if routed == "challenger":
             m.canary_trades.inc()
-            self.canary_placed += 1
+            k.canary_placed += 1
         self.venue.submit(order)
-        if self.tick_due_ns:
-            self.tick_to_submit_us.append((time.monotonic_ns() - self.tick_due_ns) // 1000)
+        if k.tick_due_ns:
+            k.tick_to_submit_us.append((time.monotonic_ns() - k.tick_due_ns) // 1000)
         if self.log_orders:  # after the submit: formatting and I/O stay off the order path
             log.info("order submitted %s %s %s %s", cid, cmd.symbol, cmd.side, ctx.qty_e8 / SCALE)
         return CommandResult(ok=True, message="submitted", ref=cid)
 
     def _deny(self, cmd: SubmitOrder, gate: str, reason: str, now: int) -> CommandResult:
-        self.denials += 1
+        self.kpis.denials += 1
         self.recorder.gate_event(now, gate, "deny", cmd.symbol, cmd.decision_id, reason)
         self.metrics.orders_denied.labels(gate).inc()
         if self.log_orders:
@@ -355,7 +319,7 @@ class Engine:
     # --- venue reports (VenueSink) -----------------------------------------------------------
 
     def on_venue_update(self, u: VenueOrderUpdate) -> None:
-        o = self.orders.get(u.client_order_id)
+        o = self.order_cache.orders.get(u.client_order_id)
         if o is None:
             self.metrics.orders_error.labels("unknown_order").inc()
             log.error("venue update for unknown order %s (%s)", u.client_order_id, u.status)
@@ -363,11 +327,11 @@ class Engine:
         self.exposure.sync(o)  # an order adopted by reconciliation is counted from here on
         if u.venue_order_id and not o.venue_order_id:
             o.venue_order_id = u.venue_order_id
-            self.dirty_orders[o.client_order_id] = o
+            self.order_cache.dirty_orders[o.client_order_id] = o
         was = o.status
         if was in (oms.SUBMITTED, oms.UNKNOWN) and u.status != oms.REJECTED:
             lat_ms = (u.ts_us - o.submitted_us) / 1000.0
-            self.recent_latency_ms.append(lat_ms)
+            self.kpis.recent_latency_ms.append(lat_ms)
             self.metrics.place_latency.observe(max(lat_ms, 0.0) / 1000.0)
         if u.status in (oms.PARTIALLY_FILLED, oms.FILLED) and u.filled_qty_e8 > o.filled_qty_e8:
             return  # fills carry the quantity; the status follows when they arrive
@@ -376,21 +340,20 @@ class Engine:
         self.order_changed(o, was)
 
     def order_changed(self, o: Order, was: str) -> None:
-        self.dirty_orders[o.client_order_id] = o
+        self.order_cache.dirty_orders[o.client_order_id] = o
         self.exposure.sync(o)  # a fill shrinks the remainder; a terminal state releases it
         st = self.metrics.status_by.get(o.status)
         if st is not None:
             st.inc()
         if o.status == oms.REJECTED:
-            self.recent_outcomes.append(1)
+            self.kpis.recent_outcomes.append(1)
             self.metrics.orders_error.labels(oms.reason_class(o.reason)).inc()
             log.warning("order rejected %s: %s", o.client_order_id, o.reason)
-            self.alerts.append(f"order {o.client_order_id} rejected: {o.reason}")
+            self.recorder.alerts.append(f"order {o.client_order_id} rejected: {o.reason}")
         if o.status in oms.TERMINAL:
-            self.open_orders.pop(o.client_order_id, None)
+            self.order_cache.closed(o)
             if o.status != oms.REJECTED:
-                self.recent_outcomes.append(0)
-                windows.note_closed(self, o)
+                self.kpis.recent_outcomes.append(0)
             self.recorder.audit(
                 "venue",
                 "order_final",
@@ -404,11 +367,11 @@ class Engine:
             )
 
     def on_venue_fill(self, f: VenueFill) -> None:
-        o = self.orders.get(f.client_order_id)
+        o = self.order_cache.orders.get(f.client_order_id)
         if o is None:
             # an order of an earlier session (only open orders are loaded at start), or a
             # foreign one: the reconciler settles it against the DB; never applied blind
-            self.unmatched_fills[f.trade_id] = f
+            self.recon.unmatched_fills[f.trade_id] = f
             return
         if f.trade_id in o.trade_ids:
             return  # duplicate delivery (reconnect backlog, REST catch-up)
@@ -416,11 +379,8 @@ class Engine:
         if not o.apply_fill(f.trade_id, f.qty_e8, f.price_e8, f.ts_us):
             self.halt(f"overfill on {o.client_order_id}: trade {f.trade_id} qty {f.qty_e8}")
             return
-        pos = self.positions[f.symbol]
-        self.realized_e8 += pos.apply_fill(f.side, f.qty_e8, f.price_e8, f.fee_e8, f.ts_us)
-        self.fees_e8 += f.fee_e8
-        if f.fee_base_e8:
-            self.base_fees_e8[f.symbol] = self.base_fees_e8.get(f.symbol, 0) + f.fee_base_e8
+        pf = self.portfolio
+        pos = pf.apply_fill(f)
         self.exposure.set_filled(f.symbol, pos.qty_e8, f.price_e8)
         slip = slippage_bps(f.side, f.price_e8, o.arrival_mid_e8)
         lat_ms = (f.ts_us - o.submitted_us) / 1000.0 if o.submitted_us else 0.0
@@ -442,11 +402,7 @@ class Engine:
                 f.fee_base_e8,
             ),
         )
-        self.dirty_positions.add(f.symbol)
-        self.recent_slippage.append(slip)
-        self.recent_fills.appendleft(
-            (f.trade_id, f.client_order_id, f.symbol, f.side, f.qty_e8, f.price_e8, slip, f.ts_us)
-        )
+        pf.note_fill(f, slip)
         self.recorder.audit("venue", "fill", f)
         fb = self.metrics.fills_by.get(f.symbol)
         (fb or self.metrics.fills.labels(f.symbol)).inc()
@@ -456,13 +412,13 @@ class Engine:
 
     def unrealized_e8(self) -> int:
         """Open positions marked at the current mids (reads only)."""
-        return sum(p.unrealized_e8(self.mid_e8(s)) for s, p in self.positions.items())
+        return self.portfolio.unrealized_e8(self.market.mid_e8)
 
     def mark_to_market(self) -> int:
         """Re-mark equity (the drawdown gate reads it); returns the unrealised PnL. Done by
         ``refresh`` once a second, headless and under the cockpit alike."""
         unreal = self.unrealized_e8()
-        self.risk.equity_e8 = self.start_equity_e8 + self.realized_e8 - self.fees_e8 + unreal
+        self.risk.equity_e8 = self.portfolio.equity_e8(unreal)
         return unreal
 
     def refresh(self) -> None:
@@ -477,19 +433,8 @@ class Engine:
     def flush(self) -> int:
         """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
         n = telemetry.flush_rows(self)
-        if len(self.orders) > MAX_ORDERS_IN_MEMORY:
-            self._prune_orders()
+        self.order_cache.prune(MAX_ORDERS_IN_MEMORY)
         return n
-
-    def _prune_orders(self) -> None:
-        """Bounded memory: forget the oldest closed orders (already handed to the writer); a late
-        fill for one is settled against the DB by the reconciler, never applied blind."""
-        dirty = self.dirty_orders
-        windows.forget_oldest(
-            self.orders,
-            MAX_ORDERS_IN_MEMORY * 4 // 5,
-            lambda cid, o: o.status in oms.TERMINAL and cid not in dirty,
-        )
 
     # --- the engine's own safety reactions (operator commands: engine/trading/commands.py) ----
 
@@ -502,7 +447,7 @@ class Engine:
         self.recorder.audit(actor, "kill_switch_armed", {"reason": r.kill_reason})
         self.gates.refresh(self.clock.now_us())
         self.metrics.kill_switch.set(1)
-        for o in list(self.open_orders.values()):  # stop resting exposure too
+        for o in list(self.order_cache.open_orders.values()):  # stop resting exposure too
             if o.status in (oms.ACCEPTED, oms.PARTIALLY_FILLED):
                 self.venue.cancel(o.client_order_id, o.symbol)
         log.warning("kill switch armed by %s: %s", actor, r.kill_reason)
@@ -513,7 +458,7 @@ class Engine:
         if not self.halted_reason:
             self.halted_reason = reason
             log.critical("HALT: %s", reason)
-            self.alerts.append(f"HALT: {reason}")
+            self.recorder.alerts.append(f"HALT: {reason}")
             self.arm_kill_switch("engine", f"halted: {reason}")
 
     def status(self) -> dict[str, Any]:

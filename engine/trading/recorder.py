@@ -1,8 +1,9 @@
 """What the engine records: DB rows for the single writer, the audit chain, and persisted state.
 
 Role: the one owner of the pending `Batch` (rows handed to the DuckDB writer at each flush), the
-HMAC audit chain and its recent tail (for screens), and the `engine_state` key/value rows (read
-once at boot, upserted on change). Every module records through these public methods — no one
+HMAC audit chain and its recent tail (for screens), the `engine_state` key/value rows (read
+once at boot, upserted on change), and the bounded alert and incident-journal tails the screens
+show. Every module records through these public methods — no one
 appends to the batch or the chain by hand.
 
 Invariants: an audit record is appended to the chain and to the batch in the same call, so the
@@ -23,7 +24,7 @@ from engine.store.writer import Batch
 class Recorder:
     """Rows, audit records and persisted state of one engine session (engine thread only)."""
 
-    __slots__ = ("audit_tail", "batch", "chain", "clock", "persisted")
+    __slots__ = ("alerts", "audit_tail", "batch", "chain", "clock", "incidents", "persisted")
 
     def __init__(self, chain: AuditChain, clock: Clock) -> None:
         self.chain = chain
@@ -31,6 +32,10 @@ class Recorder:
         self.batch = Batch()
         self.audit_tail: deque[Any] = deque(maxlen=30)  # newest last, for the audit panel
         self.persisted: dict[str, str] = {}  # engine_state rows read at boot
+        self.alerts: deque[str] = deque(maxlen=50)  # newest last: halts, rejections, recon alerts
+        # incident journal, newest last: (ts_us, actor, note, active gates, flags) for screens;
+        # the full context is in the DB's incidents table
+        self.incidents: deque[tuple[int, str, str, str, str]] = deque(maxlen=20)
 
     def audit(self, actor: str, kind: str, payload: object) -> None:
         """Append one record to the chain and to the batch (an AuditRecord is a NamedTuple in

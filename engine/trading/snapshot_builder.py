@@ -26,7 +26,7 @@ from engine.snapshot import (
     SymbolView,
 )
 from engine.trading.engine import Engine
-from engine.trading.windows import fill_ratio, latest_orders, p95
+from engine.trading.windows import p95
 
 
 class RegistryView(Protocol):
@@ -83,24 +83,30 @@ class SnapshotBuilder:
         now = e.clock.now_us()
         r = e.risk
         unreal = e.unrealized_e8()
-        pnl = (e.realized_e8 - e.fees_e8 + unreal) / SCALE
-        equity = (e.start_equity_e8 + e.realized_e8 - e.fees_e8 + unreal) / SCALE
+        pnl = (e.portfolio.realized_e8 - e.portfolio.fees_e8 + unreal) / SCALE
+        equity = (
+            e.portfolio.start_equity_e8 + e.portfolio.realized_e8 - e.portfolio.fees_e8 + unreal
+        ) / SCALE
         skew = e.clock.skew_ms()
         self.skew.append(skew)
         self.pnl.append(pnl)
-        if e.recent_latency_ms:
-            self.latency.append(e.recent_latency_ms[-1])
+        if e.kpis.recent_latency_ms:
+            self.latency.append(e.kpis.recent_latency_ms[-1])
         syms = []
         # KPIs over engine-wide recent windows: computed once, not once per symbol
-        err = sum(e.recent_outcomes) / len(e.recent_outcomes) if e.recent_outcomes else 0.0
-        place_p95, slip_p95 = p95(e.recent_latency_ms), p95(e.recent_slippage)
+        err = (
+            sum(e.kpis.recent_outcomes) / len(e.kpis.recent_outcomes)
+            if e.kpis.recent_outcomes
+            else 0.0
+        )
+        place_p95, slip_p95 = p95(e.kpis.recent_latency_ms), p95(e.portfolio.recent_slippage)
         for s in e.symbols:
-            q = e.quotes.get(s)
+            q = e.market.quotes.get(s)
             mid = (q[0] + q[1]) / 2 / SCALE if q else 0.0
             if mid:
                 self.prices.setdefault(s, deque(maxlen=self.history)).append(mid)
-            p = e.positions[s]
-            last = e.last_quote_us.get(s, 0)
+            p = e.portfolio.positions[s]
+            last = e.market.last_quote_us.get(s, 0)
             syms.append(
                 SymbolView(
                     symbol=s,
@@ -114,7 +120,7 @@ class SnapshotBuilder:
                     error_rate=err,
                     p95_place_ms=place_p95,
                     slippage_p95_bps=slip_p95,
-                    fill_ratio=fill_ratio(e, s),
+                    fill_ratio=e.order_cache.fill_ratio(s),
                 )
             )
         bg = e.budget_gate
@@ -129,7 +135,7 @@ class SnapshotBuilder:
             BudgetView(scope="strategy", key=k, used=v, limit=bg.per_strategy)
             for k, v in sorted(r.orders_by_strategy.items())
         ]
-        orders = latest_orders(e, 50)
+        orders = e.order_cache.latest(50)
         reg: RegistryView | None = getattr(strategy, "registry", None)
         last_recon = recon
         return EngineSnapshot(
@@ -189,7 +195,7 @@ class SnapshotBuilder:
                     slippage_bps=sl,
                     ts_us=ts,
                 )
-                for t, c, sy, sd, q, px, sl, ts in e.recent_fills
+                for t, c, sy, sd, q, px, sl, ts in e.portfolio.recent_fills
             ),
             model=ModelView(
                 champion=reg.champion_id if reg else "-",
@@ -197,8 +203,8 @@ class SnapshotBuilder:
                 pinned=reg.pinned if reg else None,
                 canary_share=reg.canary_share if reg else 0.0,
                 psi=tuple(sorted(r.psi.items())),
-                canary_trades=e.canary_placed,
-                total_trades=e.trades_placed,
+                canary_trades=e.kpis.canary_placed,
+                total_trades=e.kpis.trades_placed,
             ),
             recon=None
             if not last_recon
@@ -212,15 +218,15 @@ class SnapshotBuilder:
             ),
             alerts=alerts,
             audit=audit_tail,
-            ticks=e.ticks,
-            open_orders=len(e.open_orders),
-            incidents=tuple(IncidentView(*i) for i in e.incidents),
+            ticks=e.market.ticks,
+            open_orders=len(e.order_cache.open_orders),
+            incidents=tuple(IncidentView(*i) for i in e.recorder.incidents),
         )
 
 
 def _feeds(e: Engine, feeds: FeedSource | None, now: int) -> list[FeedView]:
     if feeds is None:  # paper: the embedded simulator is the feed
-        last = max(e.last_quote_us.values(), default=0)
+        last = max(e.market.last_quote_us.values(), default=0)
         return [
             FeedView(
                 name="sim",

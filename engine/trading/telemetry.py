@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.core.units import SCALE
-from engine.trading.windows import RECENT_ORDERS, p95
+from engine.trading.windows import p95
 
 if TYPE_CHECKING:
     from engine.trading.engine import Engine
@@ -28,19 +28,21 @@ OUTBOX_STATUS = {
 
 def export_metrics(e: Engine, now: int, unreal: int) -> None:
     m = e.metrics
-    m.ticks.inc(e.ticks - e.ticks_exported)
-    e.ticks_exported = e.ticks
+    m.ticks.inc(e.market.ticks - e.market.ticks_exported)
+    e.market.ticks_exported = e.market.ticks
     gross = 0
     for s in e.symbols:
         worst = e.exposure.worst(s) * e.mid_e8(s) // SCALE
         gross += worst
         m.exposure_worst.labels(s).set(worst / SCALE)
-        last = e.last_quote_us.get(s, 0)
+        last = e.market.last_quote_us.get(s, 0)
         m.stale_by[s].set((now - last) / 1e6 if last else 0.0)
-        m.stale_worst.labels(s).set(max(e.worst_gap_us.get(s, 0), now - last if last else 0) / 1e6)
-        m.position_by[s].set(e.positions[s].qty_e8 / SCALE)
+        m.stale_worst.labels(s).set(
+            max(e.market.worst_gap_us.get(s, 0), now - last if last else 0) / 1e6
+        )
+        m.position_by[s].set(e.portfolio.positions[s].qty_e8 / SCALE)
     m.exposure_gross.set(gross / SCALE)
-    m.pnl_realized.set((e.realized_e8 - e.fees_e8) / SCALE)
+    m.pnl_realized.set((e.portfolio.realized_e8 - e.portfolio.fees_e8) / SCALE)
     m.pnl_unrealized.set(unreal / SCALE)
     m.equity.set(e.risk.equity_e8 / SCALE)
     m.positions_open.set(e.risk.open_positions())
@@ -55,14 +57,16 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
         g = m.gate_active.get(st.name)
         if g is not None:
             g.set(1 if st.active else 0)
-    m.outbox_pending.set(sum(1 for o in e.open_orders.values() if o.status in _IN_FLIGHT))
+    m.outbox_pending.set(
+        sum(1 for o in e.order_cache.open_orders.values() if o.status in _IN_FLIGHT)
+    )
     m.audit_seq.set(e.recorder.chain.last_seq)
-    if e.recent_slippage:
-        m.slippage_p95.set(p95(e.recent_slippage))
-    if e.recent_latency_ms:
-        m.place_p95.set(p95(e.recent_latency_ms) / 1000.0)
-    if e.recent_outcomes:
-        m.error_rate.set(sum(e.recent_outcomes) / len(e.recent_outcomes))
+    if e.portfolio.recent_slippage:
+        m.slippage_p95.set(p95(e.portfolio.recent_slippage))
+    if e.kpis.recent_latency_ms:
+        m.place_p95.set(p95(e.kpis.recent_latency_ms) / 1000.0)
+    if e.kpis.recent_outcomes:
+        m.error_rate.set(sum(e.kpis.recent_outcomes) / len(e.kpis.recent_outcomes))
     for model_id, psi in e.risk.psi.items():
         m.psi.labels(model_id).set(psi)
 
@@ -71,10 +75,10 @@ def flush_rows(e: Engine) -> int:
     """Hand the accumulated rows to the writer (one transaction). Returns rows handed."""
     rec = e.recorder
     b = rec.batch
-    if e.dirty_orders:
+    if e.order_cache.dirty_orders:
         orders_up = b.upsert["orders"]
         outbox_up = b.upsert["order_outbox"]
-        for cid, o in e.dirty_orders.items():
+        for cid, o in e.order_cache.dirty_orders.items():
             orders_up[cid] = o.row()
             outbox_up[cid] = (
                 cid,
@@ -90,19 +94,13 @@ def flush_rows(e: Engine) -> int:
                 o.updated_us if o.status not in OUTBOX_STATUS else 0,
                 1,
             )
-        b.rows += 2 * len(e.dirty_orders)
-        recent = e.recent_orders
-        for cid, o in e.dirty_orders.items():
-            recent.pop(cid, None)  # re-insert: dict order = last update order
-            recent[cid] = o
-        while len(recent) > RECENT_ORDERS:
-            del recent[next(iter(recent))]
-        e.dirty_orders.clear()
-    if e.dirty_positions:
+        b.rows += 2 * len(e.order_cache.dirty_orders)
+        e.order_cache.flushed()
+    if e.portfolio.dirty_positions:
         pos_up = b.upsert["positions"]
-        for s in e.dirty_positions:
-            pos_up[s] = e.positions[s].row()
-        e.dirty_positions.clear()
+        for s in e.portfolio.dirty_positions:
+            pos_up[s] = e.portfolio.positions[s].row()
+        e.portfolio.dirty_positions.clear()
     drain = getattr(e.venue, "drain_dirty", None)
     if drain is not None:
         for row in drain():
@@ -120,12 +118,12 @@ def flush_rows(e: Engine) -> int:
 def status(e: Engine) -> dict[str, Any]:
     """A plain summary: the headless status line and `cockpit status`."""
     return {
-        "ticks": e.ticks,
-        "orders": len(e.orders),
-        "open_orders": len(e.open_orders),
-        "denials": e.denials,
-        "positions": {s: p.qty_e8 / SCALE for s, p in e.positions.items() if p.qty_e8},
-        "pnl": (e.realized_e8 - e.fees_e8) / SCALE,
+        "ticks": e.market.ticks,
+        "orders": len(e.order_cache.orders),
+        "open_orders": len(e.order_cache.open_orders),
+        "denials": e.kpis.denials,
+        "positions": {s: p.qty_e8 / SCALE for s, p in e.portfolio.positions.items() if p.qty_e8},
+        "pnl": (e.portfolio.realized_e8 - e.portfolio.fees_e8) / SCALE,
         "equity": e.risk.equity_e8 / SCALE,
         "kill_switch": e.risk.kill_switch,
         "safe_mode": e.risk.safe_mode,

@@ -11,7 +11,7 @@ Invariants:
   flow continuously, so a venue that stalls with its socket open counts as an outage too.
 - A cancelled loop stops; every other exception is counted and retried: the feed never dies.
 - An order-book sequence gap (``ChecksumError``) is not a clock problem: the book's symbol is
-  blocked for trading (``Engine.market_blocked``) until a fresh snapshot arrives.
+  blocked for trading (``MarketState.blocked``) until a fresh snapshot arrives.
 - Handlers run on the engine loop and call the engine directly (no queue hop).
 """
 
@@ -419,7 +419,7 @@ class FeedSupervisor:
         if book["bids"] and book["asks"]:
             self.book_mid[sym] = (book["bids"][0][0] + book["asks"][0][0]) / 2
             self._dislocation(sym)
-        if self.engine.market_blocked.unblock(sym, blocks.BOOK):  # other causes (orphans) stay
+        if self.engine.market.blocked.unblock(sym, blocks.BOOK):  # other causes (orphans) stay
             log.info("order book %s resynced: gap block lifted", sym)
 
     def _user_stream_down(self) -> None:
@@ -428,7 +428,7 @@ class FeedSupervisor:
         log.warning("cancel-on-disconnect: %s", res.message)
 
     def _gap(self, symbol: str, exc: BaseException) -> None:
-        self.engine.market_blocked.block(
+        self.engine.market.blocked.block(
             symbol, blocks.BOOK, f"{symbol}: order book gap, resyncing"
         )
         self.metrics.book_resyncs.labels(symbol).inc()
@@ -466,7 +466,7 @@ class FeedSupervisor:
             engine = self.engine
 
             def open_cids(symbol: str) -> list[str]:
-                return [c for c, o in engine.open_orders.items() if o.symbol == symbol]
+                return [c for c, o in engine.order_cache.open_orders.items() if o.symbol == symbol]
 
             n: int = await self.venue.catch_up(open_cids)
             return n

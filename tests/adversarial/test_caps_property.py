@@ -227,8 +227,8 @@ def quotes(e: Engine) -> None:
 
 def bounds(e: Engine, skip: str = "") -> dict[str, tuple[int, int]]:
     """Oracle: per symbol (long bound, short bound) = filled ± every open order's remainder."""
-    out = {s: (e.positions[s].qty_e8, e.positions[s].qty_e8) for s in SYMBOLS}
-    for o in e.open_orders.values():
+    out = {s: (e.portfolio.positions[s].qty_e8, e.portfolio.positions[s].qty_e8) for s in SYMBOLS}
+    for o in e.order_cache.open_orders.values():
         if o.client_order_id == skip:
             continue
         hi, lo = out[o.symbol]
@@ -247,7 +247,7 @@ class Breach(AssertionError):
 
 def check_order(e: Engine, order: Any) -> None:
     """At the moment an order leaves: its size and its opening part against the caps."""
-    bid, ask = e.quotes[order.symbol][:2]
+    bid, ask = e.market.quotes[order.symbol][:2]
     px = ask if order.side == "buy" else bid
     notional = order.qty_e8 * px / SCALE / SCALE
     if notional > ORDER_CAP:
@@ -266,7 +266,7 @@ def check_order(e: Engine, order: Any) -> None:
 def check_books(e: Engine) -> None:
     gross = 0.0
     for sym, (hi, lo) in bounds(e).items():
-        filled = usd(e, e.positions[sym].qty_e8, sym)
+        filled = usd(e, e.portfolio.positions[sym].qty_e8, sym)
         worst = max(usd(e, hi, sym) if hi > 0 else 0.0, usd(e, lo, sym) if lo < 0 else 0.0)
         if filled > POSITION_CAP + 1e-6:
             raise Breach(f"{sym} position {filled:.2f} > cap {POSITION_CAP}")

@@ -47,7 +47,7 @@ async def test_reconcile_when_order_rejected_while_query_in_flight_then_no_alert
     assert res.ok
     await asyncio.sleep(0.3)  # past the grace period: the reconciler asks the venue at once
     report = await Reconciler(e, grace_s=0.2).run("periodic")
-    assert e.orders[res.ref].status == oms.REJECTED
+    assert e.order_cache.orders[res.ref].status == oms.REJECTED
     assert report.ok, report
     assert report.mismatches["missing_in_broker"] == 0
     assert not e.risk.safe_mode
@@ -100,7 +100,7 @@ async def test_orphan_when_still_open_then_every_run_reports_it_until_acknowledg
     fourth = await r.run("periodic")
     assert fourth.ok, fourth
     assert fourth.standing == [], fourth
-    assert "SOL/USDT" not in e.market_blocked
+    assert "SOL/USDT" not in e.market.blocked
 
 
 def _render(report: dict) -> list[str]:

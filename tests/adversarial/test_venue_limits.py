@@ -115,7 +115,7 @@ async def test_orders_when_venue_answers_429_then_418_then_no_stale_send_gate_bl
     assert not stale, f"orders sent on decisions older than the TTL (age µs): {stale}"
     assert after.ref in sent  # type: ignore[attr-defined]
     # the order queued through the back-off expired before it ever left: closed, counted, audited
-    o = e.orders[first.ref]  # type: ignore[attr-defined]
+    o = e.order_cache.orders[first.ref]  # type: ignore[attr-defined]
     assert first.ref not in sent
     assert o.status == oms.REJECTED
     assert "decision expired before send" in o.reason
@@ -148,8 +148,10 @@ async def test_ip_ban_when_venue_bans_then_every_request_refused_until_it_ends_a
     assert "BANNED" in t.reason
     assert 2_000_000 <= t.until_us - e.clock.now_us() <= 3_500_000  # Retry-After / "until" ms
     # the ban outlasts the decision's TTL: the queued order is closed at once, never sent
-    await until(lambda: e.orders[res.ref].status == oms.REJECTED, 5, "expired before send")
-    assert "decision expired before send" in e.orders[res.ref].reason
+    await until(
+        lambda: e.order_cache.orders[res.ref].status == oms.REJECTED, 5, "expired before send"
+    )
+    assert "decision expired before send" in e.order_cache.orders[res.ref].reason
     assert not e.submit(_order(e)).ok
     await until(lambda: rig.venue.throttle() is None, 6, "the ban to end")
     ok = e.submit(_order(e))
@@ -170,7 +172,9 @@ async def test_418_when_no_retry_after_then_long_ban_assumed(rig_factory):  # no
     assert t is not None
     assert t.kind == "ban"
     assert t.until_us - e.clock.now_us() > 100_000_000  # 120 s: a short guess earns a longer ban
-    await until(lambda: e.orders[res.ref].status == oms.REJECTED, 5, "expired before send")
+    await until(
+        lambda: e.order_cache.orders[res.ref].status == oms.REJECTED, 5, "expired before send"
+    )
     st = _gate(e, "venue_throttle")
     assert st.active
     assert "HTTP 418" in st.reason
@@ -197,7 +201,7 @@ async def test_send_when_outcome_unknown_past_the_ttl_then_resolved_by_query_nev
     )
     await asyncio.sleep(2.0)  # well past the TTL
     await rig.settle()
-    o = e.orders[res.ref]
+    o = e.order_cache.orders[res.ref]
     assert o.status == oms.FILLED, (o.status, o.reason)
     assert "expired" not in o.reason, (o.status, o.reason)
     cids = [x["clientOrderId"] for x in (await rig.venue_state())["orders"]]
@@ -225,7 +229,7 @@ async def test_order_when_qty_off_the_venue_step_then_rounded_down_and_filled(ri
     res = e.submit(_order(e, "0.0012345"))  # BTC/USDT step is 0.00001
     assert res.ok, res.message
     await rig.settle()
-    o = e.orders[res.ref]
+    o = e.order_cache.orders[res.ref]
     assert o.qty_e8 == to_e8("0.00123"), (o.qty_e8, o.status, o.reason)
     assert o.status == oms.FILLED, (o.qty_e8, o.status, o.reason)
 

@@ -187,7 +187,7 @@ def test_safe_mode_off_when_no_reason_then_engine_refuses_and_stays_on(make_host
     assert not res.ok
     assert "needs a reason" in res.message
     assert host.runtime.engine.risk.safe_mode
-    assert not host.runtime.engine.incidents
+    assert not host.runtime.engine.recorder.incidents
 
 
 async def test_incident_note_when_typed_then_journal_row_with_context(make_host):
@@ -235,7 +235,7 @@ async def test_incident_journal_when_restarted_then_earlier_notes_still_shown(tm
     host = EngineHost(load_config("paper", env={}, overrides=FAST), d, acquire(d))
     host.start()
     try:
-        assert [i[2] for i in host.runtime.engine.incidents] == ["first", "[b]second[/b]"]
+        assert [i[2] for i in host.runtime.engine.recorder.incidents] == ["first", "[b]second[/b]"]
         app = CockpitApp(host)
         async with app.run_test(size=(120, 40)) as pilot:
             panel = app.query_one(IncidentsPanel)

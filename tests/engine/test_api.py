@@ -86,9 +86,9 @@ def test_kill_switch_when_armed_then_resting_orders_canceled_and_disarm_restores
         )
     )
     assert res.ok
-    assert e.orders[res.ref].status == oms.ACCEPTED
+    assert e.order_cache.orders[res.ref].status == oms.ACCEPTED
     assert api.handle(ArmKillSwitch(actor="op", reason="drill")).ok
-    assert e.orders[res.ref].status == oms.CANCELED
+    assert e.order_cache.orders[res.ref].status == oms.CANCELED
     assert e.metrics.registry.get_sample_value("gate_kill_switch_active") == 1
     assert api.handle(DisarmKillSwitch(actor="op", reason="done")).ok
     assert e.metrics.registry.get_sample_value("gate_kill_switch_active") == 0
@@ -115,7 +115,7 @@ def test_cancel_all_when_symbol_given_then_only_that_symbol_canceled(make_booted
             ).ref
         )
     assert api.handle(CancelAll(symbol="ETH/USDT", actor="op")).ok
-    assert [e.orders[i].status for i in ids] == [oms.ACCEPTED, oms.CANCELED]
+    assert [e.order_cache.orders[i].status for i in ids] == [oms.ACCEPTED, oms.CANCELED]
 
 
 def test_reset_risk_when_drawdown_breached_then_rebaselined_and_audited(make_booted):

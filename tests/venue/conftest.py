@@ -64,7 +64,7 @@ class Rig:
 
     async def quotes_ready(self) -> None:
         await until(
-            lambda: all(s in self.engine.quotes for s in self.engine.symbols),
+            lambda: all(s in self.engine.market.quotes for s in self.engine.symbols),
             15,
             "quotes for every symbol",
         )
@@ -75,7 +75,8 @@ class Rig:
         await until(
             lambda: (
                 not any(
-                    o.status in ("pending", "submitted", "unknown") for o in e.open_orders.values()
+                    o.status in ("pending", "submitted", "unknown")
+                    for o in e.order_cache.open_orders.values()
                 )
             ),
             15,

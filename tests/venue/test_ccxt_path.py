@@ -32,7 +32,7 @@ async def test_market_order_when_filled_then_db_fills_equal_venue_trades(rig_fac
     await rig.quotes_ready()
     cids = [e.submit(order(e, qty="0.002")).ref, e.submit(order(e, "ETH/USDT", "sell", "0.05")).ref]
     await rig.settle()
-    assert all(e.orders[c].status == oms.FILLED for c in cids)
+    assert all(e.order_cache.orders[c].status == oms.FILLED for c in cids)
     state = await rig.venue_state()
     venue = sorted(
         (str(t["id"]), t["qty"]) for t in state["trades"] if t.get("clientOrderId") in cids
@@ -53,11 +53,11 @@ async def test_limit_order_when_canceled_then_canceled_at_venue(rig_factory):
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    bid = e.quotes["BTC/USDT"][0]
+    bid = e.market.quotes["BTC/USDT"][0]
     res = e.submit(order(e, order_type="limit", limit_price_e8=bid - bid // 20))
-    await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack")
+    await until(lambda: e.order_cache.orders[res.ref].status == oms.ACCEPTED, what="ack")
     assert Commands(e).cancel(res.ref, "op").ok
-    await until(lambda: e.orders[res.ref].status == oms.CANCELED, what="cancel")
+    await until(lambda: e.order_cache.orders[res.ref].status == oms.CANCELED, what="cancel")
     state = await rig.venue_state()
     assert [o["status"] for o in venue_orders(state, res.ref)] == ["CANCELED"]
 
@@ -66,7 +66,7 @@ async def test_duplicate_client_id_when_order_already_live_then_adopted_not_rese
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    bid = e.quotes["BTC/USDT"][0]
+    bid = e.market.quotes["BTC/USDT"][0]
     px = (bid - bid // 20) // 1_000_000 * 1_000_000  # on the 0.01 tick grid
     cid = "dup-7.0"  # the id the engine derives from decision "dup-7"
     await rig.venue.ex.create_order(
@@ -76,7 +76,10 @@ async def test_duplicate_client_id_when_order_already_live_then_adopted_not_rese
     assert res.ok
     assert res.ref == cid
     await until(
-        lambda: e.orders[cid].status == oms.ACCEPTED and e.orders[cid].venue_order_id,
+        lambda: (
+            e.order_cache.orders[cid].status == oms.ACCEPTED
+            and e.order_cache.orders[cid].venue_order_id
+        ),
         what="adopted",
     )
     state = await rig.venue_state()
@@ -95,7 +98,7 @@ async def test_venue_clock_off_when_order_sent_then_resync_and_one_retry(rig_fac
         await rig.admin("clock", {"offset_ms": offset})
         res = e.submit(order(e))
         await rig.settle()
-        assert e.orders[res.ref].status == oms.FILLED
+        assert e.order_cache.orders[res.ref].status == oms.FILLED
         state = await rig.venue_state()
         assert len(venue_orders(state, res.ref)) == 1
         assert abs(e.clock.skew_ms() + offset) < 300  # measured: local is behind/ahead
@@ -138,7 +141,7 @@ async def test_rate_limited_when_429_with_retry_after_then_backs_off_and_places_
     res = e.submit(order(e))
     await rig.settle()
     assert time.monotonic() - t0 >= 0.9  # honoured Retry-After
-    assert e.orders[res.ref].status == oms.FILLED
+    assert e.order_cache.orders[res.ref].status == oms.FILLED
     assert len(venue_orders(await rig.venue_state(), res.ref)) == 1
     assert e.metrics.registry.get_sample_value("orders_error_total", {"reason": "rate_limit"}) == 1
 
@@ -167,7 +170,7 @@ async def test_accepted_but_answered_late_when_client_times_out_then_adopted(rig
     )
     await rig.settle()
     await asyncio.sleep(0.5)  # let the resolver's query land
-    assert e.orders[res.ref].status == oms.FILLED
+    assert e.order_cache.orders[res.ref].status == oms.FILLED
     assert len(venue_orders(await rig.venue_state(), res.ref)) == 1
 
 
@@ -191,7 +194,9 @@ async def test_execution_status_unknown_when_not_placed_then_never_sent_after_gr
             "inject", {"method": "POST", "path": "/api/v3/order", "count": 1, "kind": kind, **extra}
         )
         res = e.submit(order(e))
-        await until(lambda res=res: e.orders[res.ref].status == oms.NEVER_SENT, 10, "never_sent")
+        await until(
+            lambda res=res: e.order_cache.orders[res.ref].status == oms.NEVER_SENT, 10, "never_sent"
+        )
         assert venue_orders(await rig.venue_state(), res.ref) == []
 
 
@@ -205,7 +210,7 @@ async def test_connection_dropped_after_processing_then_unknown_resolved_by_quer
     )
     res = e.submit(order(e))
     await rig.settle()
-    assert e.orders[res.ref].status == oms.FILLED
+    assert e.order_cache.orders[res.ref].status == oms.FILLED
     assert len(venue_orders(await rig.venue_state(), res.ref)) == 1
 
 
@@ -226,7 +231,7 @@ async def test_filter_failures_when_submitted_then_terminal_reject_with_venue_te
     assert "minimum notional" in notional.message
     broke = e.submit(order(e, side="sell", qty="500"))  # more BTC than the account holds
     await rig.settle()
-    b = e.orders[broke.ref]
+    b = e.order_cache.orders[broke.ref]
     assert b.status == oms.REJECTED
     assert "insufficient balance" in b.reason.lower()
     state = await rig.venue_state()
@@ -240,7 +245,7 @@ async def test_bad_credentials_when_order_sent_then_rejected_and_trading_halted(
     await rig.quotes_ready()
     rig.venue.ex.secret = "not-the-secret"
     res = e.submit(order(e))
-    await until(lambda: e.orders[res.ref].status == oms.REJECTED, what="reject")
+    await until(lambda: e.order_cache.orders[res.ref].status == oms.REJECTED, what="reject")
     assert e.halted_reason
     assert e.risk.kill_switch
     assert not e.submit(order(e, side="sell")).ok
@@ -253,11 +258,11 @@ async def test_ws_drop_when_mid_stream_then_reconnects_and_catches_up(rig_factor
     await until(lambda: all(sl.connected for sl in rig.feeds.loops), 15, "all streams up")
     await rig.admin("ws_drop", {"which": "all"})
     await until(lambda: sum(sl.reconnects for sl in rig.feeds.loops) >= 3, 15, "reconnects")
-    before = e.last_quote_us["BTC/USDT"]
-    await until(lambda: e.last_quote_us["BTC/USDT"] > before, 10, "quotes after reconnect")
+    before = e.market.last_quote_us["BTC/USDT"]
+    await until(lambda: e.market.last_quote_us["BTC/USDT"] > before, 10, "quotes after reconnect")
     res = e.submit(order(e))
     await rig.settle()
-    assert e.orders[res.ref].status == oms.FILLED
+    assert e.order_cache.orders[res.ref].status == oms.FILLED
     # a reconnect counts once its subscription is confirmed (a quiet user stream: the venue's
     # subscribe ack, then a pending watch), which may come after the order settled over REST
     await until(lambda: all(sl.connected for sl in rig.feeds.loops), 15, "all streams back")
@@ -270,9 +275,9 @@ async def test_order_book_gap_when_frames_dropped_then_symbol_blocked_until_resy
     e = rig.engine
     await rig.quotes_ready()
     await rig.admin("net", {"drop_rate": 0.3, "seed": 1})
-    await until(lambda: "BTC/USDT" in e.market_blocked, 15, "book gap detected")
+    await until(lambda: "BTC/USDT" in e.market.blocked, 15, "book gap detected")
     await rig.admin("net", {"drop_rate": 0.0})
-    await until(lambda: "BTC/USDT" not in e.market_blocked, 15, "book resynced")
+    await until(lambda: "BTC/USDT" not in e.market.blocked, 15, "book resynced")
     reg = e.metrics.registry
     assert reg.get_sample_value("order_book_resyncs_total", {"symbol": "BTC/USDT"}) >= 1
 
@@ -281,7 +286,7 @@ async def test_order_when_book_gap_open_then_denied_by_stale_data_gate(rig_facto
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    e.market_blocked.block("ETH/USDT", "book", "ETH/USDT: order book gap, resyncing")
+    e.market.blocked.block("ETH/USDT", "book", "ETH/USDT: order book gap, resyncing")
     res = e.submit(order(e, "ETH/USDT"))
     assert not res.ok
     assert "order book gap" in res.message

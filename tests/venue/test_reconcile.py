@@ -19,7 +19,7 @@ def order(e, symbol="BTC/USDT", side="buy", qty=None, **kw):
 
 
 def far_bid(e, symbol="BTC/USDT") -> int:
-    bid = e.quotes[symbol][0]
+    bid = e.market.quotes[symbol][0]
     return (bid - bid // 20) // 1_000_000 * 1_000_000
 
 
@@ -34,8 +34,8 @@ async def test_reconcile_when_venue_has_our_order_unknown_to_db_then_adopted(rig
     report = await Reconciler(e, grace_s=0.2).run("manual")
     assert report.mismatches["missing_in_db"] == 1
     assert report.ok
-    assert e.orders[cid].status == oms.ACCEPTED
-    assert e.orders[cid].venue_order_id
+    assert e.order_cache.orders[cid].status == oms.ACCEPTED
+    assert e.order_cache.orders[cid].venue_order_id
 
 
 async def _foreign_order_found(rig_factory: Any, client_id: str) -> tuple[Any, dict[str, Any]]:
@@ -58,7 +58,7 @@ async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts
     e = rig.engine
     assert report.mismatches["orphan"] == 1
     assert not report.ok
-    assert "ETH/USDT" in e.market_blocked
+    assert "ETH/USDT" in e.market.blocked
     assert e.risk.safe_mode
     Commands(e).set_safe_mode(False, "op", "reviewed")
     res = e.submit(order(e, "ETH/USDT"))
@@ -69,7 +69,7 @@ async def test_reconcile_when_foreign_order_then_orphan_blocks_symbol_and_alerts
     assert Commands(e).acknowledge_orphans("ETH/USDT", "op", "human order, known").ok
     assert e.submit(order(e, "ETH/USDT")).ok
     again = await Reconciler(e, grace_s=0.2).run("periodic")  # a fresh reconciler (a restart)
-    assert "ETH/USDT" not in e.market_blocked
+    assert "ETH/USDT" not in e.market.blocked
     assert again.mismatches["orphan"] == 0
     assert (
         "acked_orphans" in e.recorder.batch.upsert["engine_state"]
@@ -81,14 +81,14 @@ async def test_reconcile_when_venue_canceled_behind_our_back_then_status_adopted
     e = rig.engine
     await rig.quotes_ready()
     res = e.submit(order(e, order_type="limit", limit_price_e8=far_bid(e)))
-    await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack")
+    await until(lambda: e.order_cache.orders[res.ref].status == oms.ACCEPTED, what="ack")
     await rig.feeds.stop()  # we are deaf: the cancel's WS event never reaches us
     await rig.venue.ex.cancel_order(None, "BTC/USDT", {"origClientOrderId": res.ref})
-    assert e.orders[res.ref].status == oms.ACCEPTED
+    assert e.order_cache.orders[res.ref].status == oms.ACCEPTED
     report = await Reconciler(e, grace_s=0.2).run("periodic")
     assert report.mismatches["status_mismatch"] == 1
     assert report.ok
-    assert e.orders[res.ref].status == oms.CANCELED
+    assert e.order_cache.orders[res.ref].status == oms.CANCELED
 
 
 async def test_reconcile_when_fill_missed_while_deaf_then_recorded_once(rig_factory):
@@ -104,14 +104,16 @@ async def test_reconcile_when_fill_missed_while_deaf_then_recorded_once(rig_fact
 
     venue._apply_response = ack_only
     res = e.submit(order(e))
-    await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack without fills")
-    pos_before = e.positions["BTC/USDT"].qty_e8
+    await until(
+        lambda: e.order_cache.orders[res.ref].status == oms.ACCEPTED, what="ack without fills"
+    )
+    pos_before = e.portfolio.positions["BTC/USDT"].qty_e8
     r = Reconciler(e, grace_s=0.2)
     report = await r.run("manual")
-    o = e.orders[res.ref]
+    o = e.order_cache.orders[res.ref]
     assert report.mismatches["missing_fill"] >= 1
     assert o.status == oms.FILLED
-    assert e.positions["BTC/USDT"].qty_e8 == pos_before + o.qty_e8
+    assert e.portfolio.positions["BTC/USDT"].qty_e8 == pos_before + o.qty_e8
     again = await r.run("manual")
     assert again.mismatches["missing_fill"] == 0  # recorded once
     rig.booted.flush()
@@ -154,9 +156,9 @@ async def test_confirm_timeout_when_no_ack_then_unknown_then_resolved_by_query(r
     await asyncio.sleep(0.4)
     r = Reconciler(e, grace_s=0.2)
     assert await r.confirm_timeouts(300.0) == 1
-    assert e.orders[res.ref].status in (oms.UNKNOWN, oms.FILLED)
+    assert e.order_cache.orders[res.ref].status in (oms.UNKNOWN, oms.FILLED)
     await rig.settle()
-    assert e.orders[res.ref].status == oms.FILLED
+    assert e.order_cache.orders[res.ref].status == oms.FILLED
     assert (
         len([o for o in (await rig.venue_state())["orders"] if o["clientOrderId"] == res.ref]) == 1
     )
@@ -172,7 +174,7 @@ async def test_unresolved_intent_when_max_open_positions_then_counts_as_exposure
     )
     first = e.submit(order(e, "BTC/USDT"))
     assert first.ok
-    assert e.orders[first.ref].status == oms.SUBMITTED
+    assert e.order_cache.orders[first.ref].status == oms.SUBMITTED
     second = e.submit(order(e, "SOL/USDT", qty="0.1"))
     assert not second.ok
     assert "max_open_positions" in second.message
@@ -200,10 +202,12 @@ async def test_cancel_on_disconnect_when_user_stream_drops_then_resting_orders_c
     )
     rig.feeds.start()
     res = e.submit(order(e, order_type="limit", limit_price_e8=far_bid(e)))
-    await until(lambda: e.orders[res.ref].status == oms.ACCEPTED, what="ack")
+    await until(lambda: e.order_cache.orders[res.ref].status == oms.ACCEPTED, what="ack")
     await until(lambda: all(sl.connected for sl in rig.feeds.loops), 15, "streams up")
     await rig.admin("ws_drop", {"which": "user"})
-    await until(lambda: e.orders[res.ref].status == oms.CANCELED, 10, "canceled by policy")
+    await until(
+        lambda: e.order_cache.orders[res.ref].status == oms.CANCELED, 10, "canceled by policy"
+    )
     venue = [o for o in (await rig.venue_state())["orders"] if o["clientOrderId"] == res.ref]
     assert venue[0]["status"] == "CANCELED"
 
@@ -216,10 +220,10 @@ async def test_reconcile_when_book_resyncs_after_orphan_found_then_symbol_stays_
     rig, report = await _foreign_order_found(rig_factory, "manual-by-human-2")
     e = rig.engine
     assert report.mismatches["orphan"] == 1
-    bid_e8, ask_e8 = e.quotes["ETH/USDT"][:2]  # a resync at the market: no dislocation halt
+    bid_e8, ask_e8 = e.market.quotes["ETH/USDT"][:2]  # a resync at the market: no dislocation halt
     book = {"symbol": "ETH/USDT", "bids": [[bid_e8 / 1e8, 1.0]], "asks": [[ask_e8 / 1e8, 1.0]]}
     rig.feeds._on_book(book)
-    assert "orphan" in e.market_blocked.get("ETH/USDT", "")
+    assert "orphan" in e.market.blocked.get("ETH/USDT", "")
     Commands(e).set_safe_mode(False, "op", "reviewed")
     res = e.submit(order(e, "ETH/USDT"))
     assert not res.ok

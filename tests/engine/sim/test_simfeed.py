@@ -57,12 +57,12 @@ async def test_feed_when_loop_blocked_then_catches_up_in_order_without_skips_or_
     e = b.engine
     dues: list[tuple[int, int]] = []  # (steps delivered, due stamp of the last one) per burst
     sim = MarketSimulator(SYMBOLS, seed=7, ticks_per_second=200.0, trade_prob=0.0)
-    feed = SimFeed(e, sim, 200.0, after_burst=lambda: dues.append((feed.steps, e.tick_due_ns)))
+    feed = SimFeed(e, sim, 200.0, after_burst=lambda: dues.append((feed.steps, e.kpis.tick_due_ns)))
     t0 = time.monotonic_ns()
     await _run_for(feed, 0.3, block_s=0.08)
     elapsed_steps = (time.monotonic_ns() - t0) // feed.interval_ns
     assert feed.pacing == pacing
-    assert e.ticks == feed.steps * len(SYMBOLS)  # every step reached the engine, once
+    assert e.market.ticks == feed.steps * len(SYMBOLS)  # every step reached the engine, once
     # the step count follows the clock, so the 80 ms stall did not lose steps (≥ 16 of them)
     assert elapsed_steps - 3 <= feed.steps <= elapsed_steps + 1
     assert any(b - a >= 10 for (a, _), (b, _) in itertools.pairwise(dues))

@@ -34,7 +34,7 @@ def rest(b, side: str, qty: str, symbol: str = BTC):
         order(symbol, side, qty, did=e.ids.next(), order_type="limit", limit_price_e8=px)
     )
     assert res.ok, res
-    assert e.orders[res.ref].status == oms.ACCEPTED, res
+    assert e.order_cache.orders[res.ref].status == oms.ACCEPTED, res
     return res
 
 
@@ -60,11 +60,11 @@ def test_submit_when_sell_already_in_flight_then_next_sell_is_not_reducing(make_
     e = b.engine
     feed_all(e)
     e.exposure.set_filled(BTC, to_e8("0.05"))  # a filled long of ~3,250 USD
-    e.positions[BTC].qty_e8 = to_e8("0.05")
+    e.portfolio.positions[BTC].qty_e8 = to_e8("0.05")
     first = rest(b, "sell", "0.05")  # reduces the long entirely: not capped
-    assert e.orders[first.ref].qty_e8 == to_e8("0.05")
+    assert e.order_cache.orders[first.ref].qty_e8 == to_e8("0.05")
     second = rest(b, "sell", "0.05")  # nothing left to reduce: a new short, capped at 1,000 USD
-    qty = e.orders[second.ref].qty_e8
+    qty = e.order_cache.orders[second.ref].qty_e8
     assert 0 < qty * 66000 <= 1000 * SCALE
     assert qty > to_e8("0.015")
 
@@ -74,9 +74,9 @@ def test_submit_when_order_flips_through_zero_then_only_opening_part_is_capped(m
     e = b.engine
     feed_all(e)
     e.exposure.set_filled(BTC, to_e8("0.05"))
-    e.positions[BTC].qty_e8 = to_e8("0.05")
+    e.portfolio.positions[BTC].qty_e8 = to_e8("0.05")
     res = rest(b, "sell", "0.2")  # 0.05 reduces; the 0.15 short beyond it is a new position
-    qty = e.orders[res.ref].qty_e8
+    qty = e.order_cache.orders[res.ref].qty_e8
     opening = qty - to_e8("0.05")  # valued at the 66,000 limit
     assert 0 < opening * 66000 <= 1000 * SCALE
     assert opening > to_e8("0.015")
@@ -87,9 +87,9 @@ def test_submit_when_reducing_order_above_order_cap_then_still_sized_to_the_cap(
     e = b.engine
     feed_all(e)
     e.exposure.set_filled(BTC, to_e8("0.05"))
-    e.positions[BTC].qty_e8 = to_e8("0.05")
+    e.portfolio.positions[BTC].qty_e8 = to_e8("0.05")
     res = rest(b, "sell", "0.05")  # reduces only, yet 3,300 USD > MAX_ORDER_NOTIONAL_USD
-    assert 0 < e.orders[res.ref].qty_e8 * 66000 <= 1000 * SCALE
+    assert 0 < e.order_cache.orders[res.ref].qty_e8 * 66000 <= 1000 * SCALE
 
 
 def test_submit_when_position_cap_reached_by_open_orders_then_sized_then_denied(
@@ -100,7 +100,7 @@ def test_submit_when_position_cap_reached_by_open_orders_then_sized_then_denied(
     feed_all(e)
     rest(b, "buy", "0.02")  # 1,300 USD in flight
     res = rest(b, "buy", "0.02")  # 700 USD left under the cap
-    qty = e.orders[res.ref].qty_e8
+    qty = e.order_cache.orders[res.ref].qty_e8
     assert qty > 0
     assert (to_e8("0.02") + qty) * 65000 <= 2000 * SCALE
     denied = submit(b, BTC, "buy", "0.01")
@@ -122,7 +122,7 @@ def test_submit_when_gross_cap_used_elsewhere_then_sized_to_what_is_left(make_bo
     feed_all(e)
     rest(b, "sell", "0.5", "ETH/USDT")  # 1,600 USD short in flight (at the 3,200 mid)
     res = rest(b, "buy", "0.05")  # 3,250 USD wanted, 1,400 left
-    qty = e.orders[res.ref].qty_e8
+    qty = e.order_cache.orders[res.ref].qty_e8
     assert to_e8("0.02") < qty
     assert 1600 * SCALE + qty * 65000 <= 3000 * SCALE
     assert 3000 * SCALE - 1600 * SCALE - qty * 65000 < SCALE  # under 1 USD left
@@ -160,8 +160,8 @@ def test_drawdown_when_breached_then_flip_is_cut_to_its_reducing_part(make_boote
     e.refresh()
     res = submit(b, BTC, "sell", "1.5")  # 1.0 gets flat, 0.5 would open a short
     assert res.ok
-    assert e.orders[res.ref].qty_e8 == to_e8("1.0")
-    assert e.positions[BTC].qty_e8 == 0
+    assert e.order_cache.orders[res.ref].qty_e8 == to_e8("1.0")
+    assert e.portfolio.positions[BTC].qty_e8 == 0
 
 
 def test_drift_when_psi_halves_then_only_opening_part_is_halved(make_booted):
@@ -172,7 +172,7 @@ def test_drift_when_psi_halves_then_only_opening_part_is_halved(make_booted):
     e.risk.psi["trend_v1"] = 0.25
     res = e.submit(order(BTC, "sell", "0.06", did=e.ids.next(), model_id="trend_v1"))
     assert res.ok
-    assert e.orders[res.ref].qty_e8 == to_e8("0.04")
+    assert e.order_cache.orders[res.ref].qty_e8 == to_e8("0.04")
 
 
 def test_restart_when_orders_rest_then_exposure_rebuilt_before_first_tick(make_booted):
@@ -198,7 +198,7 @@ def test_position_cap_when_it_denies_then_gauge_and_panel_row_show_it(make_boote
     feed_all(e)
     res = submit(b, BTC, "buy", "0.01")  # 650 USD: sized to the 500 USD cap
     assert res.ok
-    assert e.orders[res.ref].qty_e8 * 65000 <= 500 * SCALE
+    assert e.order_cache.orders[res.ref].qty_e8 * 65000 <= 500 * SCALE
     assert not submit(b, BTC, "buy", "0.01").ok  # nothing fits any more
     e.refresh()
     reg = e.metrics.registry
@@ -222,8 +222,8 @@ def test_reconcile_when_venue_has_order_unknown_to_engine_then_adopted_into_expo
     e = b.engine
     feed_all(e)
     res = rest(b, "buy", "0.02")
-    e.orders.pop(res.ref)
-    e.open_orders.pop(res.ref)
+    e.order_cache.orders.pop(res.ref)
+    e.order_cache.open_orders.pop(res.ref)
     e.exposure.rebuild([], {})  # the engine forgot it entirely
     assert e.exposure.hi(BTC) == 0
     report = asyncio.run(Reconciler(e, grace_s=0.0).run("periodic"))

@@ -84,7 +84,7 @@ def test_submit_when_safe_mode_then_denied_but_cancel_allowed(make_booted):
     Commands(e).set_safe_mode(True, "operator", "drill")
     assert "safe_mode" in submit(b).message
     assert Commands(e).cancel(res.ref, "operator").ok
-    assert e.orders[res.ref].status == oms.CANCELED
+    assert e.order_cache.orders[res.ref].status == oms.CANCELED
 
 
 def test_submit_when_clock_skew_exceeds_limit_then_denied(make_booted):
@@ -182,7 +182,7 @@ def test_submit_when_notional_above_risk_per_trade_then_sized_down_in_lots(make_
     feed_all(e)
     res = submit(b, "BTC/USDT", "buy", "1.0")  # 65k > 1% of 100k
     assert res.ok
-    qty = e.orders[res.ref].qty_e8
+    qty = e.order_cache.orders[res.ref].qty_e8
     assert 0 < qty * 65000 <= 1000 * 10**8
     assert qty % e.lot("BTC/USDT") == 0
     b.close("test")
@@ -197,7 +197,7 @@ def test_submit_when_psi_between_thresholds_then_halved_and_above_then_denied(ma
     e.risk.psi["trend_v1"] = 0.25
     res = e.submit(order(did=e.ids.next(), qty="0.02", model_id="trend_v1"))
     assert res.ok
-    assert e.orders[res.ref].qty_e8 == to_e8("0.01")
+    assert e.order_cache.orders[res.ref].qty_e8 == to_e8("0.01")
     e.risk.psi["trend_v1"] = 0.35
     res = e.submit(order(did=e.ids.next(), side="sell", model_id="trend_v1"))
     assert not res.ok
@@ -232,7 +232,7 @@ def test_venue_update_when_late_or_out_of_order_then_state_never_moves_backward(
     e = b.engine
     feed_all(e)
     res = submit(b)
-    o = e.orders[res.ref]
+    o = e.order_cache.orders[res.ref]
     assert o.status == oms.FILLED
     filled = o.filled_qty_e8
     e.on_venue_update(
@@ -249,7 +249,7 @@ def test_fill_when_delivered_twice_then_counted_once(make_booted):
     e = b.engine
     feed_all(e)
     res = submit(b, qty="0.01")
-    o = e.orders[res.ref]
+    o = e.order_cache.orders[res.ref]
     from engine.core.events import VenueFill
 
     f = VenueFill(
@@ -264,11 +264,11 @@ def test_fill_when_delivered_twice_then_counted_once(make_booted):
         liquidity="taker",
         ts_us=e.clock.now_us(),
     )
-    before = e.positions["BTC/USDT"].qty_e8
+    before = e.portfolio.positions["BTC/USDT"].qty_e8
     e.on_venue_fill(f)  # order already filled: an overfill is an invariant breach -> halt
     assert e.halted_reason
     assert e.risk.kill_switch
-    assert e.positions["BTC/USDT"].qty_e8 == before
+    assert e.portfolio.positions["BTC/USDT"].qty_e8 == before
 
 
 def test_market_order_when_larger_than_top_of_book_then_partial_fills_walk_depth(make_booted):
@@ -283,11 +283,11 @@ def test_market_order_when_larger_than_top_of_book_then_partial_fills_walk_depth
     e = b.engine
     feed(e, "BTC/USDT", 64999.0, 65001.0, size=0.5)
     res = submit(b, "BTC/USDT", "buy", "1.5")
-    o = e.orders[res.ref]
+    o = e.order_cache.orders[res.ref]
     assert o.status == oms.FILLED
     assert len(o.trade_ids) == 3
     assert o.avg_price_e8 > to_e8(65001)  # paid through the book
-    assert e.recent_slippage[-1] > 0
+    assert e.portfolio.recent_slippage[-1] > 0
 
 
 def test_limit_order_when_market_crosses_then_fills_as_maker_and_survives_restart(make_booted):
@@ -295,14 +295,14 @@ def test_limit_order_when_market_crosses_then_fills_as_maker_and_survives_restar
     e = b.engine
     feed_all(e)
     res = e.submit(order(did=e.ids.next(), order_type="limit", limit_price_e8=to_e8(64000)))
-    assert e.orders[res.ref].status == oms.ACCEPTED
+    assert e.order_cache.orders[res.ref].status == oms.ACCEPTED
     b.close("restart")
     b2 = make_booted()
     e2 = b2.engine
-    assert res.ref in e2.open_orders
+    assert res.ref in e2.order_cache.open_orders
     assert res.ref in e2.venue.orders
     feed(e2, "BTC/USDT", 63900.0, 63950.0, size=2.0)
-    o = e2.orders[res.ref]
+    o = e2.order_cache.orders[res.ref]
     assert o.status == oms.FILLED
     assert o.avg_price_e8 == to_e8(64000)
 
@@ -335,7 +335,7 @@ def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_
     e.venue.submit = held.append  # the process dies before the venue ever sees it
     res = submit(b)
     assert res.ok
-    assert e.orders[res.ref].status == oms.SUBMITTED
+    assert e.order_cache.orders[res.ref].status == oms.SUBMITTED
     e.flush()
     b.writer.wait_idle()
     b.close("crash stand-in")
@@ -343,10 +343,10 @@ def test_restart_when_sent_order_never_reached_venue_then_marked_never_sent_not_
     report = asyncio.run(Reconciler(b2.engine, grace_s=0.0).run("startup"))
     assert report.mismatches["missing_in_broker"] == 1
     assert report.ok
-    o = b2.engine.orders[res.ref]
+    o = b2.engine.order_cache.orders[res.ref]
     assert o.status == oms.NEVER_SENT
     assert res.ref not in b2.engine.venue.orders
-    assert not b2.engine.open_orders
+    assert not b2.engine.order_cache.open_orders
 
 
 def test_flush_when_many_closed_orders_then_memory_bounded_and_late_fill_not_applied_blind(
@@ -364,9 +364,9 @@ def test_flush_when_many_closed_orders_then_memory_bounded_and_late_fill_not_app
         res = submit(b, side="buy" if i % 2 else "sell", qty="0.001")
         first = first or res.ref
         e.flush()
-    assert len(e.orders) <= 10
-    assert first not in e.orders
-    before = e.positions["BTC/USDT"].qty_e8
+    assert len(e.order_cache.orders) <= 10
+    assert first not in e.order_cache.orders
+    before = e.portfolio.positions["BTC/USDT"].qty_e8
     e.on_venue_fill(
         VenueFill(
             client_order_id=first,
@@ -381,9 +381,9 @@ def test_flush_when_many_closed_orders_then_memory_bounded_and_late_fill_not_app
             ts_us=e.clock.now_us(),
         )
     )
-    assert "late-1" in e.unmatched_fills
+    assert "late-1" in e.recon.unmatched_fills
     assert not e.halted_reason
-    assert e.positions["BTC/USDT"].qty_e8 == before
+    assert e.portfolio.positions["BTC/USDT"].qty_e8 == before
 
 
 MANY = {
@@ -426,7 +426,7 @@ def test_paper_venue_when_many_orders_close_then_memory_bounded_and_resting_kept
 def test_screens_when_orders_accumulate_then_latest_and_fill_ratio_from_bounded_windows(
     make_booted,
 ):
-    from engine.trading import windows as telemetry
+    from engine.trading import order_cache
 
     b = make_booted(MANY)
     e = b.engine
@@ -441,15 +441,17 @@ def test_screens_when_orders_accumulate_then_latest_and_fill_ratio_from_bounded_
         )
     )
     refs = []
-    for i in range(telemetry.CLOSED_WINDOW + 10):
+    for i in range(order_cache.CLOSED_WINDOW + 10):
         refs.append(submit(b, side="buy" if i % 2 else "sell", qty="0.001").ref)
         e.flush()
-    latest = telemetry.latest_orders(e, 50)
+    latest = e.order_cache.latest(50)
     assert [o.client_order_id for o in latest] == refs[::-1][:50]  # newest first
-    assert len(e.recent_orders) == telemetry.RECENT_ORDERS  # bounded, whatever the history
+    assert (
+        len(e.order_cache.recent_orders) == order_cache.RECENT_ORDERS
+    )  # bounded, whatever the history
     assert resting.ref not in {o.client_order_id for o in latest}
-    assert telemetry.fill_ratio(e, "BTC/USDT") == 1.0  # market orders inside the depth fill
-    assert len(e.recent_closed["BTC/USDT"]) == telemetry.CLOSED_WINDOW
+    assert e.order_cache.fill_ratio("BTC/USDT") == 1.0  # market orders inside the depth fill
+    assert len(e.order_cache.recent_closed["BTC/USDT"]) == order_cache.CLOSED_WINDOW
     assert Commands(e).cancel(resting.ref, "operator").ok  # closes with nothing filled
-    assert telemetry.latest_orders(e, 1)[0].client_order_id == resting.ref  # before any flush
-    assert telemetry.fill_ratio(e, "BTC/USDT") == 199 / 203  # 199 × 0.001 filled of 0.203 asked
+    assert e.order_cache.latest(1)[0].client_order_id == resting.ref  # before any flush
+    assert e.order_cache.fill_ratio("BTC/USDT") == 199 / 203  # 199 × 0.001 filled of 0.203 asked

@@ -21,9 +21,21 @@ def test_build_when_market_moved_since_last_mark_then_engine_equity_untouched(ma
     e.refresh()  # the engine's own once-a-second mark
     marked = e.risk.equity_e8
     feed_all(e, {"BTC/USDT": 60000.0, "ETH/USDT": 3000.0, "SOL/USDT": 140.0})  # BTC -5,000
-    state = (e.risk.equity_e8, e.risk.drawdown_pct(), e.realized_e8, e.fees_e8, e.ticks)
+    state = (
+        e.risk.equity_e8,
+        e.risk.drawdown_pct(),
+        e.portfolio.realized_e8,
+        e.portfolio.fees_e8,
+        e.market.ticks,
+    )
     snap = SnapshotBuilder().build(e)
-    assert (e.risk.equity_e8, e.risk.drawdown_pct(), e.realized_e8, e.fees_e8, e.ticks) == state
+    assert (
+        e.risk.equity_e8,
+        e.risk.drawdown_pct(),
+        e.portfolio.realized_e8,
+        e.portfolio.fees_e8,
+        e.market.ticks,
+    ) == state
     assert e.risk.equity_e8 == marked  # not re-marked by the screen
     # the snapshot itself shows the current marks: 0.02 BTC down about 100 from the last mark
     assert abs((marked / SCALE - snap.equity) - 100.0) < 5.0
