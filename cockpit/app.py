@@ -77,6 +77,9 @@ log = logging.getLogger("cockpit.app")
 
 
 class CockpitApp(App[None]):
+    """The cockpit screen: panels fed by one bridge (``pull``), keys from ``cockpit.keymap``, critical
+    actions through the one confirmation modal, commands through the engine port."""
+
     CSS_PATH = "app.tcss"
     TITLE = "cockpit"
     # every key comes from cockpit.keymap.KEYS, so the operator's keymap file can move it

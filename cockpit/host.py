@@ -59,6 +59,11 @@ def gc_policy() -> str:
 
 
 class EngineHost:
+    """Runs the engine on its own thread under the cockpit and publishes its snapshots.
+
+    Implements ``cockpit.port.EnginePort``: the app reads ``snapshot``, ``alive`` and ``error``
+    and sends commands and queries, each a future resolved on the engine loop."""
+
     def __init__(
         self,
         cfg: Any,

@@ -114,6 +114,8 @@ class IncidentView(_S, frozen=True):
 
 
 class EngineSnapshot(_S, frozen=True):
+    """Everything a screen shows, frozen at one instant (built on the engine thread, read by the UI)."""
+
     seq: int
     ts_us: int
     profile: str

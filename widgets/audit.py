@@ -15,6 +15,8 @@ from widgets.table import KeyedTable
 
 
 class AuditPanel(KeyedTable):
+    """The latest audit records (actor, kind), venue text shown literally."""
+
     DEFAULT_CSS = """
     AuditPanel { border: round $panel; height: 1fr; min-height: 5; }
     """

@@ -14,6 +14,8 @@ from widgets.table import KeyedTable, Row
 
 
 class BudgetsPanel(KeyedTable):
+    """Order budgets used and left, account and per symbol."""
+
     DEFAULT_CSS = """
     BudgetsPanel { border: round $panel; height: auto; max-height: 14; }
     BudgetsPanel.-exhausted { border: round $warning; }

@@ -15,6 +15,8 @@ from widgets.table import KeyedTable
 
 
 class FillsPanel(KeyedTable):
+    """The latest fills, newest first, with slippage."""
+
     DEFAULT_CSS = """
     FillsPanel { border: round $panel; height: 1fr; min-height: 5; }
     """

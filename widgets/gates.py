@@ -16,6 +16,8 @@ from widgets.table import KeyedTable, Row
 
 
 class GatesPanel(KeyedTable):
+    """Every gate: state, reason, since when, denials."""
+
     DEFAULT_CSS = """
     GatesPanel { border: round $panel; height: auto; max-height: 22; }
     GatesPanel.-active { border: round $error; }

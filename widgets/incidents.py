@@ -19,6 +19,8 @@ from widgets.table import KeyedTable
 
 
 class IncidentsPanel(KeyedTable):
+    """The incident journal's latest notes with the gates and flags active at the time."""
+
     DEFAULT_CSS = """
     IncidentsPanel { border: round $panel; height: 1fr; min-height: 5; }
     """

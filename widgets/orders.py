@@ -19,6 +19,8 @@ BAD_STATUSES = frozenset({"rejected", "error", "unknown", "never_sent", "failed"
 
 
 class OrdersPanel(KeyedTable):
+    """The most recently updated orders and their states."""
+
     DEFAULT_CSS = """
     OrdersPanel { border: round $panel; height: 1fr; min-height: 5; }
     """

@@ -19,6 +19,8 @@ from widgets._fmt import lit, money, ms, signed
 
 
 class PnlPanel(SnapshotMixin, Widget):
+    """Equity and PnL, with sparklines of PnL history and order latency."""
+
     DEFAULT_CSS = """
     PnlPanel { border: round $panel; height: auto; }
     PnlPanel.-loss { border: round $error; }

@@ -15,6 +15,8 @@ PosPart = tuple[str, float, float, float, float, float, float]
 
 
 class PositionsPanel(KeyedTable):
+    """Per symbol: position, average price, realised and unrealised PnL, bid/ask."""
+
     DEFAULT_CSS = """
     PositionsPanel { border: round $panel; height: auto; max-height: 12; }
     """

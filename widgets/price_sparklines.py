@@ -30,6 +30,8 @@ class _PriceLine(Horizontal):
 
 
 class PriceSparklines(SnapshotMixin, Widget):
+    """One line per symbol: a sparkline of its recent mid prices."""
+
     DEFAULT_CSS = """
     PriceSparklines { border: round $panel; height: auto; }
     PriceSparklines _PriceLine { height: 1; }

@@ -17,6 +17,8 @@ from widgets._fmt import lit
 
 
 class SkewPanel(SnapshotMixin, Widget):
+    """Local vs venue clock skew (ms) with a sparkline of its recent history."""
+
     DEFAULT_CSS = """
     SkewPanel { border: round $panel; height: auto; }
     SkewPanel.-warn { border: round $warning; }

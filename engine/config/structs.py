@@ -143,6 +143,9 @@ BUILTIN_MODEL_IDS: tuple[str, ...] = ("trend_v1", "meanrev_v1")
 
 @dataclass(frozen=True, slots=True)
 class ModelsConfig:
+    """[models]: the decision source, champion and challenger ids, the canary share and the
+    thresholds a model's signal must pass to trade."""
+
     strategy: str = _f(
         "models",
         "Decision source: models (champion/challenger) or alternating "

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 
 class Samples:
+    """A fixed-size ring of int samples (latencies): constant memory, no allocation per append."""
+
     __slots__ = ("_buf", "_n", "capacity")
 
     def __init__(self, capacity: int) -> None:

@@ -99,6 +99,9 @@ def _address(path: Path) -> Iterator[str]:
 
 
 class ControlServer:
+    """The control socket: an owner-only Unix socket; each request names a handler (a command through
+    ``EngineAPI.handle`` or a query) and carries the peer's uid (``SO_PEERCRED``) as the actor."""
+
     def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
         self.path = path
         self.handlers = handlers

@@ -72,6 +72,12 @@ DbQuery = Callable[[str, list[Any]], Awaitable[list[tuple[Any, ...]]]]
 
 
 class Reconciler:
+    """Settles the engine's view with the venue's: start-up, periodic and manual runs share one path.
+
+    Each run compares open orders, recent trades and balances with the DB and memory; unknown
+    orders are resolved by querying the venue, foreign orders block their symbol until an operator
+    acknowledges them, and every finding is a typed ``ReconDetail`` in the run's ``ReconReport``."""
+
     def __init__(
         self,
         engine: Engine,

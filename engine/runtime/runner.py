@@ -33,6 +33,7 @@ from engine.sim.simfeed import SimFeed
 from engine.store.lockfile import EngineLock
 from engine.strategy.strategies import ModelStrategy
 from engine.trading import oms
+from engine.trading.engine import Engine
 from engine.venues.clocksync import NtpSource, ntp_readiness
 
 log = logging.getLogger("engine.runtime.runner")
@@ -184,15 +185,42 @@ class EngineRuntime:
         self._metrics_job: asyncio.Future[None] | None = None
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         if self.booted is None:
             raise RuntimeError("engine read before boot")
         return self.booted.engine
 
     async def start(self) -> None:
-        cfg, clock = self.cfg, self.clock
-        loop = asyncio.get_running_loop()
+        """Boot (venue first, then the DB), reconcile once, serve the door, start the loops."""
         gcwatch.install()
+        booted, api = await self._boot()
+        self.booted = booted
+        booted.lag_us = self.lag_us
+        cfg, wiring = self.cfg, self.wiring
+        if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
+            self.ntp = NtpSource(
+                cfg.clock.ntp_server,
+                wiring.skew.sink("ntp") if wiring else self.clock,
+                cfg.clock.skew_check_interval_s,
+            )
+        # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
+        report = await booted.reconciler.run("startup")
+        booted.rehydrated = report.mismatches
+        self.refresh()
+        booted.write_metrics()
+        api.serve(queries(booted, wiring, self.data_dir, cfg.name, cfg.control.diagnostics))
+        self.control = ControlServer(socket_path(self.data_dir), socket_handlers(api))
+        await self.control.start()
+        if wiring is not None:
+            wiring.start(booted.engine)
+        else:
+            self._start_sim_feed(booted)
+        self.tasks = self._loops(booted)
+        log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
+
+    async def _boot(self) -> tuple[Booted, EngineAPI]:
+        """The venue connection, the engine on the checked DB, and the one API (all or nothing)."""
+        cfg, clock = self.cfg, self.clock
         # before anything is opened or written: a missing or wrong keyring key stops the start here
         totp_secret = load_totp_secret(self.data_dir)
         self.wiring = wiring = _ccxt_wiring(cfg, self.data_dir, clock, self.duration_s)
@@ -202,7 +230,7 @@ class EngineRuntime:
                 cfg,
                 self.data_dir,
                 clock=clock,
-                call_later=loop.call_later,
+                call_later=asyncio.get_running_loop().call_later,
                 lock=self.lock,
                 venue=venue,
                 strategy="bench" if cfg.models.strategy == "alternating" else "models",
@@ -219,42 +247,29 @@ class EngineRuntime:
             if wiring is not None:
                 await wiring.close()
             raise
-        self.booted = booted
-        engine = booted.engine
-        # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
-        reconciler = booted.reconciler
-        booted.lag_us = self.lag_us
-        if cfg.clock.ntp_server:  # every profile: paper's skew gate too (the clock port)
-            self.ntp = NtpSource(
-                cfg.clock.ntp_server,
-                wiring.skew.sink("ntp") if wiring else clock,
-                cfg.clock.skew_check_interval_s,
-            )
-        report = await reconciler.run("startup")
-        booted.rehydrated = report.mismatches
-        self.refresh()
-        booted.write_metrics()
-        api.serve(queries(booted, wiring, self.data_dir, cfg.name, cfg.control.diagnostics))
-        self.control = ControlServer(socket_path(self.data_dir), socket_handlers(api))
-        await self.control.start()
-        if wiring is not None:
-            wiring.start(engine)
-        pacer = self.gc_pacer
-        if wiring is None:
-            sim = MarketSimulator(
-                cfg.symbols,
-                seed=cfg.sim.seed,
-                trade_prob=cfg.sim.trade_prob,
-                ticks_per_second=cfg.sim.ticks_per_second,
-            )
-            self.sim_feed = SimFeed(
-                engine,
-                sim,
-                cfg.sim.ticks_per_second,
-                after_burst=pacer.step if pacer is not None else None,
-            )
-            booted.feed_wake_us = self.sim_feed.wake_us
-        self.tasks = [
+        return booted, api
+
+    def _start_sim_feed(self, booted: Booted) -> None:
+        """No outside venue: the seeded market simulator feeds the engine."""
+        cfg, pacer = self.cfg, self.gc_pacer
+        sim = MarketSimulator(
+            cfg.symbols,
+            seed=cfg.sim.seed,
+            trade_prob=cfg.sim.trade_prob,
+            ticks_per_second=cfg.sim.ticks_per_second,
+        )
+        self.sim_feed = SimFeed(
+            booted.engine,
+            sim,
+            cfg.sim.ticks_per_second,
+            after_burst=pacer.step if pacer is not None else None,
+        )
+        booted.feed_wake_us = self.sim_feed.wake_us
+
+    def _loops(self, booted: Booted) -> list[asyncio.Task[Any]]:
+        """The engine's periodic work, each its own task."""
+        cfg, pacer, reconciler = self.cfg, self.gc_pacer, booted.reconciler
+        return [
             *([] if self.sim_feed is None else [asyncio.create_task(self.sim_feed.run())]),
             # with no simulator bursts to follow, the pacer runs on its own short period
             *(
@@ -281,7 +296,6 @@ class EngineRuntime:
                 )
             ),
         ]
-        log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
 
     async def _metrics_off_loop(self, interval_s: float) -> None:
         """The textfile is rendered and fsynced on a worker thread: ~5 ms every few seconds that

@@ -38,6 +38,9 @@ _dec = msgspec.msgpack.Decoder()
 
 
 class IntentJournal:
+    """Append-only, fsynced file of order intents for venues outside the process (durable before
+    send); truncated once the DB provably holds every intent in it."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         make_private_dir(path.parent)

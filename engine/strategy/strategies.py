@@ -27,6 +27,9 @@ REFERENCE_TICKS = 80_000  # a longer reference is less noisy (~0.05 -> ~0.01 PSI
 
 
 class ModelStrategy:
+    """Champion/challenger trading: features per symbol, a decision every interval, routed to the
+    challenger at the canary share, sized by the risk per trade, sent through ``Engine.submit``."""
+
     def __init__(self, engine: Engine, registry: ModelRegistry) -> None:
         cfg = engine.cfg
         self.engine = engine
@@ -82,7 +85,7 @@ class ModelStrategy:
         e.record_decision(d)
         if d.action == "NO_TRADE":
             return
-        mid = e.mid_e8(symbol)
+        mid = e.market.mid_e8(symbol)
         lot = e.lot(symbol)
         if mid <= 0:
             return

@@ -21,6 +21,8 @@ OTHER = "other"
 
 
 class MarketBlocks(dict[str, str]):
+    """``symbol -> reason`` for the stale-data gate, kept as the union of the causes that hold."""
+
     def __init__(self) -> None:
         super().__init__()
         self._causes: dict[str, dict[str, str]] = {}

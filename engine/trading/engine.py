@@ -60,6 +60,12 @@ class IntentJournal(Protocol):
 
 
 class Engine:
+    """The trading engine of one session: market data in, the one order path, venue reports.
+
+    Owns the order path (``submit``) and the venue reports (``on_venue_update``,
+    ``on_venue_fill``); its state lives in the owners it holds (``market``, ``order_cache``,
+    ``portfolio``, ``exposure``, ``risk``, ``kpis``, ``recon``, ``recorder``). Loop thread only."""
+
     def __init__(
         self,
         *,
@@ -128,9 +134,6 @@ class Engine:
 
     def lot(self, symbol: str) -> int:
         return self._lot.get(symbol, 1)
-
-    def mid_e8(self, symbol: str) -> int:
-        return self.market.mid_e8(symbol)
 
     # --- market data (hot path) ------------------------------------------------------------
 

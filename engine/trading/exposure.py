@@ -45,6 +45,10 @@ class OrderLike(Protocol):
 
 
 class ExposureBook:
+    """Per symbol: filled position plus every open, unknown and partially filled remainder, by side.
+
+    The one figure every cap reads, so an order in flight counts as if it had filled."""
+
     __slots__ = ("_counted", "filled", "known", "last_px_e8", "open_buy", "open_sell")
 
     def __init__(self) -> None:

@@ -93,6 +93,9 @@ ChangeFn = Callable[[GateState], None]
 
 
 class GatePipeline:
+    """Runs the gates in order for each order (first denial wins, a broken gate denies) and keeps each
+    gate's standing state, reporting every change through ``on_change``."""
+
     def __init__(self, gates: list[Gate], on_change: ChangeFn | None = None) -> None:
         self.gates = gates
         self.states = {g.name: GateState(g.name) for g in gates}

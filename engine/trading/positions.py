@@ -13,6 +13,8 @@ from engine.core.units import SCALE
 
 
 class Position:
+    """One symbol's net position: quantity, average entry, realised PnL and fees (integer e8)."""
+
     __slots__ = ("avg_price_e8", "fees_e8", "qty_e8", "realized_pnl_e8", "symbol", "updated_us")
 
     def __init__(self, symbol: str) -> None:

@@ -36,6 +36,9 @@ DEFAULT_DECISION_TTL_MS = 1500.0
 
 
 class RiskState:
+    """The account's risk flags and today's counters: kill switch, safe mode, orders per strategy /
+    symbol / router, equity and its day-start baseline, recent intents, model drift (PSI)."""
+
     def __init__(self, equity_e8: int) -> None:
         self.kill_switch = False
         self.kill_reason = ""
@@ -163,6 +166,9 @@ class ClockSkewGate:
 
 
 class StaleDataGate:
+    """Denies a symbol whose last quote is older than the limit, or that a cause blocks (book gap,
+    orphan order)."""
+
     name = "stale_data"
 
     def __init__(
@@ -227,6 +233,8 @@ class CooldownGate:
 
 
 class BudgetGate:
+    """Today's order budgets: per strategy, per symbol and for the account."""
+
     name = "budget"
 
     def __init__(self, risk: RiskState, per_strategy: int, per_symbol: int, account: int) -> None:
@@ -320,6 +328,8 @@ class DrawdownGate:
 
 
 class DriftGate:
+    """Model drift: halves a drifting model's size above one PSI level and denies it above another."""
+
     name = "drift"
 
     def __init__(self, risk: RiskState, halve: float, block: float, lot_e8: Callable[[str], int]):

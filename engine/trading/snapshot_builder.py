@@ -83,23 +83,64 @@ class SnapshotBuilder:
         now = e.clock.now_us()
         r = e.risk
         unreal = e.unrealized_e8()
-        pnl = (e.portfolio.realized_e8 - e.portfolio.fees_e8 + unreal) / SCALE
-        equity = (
-            e.portfolio.start_equity_e8 + e.portfolio.realized_e8 - e.portfolio.fees_e8 + unreal
-        ) / SCALE
+        pnl = (e.portfolio.pnl_e8() + unreal) / SCALE
         skew = e.clock.skew_ms()
         self.skew.append(skew)
         self.pnl.append(pnl)
         if e.kpis.recent_latency_ms:
             self.latency.append(e.kpis.recent_latency_ms[-1])
-        syms = []
-        # KPIs over engine-wide recent windows: computed once, not once per symbol
-        err = (
-            sum(e.kpis.recent_outcomes) / len(e.kpis.recent_outcomes)
-            if e.kpis.recent_outcomes
-            else 0.0
+        reg: RegistryView | None = getattr(strategy, "registry", None)
+        return EngineSnapshot(
+            seq=self.seq,
+            ts_us=now,
+            profile=e.cfg.name,
+            venue=e.venue.name,
+            role=role,
+            safe_mode=r.safe_mode,
+            kill_switch=r.kill_switch,
+            kill_reason=r.kill_reason,
+            halted=e.halted_reason,
+            armed=not (r.safe_mode or r.kill_switch or e.halted_reason),
+            model_id_used=(reg.pinned or reg.champion_id) if reg else "-",
+            budget_left=e.budget_gate.left(),
+            skew_ms=skew,
+            skew_history=tuple(self.skew),
+            equity=e.portfolio.equity_e8(unreal) / SCALE,
+            pnl=pnl,
+            pnl_history=tuple(self.pnl),
+            latency_history_ms=tuple(self.latency),
+            gates=tuple(
+                GateView(
+                    name=g.name,
+                    active=g.active,
+                    reason=g.reason,
+                    since_us=g.since_us,
+                    denials=g.denials,
+                )
+                for g in e.gates.states.values()
+            ),
+            budgets=_budgets(e),
+            feeds=tuple(_feeds(e, feeds, now)),
+            symbols=self._symbols(e, now),
+            price_history=tuple((s, tuple(d)) for s, d in self.prices.items()),
+            orders=_orders(e),
+            fills=_fills(e),
+            model=_model(e, reg),
+            recon=_recon(recon),
+            alerts=alerts,
+            audit=audit_tail,
+            ticks=e.market.ticks,
+            open_orders=len(e.order_cache.open_orders),
+            incidents=tuple(IncidentView(*i) for i in e.recorder.incidents),
         )
-        place_p95, slip_p95 = p95(e.kpis.recent_latency_ms), p95(e.portfolio.recent_slippage)
+
+    def _symbols(self, e: Engine, now: int) -> tuple[SymbolView, ...]:
+        """Per symbol: quote, position and PnL, staleness, and the execution KPIs."""
+        k = e.kpis
+        # KPIs over engine-wide recent windows: computed once, not once per symbol
+        err = sum(k.recent_outcomes) / len(k.recent_outcomes) if k.recent_outcomes else 0.0
+        place_p95, slip_p95 = p95(k.recent_latency_ms), p95(e.portfolio.recent_slippage)
+        syms = []
         for s in e.symbols:
             q = e.market.quotes.get(s)
             mid = (q[0] + q[1]) / 2 / SCALE if q else 0.0
@@ -115,7 +156,7 @@ class SnapshotBuilder:
                     position=p.qty_e8 / SCALE,
                     avg_price=p.avg_price_e8 / SCALE,
                     realized=p.realized_pnl_e8 / SCALE,
-                    unrealized=p.unrealized_e8(e.mid_e8(s)) / SCALE,
+                    unrealized=p.unrealized_e8(e.market.mid_e8(s)) / SCALE,
                     staleness_ms=(now - last) / 1000 if last else -1.0,
                     error_rate=err,
                     p95_place_ms=place_p95,
@@ -123,105 +164,78 @@ class SnapshotBuilder:
                     fill_ratio=e.order_cache.fill_ratio(s),
                 )
             )
-        bg = e.budget_gate
-        budgets = [BudgetView(scope="account", key="all", used=r.orders_today, limit=bg.account)]
-        budgets += [
-            BudgetView(
-                scope="symbol", key=s, used=r.orders_by_symbol.get(s, 0), limit=bg.per_symbol
-            )
-            for s in e.symbols
-        ]
-        budgets += [
-            BudgetView(scope="strategy", key=k, used=v, limit=bg.per_strategy)
-            for k, v in sorted(r.orders_by_strategy.items())
-        ]
-        orders = e.order_cache.latest(50)
-        reg: RegistryView | None = getattr(strategy, "registry", None)
-        last_recon = recon
-        return EngineSnapshot(
-            seq=self.seq,
-            ts_us=now,
-            profile=e.cfg.name,
-            venue=e.venue.name,
-            role=role,
-            safe_mode=r.safe_mode,
-            kill_switch=r.kill_switch,
-            kill_reason=r.kill_reason,
-            halted=e.halted_reason,
-            armed=not (r.safe_mode or r.kill_switch or e.halted_reason),
-            model_id_used=(reg.pinned or reg.champion_id) if reg else "-",
-            budget_left=bg.left(),
-            skew_ms=skew,
-            skew_history=tuple(self.skew),
-            equity=equity,
-            pnl=pnl,
-            pnl_history=tuple(self.pnl),
-            latency_history_ms=tuple(self.latency),
-            gates=tuple(
-                GateView(
-                    name=g.name,
-                    active=g.active,
-                    reason=g.reason,
-                    since_us=g.since_us,
-                    denials=g.denials,
-                )
-                for g in e.gates.states.values()
-            ),
-            budgets=tuple(budgets),
-            feeds=tuple(_feeds(e, feeds, now)),
-            symbols=tuple(syms),
-            price_history=tuple((s, tuple(d)) for s, d in self.prices.items()),
-            orders=tuple(
-                OrderView(
-                    client_order_id=o.client_order_id,
-                    symbol=o.symbol,
-                    side=o.side,
-                    qty=o.qty_e8 / SCALE,
-                    filled=o.filled_qty_e8 / SCALE,
-                    status=o.status,
-                    reason=o.reason,
-                    updated_us=o.updated_us,
-                )
-                for o in orders
-            ),
-            fills=tuple(
-                FillView(
-                    trade_id=t,
-                    client_order_id=c,
-                    symbol=sy,
-                    side=sd,
-                    qty=q / SCALE,
-                    price=px / SCALE,
-                    slippage_bps=sl,
-                    ts_us=ts,
-                )
-                for t, c, sy, sd, q, px, sl, ts in e.portfolio.recent_fills
-            ),
-            model=ModelView(
-                champion=reg.champion_id if reg else "-",
-                challenger=reg.challenger_id if reg else "-",
-                pinned=reg.pinned if reg else None,
-                canary_share=reg.canary_share if reg else 0.0,
-                psi=tuple(sorted(r.psi.items())),
-                canary_trades=e.kpis.canary_placed,
-                total_trades=e.kpis.trades_placed,
-            ),
-            recon=None
-            if not last_recon
-            else ReconView(
-                ts_us=last_recon.ts_us,
-                source=last_recon.source,
-                duration_ms=last_recon.duration_ms,
-                ok=last_recon.ok,
-                mismatches=tuple(last_recon.mismatches.items()),
-                standing=tuple(last_recon.standing),
-            ),
-            alerts=alerts,
-            audit=audit_tail,
-            ticks=e.market.ticks,
-            open_orders=len(e.order_cache.open_orders),
-            incidents=tuple(IncidentView(*i) for i in e.recorder.incidents),
+        return tuple(syms)
+
+
+def _budgets(e: Engine) -> tuple[BudgetView, ...]:
+    r, bg = e.risk, e.budget_gate
+    budgets = [BudgetView(scope="account", key="all", used=r.orders_today, limit=bg.account)]
+    budgets += [
+        BudgetView(scope="symbol", key=s, used=r.orders_by_symbol.get(s, 0), limit=bg.per_symbol)
+        for s in e.symbols
+    ]
+    budgets += [
+        BudgetView(scope="strategy", key=k, used=v, limit=bg.per_strategy)
+        for k, v in sorted(r.orders_by_strategy.items())
+    ]
+    return tuple(budgets)
+
+
+def _orders(e: Engine) -> tuple[OrderView, ...]:
+    return tuple(
+        OrderView(
+            client_order_id=o.client_order_id,
+            symbol=o.symbol,
+            side=o.side,
+            qty=o.qty_e8 / SCALE,
+            filled=o.filled_qty_e8 / SCALE,
+            status=o.status,
+            reason=o.reason,
+            updated_us=o.updated_us,
         )
+        for o in e.order_cache.latest(50)
+    )
+
+
+def _fills(e: Engine) -> tuple[FillView, ...]:
+    return tuple(
+        FillView(
+            trade_id=t,
+            client_order_id=c,
+            symbol=sy,
+            side=sd,
+            qty=q / SCALE,
+            price=px / SCALE,
+            slippage_bps=sl,
+            ts_us=ts,
+        )
+        for t, c, sy, sd, q, px, sl, ts in e.portfolio.recent_fills
+    )
+
+
+def _model(e: Engine, reg: RegistryView | None) -> ModelView:
+    return ModelView(
+        champion=reg.champion_id if reg else "-",
+        challenger=reg.challenger_id if reg else "-",
+        pinned=reg.pinned if reg else None,
+        canary_share=reg.canary_share if reg else 0.0,
+        psi=tuple(sorted(e.risk.psi.items())),
+        canary_trades=e.kpis.canary_placed,
+        total_trades=e.kpis.trades_placed,
+    )
+
+
+def _recon(report: ReconReport | None) -> ReconView | None:
+    if not report:
+        return None
+    return ReconView(
+        ts_us=report.ts_us,
+        source=report.source,
+        duration_ms=report.duration_ms,
+        ok=report.ok,
+        mismatches=tuple(report.mismatches.items()),
+        standing=tuple(report.standing),
+    )
 
 
 def _feeds(e: Engine, feeds: FeedSource | None, now: int) -> list[FeedView]:

@@ -32,7 +32,7 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
     e.market.ticks_exported = e.market.ticks
     gross = 0
     for s in e.symbols:
-        worst = e.exposure.worst(s) * e.mid_e8(s) // SCALE
+        worst = e.exposure.worst(s) * e.market.mid_e8(s) // SCALE
         gross += worst
         m.exposure_worst.labels(s).set(worst / SCALE)
         last = e.market.last_quote_us.get(s, 0)

@@ -64,6 +64,9 @@ def expired_reason(age_us: int, ttl_us: int, detail: str = "") -> str:
 
 
 class VenueLimitsGate:
+    """Rounds the quantity down to the venue's step and denies what the venue would reject (below
+    its minimum quantity or notional), before the order leaves."""
+
     name = "venue_limits"
 
     def __init__(self, limits: Callable[[str], VenueLimits]) -> None:

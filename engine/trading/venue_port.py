@@ -78,6 +78,9 @@ class OrderRequest(Protocol):
 
 
 class VenuePort(Protocol):
+    """What the engine needs from a venue (paper, ccxt): submit and cancel without blocking, limits
+    and throttle state for the gates, and queries that resolve an order whose outcome is unknown."""
+
     name: str
     in_process: bool
 

@@ -238,7 +238,7 @@ def bounds(e: Engine, skip: str = "") -> dict[str, tuple[int, int]]:
 
 
 def usd(e: Engine, qty_e8: int, symbol: str) -> float:
-    return abs(qty_e8) * e.mid_e8(symbol) / SCALE / SCALE
+    return abs(qty_e8) * e.market.mid_e8(symbol) / SCALE / SCALE
 
 
 class Breach(AssertionError):

@@ -212,7 +212,9 @@ async def test_order_when_below_venue_min_notional_then_denied_before_send(rig_f
     rig = await rig_factory()
     e = rig.engine
     await rig.quotes_ready()
-    qty = f"{max(0.00001, 2 * SCALE / e.mid_e8('BTC/USDT')):.5f}"  # about 2 USDT (minimum: 5)
+    qty = (
+        f"{max(0.00001, 2 * SCALE / e.market.mid_e8('BTC/USDT')):.5f}"  # about 2 USDT (minimum: 5)
+    )
     res = e.submit(_order(e, qty))
     assert not res.ok, "an order below the venue's minimum notional was sent"
     assert "venue_limits" in res.message
