@@ -21,7 +21,9 @@ from typing import Any
 from cockpit import control_cli, ops_cli, totp_cli
 from engine.api import RoleRefused, effective_role
 from engine.config.loader import (
+    Config,
     ConfigError,
+    check_live_locks,
     load_config,
     render_config,
     render_env_sample,
@@ -174,7 +176,7 @@ def _os_error(exc: OSError, where: object) -> int:
     return EXIT_BAD_INPUT
 
 
-def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
+def _run(cfg: Config, data_dir: Path, args: argparse.Namespace) -> int:
     from engine.runtime.datacheck import data_dir_mode_problem
     from engine.security.keystore import KeystoreError
     from engine.store.writer import StoreError
@@ -187,6 +189,7 @@ def _run(cfg: object, data_dir: Path, args: argparse.Namespace) -> int:
         return EXIT_STORAGE
     if warning:
         _err(f"warning: {warning}")
+    check_live_locks(cfg)  # a live profile without its locks: refused before the lock or a dial
     try:
         if not args.headless:
             return _run_tui(cfg, data_dir, args)

@@ -29,7 +29,7 @@ import aiohttp
 import ccxt
 import ccxt.pro as ccxtpro
 
-from engine.config.loader import Config, ConfigError
+from engine.config.loader import Config, ConfigError, check_live_locks
 from engine.core.clock import Clock
 from engine.venues.binance_urls import binance_urls, ccxt_options
 from engine.venues.ccxt_venue import CcxtVenue
@@ -166,7 +166,10 @@ def make_exchange(
     # bookTickers for several symbols loses all but one. Full caches + our own de-duplication.
     ex.newUpdates = False
     if urls is None:
-        ex.set_sandbox_mode(True)
+        # no URL configured: ccxt's own endpoints. A live profile talks to the live exchange and
+        # nothing else; every other kind (testnet, staging) to ccxt's sandbox, never to live.
+        if cfg.kind != "live":
+            ex.set_sandbox_mode(True)
     else:
         ex.urls["api"] = urls  # replace, never deep-merge (a merged dict keeps real endpoints)
     return ex
@@ -180,6 +183,7 @@ async def open_ccxt_venue(
     guard: EgressGuard,
     duration_s: float | None,
 ) -> tuple[CcxtVenue, VenueProcess | None]:
+    check_live_locks(cfg)  # before anything is dialled
     check_testnet_keys(cfg, os.environ)
     proc = None
     key, secret = cfg.exchange.api_key, cfg.exchange.api_secret
