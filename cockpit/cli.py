@@ -20,10 +20,10 @@ from typing import Any
 
 from cockpit import control_cli, ops_cli, totp_cli
 from engine.api import RoleRefused, effective_role
+from engine.config.live_locks import check_live_locks
 from engine.config.loader import (
     Config,
     ConfigError,
-    check_live_locks,
     load_config,
     render_config,
     render_env_sample,

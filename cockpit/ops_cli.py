@@ -80,7 +80,7 @@ def _config(args: argparse.Namespace, data_dir: Path) -> Any:
 
 def _reconcile(args: argparse.Namespace, data_dir: Path) -> int:
     from engine.core.events import ReconReport
-    from engine.runtime.reconcile import from_wire, render, to_json
+    from engine.runtime.recon_report import from_wire, render, to_json
     from engine.store.writer import StoreError
 
     report = _running_call(data_dir, "reconcile")

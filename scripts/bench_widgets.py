@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cockpit.testkit import FixedHost  # noqa: E402
+from cockpit.testkit import FixedHost, snap  # noqa: E402
 from engine.snapshot import (  # noqa: E402
     AuditView,
     BudgetView,
@@ -109,23 +109,12 @@ def snapshot(i: int, per_refresh: int) -> EngineSnapshot:
         for s in SYMBOLS
     )
     history = tuple(float(k % 13) for k in range(i, i + 60))
-    return EngineSnapshot(
+    # the shared fixed snapshot (cockpit.testkit), with this frame's moving parts
+    return snap(
         seq=i + 1,
         ts_us=now,
-        profile="paper",
-        venue="paper-sim",
-        role="operator",
-        safe_mode=False,
-        kill_switch=False,
-        kill_reason="",
-        halted="",
-        armed=True,
-        model_id_used="m-champ",
         budget_left=1_000_000 - top,
-        skew_ms=3.2,
         skew_history=history,
-        equity=10_000.0,
-        pnl=12.5,
         pnl_history=history,
         latency_history_ms=history,
         gates=gates,

@@ -108,30 +108,6 @@ class ConfigError(Exception):
         super().__init__(" ".join(text.split()))
 
 
-def check_live_locks(cfg: Config) -> None:
-    """A live profile starts only with both live locks set (``LIVE_MODE`` and
-    ``ENABLE_LIVE_TRADING``): refused, naming each missing lock, before the data dir is touched
-    or the exchange dialled. The typed phrase, TOTP and a green preflight are asked at go-live."""
-    if cfg.kind != "live":
-        return
-    missing = [
-        env
-        for env, on in (
-            ("LIVE_MODE", cfg.live.live_mode),
-            ("ENABLE_LIVE_TRADING", cfg.live.enable_live_trading),
-        )
-        if not on
-    ]
-    if missing:
-        raise ConfigError(
-            f"live profile refused before contacting the exchange: {' and '.join(missing)} "
-            f"not true; set {', '.join(m + '=true' for m in missing)} (or [live] in the "
-            "profile) to trade live, or run --profile testnet",
-            origin=f"profile {cfg.name!r}",
-            key="live.live_mode" if "LIVE_MODE" in missing else "live.enable_live_trading",
-        )
-
-
 @cache
 def _by_key() -> Mapping[str, FieldSpec]:
     return MappingProxyType({s.key: s for s in iter_fields()})

@@ -35,7 +35,6 @@ money); anything older than the window is the audit chain's and the backups' bus
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
@@ -45,6 +44,7 @@ from typing import Any
 import msgspec
 
 from engine.core.events import ReconDetail, ReconReport
+from engine.runtime.recon_report import CLASSES, record_run
 from engine.trading import blocks, oms
 from engine.trading.commands import Commands
 from engine.trading.engine import Engine
@@ -57,14 +57,6 @@ UNSENT = frozenset({oms.PENDING, oms.SUBMITTED, oms.UNKNOWN})
 # how far back a deep run (start-up, manual, offline) compares venue trades with the DB: where the
 # last writes before a crash are; bounded so the check costs a few requests, not the venue history
 RECENT_WINDOW_S = 900.0
-CLASSES = (
-    "missing_in_db",
-    "missing_in_broker",
-    "status_mismatch",
-    "missing_fill",
-    "orphan",
-    "position_mismatch",
-)
 
 
 # Reads committed rows through the single writer: (sql, params) -> rows.
@@ -449,32 +441,6 @@ class Reconciler:
         return len(late)
 
 
-def record_run(e: Engine, report: ReconReport) -> None:
-    """Persist and audit one reconciliation run (rows leave with the next flush)."""
-    e.recorder.add(
-        "reconciliation_runs",
-        (
-            report.ts_us,
-            report.source,
-            report.venue,
-            report.duration_ms,
-            report.ok,
-            msgspec.json.encode(report.mismatches).decode(),
-            msgspec.json.encode(report.alerts).decode(),
-        ),
-    )
-    e.recorder.audit(
-        "reconciler",
-        "reconciled",
-        {
-            "source": report.source,
-            "ok": report.ok,
-            "mismatches": report.mismatches,
-            "alerts": report.alerts,
-        },
-    )
-
-
 def venue_baseline(e: Engine, balances: dict[str, int]) -> dict[str, int]:
     """Venue balances that correspond to a flat book: fixed the first time they are seen.
 
@@ -505,31 +471,3 @@ def _update(v: VenueOrderView, ts_us: int) -> Any:
         filled_qty_e8=v.filled_qty_e8,
         ts_us=ts_us,
     )
-
-
-def render(report: ReconReport) -> str:
-    """The human form of a report (same text whether the engine ran it or the CLI did)."""
-    m = report.mismatches
-    lines = [
-        f"reconciliation {'OK' if report.ok else 'ALERT'} ({report.source}, "
-        f"{report.venue}, {report.duration_ms:.1f} ms)",
-        "  " + "  ".join(f"{k}={m[k]}" for k in CLASSES),
-    ]
-    lines += [f"  alert: {a}" for a in report.alerts]
-    lines += [f"  standing: {a}" for a in report.standing]
-    lines += [
-        f"  {d.type} {d.symbol} {d.client_order_id} -> {d.action}"
-        + (f" ({d.detail})" if d.detail else "")
-        for d in report.details[:50]
-    ]
-    return "\n".join(lines)
-
-
-def to_json(report: ReconReport) -> str:
-    """The report as the socket and ``cockpit reconcile --json`` print it (sorted keys)."""
-    return json.dumps(msgspec.to_builtins(report), sort_keys=True)
-
-
-def from_wire(raw: object) -> ReconReport:
-    """A report received as JSON (the control socket) back to its type."""
-    return msgspec.convert(raw, ReconReport)

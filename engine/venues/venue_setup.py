@@ -29,7 +29,8 @@ import aiohttp
 import ccxt
 import ccxt.pro as ccxtpro
 
-from engine.config.loader import Config, ConfigError, check_live_locks
+from engine.config.live_locks import check_live_locks
+from engine.config.loader import Config, ConfigError
 from engine.core.clock import Clock
 from engine.venues.binance_urls import binance_urls, ccxt_options
 from engine.venues.ccxt_venue import CcxtVenue

@@ -104,7 +104,7 @@ async def test_orphan_when_still_open_then_every_run_reports_it_until_acknowledg
 
 
 def _render(report: dict) -> list[str]:
-    from engine.runtime.reconcile import render
+    from engine.runtime.recon_report import render
 
     return render(report).splitlines()
 

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import ccxt.pro as ccxtpro
 import pytest
 
-from engine.config.loader import ConfigError, check_live_locks, load_config
+from engine.config.live_locks import check_live_locks
+from engine.config.loader import ConfigError, load_config
 from engine.core.clock import RealClock
 from engine.venues.egress import EgressGuard, is_loopback
 from engine.venues.venue_setup import check_testnet_keys, make_exchange
