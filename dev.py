@@ -70,30 +70,10 @@ def system_deps() -> None:
 
 
 def check() -> int:
+    code = ["engine", "cockpit", "widgets", "venuesim", "tests", "scripts", "dev.py"]
     steps = [
-        [
-            str(BIN / "ruff"),
-            "format",
-            "--check",
-            "engine",
-            "cockpit",
-            "widgets",
-            "venuesim",
-            "tests",
-            "scripts",
-            "dev.py",
-        ],
-        [
-            str(BIN / "ruff"),
-            "check",
-            "engine",
-            "cockpit",
-            "widgets",
-            "venuesim",
-            "tests",
-            "scripts",
-            "dev.py",
-        ],
+        [str(BIN / "ruff"), "format", "--check", *code],
+        [str(BIN / "ruff"), "check", *code],
         [str(BIN / "mypy"), "engine", "cockpit", "widgets", "venuesim"],
         [str(BIN / "lint-imports")],
     ]
