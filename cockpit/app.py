@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
 import os
 import signal
@@ -34,7 +35,9 @@ from textual.binding import BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
+from cockpit.actions import GoLiveActions
 from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen, bindings
+from cockpit.palette import CockpitCommands, HelpScreen
 from cockpit.port import EnginePort
 from engine.core.events import (
     ArmKillSwitch,
@@ -52,9 +55,11 @@ from engine.core.events import (
 from engine.snapshot import EngineSnapshot
 from widgets import (
     SNAPSHOT_WIDGETS,
+    AlertRulesPanel,
     AlertsPanel,
     AuditPanel,
     BudgetsPanel,
+    DecisionsPanel,
     FeedsPanel,
     FillsPanel,
     GatesPanel,
@@ -64,19 +69,29 @@ from widgets import (
     OrdersPanel,
     PnlPanel,
     PositionsPanel,
+    PreflightPanel,
     PriceSparklines,
     ReconPanel,
     SkewPanel,
     StatusBar,
+    StopsPanel,
     plain,
 )
 
-ACTOR = "operator"
+
+def tui_actor(role: str) -> str:
+    """Who acted, as the audit trail records it: the Unix user at this terminal and the role."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"tui:{user}({role})"
+
 
 log = logging.getLogger("cockpit.app")
 
 
-class CockpitApp(App[None]):
+class CockpitApp(GoLiveActions, App[None]):
     """The cockpit screen: panels fed by one bridge (``pull``), keys from ``cockpit.keymap``, critical
     actions through the one confirmation modal, commands through the engine port."""
 
@@ -84,6 +99,8 @@ class CockpitApp(App[None]):
     TITLE = "cockpit"
     # every key comes from cockpit.keymap.KEYS, so the operator's keymap file can move it
     BINDINGS: ClassVar[list[BindingType]] = bindings("cockpit")
+    # ctrl+p: every action by name (80 columns cannot show every key in the footer)
+    COMMANDS = App.COMMANDS | {CockpitCommands}
 
     def __init__(
         self,
@@ -94,6 +111,7 @@ class CockpitApp(App[None]):
         keymap: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__()
+        self.keymap_overrides = dict(keymap or {})  # shown by the help screen and palette
         if keymap:  # checked whole by cockpit.keymap before the engine started
             self.set_keymap(dict(keymap))
         self.host = host
@@ -149,6 +167,11 @@ class CockpitApp(App[None]):
                 yield KpiPanel(id="kpi")
             with TabPane("Model", id="model-tab"), VerticalScroll():
                 yield ModelPanel(id="model")
+                yield DecisionsPanel(id="decisions")
+            with TabPane("Go-live", id="golive-tab"), VerticalScroll():
+                yield PreflightPanel(id="preflight")
+                yield StopsPanel(id="stops")
+                yield AlertRulesPanel(id="alert-rules")
             with TabPane("Log", id="log-tab"), VerticalScroll():
                 yield AlertsPanel(id="alerts")
                 yield IncidentsPanel(id="incidents")
@@ -221,9 +244,9 @@ class CockpitApp(App[None]):
     def _send(self, cmd: Command, totp: str = "") -> None:
         fut: Future[CommandResult] = self.host.execute(cmd, totp or None)
 
-        fut.add_done_callback(lambda f: self._post(self._result, f.result()))
+        fut.add_done_callback(lambda f: self.to_ui(self._result, f.result()))
 
-    def _post(self, fn: Any, *args: Any) -> None:
+    def to_ui(self, fn: Any, *args: Any) -> None:
         """Hand a result to the UI loop without waiting (called on the engine thread: it must
         never block there, so no ``call_from_thread``)."""
         self._ui_loop.call_soon_threadsafe(fn, *args)
@@ -234,7 +257,17 @@ class CockpitApp(App[None]):
         self.notify(plain(res.message), severity="information" if res.ok else "error", markup=False)
         self.last_seq = -1  # show the effect at the next pass
 
+    @property
+    def actor(self) -> str:
+        return tui_actor("observer" if self._observer() else "operator")
+
+    def _observer(self) -> bool:
+        return self.role == "observer" or (self.snap is not None and self.snap.role == "observer")
+
     def _critical(self, action: str, effect: str, cmd: Command) -> None:
+        if self._observer():  # refused and audited by the engine, before any prompt
+            self._send(cmd)
+            return
         needs = self.host.needs_totp(cmd)
 
         def answered(result: tuple[bool, str] | None) -> None:
@@ -250,20 +283,20 @@ class CockpitApp(App[None]):
             "ARM KILL SWITCH",
             "Blocks every new order at once and cancels resting "
             "orders. Trading stays stopped until an operator disarms it.",
-            ArmKillSwitch(actor=ACTOR, reason="operator: ctrl+k"),
+            ArmKillSwitch(actor=self.actor, reason="operator: ctrl+k"),
         )
 
     def action_resume_trading(self) -> None:
         self._critical(
             "RESUME TRADING (disarm the kill switch)",
             "New orders are allowed again, subject to every other gate.",
-            DisarmKillSwitch(actor=ACTOR, reason="operator"),
+            DisarmKillSwitch(actor=self.actor, reason="operator"),
         )
 
     def action_safe_mode(self) -> None:
         on = not (self.snap.safe_mode if self.snap else False)
         if on:  # turning safe mode ON only makes things safer: no confirmation
-            self._send(SetSafeMode(on=True, actor=ACTOR, reason="operator toggle"))
+            self._send(SetSafeMode(on=True, actor=self.actor, reason="operator toggle"))
             return
 
         def got(reason: str | None) -> None:  # the prompt strips; empty / escape give None
@@ -274,7 +307,7 @@ class CockpitApp(App[None]):
                 "SAFE MODE OFF",
                 "New orders are allowed again (subject to gates). "
                 "The reason goes to the incident journal.",
-                SetSafeMode(on=False, actor=ACTOR, reason=reason),
+                SetSafeMode(on=False, actor=self.actor, reason=reason),
             )
 
         # SPEC §2: the reason for turning safe mode off is written to the incident journal
@@ -284,21 +317,21 @@ class CockpitApp(App[None]):
         self._critical(
             "PROMOTE CHALLENGER",
             "The challenger becomes champion; the champion becomes challenger.",
-            PromoteChallenger(actor=ACTOR),
+            PromoteChallenger(actor=self.actor),
         )
 
     def action_rollback(self) -> None:
         self._critical(
             "ROLLBACK MODELS",
             "Restore the champion/challenger pair before the last promote.",
-            RollbackModel(actor=ACTOR),
+            RollbackModel(actor=self.actor),
         )
 
     def action_risk_reset(self) -> None:
         self._critical(
             "RISK RESET",
             "Re-baseline the daily drawdown at current equity.",
-            ResetRisk(actor=ACTOR, reason="operator"),
+            ResetRisk(actor=self.actor, reason="operator"),
         )
 
     def action_pin(self) -> None:
@@ -308,7 +341,7 @@ class CockpitApp(App[None]):
                 self._critical(
                     f"PIN MODEL {model or '(unpin)'}",
                     "Every decision uses this model (canary routing bypassed).",
-                    PinModel(model_id=model, actor=ACTOR),
+                    PinModel(model_id=model, actor=self.actor),
                 )
 
         self.push_screen(PromptScreen("Pin which model id? ('-' unpins)", "trend_v1"), got)
@@ -325,7 +358,7 @@ class CockpitApp(App[None]):
             self._critical(
                 f"CANARY SHARE {share:g}",
                 "This share of decisions goes to the challenger.",
-                SetCanaryShare(share=share, actor=ACTOR),
+                SetCanaryShare(share=share, actor=self.actor),
             )
 
         self.push_screen(PromptScreen("Canary share (0..1; ramp 0.05 → 0.10 → 0.20)", "0.10"), got)
@@ -340,14 +373,14 @@ class CockpitApp(App[None]):
                     ok=f.result().ok, message=f"reconciliation: {f.result().mismatches}"
                 )
             )
-            self._post(self._result, res)
+            self.to_ui(self._result, res)
 
         self.host.query("reconcile", {"typed": True}).add_done_callback(done)
 
     def action_incident(self) -> None:
         def got(note: str | None) -> None:
             if note:
-                self._send(RecordIncident(note=note, actor=ACTOR))
+                self._send(RecordIncident(note=note, actor=self.actor))
 
         self.push_screen(PromptScreen("Incident note (context is attached automatically)"), got)
 
@@ -359,15 +392,15 @@ class CockpitApp(App[None]):
                 if exc is not None
                 else CommandResult(ok=True, message=f"report written: {f.result()['path']}")
             )
-            self._post(self._result, res)
+            self.to_ui(self._result, res)
 
         self.host.query("export").add_done_callback(done)
 
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
     def action_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        self.push_screen(HelpScreen(self.keymap_overrides))
 
     def action_quit_cockpit(self) -> None:
         open_orders = self.snap.open_orders if self.snap else 0
@@ -392,4 +425,4 @@ class CockpitApp(App[None]):
             self.exit()
 
 
-ModalLike = (ConfirmScreen, PromptScreen, NoticeScreen)
+ModalLike = (ConfirmScreen, PromptScreen, NoticeScreen, HelpScreen)

@@ -1,10 +1,12 @@
 """The one confirmation modal for every critical action, and a small text prompt.
 
 Invariants: the modal names the action, its effect and the exact command it will send (shown
-literally, never as markup); focus starts on Cancel; ``y`` confirms, ``n``/escape cancel (the
-defaults: every key here comes from ``cockpit.keymap`` and a keymap file can move it); when
-2FA is enrolled a TOTP field is shown and Enter in it confirms. The kill-switch key is an app-level
-priority binding, so it is never typed into the TOTP field.
+literally, never as markup). Without a code to type, focus starts on Cancel and one key (``y``)
+confirms. When the action needs a TOTP code, focus starts in the code field: digits go there,
+Enter confirms (so "type the code, press Enter" never cancels), ``y`` confirms too and
+``n``/escape cancel — those keys are priority bindings, so they work inside the digits-only field.
+Every key comes from ``cockpit.keymap`` and a keymap file can move it. The kill-switch key is an
+app-level priority binding, so it is never typed into the field either.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from cockpit.keymap import scope_keys
 def bindings(scope: str) -> list[BindingType]:
     """The Textual bindings of one screen, from the one key table (``cockpit.keymap.KEYS``)."""
     return [
-        Binding(k.keys, k.action, k.label, priority=k.priority, id=k.id) for k in scope_keys(scope)
+        Binding(k.keys, k.action, k.label, show=k.show, priority=k.priority, id=k.id)
+        for k in scope_keys(scope)
     ]
 
 
@@ -44,7 +47,9 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
     """
     BINDINGS: ClassVar[list[BindingType]] = bindings("confirm")
 
-    AUTO_FOCUS = "#cancel"  # Textual focuses it once mounted (no query that can miss)
+    # focused once mounted: the first match in DOM order — the code field when one is needed
+    # (it comes first), else Cancel
+    AUTO_FOCUS = "#totp, #cancel"
 
     def __init__(self, action: str, effect: str, command: str, needs_totp: bool) -> None:
         super().__init__()

@@ -36,7 +36,7 @@ from engine.config.loader import ConfigError
 from engine.core.events import Command, CommandResult
 from engine.obs.gcwatch import GcPacer
 from engine.security.keystore import KeystoreError
-from engine.snapshot import EngineSnapshot
+from engine.snapshot import AlertView, EngineSnapshot
 from engine.store.writer import StoreError
 from engine.trading.snapshot_builder import SnapshotBuilder
 from engine.venues.venue_errors import VenueUnreachable
@@ -222,6 +222,17 @@ class EngineHost:
             recon=rt.booted.reconciler.last,
             audit_tail=audit_tail,
             alerts=tuple(e.recorder.alerts),
+            alert_states=tuple(
+                AlertView(
+                    rule=a.rule,
+                    severity=a.severity,
+                    labels=",".join(f"{k}={v}" for k, v in a.labels),
+                    state=a.state,
+                    since_us=a.since_us,
+                    value=a.value,
+                )
+                for a in rt.booted.alerts.current()
+            ),
         )
 
     def arm_kill_switch_now(self, reason: str) -> None:

@@ -43,25 +43,43 @@ class KeySpec:
     label: str
     scope: str  # the screen whose bindings it joins: cockpit, confirm, prompt, notice
     priority: bool = False  # checked before focused widgets (works inside inputs and modals)
+    show: bool = True  # in the footer (all keys are in the help screen and the palette)
 
 
 KEYS: tuple[KeySpec, ...] = (
+    # the footer (80 columns) shows the keys an operator needs first; every key is in the full
+    # help (?) and the command palette (ctrl+p)
     KeySpec("kill_switch", "ctrl+k", "kill_switch", "KILL", "cockpit", priority=True),
-    KeySpec("kill_switch.main", "d", "kill_switch", "Kill switch", "cockpit"),
-    KeySpec("resume_trading", "a", "resume_trading", "Resume trading", "cockpit"),
-    KeySpec("safe_mode", "s", "safe_mode", "Safe mode", "cockpit"),
-    KeySpec("reconcile", "e", "reconcile", "Reconcile", "cockpit"),
-    KeySpec("incident", "n", "incident", "Note", "cockpit"),
-    KeySpec("promote", "P", "promote", "Promote", "cockpit"),
-    KeySpec("rollback", "R", "rollback", "Rollback", "cockpit"),
-    KeySpec("pin", "I", "pin", "Pin", "cockpit"),
-    KeySpec("canary", "C", "canary", "Canary", "cockpit"),
-    KeySpec("risk_reset", "X", "risk_reset", "Risk reset", "cockpit"),
-    KeySpec("export", "o", "export", "Export", "cockpit"),
+    KeySpec("kill_switch.main", "d", "kill_switch", "Kill switch", "cockpit", show=False),
+    KeySpec("resume_trading", "a", "resume_trading", "Resume", "cockpit"),
+    KeySpec("safe_mode", "s", "safe_mode", "Safe", "cockpit"),
+    KeySpec("preflight", "F", "preflight", "Preflight", "cockpit"),
+    KeySpec("go_no_go", "g", "go_no_go", "Go/NoGo", "cockpit"),
+    KeySpec("go_live", "G", "go_live", "Go live", "cockpit", show=False),
+    KeySpec("reconcile", "e", "reconcile", "Reconcile", "cockpit", show=False),
+    KeySpec("incident", "n", "incident", "Note", "cockpit", show=False),
+    KeySpec("promote", "P", "promote", "Promote", "cockpit", show=False),
+    KeySpec("rollback", "R", "rollback", "Rollback", "cockpit", show=False),
+    KeySpec("pin", "I", "pin", "Pin model", "cockpit", show=False),
+    KeySpec("canary", "C", "canary", "Canary share", "cockpit", show=False),
+    KeySpec("risk_reset", "X", "risk_reset", "Risk reset", "cockpit", show=False),
+    KeySpec("breaker_reset", "B", "breaker_reset", "Breaker reset", "cockpit", show=False),
+    KeySpec("kill_scope", "K", "kill_scope", "Kill scope", "cockpit", show=False),
+    KeySpec("lift_scope", "U", "lift_scope", "Lift scope", "cockpit", show=False),
+    KeySpec("reduce_only", "r", "reduce_only", "Reduce-only", "cockpit", show=False),
+    KeySpec("flatten", "L", "flatten", "Flatten", "cockpit", show=False),
+    KeySpec("export", "o", "export", "Export", "cockpit", show=False),
+    KeySpec("tab.overview", "1", "show_tab('overview')", "Overview tab", "cockpit", show=False),
+    KeySpec("tab.trading", "2", "show_tab('trading')", "Trading tab", "cockpit", show=False),
+    KeySpec("tab.feeds", "3", "show_tab('feeds-tab')", "Feeds/SLO tab", "cockpit", show=False),
+    KeySpec("tab.model", "4", "show_tab('model-tab')", "Model tab", "cockpit", show=False),
+    KeySpec("tab.golive", "5", "show_tab('golive-tab')", "Go-live tab", "cockpit", show=False),
+    KeySpec("tab.log", "6", "show_tab('log-tab')", "Log tab", "cockpit", show=False),
     KeySpec("help", "question_mark", "help", "Help", "cockpit"),
     KeySpec("quit", "q", "quit_cockpit", "Quit", "cockpit"),
-    KeySpec("confirm.yes", "y", "confirm", "Confirm", "confirm"),
-    KeySpec("confirm.no", "n", "cancel", "Cancel", "confirm"),
+    # priority: they work with the focus in the TOTP field (digits only, so nothing is lost)
+    KeySpec("confirm.yes", "y", "confirm", "Confirm", "confirm", priority=True),
+    KeySpec("confirm.no", "n", "cancel", "Cancel", "confirm", priority=True),
     KeySpec("confirm.escape", "escape", "cancel", "Cancel", "confirm"),
     KeySpec("prompt.escape", "escape", "cancel", "Cancel", "prompt"),
     KeySpec("notice.ok", "enter", "close", "OK", "notice"),

@@ -28,12 +28,17 @@ from engine.core.events import (
     Command,
     CommandResult,
     DisarmKillSwitch,
+    Flatten,
+    GoLive,
     PinModel,
     PromoteChallenger,
     RecordIncident,
+    RecordPreflight,
+    ResetBreaker,
     ResetRisk,
     RollbackModel,
     SetCanaryShare,
+    SetReduceOnly,
     SetSafeMode,
     SubmitOrder,
 )
@@ -42,21 +47,39 @@ from engine.strategy.strategies import ModelStrategy
 from engine.trading.commands import Commands
 from engine.trading.engine import Engine
 
-# Critical actions: confirmed in the UI and, when 2FA is enrolled, TOTP-checked here.
-CRITICAL = (
-    ArmKillSwitch,
+# Critical actions: each is confirmed (TUI modal, CLI prompt or --yes). Those that can add risk
+# also need a TOTP code when 2FA is enrolled; those that only reduce it (arming a kill switch,
+# reduce-only on, safe mode on) never wait for a code — in an emergency a code costs seconds.
+RISK_INCREASING = (
     DisarmKillSwitch,
     PromoteChallenger,
     RollbackModel,
     SetCanaryShare,
     ResetRisk,
+    ResetBreaker,
     PinModel,
     AcknowledgeOrphans,
+    Flatten,  # it sends market orders: confirm + TOTP, like the issue's go-live runbook asks
+    GoLive,
 )
+RISK_REDUCING = (ArmKillSwitch,)
+CRITICAL = RISK_INCREASING + RISK_REDUCING
 ROLES = ("operator", "observer")
 
 # A read-only query: arguments in, a JSON-able answer out (runs on the engine loop).
 Query = Callable[[Mapping[str, Any]], Awaitable[Any]]
+
+
+def adds_risk(cmd: Command) -> bool:
+    """Commands that can add risk (TOTP when enrolled): see ``RISK_INCREASING``."""
+    if isinstance(cmd, SetSafeMode | SetReduceOnly):
+        return not cmd.on  # turning a protection off
+    return isinstance(cmd, RISK_INCREASING)
+
+
+def is_critical(cmd: Command) -> bool:
+    """Confirmed before it runs (one modal / prompt for all of them)."""
+    return isinstance(cmd, CRITICAL) or adds_risk(cmd)
 
 
 class RoleRefused(ValueError):
@@ -108,18 +131,24 @@ class EngineAPI:
 
     # --- commands ------------------------------------------------------------------------------
 
-    async def execute(self, cmd: Command, totp_code: str | None = None) -> CommandResult:
-        return self.handle(cmd, totp_code)
+    async def execute(
+        self, cmd: Command, totp_code: str | None = None, role: str | None = None
+    ) -> CommandResult:
+        return self.handle(cmd, totp_code, role)
 
     def needs_totp(self, cmd: Command) -> bool:
-        critical = isinstance(cmd, CRITICAL) or (isinstance(cmd, SetSafeMode) and not cmd.on)
-        return critical and self.totp is not None and self.totp.enrolled
+        """A code is needed for what can add risk, once 2FA is enrolled."""
+        return adds_risk(cmd) and self.totp is not None and self.totp.enrolled
 
-    def handle(self, cmd: Command, totp_code: str | None = None) -> CommandResult:
+    def handle(
+        self, cmd: Command, totp_code: str | None = None, role: str | None = None
+    ) -> CommandResult:
+        """``role``: the caller's own role (a control-socket peer's, from the roles file); the
+        weaker of it and the engine's role applies."""
         rec = self.engine.recorder
         name = type(cmd).__name__
         actor = getattr(cmd, "actor", self.role)
-        if self.role == "observer":
+        if self.role == "observer" or role == "observer":
             rec.audit(actor, "command_denied", {"command": name, "reason": "observer role"})
             return CommandResult(ok=False, message=f"{name} denied: observers cannot act")
         if self.totp is not None and self.needs_totp(cmd):
@@ -141,13 +170,23 @@ class EngineAPI:
             case CancelAll():
                 return c.cancel_all(cmd.symbol, cmd.actor, cmd.reason)
             case ArmKillSwitch():
-                return c.arm_kill_switch(cmd.actor, cmd.reason)
+                return c.arm_kill_switch(cmd.actor, cmd.reason, cmd.symbol, cmd.model)
             case DisarmKillSwitch():
-                return c.disarm_kill_switch(cmd.actor, cmd.reason)
+                return c.disarm_kill_switch(cmd.actor, cmd.reason, cmd.symbol, cmd.model)
+            case SetReduceOnly():
+                return c.set_reduce_only(cmd.on, cmd.actor, cmd.reason)
+            case Flatten():
+                return c.flatten(cmd.actor, cmd.reason)
+            case RecordPreflight():
+                return c.record_preflight(cmd)
+            case GoLive():
+                return c.go_live(cmd.phrase, cmd.actor, totp_enrolled=self._enrolled())
             case SetSafeMode():
                 return c.set_safe_mode(cmd.on, cmd.actor, cmd.reason)
             case ResetRisk():
                 return c.reset_risk(cmd.actor, cmd.reason)
+            case ResetBreaker():
+                return c.reset_breaker(cmd.name, cmd.actor, cmd.reason)
             case RecordIncident():
                 return c.record_incident(cmd.actor, cmd.note)
             case AcknowledgeOrphans():
@@ -170,6 +209,9 @@ class EngineAPI:
             case SetCanaryShare():
                 return m.set_canary_share(cmd.share, cmd.actor)
         return CommandResult(ok=False, message=f"not a model command: {type(cmd).__name__}")
+
+    def _enrolled(self) -> bool:
+        return self.totp is not None and self.totp.enrolled
 
     def emergency_stop(self, actor: str, reason: str) -> CommandResult:
         """Arm the kill switch with no role or TOTP check: for the UI's own failure path only

@@ -113,6 +113,44 @@ class IncidentView(_S, frozen=True):
     flags: str  # kill_switch / safe_mode / halted when written, "-" when none
 
 
+class StopsView(_S, frozen=True):
+    """Kill-switch scopes, reduce-only, tripped breakers, the live guard's state."""
+
+    kill_scopes: tuple[tuple[str, str], ...] = ()  # (scope, reason)
+    reduce_only: str = ""
+    breakers: tuple[tuple[str, str], ...] = ()  # tripped: (name, reason)
+    live_required: bool = False  # a live profile: go-live needed
+    live_since_us: int = 0
+    preflight_id: str = ""  # the latest green one
+    preflight_valid_until_us: int = 0
+    preflight_checks: tuple[tuple[str, str, str], ...] = ()  # the latest run's (name, status, why)
+
+
+class AlertView(_S, frozen=True):
+    rule: str
+    severity: str
+    labels: str
+    state: str  # firing | resolved
+    since_us: int
+    value: float
+
+
+class DecisionView(_S, frozen=True):
+    """The latest decision on one symbol, and why it did not trade when it did not."""
+
+    symbol: str
+    model_id: str
+    routed: str
+    action: str
+    prob: float
+    expected_return: float
+    regime: str
+    regime_reason: str
+    risk_allowed: bool
+    psi: float
+    why: str  # "" when it traded; else PROB_MIN / MIN_EXPECTED_RETURN / RISK_MAX / regime / drift
+
+
 class EngineSnapshot(_S, frozen=True):
     """Everything a screen shows, frozen at one instant (built on the engine thread, read by the UI)."""
 
@@ -148,3 +186,6 @@ class EngineSnapshot(_S, frozen=True):
     ticks: int
     open_orders: int
     incidents: tuple[IncidentView, ...] = ()  # the journal's newest entries, oldest first
+    stops: StopsView = StopsView()
+    alert_states: tuple[AlertView, ...] = ()  # firing first, then recently resolved
+    decisions: tuple[DecisionView, ...] = ()  # one per symbol, latest

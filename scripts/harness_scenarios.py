@@ -120,6 +120,8 @@ dupe_intent_window_ms = 0.0
 max_order_notional_usd = 1000.0
 max_position_notional_usd = 1500.0
 max_gross_exposure_usd = 3000.0
+# a 3 s venue trips the SLO gate (p95 > 300 ms) first; this scenario is about the caps
+max_p95_place_ms = 600000.0
 [models]
 prob_min = 0.5
 min_expected_return = 0.0

@@ -18,6 +18,18 @@ def cockpit_cmd(*args: str) -> list[str]:
     return [PY, "-m", "cockpit", *args]
 
 
+def promtool() -> str:
+    """Prometheus's checker (Debian package 'prometheus'); the test fails when it is missing."""
+    import shutil
+
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail(
+            "promtool not found: run scripts/install_system_deps.sh (installs Debian 'prometheus')"
+        )
+    return path
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for subprocesses: no profile overrides leaking in from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COCKPIT_", "EXEC_PROFILE"))}

@@ -13,6 +13,8 @@ Role: JSON-over-HTTP controls under ``/admin``, unsigned (the venue binds loopba
 - ``POST /admin/pause {"market": bool}``: freeze/resume the market (no ticks, no frames).
 - ``POST /admin/net {"latency_ms", "jitter_ms", "drop_rate", "disconnect_interval_s",
   "reorder_rate", "seed"}``: NET_SIM faults (all zero = off); ``GET`` returns them.
+- ``POST /admin/slippage {"bps": float}``: MARKET orders fill that many bps worse than the book
+  (0 = off); for the slippage breaker.
 - ``GET /admin/state``: venue truth (orders, trades, balances, server_time_ms), amounts as strings.
 - ``POST /admin/balances {"BTC": "1000", ...}``: set free balances (pushes an account update).
 - ``POST /admin/order_external {symbol, side, type, quantity, price, ...}``: place an order
@@ -80,6 +82,13 @@ def add_admin_routes(app: web.Application, venue: VenueSim) -> None:
         venue.market_paused = bool((await _body(request)).get("market", True))
         return {"market_paused": venue.market_paused}
 
+    async def slippage(request: web.Request) -> dict[str, Any]:
+        bps = (await _body(request)).get("bps", 0)
+        if not isinstance(bps, int | float) or not 0 <= bps <= 10_000:
+            raise bad(-1100, f"bps must be a number in [0, 10000], got {bps!r}")
+        venue.exchange.slip_bps = float(bps)
+        return {"bps": venue.exchange.slip_bps}
+
     async def net_set(request: web.Request) -> dict[str, Any]:
         return dataclasses.asdict(venue.net.configure(await _body(request)))
 
@@ -144,6 +153,7 @@ def add_admin_routes(app: web.Application, venue: VenueSim) -> None:
     r.add_post("/admin/ws_drop", wrap(ws_drop))
     r.add_post("/admin/pause", wrap(pause))
     r.add_post("/admin/net", wrap(net_set))
+    r.add_post("/admin/slippage", wrap(slippage))
     r.add_get("/admin/net", wrap(net_get))
     r.add_get("/admin/state", wrap(state))
     r.add_post("/admin/order_external", wrap(order_external))

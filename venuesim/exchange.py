@@ -89,6 +89,9 @@ class Exchange:
         self.balances: dict[str, list[int]] = {}  # asset -> [free_e8, locked_e8]
         self._open: dict[int, Order] = {}
         self._open_cid: dict[tuple[str, str], int] = {}
+        # injected slippage (``POST /admin/slippage``): MARKET fills this many bps worse than
+        # the levels they take, rounded to the tick — a thin or moving market, on demand
+        self.slip_bps = 0.0
 
     # --- state restore ---------------------------------------------------------------------
 
@@ -166,6 +169,8 @@ class Exchange:
         if otype == "LIMIT_MAKER" and _crosses(side, price or 0, book):
             raise bad(-2010, "Order would immediately match and take.")
         fills = [] if otype == "LIMIT_MAKER" else _walk(levels, side, price, qty, quote_qty, m)
+        if otype == "MARKET" and self.slip_bps:
+            fills = [(_slipped(px, side, self.slip_bps, m), q) for px, q in fills]
         filled = sum(q for _, q in fills)
         if otype == "MARKET" and quote_qty is not None:
             qty = filled  # Binance reports origQty = what the quote amount bought/sold
@@ -382,6 +387,12 @@ class Exchange:
                     break
                 avail -= qty
                 self._fill(o, m, o.price_e8, qty, True, now_ms, ch)
+
+
+def _slipped(price: int, side: str, bps: float, m: Market) -> int:
+    tick = max(m.spec.tick_size_e8, 1)
+    moved = price * (1 + (bps if side == "BUY" else -bps) / 10_000)
+    return max(tick, int(moved) // tick * tick)
 
 
 def _crosses(side: str, price: int, book: DepthBook) -> bool:

@@ -12,6 +12,7 @@ from widgets.budgets import BudgetsPanel
 from widgets.feeds import FeedsPanel
 from widgets.fills import FillsPanel
 from widgets.gates import GatesPanel
+from widgets.golive import AlertRulesPanel, DecisionsPanel, PreflightPanel, StopsPanel
 from widgets.incidents import IncidentsPanel
 from widgets.kpi import KpiPanel
 from widgets.model import ModelPanel, canary_imbalance
@@ -38,6 +39,10 @@ SNAPSHOT_WIDGETS = (
     PriceSparklines,
     PnlPanel,
     ModelPanel,
+    DecisionsPanel,
+    PreflightPanel,
+    StopsPanel,
+    AlertRulesPanel,
     AlertsPanel,
     IncidentsPanel,
     AuditPanel,
@@ -45,9 +50,11 @@ SNAPSHOT_WIDGETS = (
 
 __all__ = [
     "SNAPSHOT_WIDGETS",
+    "AlertRulesPanel",
     "AlertsPanel",
     "AuditPanel",
     "BudgetsPanel",
+    "DecisionsPanel",
     "FeedsPanel",
     "FillsPanel",
     "GatesPanel",
@@ -58,11 +65,13 @@ __all__ = [
     "OrdersPanel",
     "PnlPanel",
     "PositionsPanel",
+    "PreflightPanel",
     "PriceSparklines",
     "ReconPanel",
     "SkewPanel",
     "SnapshotMixin",
     "StatusBar",
+    "StopsPanel",
     "canary_imbalance",
     "lit",
     "plain",

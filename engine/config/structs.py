@@ -71,10 +71,31 @@ class RiskConfig:
         500.0, "Max host/venue clock skew before halting, ms", "MAX_TIME_SKEW_MS", rng="[0, 60000]"
     )
     max_error_rate: float = _f(
-        0.01, "Max venue error rate, fraction", "MAX_ERROR_RATE", rng="[0, 1]"
+        0.01,
+        "Rejected-order share that trips the error-rate breaker",
+        "MAX_ERROR_RATE",
+        rng="[0, 1]",
     )
     max_slippage_bps: float = _f(
-        25.0, "Max expected slippage, bps", "MAX_SLIPPAGE_BPS", rng="[0, 10000]"
+        25.0,
+        "Slippage p95 that trips the slippage breaker, bps",
+        "MAX_SLIPPAGE_BPS",
+        rng="[0, 10000]",
+    )
+    breaker_min_sample: int = _f(
+        20, "Orders (fills) a breaker needs before it judges a window", rng="[1, 100000]"
+    )
+    max_p95_place_ms: float = _f(
+        300.0,
+        "p95 place latency that blocks new orders (SLO gate), ms",
+        "MAX_P95_PLACE_MS",
+        rng="(0, 600000]",
+    )
+    slo_window_s: float = _f(300.0, "SLO gate: acks counted in its p95, s", rng="(0, 86400]")
+    slo_stale_ms: float = _f(
+        10000.0,
+        "SLO gate: sent orders with no venue answer this long = stale p95, ms",
+        rng="(0, 3600000]",
     )
     risk_per_trade_pct: float = _f(
         0.5, "Equity risked per trade, percent", "RISK_PER_TRADE_PCT", rng="(0, 100]"
@@ -85,6 +106,11 @@ class RiskConfig:
     )
     max_daily_drawdown_pct: float = _f(
         1.0, "Daily drawdown that halts trading, percent", "MAX_DAILY_DRAWDOWN_PCT", rng="(0, 100]"
+    )
+    flatten_on_daily_loss: bool = _f(
+        False,
+        "When MAX_DAILY_DRAWDOWN_PCT trips: reduce-only mode and close every position at market",
+        "FLATTEN_ON_DAILY_LOSS",
     )
     max_data_staleness_ms: float = _f(
         1000.0, "Older market data blocks orders, ms", "MAX_DATA_STALENESS_MS", rng="(0, 3600000]"
@@ -109,7 +135,7 @@ class RiskConfig:
     )
     canary_notional_cap_pct: float = _f(
         25.0,
-        "Canary notional cap, percent of champion's",
+        "Challenger (canary) notional today, max percent of the day's notional",
         "CANARY_NOTIONAL_CAP_PCT",
         rng="[0, 100]",
     )
@@ -138,7 +164,7 @@ _MODEL_ID = r"[A-Za-z0-9_.-]+"
 
 # The built-in signal models, by id (engine.strategy.signal_models checks it builds exactly these):
 # config validates model ids without importing the strategy layer above it.
-BUILTIN_MODEL_IDS: tuple[str, ...] = ("trend_v1", "meanrev_v1")
+BUILTIN_MODEL_IDS: tuple[str, ...] = ("trend_v1", "meanrev_v1", "trend_fast_v1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +180,7 @@ class ModelsConfig:
     )
     alternating_every_ticks: int = _f(50, "alternating: ticks between orders", rng="[1, 1000000]")
     champion: str = _f("trend_v1", "Champion model id", pattern=_MODEL_ID)
-    challenger: str = _f("meanrev_v1", "Challenger (canary) model id", pattern=_MODEL_ID)
+    challenger: str = _f("trend_fast_v1", "Challenger (canary) model id", pattern=_MODEL_ID)
     canary_share: float = _f(
         0.05, "Share of decisions to the challenger", "CANARY_SHARE", rng="[0, 1]"
     )
@@ -274,6 +300,16 @@ class LiveConfig:
     enable_live_trading: bool = _f(False, "Live gate 2: live orders enabled", "ENABLE_LIVE_TRADING")
     live_confirm: str = _f(
         "I_UNDERSTAND_LIVE_TRADING", "Phrase typed to go live", "LIVE_CONFIRM", nonempty=True
+    )
+    preflight_ttl_s: float = _f(
+        43200.0, "A green preflight lets live orders through this long, s", rng="(0, 604800]"
+    )
+    preflight_on_testnet: bool = _f(False, "Require a green preflight on testnet too")
+    backup_max_age_h: float = _f(
+        24.0, "Preflight: the newest tested backup must be younger, hours", rng="(0, 8760]"
+    )
+    min_free_disk_mb: float = _f(
+        1024.0, "Preflight: free space needed on the data dir's disk, MB", rng="[0, 1000000000]"
     )
     readiness_required: tuple[str, ...] = _f(
         ("market_data", "recon", "venue", "ntp"),

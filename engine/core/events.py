@@ -105,11 +105,52 @@ class CancelAll(_Frozen, frozen=True):
 
 
 class ArmKillSwitch(_Frozen, frozen=True):
+    """Stop new orders: for the whole account, or only one ``symbol`` or one ``model``."""
+
+    actor: str = "operator"
+    reason: str = ""
+    symbol: str = ""
+    model: str = ""
+
+
+class DisarmKillSwitch(_Frozen, frozen=True):
+    """Lift the kill switch (the global one, or the given symbol / model scope)."""
+
+    actor: str = "operator"
+    reason: str = ""
+    symbol: str = ""
+    model: str = ""
+
+
+class SetReduceOnly(_Frozen, frozen=True):
+    """Reduce-only mode: only orders that wholly reduce exposure pass (market data flows on)."""
+
+    on: bool
     actor: str = "operator"
     reason: str = ""
 
 
-class DisarmKillSwitch(_Frozen, frozen=True):
+class GoLive(_Frozen, frozen=True):
+    """Open live trading: every lock must agree (see ``trading.golive``); ``phrase`` is what the
+    operator typed for ``LIVE_CONFIRM``."""
+
+    phrase: str
+    actor: str = "operator"
+
+
+class RecordPreflight(_Frozen, frozen=True):
+    """Keep a preflight the engine itself ran (``engine.runtime.preflight``); a green one opens
+    the preflight gate for ``live.preflight_ttl_s``. Never built from a request's fields."""
+
+    preflight_id: str
+    ok: bool
+    checks: tuple[tuple[str, str, str], ...]  # (name, ok|warn|fail, reason)
+    actor: str = "operator"
+
+
+class Flatten(_Frozen, frozen=True):
+    """Cancel every open order and close every position at market (reduce-only orders)."""
+
     actor: str = "operator"
     reason: str = ""
 
@@ -156,6 +197,16 @@ class RecordIncident(_Frozen, frozen=True):
 
 
 class ResetRisk(_Frozen, frozen=True):
+    """Re-baseline the daily drawdown and restart today's order budgets (runbook "Reset budget")."""
+
+    actor: str = "operator"
+    reason: str = ""
+
+
+class ResetBreaker(_Frozen, frozen=True):
+    """Clear a tripped breaker (``error_rate``, ``slippage`` or ``all``); a fresh window starts."""
+
+    name: str
     actor: str = "operator"
     reason: str = ""
 
@@ -166,12 +217,17 @@ Command = (
     | CancelAll
     | ArmKillSwitch
     | DisarmKillSwitch
+    | SetReduceOnly
+    | Flatten
+    | GoLive
+    | RecordPreflight
     | SetSafeMode
     | PinModel
     | PromoteChallenger
     | RollbackModel
     | SetCanaryShare
     | ResetRisk
+    | ResetBreaker
     | AcknowledgeOrphans
     | RecordIncident
 )

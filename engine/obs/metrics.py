@@ -101,6 +101,33 @@ class EngineMetrics:
             "slo_error_rate_recent", "Share of recent orders that errored", registry=reg
         )
         self.fill_ratio = Gauge("fill_ratio", "Filled / ordered quantity (recent)", registry=reg)
+        sym = ["symbol"]
+        self.error_rate_by = Gauge(
+            "symbol_error_rate_recent",
+            "Share of a symbol's recent orders rejected",
+            sym,
+            registry=reg,
+        )
+        self.slippage_p95_by = Gauge(
+            "symbol_slippage_bps_p95", "p95 slippage of a symbol's recent fills", sym, registry=reg
+        )
+        self.place_p95_by = Gauge(
+            "symbol_place_latency_p95_seconds",
+            "p95 place latency of a symbol's recent orders",
+            sym,
+            registry=reg,
+        )
+        self.readiness = Gauge(
+            "readiness_ok",
+            "1 while a readiness signal is green and fresh",
+            ["signal"],
+            registry=reg,
+        )
+        self.recon_open = Gauge(
+            "reconciliation_open_mismatches",
+            "Mismatches the last reconciliation left open (critical ones block trading)",
+            registry=reg,
+        )
         self.outbox_pending = Gauge(
             "idempotency_outbox_pending", "Outbox intents not yet resolved", registry=reg
         )

@@ -32,6 +32,7 @@ import duckdb
 import msgspec
 
 from engine.config.loader import Config, metrics_path
+from engine.config.structs import BUILTIN_MODEL_IDS
 from engine.core.clock import Clock
 from engine.obs.metrics import EngineMetrics
 from engine.obs.textfile import clean_stale_temps
@@ -48,7 +49,8 @@ from engine.store.writer import Batch, StoreError, Writer, latest_ids, latest_ro
 from engine.strategy.registry import ModelRegistry, builtin_reference
 from engine.strategy.signal_models import build_model
 from engine.strategy.strategies import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
-from engine.trading import day_counters, oms
+from engine.trading import day_counters, kill_scopes, oms
+from engine.trading.breakers import restore_preflight
 from engine.trading.commands import journal_entry
 from engine.trading.engine import Engine
 from engine.trading.risk import GATE_NAMES
@@ -92,6 +94,9 @@ def _load_registry(con: Any, cfg: Config, now_us: int) -> ModelRegistry:
     reg.register(build_model(cfg.models.champion), "champion", ref, now_us)
     if cfg.models.challenger and cfg.models.challenger != cfg.models.champion:
         reg.register(build_model(cfg.models.challenger), "challenger", ref, now_us)
+    for model_id in BUILTIN_MODEL_IDS:  # the other built-ins: registered, so they can be pinned
+        if model_id not in (cfg.models.champion, cfg.models.challenger):
+            reg.register(build_model(model_id), "retired", ref, now_us)
     reg.set_canary_share(cfg.models.canary_share)
     return reg
 
@@ -294,6 +299,10 @@ def _restore_flags(engine: Engine, con: Any, state: dict[str, str], halt: HaltFi
         engine.arm_kill_switch("engine", f"halted before restart: {halted}")
     if state.get("safe_mode") == "1":
         engine.risk.safe_mode = True
+    now = engine.clock.now_us()
+    engine.breakers.restore(state, now)  # a tripped breaker stays tripped across restarts
+    kill_scopes.restore(engine, state)  # symbol / model kill switches, reduce-only mode
+    restore_preflight(engine.preflight, state.get("preflight_green", ""))
 
 
 def _make_strategy(

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.config.loader import Config
 from engine.core.samples import Samples
+from engine.obs.alerts import Alert, AlertEngine, standard_rules
 from engine.obs.textfile import write_textfile
 from engine.runtime.reconcile import Reconciler
 from engine.store.haltfile import HaltFile
@@ -24,6 +25,7 @@ from engine.store.intent_journal import IntentJournal
 from engine.store.lockfile import EngineLock
 from engine.store.writer import Writer
 from engine.strategy.strategies import AlternatingStrategy, ModelStrategy
+from engine.trading.commands import Commands
 from engine.trading.engine import Engine
 
 log = logging.getLogger("engine.runtime.booted")
@@ -49,14 +51,17 @@ class Booted:
     journal: IntentJournal | None
     halt: HaltFile
     rehydrated: dict[str, int] = field(default_factory=dict)
+    rehydrate_s: float = -1.0  # boot + start-up reconciliation, measured by the runner
     lag_us: Samples | None = None
     feed_wake_us: Samples | None = None
     reconciler: Reconciler = field(init=False)
+    alerts: AlertEngine = field(init=False)
     # "recorded": the halt file holds this run's halt; "clear": cleared once the DB has the
     # armed kill switch (a halt from before this start); "": nothing to do
     _halt_file_state: str = field(init=False)
     _journal_mark: int = field(init=False, default=-1)
     _closed: bool = field(init=False, default=False)
+    _flattened_day: int = field(init=False, default=-1)
 
     def __post_init__(self) -> None:
         self._halt_file_state = "clear" if self.halt.read() else ""
@@ -66,6 +71,43 @@ class Booted:
             ttl_s=max(90.0, 3 * self.cfg.oms.reconcile_interval_s),
             db=self.query,
         )
+        cfg = self.cfg
+        rules = standard_rules(
+            psi_halve=cfg.models.psi_halve, max_skew_s=cfg.risk.max_time_skew_ms / 1000
+        )
+        self.alerts = AlertEngine(self.engine.metrics.registry, rules, self._alert_changed)
+
+    def evaluate_alerts(self) -> None:
+        """Once a second, after ``Engine.refresh``: the alert rules over the fresh gauges."""
+        last = self.reconciler.last
+        self.engine.metrics.recon_open.set(len(last.standing) if last is not None else 0)
+        self.alerts.evaluate(self.engine.clock.now_us())
+        self.react_to_daily_loss()
+
+    def react_to_daily_loss(self) -> None:
+        """FLATTEN_ON_DAILY_LOSS: the first time the daily-loss cap trips in a UTC day, go
+        reduce-only and flatten — the engine's own reaction, audited as ``engine``."""
+        e = self.engine
+        if not self.cfg.risk.flatten_on_daily_loss or self._flattened_day == e.risk.day:
+            return
+        if not e.gates.states["daily_drawdown"].active:
+            return
+        self._flattened_day = e.risk.day
+        why = f"daily loss cap: {e.gates.states['daily_drawdown'].reason}"
+        c = Commands(e)
+        c.set_reduce_only(True, "engine", why)
+        res = c.flatten("engine", why)
+        log.critical("daily loss cap tripped: %s", res.message)
+
+    def _alert_changed(self, a: Alert) -> None:
+        rec = self.engine.recorder
+        rec.alerts.append(f"ALERT {a.describe()} (value {a.value:g})")
+        rec.audit(
+            "engine",
+            f"alert_{a.state}",
+            {"alert": a.rule, "labels": dict(a.labels), "value": a.value, "severity": a.severity},
+        )
+        log.warning("alert %s", a.describe())
 
     async def query(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
         """Read committed rows through the single writer (the engine owns the DB file)."""

@@ -10,10 +10,11 @@ direction: ``{"cmd": "reconcile", "args": {...}}`` → ``{"ok": true, "result": 
 a crash; handlers run on the engine loop, one request at a time per connection.
 
 Who is asking: the kernel's peer credentials (``SO_PEERCRED``: uid, pid), never anything the
-request says. A peer whose uid is not the engine's is refused (the 0600 mode already keeps other
-users out; this holds even if the mode is loosened). Handlers read the caller with
-:func:`peer` (a context variable set per connection) and audit it as ``Peer.actor``, e.g.
-``unix:alice(uid 1000,pid 123)``; commands that change engine state go through ``EngineAPI``.
+request says. The roles file (``engine.runtime.roles``) maps the uid to operator or observer;
+a uid it does not grant is refused (by default only the engine's own user, as operator; the 0600
+mode keeps other users out too). Handlers read the caller with :func:`peer` (a context variable
+set per connection) and audit it as ``Peer.actor``, e.g. ``unix:alice(uid 1000,pid 123)``;
+commands that change engine state go through ``EngineAPI`` with the peer's role.
 
 Long paths: ``sun_path`` holds 107 bytes. A socket path longer than that is bound and connected
 through ``/proc/self/fd/<dir fd>/control.sock`` (the directory opened first), so a data dir of
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import json
 import logging
 import os
@@ -35,6 +37,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.runtime.roles import ROLES_FILE, Roles
 
 log = logging.getLogger("engine.runtime.control")
 
@@ -53,6 +57,7 @@ class Peer:
     uid: int
     pid: int
     user: str
+    role: str = "operator"
 
     @property
     def actor(self) -> str:
@@ -102,9 +107,12 @@ class ControlServer:
     """The control socket: an owner-only Unix socket; each request names a handler (a command through
     ``EngineAPI.handle`` or a query) and carries the peer's uid (``SO_PEERCRED``) as the actor."""
 
-    def __init__(self, path: Path, handlers: dict[str, Handler]) -> None:
+    def __init__(
+        self, path: Path, handlers: dict[str, Handler], roles: Roles | None = None
+    ) -> None:
         self.path = path
         self.handlers = handlers
+        self.roles = roles or Roles(os.geteuid())
         self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
@@ -120,7 +128,8 @@ class ControlServer:
             raise
         finally:
             os.umask(old)
-        os.chmod(self.path, 0o600)
+        # another user granted a role must be able to connect; the kernel check decides
+        os.chmod(self.path, 0o666 if self.roles.shared() else 0o600)
         self._server = await asyncio.start_unix_server(self._client, sock=sock, limit=MAX_LINE)
 
     async def stop(self) -> None:
@@ -132,17 +141,19 @@ class ControlServer:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             caller = _peer_of(writer.get_extra_info("socket"))
-            if caller.uid != os.geteuid():
-                log.warning("control connection refused: %s is not the engine's user", caller.actor)
+            role = self.roles.role_of(caller.uid)
+            if role is None:
+                log.warning("control connection refused: %s has no role here", caller.actor)
                 await self._send(
                     writer,
                     {
                         "ok": False,
-                        "error": f"refused: {caller.actor} is not "
-                        f"the engine's user (uid {os.geteuid()})",
+                        "error": f"refused: {caller.actor} is not the engine's user (uid "
+                        f"{os.geteuid()}) and has no role in {ROLES_FILE}",
                     },
                 )
                 return
+            caller = dataclasses.replace(caller, role=role)
             _PEER.set(caller)  # this connection's own task: its context only
             while True:
                 try:
@@ -174,6 +185,8 @@ class ControlServer:
         args = req.get("args") or {}
         try:
             return {"ok": True, "result": await handler(args if isinstance(args, dict) else {})}
+        except Refused as exc:  # the engine said no: its own one-line reason, as is
+            return {"ok": False, "error": str(exc).splitlines()[0]}
         except Exception as exc:  # noqa: BLE001 - reported to the caller, engine keeps running
             log.warning("control command %s failed: %s", req["cmd"], exc)
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
@@ -182,6 +195,10 @@ class ControlServer:
     async def _send(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
         writer.write(json.dumps(obj, default=str).encode() + b"\n")
         await writer.drain()
+
+
+class Refused(Exception):
+    """A handler's refusal (a command the engine declined): sent as its message alone."""
 
 
 class NotRunning(Exception):

@@ -23,11 +23,29 @@ from typing import Any
 import msgspec
 
 from engine.api import EngineAPI, Query
-from engine.core.events import AcknowledgeOrphans, Command
+from engine.core.events import (
+    AcknowledgeOrphans,
+    ArmKillSwitch,
+    Command,
+    DisarmKillSwitch,
+    Flatten,
+    GoLive,
+    PinModel,
+    PromoteChallenger,
+    RecordIncident,
+    ResetBreaker,
+    ResetRisk,
+    RollbackModel,
+    SetCanaryShare,
+    SetReduceOnly,
+    SetSafeMode,
+)
 from engine.obs import gcwatch, memwatch
 from engine.runtime.boot import db_path
 from engine.runtime.booted import Booted
+from engine.runtime.gonogo import go_no_go
 from engine.runtime.maintenance import backup_target, copy_db, healthcheck_online
+from engine.runtime.preflight import preflight_and_record
 from engine.security.audit import HeadFile, load_or_create_key, verify_connection
 from engine.security.totp import enrolment_policy
 from engine.store.report import export_report
@@ -63,25 +81,90 @@ def build_api(booted: Booted, *, role: str, data_dir: Path, totp_secret: str | N
     return EngineAPI(engine, models, role=role, totp=verdict.guard)
 
 
-def _ack_orphans(args: Mapping[str, Any], actor: str) -> Command:
-    return AcknowledgeOrphans(
-        symbol=str(args.get("symbol", "")), actor=actor, reason=str(args.get("reason", ""))
-    )
+def _str(args: Mapping[str, Any], key: str, default: str = "") -> str:
+    v = args.get(key, default)
+    if not isinstance(v, str):
+        raise ValueError(f"{key} must be a string, got {type(v).__name__}")
+    return v
 
 
-# Socket requests that change engine state, each as the command it becomes.
+def _bool(args: Mapping[str, Any], key: str) -> bool:
+    v = args.get(key)
+    if not isinstance(v, bool):
+        raise ValueError(f"{key} must be true or false, got {v!r}")
+    return v
+
+
+def _share(args: Mapping[str, Any]) -> float:
+    v = args.get("share")
+    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
+        raise ValueError(f"share must be a number within 0..1, got {v!r}")
+    return float(v)
+
+
+def _scope(args: Mapping[str, Any]) -> dict[str, str]:
+    return {"symbol": _str(args, "symbol"), "model": _str(args, "model")}
+
+
+# Socket requests that change engine state, each as the command it becomes (the actor is the
+# peer the kernel reports; the request cannot name it).
 SOCKET_COMMANDS: dict[str, Callable[[Mapping[str, Any], str], Command]] = {
-    "ack_orphans": _ack_orphans,
+    "ack_orphans": lambda a, who: AcknowledgeOrphans(
+        symbol=_str(a, "symbol"), actor=who, reason=_str(a, "reason")
+    ),
+    "kill_switch_arm": lambda a, who: ArmKillSwitch(
+        actor=who, reason=_str(a, "reason"), **_scope(a)
+    ),
+    "kill_switch_disarm": lambda a, who: DisarmKillSwitch(
+        actor=who, reason=_str(a, "reason"), **_scope(a)
+    ),
+    "reduce_only": lambda a, who: SetReduceOnly(
+        on=_bool(a, "on"), actor=who, reason=_str(a, "reason")
+    ),
+    "flatten": lambda a, who: Flatten(actor=who, reason=_str(a, "reason")),
+    "safe_mode": lambda a, who: SetSafeMode(on=_bool(a, "on"), actor=who, reason=_str(a, "reason")),
+    "model_pin": lambda a, who: PinModel(model_id=_str(a, "model_id") or None, actor=who),
+    "model_promote": lambda a, who: PromoteChallenger(actor=who, reason=_str(a, "reason")),
+    "model_rollback": lambda a, who: RollbackModel(actor=who, reason=_str(a, "reason")),
+    "canary_share": lambda a, who: SetCanaryShare(share=_share(a), actor=who),
+    "risk_reset": lambda a, who: ResetRisk(actor=who, reason=_str(a, "reason")),
+    "breaker_reset": lambda a, who: ResetBreaker(
+        name=_str(a, "name"), actor=who, reason=_str(a, "reason")
+    ),
+    "incident_note": lambda a, who: RecordIncident(note=_str(a, "note"), actor=who),
+    "go_live": lambda a, who: GoLive(phrase=_str(a, "phrase"), actor=who),
 }
+# Read-only requests only the socket answers (they concern the socket caller): what a command
+# needs from that caller (role, confirmation, TOTP) before it is sent.
+SOCKET_ONLY = ("policy",)
 DIAGNOSTICS = ("bench_stats", "mem_stats")
 # Read-only socket requests (any role), each answered by the API query of the same name.
-QUERIES = ("reconcile", "healthcheck", "audit_verify", "backup", "status", "export", *DIAGNOSTICS)
+QUERIES = (
+    "reconcile",
+    "healthcheck",
+    "audit_verify",
+    "backup",
+    "status",
+    "export",
+    "preflight",
+    "go_no_go",
+    *DIAGNOSTICS,
+)
 
 
 def queries(
-    booted: Booted, wiring: Any, data_dir: Path, cfg_name: str, diagnostics: bool = False
+    booted: Booted,
+    wiring: Any,
+    data_dir: Path,
+    cfg_name: str,
+    diagnostics: bool = False,
+    api: EngineAPI | None = None,
 ) -> dict[str, Query]:
-    """The read-only answers, by name; each returns what the offline CLI path returns."""
+    """The read-only answers, by name; each returns what the offline CLI path returns.
+
+    ``preflight`` also *keeps* its result, through ``api`` as a ``RecordPreflight`` command under
+    ``args.actor`` / ``args.role`` — set by the cockpit in process, and by the control socket from
+    the kernel's peer credentials (the socket never passes a client's own args to it)."""
     engine = booted.engine
 
     async def on_writer(fn: Callable[[Any], Any]) -> Any:
@@ -94,7 +177,7 @@ def queries(
 
     async def healthcheck(args: Mapping[str, Any]) -> Any:
         ready = wiring.venue_ready() if wiring is not None else True
-        return healthcheck_online(engine, booted.reconciler, ready)
+        return healthcheck_online(engine, booted.reconciler, ready, booted.alerts)
 
     async def audit_verify(args: Mapping[str, Any]) -> Any:
         key = load_or_create_key(data_dir)
@@ -107,7 +190,7 @@ def queries(
         return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
 
     async def status(args: Mapping[str, Any]) -> Any:
-        return engine.status()
+        return {**engine.status(), "alerts_firing": booted.alerts.names_firing()}
 
     async def export(args: Mapping[str, Any]) -> Any:
         name = time.strftime("report-%Y%m%dT%H%M%SZ.zip", time.gmtime())
@@ -116,6 +199,15 @@ def queries(
         await on_writer(lambda con: export_report(con, out, meta))
         return {"path": str(out)}
 
+    async def preflight(args: Mapping[str, Any]) -> Any:
+        if api is None:
+            raise ValueError("preflight needs the engine's API")
+        role = args.get("role")
+        actor = str(args.get("actor") or api.role)
+        return await preflight_and_record(
+            booted, api, wiring, data_dir, actor, str(role) if role else None
+        )
+
     found: dict[str, Query] = {
         "reconcile": reconcile,
         "healthcheck": healthcheck,
@@ -123,6 +215,8 @@ def queries(
         "backup": backup,
         "status": status,
         "export": export,
+        "preflight": preflight,
+        "go_no_go": lambda args: go_no_go(booted),
     }
     found.update(_diagnostics(booted) if diagnostics else _diagnostics_off())
     assert tuple(found) == QUERIES, "door.QUERIES must list every query"  # noqa: S101 - import-time wiring check

@@ -72,7 +72,49 @@ def _ntp_check(engine: Any) -> dict[str, str]:
     return _check("ntp", "ok" if sig[0] else "degraded", sig[2])
 
 
-def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[str, Any]:
+def _trading_checks(engine: Any, alerts: Any) -> list[dict[str, str]]:
+    """What stops or endangers trading right now: safe mode, breakers, blocking gates, the error
+    rate, firing alerts. A healthy process that cannot trade is not OK."""
+    r = engine.risk
+    tripped = engine.breakers.tripped()
+    blocking = {
+        g.name: g.reason
+        for g in engine.gates.states.values()
+        if g.active and g.standing and g.name not in ("kill_switch", "safe_mode", *tripped)
+    }
+    rate, n = engine.kpis.error_rate()
+    limit = engine.cfg.risk.max_error_rate
+    firing = alerts.current() if alerts is not None else []
+    firing = [a for a in firing if a.state == "firing"]
+    pages = [a for a in firing if a.severity == "page"]
+    return [
+        _check("safe_mode", "degraded" if r.safe_mode else "ok", "on" if r.safe_mode else "off"),
+        _check(
+            "breakers",
+            "failing" if tripped else "ok",
+            "; ".join(f"{k} {v}" for k, v in tripped.items()) or "armed, none tripped",
+        ),
+        _check(
+            "gates",
+            "degraded" if blocking else "ok",
+            "; ".join(f"{k}: {v}" for k, v in sorted(blocking.items())) or "none active",
+        ),
+        _check(
+            "error_rate",
+            "failing" if n and rate > limit else "ok",
+            f"{rate:.1%} of the last {n} orders (MAX_ERROR_RATE {limit:.1%})",
+        ),
+        _check(
+            "alerts",
+            "failing" if pages else "degraded" if firing else "ok",
+            ", ".join(a.describe() for a in firing) or "none firing",
+        ),
+    ]
+
+
+def healthcheck_online(
+    engine: Any, reconciler: Any, venue_ready: bool, alerts: Any = None
+) -> dict[str, Any]:
     cfg = engine.cfg
     now = engine.clock.now_us()
     pending = [o for o in engine.order_cache.open_orders.values() if o.status in UNRESOLVED]
@@ -105,6 +147,7 @@ def healthcheck_online(engine: Any, reconciler: Any, venue_ready: bool) -> dict[
             "degraded" if engine.risk.kill_switch else "ok",
             engine.risk.kill_reason or "disarmed",
         ),
+        *_trading_checks(engine, alerts),
     ]
     return _report(checks, True)
 

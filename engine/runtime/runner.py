@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from engine.api import EngineAPI
+from engine.api import EngineAPI, is_critical
 from engine.config.loader import Config
 from engine.core.clock import RealClock
 from engine.core.events import ReconReport
@@ -25,8 +25,9 @@ from engine.core.samples import Samples
 from engine.obs import gcwatch
 from engine.runtime.boot import boot
 from engine.runtime.booted import Booted
-from engine.runtime.control import ControlServer, peer, socket_path
-from engine.runtime.door import SOCKET_COMMANDS, build_api, queries
+from engine.runtime.control import ControlServer, Refused, peer, socket_path
+from engine.runtime.door import SOCKET_COMMANDS, SOCKET_ONLY, build_api, queries
+from engine.runtime.roles import Roles, load_roles
 from engine.security.totp import load_totp_secret
 from engine.sim.marketsim import MarketSimulator
 from engine.sim.simfeed import SimFeed
@@ -90,12 +91,28 @@ def socket_handlers(api: EngineAPI) -> dict[str, Any]:
 
         async def handler(args: dict[str, Any]) -> Any:
             code = args.get("totp")
-            res = await api.execute(build(args, peer().actor), str(code) if code else None)
+            caller = peer()
+            cmd = build(args, caller.actor)
+            res = await api.execute(cmd, str(code) if code else None, role=caller.role)
             if not res.ok:
-                raise ValueError(res.message)
+                raise Refused(res.message)
             return {"message": res.message}
 
         return handler
+
+    async def policy(args: dict[str, Any]) -> Any:
+        """What a shell caller must supply before sending ``args.command``: its own role (an
+        observer is not prompted: the engine refuses and audits), confirmation, a TOTP code."""
+        name = str(args.get("command", ""))
+        build = SOCKET_COMMANDS.get(name)
+        if build is None:
+            raise ValueError(f"unknown command {name!r} (known: {', '.join(SOCKET_COMMANDS)})")
+        cmd = build(args.get("args") or {}, peer().actor)
+        return {
+            "role": "observer" if "observer" in (api.role, peer().role) else "operator",
+            "critical": is_critical(cmd),
+            "needs_totp": api.needs_totp(cmd),
+        }
 
     def query(name: str) -> Any:
         async def handler(args: dict[str, Any]) -> Any:
@@ -105,6 +122,14 @@ def socket_handlers(api: EngineAPI) -> dict[str, Any]:
 
     handlers = {name: query(name) for name in api.queries}
     handlers.update({name: command(name) for name in SOCKET_COMMANDS})
+    handlers["policy"] = policy
+
+    async def preflight(args: dict[str, Any]) -> Any:  # kept under the peer, never its args
+        return await api.query("preflight", {"actor": peer().actor, "role": peer().role})
+
+    handlers["preflight"] = preflight
+    if set(handlers) != {*api.queries, *SOCKET_COMMANDS, *SOCKET_ONLY}:
+        raise RuntimeError("socket handlers must be queries, SOCKET_COMMANDS or SOCKET_ONLY")
     return handlers
 
 
@@ -175,6 +200,7 @@ class EngineRuntime:
         self.wiring: Any = None
         self.booted: Booted | None = None
         self.control: ControlServer | None = None
+        self.roles: Roles | None = None  # the roles file, read before boot
         self.tasks: list[asyncio.Task[Any]] = []
         self.extra_refresh: list[Callable[[], None]] = []
         self.lag_us = Samples(2**17)  # 22 min at 100 Hz
@@ -193,6 +219,7 @@ class EngineRuntime:
     async def start(self) -> None:
         """Boot (venue first, then the DB), reconcile once, serve the door, start the loops."""
         gcwatch.install()
+        t0 = time.monotonic()  # rehydrate time: boot + the start-up reconciliation (go/no-go)
         booted, api = await self._boot()
         self.booted = booted
         booted.lag_us = self.lag_us
@@ -206,10 +233,11 @@ class EngineRuntime:
         # start-up rehydrate = the reconciler's first run (one code path with periodic runs)
         report = await booted.reconciler.run("startup")
         booted.rehydrated = report.mismatches
+        booted.rehydrate_s = time.monotonic() - t0
         self.refresh()
         booted.write_metrics()
-        api.serve(queries(booted, wiring, self.data_dir, cfg.name, cfg.control.diagnostics))
-        self.control = ControlServer(socket_path(self.data_dir), socket_handlers(api))
+        api.serve(queries(booted, wiring, self.data_dir, cfg.name, cfg.control.diagnostics, api))
+        self.control = ControlServer(socket_path(self.data_dir), socket_handlers(api), self.roles)
         await self.control.start()
         if wiring is not None:
             wiring.start(booted.engine)
@@ -223,6 +251,7 @@ class EngineRuntime:
         cfg, clock = self.cfg, self.clock
         # before anything is opened or written: a missing or wrong keyring key stops the start here
         totp_secret = load_totp_secret(self.data_dir)
+        self.roles = load_roles(self.data_dir)  # a bad roles file stops the start here
         self.wiring = wiring = _ccxt_wiring(cfg, self.data_dir, clock, self.duration_s)
         try:
             venue = await wiring.connect() if wiring is not None else None
@@ -351,6 +380,7 @@ class EngineRuntime:
             raise RuntimeError("stopped before boot")
         if isinstance(self.booted.strategy, ModelStrategy):
             self.booted.strategy.update_psi()
+        self.booted.evaluate_alerts()  # over the gauges just refreshed
         for fn in self.extra_refresh:
             fn()
 

@@ -131,6 +131,14 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("mismatches", "VARCHAR NOT NULL"),  # JSON {class: count}
         ("alerts", "VARCHAR NOT NULL"),  # JSON [text]
     ),
+    "preflight_runs": (
+        ("preflight_id", "VARCHAR NOT NULL"),
+        ("ts_us", "BIGINT NOT NULL"),
+        ("actor", "VARCHAR NOT NULL"),
+        ("ok", "BOOLEAN NOT NULL"),
+        ("valid_until_us", "BIGINT NOT NULL"),  # 0 when not green
+        ("checks", "VARCHAR NOT NULL"),  # JSON [[name, status, reason], ...]
+    ),
     "incidents": (
         ("ts_us", "BIGINT NOT NULL"),
         ("actor", "VARCHAR NOT NULL"),
@@ -268,6 +276,7 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
         ("ALTER TABLE fills ADD COLUMN IF NOT EXISTS fee_base_e8 BIGINT DEFAULT 0",),
     ),
     (4, "history without indexes; per-order state as versions", _v4()),
+    (5, "go-live preflight runs", (_create("preflight_runs"),)),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

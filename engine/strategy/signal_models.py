@@ -161,6 +161,22 @@ class TrendModel:
         )
 
 
+class FastTrendModel(TrendModel):
+    """The built-in challenger: the same EMA trend rule with a lower trend threshold (1.0 bps) and
+    a little more volatility tolerated, so it enters trends earlier. It trades about as often as
+    the champion, so the canary router's share of decisions becomes the same share of trades —
+    which the canary panel, the CanaryImbalance alert and the canary notional cap all measure."""
+
+    model_id = "trend_fast_v1"
+    name = "Fast EMA trend follower"
+    version = 1
+
+    __slots__ = ()
+
+    def __init__(self, trend_min_bps: float = 1.0, vol_high_bps: float = 0.5) -> None:
+        super().__init__(trend_min_bps, vol_high_bps)
+
+
 class MeanReversionModel:
     """Fades stretched moves in RANGE: zscore <= -k -> LONG, zscore >= k -> SHORT."""
 
@@ -213,6 +229,7 @@ class MeanReversionModel:
 _MODELS: dict[str, type[TrendModel | MeanReversionModel]] = {
     TrendModel.model_id: TrendModel,
     MeanReversionModel.model_id: MeanReversionModel,
+    FastTrendModel.model_id: FastTrendModel,
 }
 MODEL_IDS: tuple[str, ...] = tuple(_MODELS)
 if MODEL_IDS != BUILTIN_MODEL_IDS:

@@ -11,10 +11,14 @@ orders go only through ``Engine.submit`` (gates → OMS → venue).
 
 from __future__ import annotations
 
+import math
+from collections import deque
+
 import msgspec
 
 from engine.core.events import CommandResult, Decision, Side, SubmitOrder
 from engine.core.units import SCALE
+from engine.snapshot import DecisionView
 from engine.strategy.drift import PsiMonitor
 from engine.strategy.features import FeatureState
 from engine.strategy.registry import ModelRegistry
@@ -24,6 +28,44 @@ from engine.trading.engine import Engine
 PSI_WINDOW = 20_000  # ticks: spans several regimes (measured: median PSI ~0.1 without drift)
 PSI_MIN = 5_000
 REFERENCE_TICKS = 80_000  # a longer reference is less noisy (~0.05 -> ~0.01 PSI floor)
+
+
+def why_no_trade(d: Decision, p: ModelParams, psi_block: float) -> str:
+    """Which threshold stopped a NO_TRADE (seed 001 incident D), in the runbook's names."""
+    if d.action != "NO_TRADE":
+        return ""
+    why = []
+    if d.psi > psi_block:
+        why.append(f"drift (PSI {d.psi:.2f} > {psi_block:g})")
+    if not d.risk_allowed:
+        why.append(f"RISK_MAX ({d.regime_reason})")
+    if d.prob <= 0.5 and d.expected_return == 0.0:
+        why.append(f"regime {d.regime}: no signal ({d.regime_reason})")
+    else:
+        if d.prob < p.prob_min:
+            why.append(f"PROB_MIN ({d.prob:.2f} < {p.prob_min:g})")
+        if d.expected_return < p.min_expected_return:
+            why.append(
+                f"MIN_EXPECTED_RETURN ({d.expected_return * 1e4:.2f} bps < "
+                f"{p.min_expected_return * 1e4:g} bps)"
+            )
+    return "; ".join(why) or d.regime_reason
+
+
+def decision_view(d: Decision, p: ModelParams, psi_block: float) -> DecisionView:
+    return DecisionView(
+        symbol=d.symbol,
+        model_id=d.model_id,
+        routed=d.routed,
+        action=d.action,
+        prob=d.prob,
+        expected_return=d.expected_return,
+        regime=d.regime,
+        regime_reason=d.regime_reason,
+        risk_allowed=d.risk_allowed,
+        psi=d.psi,
+        why=why_no_trade(d, p, psi_block),
+    )
 
 
 class ModelStrategy:
@@ -59,7 +101,12 @@ class ModelStrategy:
         self._monitors = list(by_ref.values())
         self.router = CanaryRouter(registry.canary_share)
         self.decisions = 0
-        self.not_ready = 0
+        self.not_ready = 0  # decisions during a symbol's warm-up (NO_TRADE by design)
+        # the last 200 post-warm-up decisions, 1 = a feature was not a finite number: the
+        # runbook's features_missing_ratio (data quality; warm-up is not missing data)
+        self.missing: deque[int] = deque(maxlen=200)
+        self.last: dict[str, DecisionView] = {}  # the latest decision per symbol (screens)
+        self.psi_block = cfg.models.psi_block
 
     def on_quote(self, symbol: str, bid_e8: int, ask_e8: int, ts_ns: int) -> None:
         f = self.features[symbol]
@@ -78,11 +125,20 @@ class ModelStrategy:
         model_id, routed = self.registry.resolve(self.router.route(did))
         f = self.features[symbol]
         self.decisions += 1
+        bad = False
         if not f.ready:
             self.not_ready += 1
+        else:
+            bad = not all(math.isfinite(v) for v in f.values())
+            self.missing.append(1 if bad else 0)
         d = self.models[model_id].decide(symbol, f, ts_ns // 1000, did, self.params)
         d = msgspec.structs.replace(d, routed=routed, psi=e.risk.psi.get(model_id, 0.0))
+        if bad:  # never trade on a NaN: every threshold comparison with it is False
+            d = msgspec.structs.replace(
+                d, action="NO_TRADE", position_size=0.0, regime_reason="features missing (NaN)"
+            )
         e.record_decision(d)
+        self.last[symbol] = decision_view(d, self.params, self.psi_block)
         if d.action == "NO_TRADE":
             return
         mid = e.market.mid_e8(symbol)
@@ -123,7 +179,7 @@ class ModelStrategy:
             self.engine.risk.psi[model_id] = mon.psi()
         m = self.engine.metrics
         m.canary_share.set(self.registry.canary_share)
-        m.features_missing.set(self.not_ready / self.decisions if self.decisions else 0.0)
+        m.features_missing.set(sum(self.missing) / len(self.missing) if self.missing else 0.0)
 
     # --- operator commands on models (critical actions; the UI confirms before calling) ------
 

@@ -18,8 +18,8 @@ import time
 
 import msgspec
 
-from engine.core.events import CommandResult
-from engine.trading import blocks, day_counters
+from engine.core.events import CommandResult, RecordPreflight
+from engine.trading import blocks, day_counters, golive, kill_scopes
 from engine.trading.engine import Engine
 
 log = logging.getLogger("engine")
@@ -31,10 +31,18 @@ class Commands:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def arm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+    def arm_kill_switch(
+        self, actor: str, reason: str, symbol: str = "", model: str = ""
+    ) -> CommandResult:
+        if symbol or model:
+            return kill_scopes.arm_scope(self.engine, symbol, model, actor, reason)
         return self.engine.arm_kill_switch(actor, reason)
 
-    def disarm_kill_switch(self, actor: str, reason: str) -> CommandResult:
+    def disarm_kill_switch(
+        self, actor: str, reason: str, symbol: str = "", model: str = ""
+    ) -> CommandResult:
+        if symbol or model:
+            return kill_scopes.disarm_scope(self.engine, symbol, model, actor, reason)
         e = self.engine
         if e.halted_reason:
             return CommandResult(ok=False, message=f"halted: {e.halted_reason}; restart needed")
@@ -44,6 +52,23 @@ class Commands:
         e.gates.refresh(e.clock.now_us())
         e.metrics.kill_switch.set(0)
         return CommandResult(ok=True, message="kill switch disarmed")
+
+    def set_reduce_only(self, on: bool, actor: str, reason: str) -> CommandResult:
+        return kill_scopes.set_reduce_only(self.engine, on, actor, reason)
+
+    def go_live(self, phrase: str, actor: str, *, totp_enrolled: bool) -> CommandResult:
+        res = golive.go_live(self.engine, phrase, actor, totp_enrolled=totp_enrolled)
+        if res.ok:  # the shift log: who, when, which preflight
+            self.record_incident(actor, f"GO-LIVE: {res.message}")
+        return res
+
+    def record_preflight(self, cmd: RecordPreflight) -> CommandResult:
+        return golive.record_preflight(self.engine, cmd)
+
+    def flatten(self, actor: str, reason: str) -> CommandResult:
+        res = kill_scopes.flatten(self.engine, actor, reason)
+        self.record_incident(actor, f"FLATTEN: {reason or 'no reason'} -> {res.message}")
+        return res
 
     def set_safe_mode(self, on: bool, actor: str, reason: str) -> CommandResult:
         e = self.engine
@@ -92,10 +117,12 @@ class Commands:
         return CommandResult(ok=True, message=f"cancel sent for {len(targets)} open order(s)")
 
     def reset_risk(self, actor: str, reason: str) -> CommandResult:
-        """Re-baseline the daily drawdown at current equity and forget recent intents.
+        """Runbook "Reset budget": re-baseline the daily drawdown at current equity, restart
+        today's order budgets (account, symbol, strategy — the MAX_TRADES_PER_DAY count with
+        them) and forget recent intents. Says what it reset.
 
-        Budgets and trade counts are *not* reset (they are the day's limits), nor are the kill
-        switch and safe mode (each has its own critical action).
+        Not reset: the kill switch, safe mode and the breakers (each has its own critical action),
+        and the canary notional of the day (the cap is a share of the whole day).
         """
         e = self.engine
         e.mark_to_market()
@@ -103,11 +130,40 @@ class Commands:
         before = r.drawdown_pct()
         r.equity_day_start_e8 = r.equity_e8
         day_counters.persist(e)  # the new baseline survives a restart (same UTC day)
+        cleared = day_counters.reset_budgets(e, e.clock.now_us())
         r.last_intent_us.clear()
         r.last_order_by_router.clear()
-        e.recorder.audit(actor, "risk_reset", {"reason": reason, "drawdown_pct_before": before})
+        e.recorder.audit(
+            actor,
+            "risk_reset",
+            {"reason": reason, "drawdown_pct_before": before, "budgets_cleared": cleared},
+        )
         e.gates.refresh(e.clock.now_us())
-        return CommandResult(ok=True, message=f"risk reset (drawdown was {before:.2f}%)")
+        used = ", ".join(f"{k} {v}" for k, v in cleared.items() if v) or "none used"
+        return CommandResult(
+            ok=True,
+            message=f"risk reset: drawdown baseline {before:.2f}% -> 0.00% at equity "
+            f"{r.equity_e8 / 1e8:,.2f}; budgets restarted (orders used: {used})",
+        )
+
+    def reset_breaker(self, name: str, actor: str, reason: str) -> CommandResult:
+        """Clear a tripped breaker (or ``all`` tripped ones); each starts a fresh window."""
+        e = self.engine
+        known = e.breakers.by_name
+        if name != "all" and name not in known:
+            return CommandResult(
+                ok=False, message=f"unknown breaker {name!r} (known: {', '.join(known)}, all)"
+            )
+        names = [n for n in (known if name == "all" else [name]) if known[n].reason]
+        if not names:
+            return CommandResult(ok=False, message=f"breaker {name} is not tripped")
+        for n in names:
+            was = known[n].reset()
+            e.recorder.set_state(f"breaker_{n}", "")
+            e.recorder.audit(actor, "breaker_reset", {"breaker": n, "was": was, "reason": reason})
+            self.record_incident(actor, f"BREAKER {n} RESET ({was}): {reason or 'no reason'}")
+        e.gates.refresh(e.clock.now_us())
+        return CommandResult(ok=True, message=f"breaker reset: {', '.join(names)}")
 
     def acknowledge_orphans(self, symbol: str, actor: str, reason: str = "") -> CommandResult:
         """Lift an orphan block (the orphan stays tracked read-only by the reconciler)."""

@@ -8,6 +8,11 @@
 - notional sent today per router (the canary cap reads the challenger's): rebuilt at each order's
   reference price (its limit price, or the mid when it was created; live counting uses the touch
   price, so the two agree to within half a spread);
+- an operator's budget reset (``ResetRisk``): the counts it cleared are kept under
+  ``budget_reset`` with their day (added up over several resets) and subtracted from the day's
+  counts at start, so only orders sent after the reset count against the budgets and
+  MAX_TRADES_PER_DAY (the canary notional still counts the whole day). Counts, not a timestamp: a
+  simulated clock stamps many orders with the same microsecond;
 - the daily drawdown baseline (equity at the day's start, or when an operator reset risk): kept in
   ``engine_state`` under ``day_start_equity`` with its day, restored on the same UTC day. On the
   first start of a day it is the equity at start (realized PnL and fees; no quotes yet).
@@ -30,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine.trading.day_counters")
 
 STATE_KEY = "day_start_equity"
+RESET_KEY = "budget_reset"
 
 # log_table() returns a fixed table name of this schema, never input: S608 does not apply.
 _TODAY_SQL = (
@@ -68,10 +74,11 @@ def rebuild(e: Engine, con: Any) -> None:
         r.orders_by_symbol[symbol] = r.orders_by_symbol.get(symbol, 0) + 1
         notional = int(qty) * int(px or 0) // 100_000_000
         r.notional_by_router_e8[routed] = r.notional_by_router_e8.get(routed, 0) + notional
+    _subtract(r, _reset_offsets(_state(con, RESET_KEY), today))
     e.mark_to_market()
-    saved = _saved(con)
-    if saved is not None and saved[0] == today:
-        r.equity_day_start_e8 = saved[1]
+    baseline = _saved_day_value(con, STATE_KEY, "equity_e8", today)
+    if baseline is not None:
+        r.equity_day_start_e8 = baseline
     else:
         r.equity_day_start_e8 = r.equity_e8
         persist(e)
@@ -80,7 +87,7 @@ def rebuild(e: Engine, con: Any) -> None:
         (time.perf_counter() - t0) * 1000,
         r.orders_today,
         r.equity_day_start_e8 / 1e8,
-        "restored" if saved is not None and saved[0] == today else "equity at start",
+        "restored" if baseline is not None else "equity at start",
     )
 
 
@@ -91,19 +98,69 @@ def persist(e: Engine) -> None:
     e.recorder.set_state(STATE_KEY, value)
 
 
+def reset_budgets(e: Engine, now_us: int) -> dict[str, int]:
+    """An operator's budget reset: today's order counts restart from zero (kept across a restart
+    the same UTC day). Returns the counts it cleared, by budget."""
+    r = e.risk
+    cleared = {"account": r.orders_today}
+    cleared.update({f"symbol {k}": v for k, v in sorted(r.orders_by_symbol.items())})
+    cleared.update({f"strategy {k}": v for k, v in sorted(r.orders_by_strategy.items())})
+    off = _reset_offsets(e.recorder.state(RESET_KEY), r.day)
+    off["account"] = off.get("account", 0) + r.orders_today
+    for scope, counts in (("symbol", r.orders_by_symbol), ("strategy", r.orders_by_strategy)):
+        mine = off.setdefault(scope, {})
+        for k, v in counts.items():
+            mine[k] = mine.get(k, 0) + v
+    r.orders_today = 0
+    r.orders_by_symbol.clear()
+    r.orders_by_strategy.clear()
+    e.recorder.set_state(RESET_KEY, msgspec.json.encode({"day": r.day, **off}).decode())
+    return cleared
+
+
+def _reset_offsets(saved: str, today: int) -> dict[str, Any]:
+    """The counts earlier resets cleared today ({} for another day or an unreadable value)."""
+    try:
+        v = msgspec.json.decode(saved) if saved else {}
+        if not isinstance(v, dict) or v.get("day") != today:
+            return {}
+        return {
+            "account": int(v.get("account", 0)),
+            "symbol": {str(k): int(n) for k, n in dict(v.get("symbol", {})).items()},
+            "strategy": {str(k): int(n) for k, n in dict(v.get("strategy", {})).items()},
+        }
+    except (msgspec.DecodeError, TypeError, ValueError, AttributeError):
+        log.warning("engine_state %s unreadable (%r): ignored", RESET_KEY, saved)
+        return {}
+
+
+def _subtract(r: Any, off: dict[str, Any]) -> None:
+    r.orders_today = max(0, r.orders_today - off.get("account", 0))
+    for scope, counts in (("symbol", r.orders_by_symbol), ("strategy", r.orders_by_strategy)):
+        for k, n in off.get(scope, {}).items():
+            if k in counts:
+                counts[k] = max(0, counts[k] - n)
+
+
 def rolled(e: Engine) -> None:
     """A UTC day boundary passed while running: audit it and keep the new baseline."""
     e.recorder.audit("engine", "day_rolled", {"day": e.risk.day})
     persist(e)
 
 
-def _saved(con: Any) -> tuple[int, int] | None:
-    row = con.execute("SELECT value FROM engine_state WHERE key = ?", [STATE_KEY]).fetchone()
-    if row is None:
+def _state(con: Any, key: str) -> str:
+    row = con.execute("SELECT value FROM engine_state WHERE key = ?", [key]).fetchone()
+    return "" if row is None else str(row[0])
+
+
+def _saved_day_value(con: Any, key: str, field: str, today: int) -> int | None:
+    """``engine_state[key]`` = {"day": D, field: V}: V when D is today, else None."""
+    saved = _state(con, key)
+    if not saved:
         return None
     try:
-        v = msgspec.json.decode(str(row[0]))
-        return int(v["day"]), int(v["equity_e8"])
+        v = msgspec.json.decode(saved)
+        return int(v[field]) if int(v["day"]) == today else None
     except (msgspec.DecodeError, KeyError, TypeError, ValueError):
-        log.warning("engine_state %s unreadable (%r): re-baselined at start", STATE_KEY, row[0])
+        log.warning("engine_state %s unreadable (%r): ignored at start", key, saved)
         return None

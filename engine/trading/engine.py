@@ -33,6 +33,7 @@ from engine.obs.metrics import EngineMetrics
 from engine.security.audit import AuditChain
 from engine.store.writer import Batch
 from engine.trading import day_counters, oms, telemetry
+from engine.trading.breakers import Breaker, Breakers, PreflightState
 from engine.trading.gates import GateContext, GatePipeline, GateState
 from engine.trading.kpis import Kpis
 from engine.trading.market import MarketState
@@ -49,6 +50,11 @@ from engine.trading.venue_port import VenuePort
 log = logging.getLogger("engine")
 
 MAX_ORDERS_IN_MEMORY = 5_000
+
+
+def preflight_required(cfg: Any) -> bool:
+    """Live always needs a green preflight for new orders; testnet when the profile asks."""
+    return cfg.kind == "live" or (cfg.kind == "testnet" and bool(cfg.live.preflight_on_testnet))
 
 
 class Strategy(Protocol):
@@ -101,6 +107,10 @@ class Engine:
         self.risk = RiskState(start_equity_e8)
         self.exposure = self.risk.exposure  # the one exposure book (engine/trading/exposure.py)
         self.risk.safe_mode = bool(cfg.risk.safe_mode)
+        self.breakers = Breakers(self.kpis, cfg.risk)  # error rate, slippage: latched
+        for b in self.breakers.by_name.values():
+            b.on_trip = self._breaker_tripped
+        self.preflight = PreflightState()  # the latest green preflight (boot restores it)
         if cfg.risk.kill_switch_armed_at_start:
             self.risk.kill_switch, self.risk.kill_reason = True, "armed at start by profile"
         gates = standard_gates(
@@ -113,6 +123,11 @@ class Engine:
             required=tuple(cfg.live.readiness_required),
             mark_e8=self.market.mid_e8,
             venue=venue,
+            kpis=self.kpis,
+            breakers=self.breakers,
+            preflight=self.preflight,
+            preflight_required=preflight_required(cfg),
+            go_live_required=cfg.kind == "live",
             r=cfg.risk,
             m=cfg.models,
             o=cfg.oms,
@@ -214,6 +229,7 @@ class Engine:
         ctx.now_us = now
         # against filled + every open and in-flight order, never the filled position alone
         ctx.reduce_qty_e8 = self.exposure.reducing_part(cmd.symbol, cmd.side, cmd.qty_e8)
+        ctx.reduce_only = cmd.reduce_only
         if ctx.notes:
             ctx.notes.clear()
         if cmd.qty_e8 <= 0 or cmd.symbol not in self.portfolio.positions:
@@ -266,6 +282,7 @@ class Engine:
                 crashpoints.hit("after_intent_durable")
         order.transition(oms.SUBMITTED, now)
         order.submitted_us = now
+        self.kpis.note_sent(now)
         oc.dirty_orders[cid] = order
         self.recorder.audit(
             cmd.actor,
@@ -292,6 +309,7 @@ class Engine:
         if routed == "challenger":
             m.canary_trades.inc()
             k.canary_placed += 1
+        m.router_latency.observe(max(now - ctx.decision_us, 0) / 1e6)  # decision -> send
         self.venue.submit(order)
         if k.tick_due_ns:
             k.tick_to_submit_us.append((time.monotonic_ns() - k.tick_due_ns) // 1000)
@@ -306,6 +324,13 @@ class Engine:
         if self.log_orders:
             log.info("order denied %s by %s: %s", cmd.decision_id, gate, reason)
         return CommandResult(ok=False, message=f"denied by {gate}: {reason}", ref=gate)
+
+    def _breaker_tripped(self, b: Breaker) -> None:
+        """A breaker latched: persisted (a restart keeps it tripped), alerted, audited."""
+        self.recorder.set_state(f"breaker_{b.name}", b.reason)
+        self.recorder.alerts.append(f"BREAKER {b.name} {b.reason}")
+        self.recorder.audit("engine", "breaker_tripped", {"breaker": b.name, "reason": b.reason})
+        log.critical("breaker %s %s", b.name, b.reason)
 
     def _gate_changed(self, st: GateState) -> None:
         now = self.clock.now_us()
@@ -334,7 +359,7 @@ class Engine:
         was = o.status
         if was in (oms.SUBMITTED, oms.UNKNOWN) and u.status != oms.REJECTED:
             lat_ms = (u.ts_us - o.submitted_us) / 1000.0
-            self.kpis.recent_latency_ms.append(lat_ms)
+            self.kpis.note_ack(o.symbol, u.ts_us, lat_ms)
             self.metrics.place_latency.observe(max(lat_ms, 0.0) / 1000.0)
         if u.status in (oms.PARTIALLY_FILLED, oms.FILLED) and u.filled_qty_e8 > o.filled_qty_e8:
             return  # fills carry the quantity; the status follows when they arrive
@@ -349,14 +374,14 @@ class Engine:
         if st is not None:
             st.inc()
         if o.status == oms.REJECTED:
-            self.kpis.recent_outcomes.append(1)
+            self.kpis.note_outcome(o.symbol, o.updated_us, True)
             self.metrics.orders_error.labels(oms.reason_class(o.reason)).inc()
             log.warning("order rejected %s: %s", o.client_order_id, o.reason)
             self.recorder.alerts.append(f"order {o.client_order_id} rejected: {o.reason}")
         if o.status in oms.TERMINAL:
             self.order_cache.closed(o)
             if o.status != oms.REJECTED:
-                self.kpis.recent_outcomes.append(0)
+                self.kpis.note_outcome(o.symbol, o.updated_us, False)
             self.recorder.audit(
                 "venue",
                 "order_final",
@@ -406,6 +431,7 @@ class Engine:
             ),
         )
         pf.note_fill(f, slip)
+        self.kpis.note_slippage(f.symbol, f.ts_us, slip)
         self.recorder.audit("venue", "fill", f)
         fb = self.metrics.fills_by.get(f.symbol)
         (fb or self.metrics.fills.labels(f.symbol)).inc()

@@ -33,6 +33,7 @@ class GateContext:
         "order_type",
         "price_e8",
         "qty_e8",
+        "reduce_only",
         "reduce_qty_e8",
         "routed",
         "side",
@@ -55,6 +56,7 @@ class GateContext:
         # of the order as asked, the part that reduces the worst-case exposure on its side
         # (``ExposureBook.reducing_part``); set by the engine before the gates run
         self.reduce_qty_e8 = 0
+        self.reduce_only = False  # the sender asked for reduce-only (the operator's flatten)
         self.notes: list[tuple[str, str]] = []
 
     @property
@@ -79,10 +81,14 @@ class Gate(Protocol):
 
 
 class GateState:
-    __slots__ = ("active", "denials", "name", "reason", "since_us")
+    """``standing``: the gate probes a condition that holds without an order (kill switch,
+    staleness ...); the others are "active" only in the sense that their last check denied."""
 
-    def __init__(self, name: str) -> None:
+    __slots__ = ("active", "denials", "name", "reason", "since_us", "standing")
+
+    def __init__(self, name: str, standing: bool = False) -> None:
         self.name = name
+        self.standing = standing
         self.active = False
         self.reason = ""
         self.since_us = 0
@@ -98,7 +104,7 @@ class GatePipeline:
 
     def __init__(self, gates: list[Gate], on_change: ChangeFn | None = None) -> None:
         self.gates = gates
-        self.states = {g.name: GateState(g.name) for g in gates}
+        self.states = {g.name: GateState(g.name, hasattr(g, "probe")) for g in gates}
         self._on_change = on_change
 
     def evaluate(self, ctx: GateContext) -> tuple[str, str] | None:
@@ -113,7 +119,9 @@ class GatePipeline:
                 st.denials += 1
                 self._set(st, True, reason, ctx.now_us)
                 return gate.name, reason
-            if st.active:
+            if st.active and not hasattr(gate, "probe"):
+                # a standing condition is cleared by its probe (``refresh``) only: an order it
+                # lets through (a reducing one, another symbol's) says nothing about the condition
                 self._set(st, False, "", ctx.now_us)
         return None
 

@@ -83,6 +83,15 @@ class OrderCache:
         asked = sum(q for q, _ in w) if w else 0
         return sum(f for _, f in w) / asked if w and asked else 0.0
 
+    def fill_ratio_all(self) -> float:
+        """Filled / asked over every symbol's last closed orders (0.0 before any)."""
+        asked = filled = 0
+        for w in self.recent_closed.values():
+            for q, f in w:
+                asked += q
+                filled += f
+        return filled / asked if asked else 0.0
+
     def latest(self, n: int = 50) -> list[Order]:
         """The ``n`` most recently updated orders, without scanning every order in memory."""
         dirty = self.dirty_orders  # updated since the last flush: the newest updates

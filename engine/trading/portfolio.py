@@ -32,7 +32,6 @@ class Portfolio:
         "positions",
         "realized_e8",
         "recent_fills",
-        "recent_slippage",
         "start_equity_e8",
     )
 
@@ -43,7 +42,6 @@ class Portfolio:
         self.fees_e8 = 0
         self.base_fees_e8: dict[str, int] = {}
         self.dirty_positions: set[str] = set()
-        self.recent_slippage: deque[float] = deque(maxlen=500)
         self.recent_fills: deque[tuple[Any, ...]] = deque(maxlen=50)  # newest first, for screens
 
     def apply_fill(self, f: VenueFill) -> Position:
@@ -57,8 +55,7 @@ class Portfolio:
         return pos
 
     def note_fill(self, f: VenueFill, slip: float) -> None:
-        """Remember a booked fill for the screens and the slippage KPI."""
-        self.recent_slippage.append(slip)
+        """Remember a booked fill for the screens."""
         self.recent_fills.appendleft(
             (f.trade_id, f.client_order_id, f.symbol, f.side, f.qty_e8, f.price_e8, slip, f.ts_us)
         )

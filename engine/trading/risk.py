@@ -16,7 +16,12 @@ Invariants:
   drift halving, so an operator can always get flat through the normal path. The opening rest of
   the same order (a flip through zero) is sized like any new order. MAX_ORDER_NOTIONAL_USD binds the
   whole order, reducing or not (a fat-finger limit: getting flat takes several orders, never none).
-  Kill switch, safe mode, skew and staleness block every order.
+  Kill switch, safe mode, skew and staleness block every order — except an operator's flatten
+  order (``SubmitOrder.reduce_only`` and wholly reducing), which passes the kill switch in every
+  scope, reduce-only mode and safe mode, so "close everything" works while trading is stopped.
+- Kill-switch scopes (FIA 2015 §1.11): global (``kill_switch``), per symbol and per model
+  (``kill_scope``), and an account-wide reduce-only mode (``reduce_only``) that lets only orders
+  wholly reducing exposure through. Each is persisted and restored at start.
 - Caps shrink an order to fit (whole lots) and deny it only when less than one lot fits.
 """
 
@@ -25,9 +30,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from engine.core.clock import Clock
+from engine.trading.breakers import (
+    Breakers,
+    CanaryCapGate,
+    PreflightGate,
+    PreflightState,
+    SloGate,
+)
 from engine.trading.caps import GrossExposureGate, PositionCapGate, RiskPerTradeGate, fit
 from engine.trading.exposure import ExposureBook
 from engine.trading.gates import Gate, GateContext
+from engine.trading.kpis import Kpis
 from engine.trading.venue_gates import DecisionTtlGate, VenueLimitsGate, VenueThrottleGate
 from engine.trading.venue_port import VenueLimits, VenuePort
 
@@ -42,6 +55,8 @@ class RiskState:
     def __init__(self, equity_e8: int) -> None:
         self.kill_switch = False
         self.kill_reason = ""
+        self.kill_scopes: dict[str, str] = {}  # "symbol:BTC/USDT" | "model:trend_v1" -> reason
+        self.reduce_only = ""  # why the account is in reduce-only mode ("" = off)
         self.safe_mode = False
         self.day = -1
         self.orders_today = 0
@@ -121,6 +136,11 @@ class ReadinessGate:
         return self.probe(ctx.now_us) if self.required else None
 
 
+def _flatten(ctx: GateContext) -> bool:
+    """An operator's flatten order: flagged reduce-only and reducing on its whole size."""
+    return ctx.reduce_only and ctx.reduces
+
+
 class KillSwitchGate:
     name = "kill_switch"
 
@@ -132,7 +152,51 @@ class KillSwitchGate:
         return f"kill switch armed: {r.kill_reason or 'no reason given'}" if r.kill_switch else None
 
     def check(self, ctx: GateContext) -> str | None:
-        return self.probe(ctx.now_us)
+        return None if _flatten(ctx) else self.probe(ctx.now_us)
+
+
+class KillScopeGate:
+    """The kill switch for one symbol or one model: its orders stop, the rest trade on."""
+
+    name = "kill_scope"
+
+    def __init__(self, risk: RiskState) -> None:
+        self.scopes = risk.kill_scopes
+
+    def probe(self, now_us: int) -> str | None:
+        if not self.scopes:
+            return None
+        return "; ".join(f"{k} killed: {v}" for k, v in sorted(self.scopes.items()))
+
+    def check(self, ctx: GateContext) -> str | None:
+        if not self.scopes or _flatten(ctx):
+            return None
+        for key in (f"symbol:{ctx.symbol}", f"model:{ctx.model_id}"):
+            why = self.scopes.get(key)
+            if why is not None:
+                return f"kill switch armed for {key}: {why}"
+        return None
+
+
+class ReduceOnlyGate:
+    """Reduce-only mode: only orders that wholly reduce exposure pass; data keeps flowing."""
+
+    name = "reduce_only"
+
+    def __init__(self, risk: RiskState) -> None:
+        self.risk = risk
+
+    def probe(self, now_us: int) -> str | None:
+        why = self.risk.reduce_only
+        return f"reduce-only mode: {why}" if why else None
+
+    def check(self, ctx: GateContext) -> str | None:
+        if ctx.reduces:
+            return None
+        if ctx.reduce_only:
+            return "reduce-only order would add exposure (it is larger than what it reduces)"
+        why = self.risk.reduce_only
+        return f"reduce-only mode ({why}): this order adds exposure" if why else None
 
 
 class SafeModeGate:
@@ -145,7 +209,7 @@ class SafeModeGate:
         return "SAFE_MODE=1: new orders blocked (cancels allowed)" if self.risk.safe_mode else None
 
     def check(self, ctx: GateContext) -> str | None:
-        return self.probe(ctx.now_us)
+        return None if _flatten(ctx) else self.probe(ctx.now_us)
 
 
 class ClockSkewGate:
@@ -360,11 +424,17 @@ class DriftGate:
 
 GATE_NAMES = (
     "kill_switch",
+    "kill_scope",
+    "reduce_only",
     "safe_mode",
+    "preflight",
     "readiness",
     "clock_skew",
     "stale_data",
     "venue_throttle",
+    "error_rate",
+    "slippage",
+    "slo",
     "decision_ttl",
     "dupe_intent",
     "cooldown",
@@ -376,6 +446,7 @@ GATE_NAMES = (
     "max_position_notional",
     "max_gross_exposure",
     "drift",
+    "canary_cap",  # after every gate that sizes an order: it caps the notional actually sent
     "venue_limits",  # last: after every gate that shrinks an order
 )
 
@@ -391,20 +462,38 @@ def standard_gates(
     required: tuple[str, ...] = (),
     mark_e8: Callable[[str], int] = lambda _s: 0,
     venue: VenuePort | None = None,
+    kpis: Kpis | None = None,
+    breakers: Breakers | None = None,
+    preflight: PreflightState | None = None,
+    preflight_required: bool = False,
+    go_live_required: bool = False,
     r: object,
     m: object,
     o: object = None,
 ) -> list[Gate]:
     """The pipeline in evaluation order. ``r``/``m``/``o``: the risk, models and oms config;
-    ``venue``: the venue port (its throttle state and trading rules)."""
+    ``venue``: the venue port (its throttle state and trading rules); ``kpis``/``breakers``: the
+    execution figures and the breakers over them; ``preflight``: the latest green preflight."""
     g = getattr
+    kpis = Kpis() if kpis is None else kpis
+    breakers = Breakers(kpis, r) if breakers is None else breakers
     return [
         KillSwitchGate(risk),
+        KillScopeGate(risk),
+        ReduceOnlyGate(risk),
         SafeModeGate(risk),
+        PreflightGate(
+            PreflightState() if preflight is None else preflight,
+            preflight_required,
+            go_live=go_live_required,
+        ),
         ReadinessGate({} if readiness is None else readiness, required, clock),
         ClockSkewGate(clock, g(r, "max_time_skew_ms")),
         StaleDataGate(last_quote_us, g(r, "max_data_staleness_ms"), market_blocked),
         VenueThrottleGate(venue.throttle if venue is not None else lambda: None),
+        breakers.by_name["error_rate"],
+        breakers.by_name["slippage"],
+        SloGate(kpis, g(r, "max_p95_place_ms"), g(r, "slo_window_s"), g(r, "slo_stale_ms")),
         DecisionTtlGate(g(o, "decision_ttl_ms", DEFAULT_DECISION_TTL_MS)),
         DupeIntentGate(risk, g(r, "dupe_intent_window_ms")),
         CooldownGate(risk, g(r, "cooldown_ms")),
@@ -423,6 +512,7 @@ def standard_gates(
         PositionCapGate(risk, g(r, "max_position_notional_usd"), lot_e8, mark_e8),
         GrossExposureGate(risk, g(r, "max_gross_exposure_usd"), lot_e8, mark_e8),
         DriftGate(risk, g(m, "psi_halve"), g(m, "psi_block"), lot_e8),
+        CanaryCapGate(risk.notional_by_router_e8, g(r, "canary_notional_cap_pct")),
         VenueLimitsGate(venue.limits if venue is not None else _lot_only(lot_e8)),
     ]
 

@@ -13,6 +13,7 @@ from typing import Protocol
 from engine.core.events import ReconReport
 from engine.core.units import SCALE
 from engine.snapshot import (
+    AlertView,
     AuditView,
     BudgetView,
     EngineSnapshot,
@@ -23,10 +24,10 @@ from engine.snapshot import (
     ModelView,
     OrderView,
     ReconView,
+    StopsView,
     SymbolView,
 )
 from engine.trading.engine import Engine
-from engine.trading.windows import p95
 
 
 class RegistryView(Protocol):
@@ -65,6 +66,7 @@ class SnapshotBuilder:
         self.latency: deque[float] = deque(maxlen=history)
         self.prices: dict[str, deque[float]] = {}
         self.history = history
+        self.sim_up_since_us = 0  # the embedded feed: fresh quotes since (0 = stalled / none)
 
     def build(
         self,
@@ -76,6 +78,7 @@ class SnapshotBuilder:
         recon: ReconReport | None = None,
         audit_tail: tuple[AuditView, ...] = (),
         alerts: tuple[str, ...] = (),
+        alert_states: tuple[AlertView, ...] = (),
     ) -> EngineSnapshot:
         """A snapshot of ``e`` now. Reads only: equity is computed here from the current marks,
         never stored (``Engine.refresh`` re-marks the engine's own equity once a second)."""
@@ -87,8 +90,8 @@ class SnapshotBuilder:
         skew = e.clock.skew_ms()
         self.skew.append(skew)
         self.pnl.append(pnl)
-        if e.kpis.recent_latency_ms:
-            self.latency.append(e.kpis.recent_latency_ms[-1])
+        if e.kpis.last_ack_ms:
+            self.latency.append(e.kpis.last_ack_ms)
         reg: RegistryView | None = getattr(strategy, "registry", None)
         return EngineSnapshot(
             seq=self.seq,
@@ -120,7 +123,7 @@ class SnapshotBuilder:
                 for g in e.gates.states.values()
             ),
             budgets=_budgets(e),
-            feeds=tuple(_feeds(e, feeds, now)),
+            feeds=tuple(self._feeds(e, feeds, now)),
             symbols=self._symbols(e, now),
             price_history=tuple((s, tuple(d)) for s, d in self.prices.items()),
             orders=_orders(e),
@@ -132,14 +135,14 @@ class SnapshotBuilder:
             ticks=e.market.ticks,
             open_orders=len(e.order_cache.open_orders),
             incidents=tuple(IncidentView(*i) for i in e.recorder.incidents),
+            stops=_stops(e),
+            alert_states=alert_states,
+            decisions=tuple(v for _, v in sorted(getattr(strategy, "last", {}).items())),
         )
 
     def _symbols(self, e: Engine, now: int) -> tuple[SymbolView, ...]:
         """Per symbol: quote, position and PnL, staleness, and the execution KPIs."""
-        k = e.kpis
-        # KPIs over engine-wide recent windows: computed once, not once per symbol
-        err = sum(k.recent_outcomes) / len(k.recent_outcomes) if k.recent_outcomes else 0.0
-        place_p95, slip_p95 = p95(k.recent_latency_ms), p95(e.portfolio.recent_slippage)
+        k = e.kpis  # each symbol's own recent windows (never the engine-wide figures)
         syms = []
         for s in e.symbols:
             q = e.market.quotes.get(s)
@@ -158,13 +161,56 @@ class SnapshotBuilder:
                     realized=p.realized_pnl_e8 / SCALE,
                     unrealized=p.unrealized_e8(e.market.mid_e8(s)) / SCALE,
                     staleness_ms=(now - last) / 1000 if last else -1.0,
-                    error_rate=err,
-                    p95_place_ms=place_p95,
-                    slippage_p95_bps=slip_p95,
+                    error_rate=k.error_rate(s)[0],
+                    p95_place_ms=k.place_p95_ms(s)[0],
+                    slippage_p95_bps=k.slippage_p95(s)[0],
                     fill_ratio=e.order_cache.fill_ratio(s),
                 )
             )
         return tuple(syms)
+
+    def _feeds(self, e: Engine, feeds: FeedSource | None, now: int) -> list[FeedView]:
+        if feeds is not None:
+            return [
+                FeedView(
+                    name=sl.name,
+                    connected=sl.connected,
+                    uptime_s=sl.uptime_s(),
+                    reconnects=sl.reconnects,
+                    staleness_ms=0.0,
+                )
+                for sl in feeds.loops
+            ]
+        # paper: the embedded simulator is the feed; "up" while its quotes are fresh
+        last = max(e.market.last_quote_us.values(), default=0)
+        fresh = bool(last) and now - last <= e.cfg.risk.max_data_staleness_ms * 1000
+        if not fresh:
+            self.sim_up_since_us = 0
+        elif not self.sim_up_since_us:
+            self.sim_up_since_us = now
+        return [
+            FeedView(
+                name="sim",
+                connected=fresh,
+                uptime_s=(now - self.sim_up_since_us) / 1e6 if fresh else 0.0,
+                reconnects=0,
+                staleness_ms=(now - last) / 1000 if last else -1.0,
+            )
+        ]
+
+
+def _stops(e: Engine) -> StopsView:
+    r, pf = e.risk, e.preflight
+    return StopsView(
+        kill_scopes=tuple(sorted(r.kill_scopes.items())),
+        reduce_only=r.reduce_only,
+        breakers=tuple(sorted(e.breakers.tripped().items())),
+        live_required=e.cfg.kind == "live",
+        live_since_us=pf.live_since_us,
+        preflight_id=pf.green_id,
+        preflight_valid_until_us=pf.valid_until_us,
+        preflight_checks=pf.last_checks,
+    )
 
 
 def _budgets(e: Engine) -> tuple[BudgetView, ...]:
@@ -236,27 +282,3 @@ def _recon(report: ReconReport | None) -> ReconView | None:
         mismatches=tuple(report.mismatches.items()),
         standing=tuple(report.standing),
     )
-
-
-def _feeds(e: Engine, feeds: FeedSource | None, now: int) -> list[FeedView]:
-    if feeds is None:  # paper: the embedded simulator is the feed
-        last = max(e.market.last_quote_us.values(), default=0)
-        return [
-            FeedView(
-                name="sim",
-                connected=bool(last),
-                uptime_s=0.0,
-                reconnects=0,
-                staleness_ms=(now - last) / 1000 if last else -1.0,
-            )
-        ]
-    return [
-        FeedView(
-            name=sl.name,
-            connected=sl.connected,
-            uptime_s=sl.uptime_s(),
-            reconnects=sl.reconnects,
-            staleness_ms=0.0,
-        )
-        for sl in feeds.loops
-    ]

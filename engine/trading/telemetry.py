@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from engine.core.units import SCALE
-from engine.trading.windows import p95
 
 if TYPE_CHECKING:
     from engine.trading.engine import Engine
@@ -61,14 +60,25 @@ def export_metrics(e: Engine, now: int, unreal: int) -> None:
         sum(1 for o in e.order_cache.open_orders.values() if o.status in _IN_FLIGHT)
     )
     m.audit_seq.set(e.recorder.chain.last_seq)
-    if e.portfolio.recent_slippage:
-        m.slippage_p95.set(p95(e.portfolio.recent_slippage))
-    if e.kpis.recent_latency_ms:
-        m.place_p95.set(p95(e.kpis.recent_latency_ms) / 1000.0)
-    if e.kpis.recent_outcomes:
-        m.error_rate.set(sum(e.kpis.recent_outcomes) / len(e.kpis.recent_outcomes))
+    _export_execution(e)
     for model_id, psi in e.risk.psi.items():
         m.psi.labels(model_id).set(psi)
+    now_s = e.clock.monotonic_ns() / 1e9
+    for name, (ok, expires_s, _why) in e.market.readiness.items():
+        m.readiness.labels(name).set(1 if ok and expires_s >= now_s else 0)
+
+
+def _export_execution(e: Engine) -> None:
+    """Error rate, slippage, place latency (global and per symbol) and the fill ratio."""
+    m, k = e.metrics, e.kpis
+    m.error_rate.set(k.error_rate()[0])
+    m.slippage_p95.set(k.slippage_p95()[0])
+    m.place_p95.set(k.place_p95_ms()[0] / 1000.0)
+    for s in e.symbols:
+        m.error_rate_by.labels(s).set(k.error_rate(s)[0])
+        m.slippage_p95_by.labels(s).set(k.slippage_p95(s)[0])
+        m.place_p95_by.labels(s).set(k.place_p95_ms(s)[0] / 1000.0)
+    m.fill_ratio.set(e.order_cache.fill_ratio_all())
 
 
 def flush_rows(e: Engine) -> int:
@@ -128,4 +138,9 @@ def status(e: Engine) -> dict[str, Any]:
         "kill_switch": e.risk.kill_switch,
         "safe_mode": e.risk.safe_mode,
         "active_gates": [s.name for s in e.gates.states.values() if s.active],
+        "kill_scopes": dict(e.risk.kill_scopes),
+        "reduce_only": e.risk.reduce_only or False,
+        "breakers_tripped": e.breakers.tripped(),
+        "preflight": e.preflight.green_id or None,
+        "live_since_us": e.preflight.live_since_us or None,
     }

@@ -40,7 +40,21 @@ def test_crash_harness_when_killed_at_each_crash_point_then_no_duplicate_lost_fi
     lines = res.stdout.strip().splitlines()
     assert lines, res.stderr[-2000:]
     out = json.loads(lines[-1])
-    assert res.returncode == 0, (out, res.stderr[-2000:])
+    keys = (
+        "duplicates",
+        "lost_fills",
+        "position_mismatches",
+        "stuck",
+        "audit_ok",
+        "venue_orders",
+        "blocked_after_recovery",
+        "halts",
+        "start_failures",
+        "clean_failures",
+        "rate_limit",
+    )
+    brief = json.dumps({k: out.get(k) for k in keys})
+    assert res.returncode == 0, brief + "\n" + res.stderr[-3000:]
     assert out["trials"] == 4
     assert (out["duplicates"], out["lost_fills"], out["position_mismatches"]) == (0, 0, 0), out
     assert out["audit_ok"] is True

@@ -173,12 +173,14 @@ def test_cli_ack_orphans_when_totp_flag_then_engine_checks_it(orphaned: dict[str
     from tests.acceptance.helpers import run
 
     d = orphaned["dir"]
-    bad = run("ack-orphans", "ETH/USDT", "--data-dir", str(d), "--totp", "123")
+    bad = run("ack-orphans", "ETH/USDT", "--data-dir", str(d), "--totp", "123", "--yes")
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1
     assert "6 digits" in bad.stderr
     code = pyotp.TOTP(orphaned["seed"]).now()
-    ok = run("ack-orphans", "ETH/USDT", "--data-dir", str(d), "--totp", code, "--reason", "seen")
+    ok = run(
+        "ack-orphans", "ETH/USDT", "--data-dir", str(d), "--totp", code, "--reason", "seen", "--yes"
+    )
     assert ok.returncode == 0, ok.stderr
     assert "acknowledged" in ok.stdout
 

@@ -60,7 +60,7 @@ def test_bindings_when_declared_then_each_has_an_action_and_an_id(make_host) -> 
     app = CockpitApp.__new__(CockpitApp)
     for b in CockpitApp.BINDINGS:
         assert b.id, b
-        assert hasattr(CockpitApp, f"action_{b.action}"), b.action
+        assert hasattr(CockpitApp, f"action_{b.action.split('(')[0]}"), b.action
     kill = next(b for b in CockpitApp.BINDINGS if b.key == "ctrl+k")
     assert kill.priority
     assert app is not None
@@ -114,36 +114,59 @@ async def test_observer_when_confirming_critical_action_then_denied_by_engine_an
         assert "observer" in rows[0][1]
 
 
-async def test_totp_when_enrolled_then_code_required_wrong_denied_replay_refused(make_host):
+async def test_totp_when_enrolled_then_arming_is_one_key_and_disarming_needs_code_typed_then_enter(
+    make_host,
+):
     host = make_host()
     secret = pyotp.random_base32()
     host.api.totp = TotpGuard(secret)
     app = CockpitApp(host)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("ctrl+k")
+        await pilot.press("ctrl+k")  # risk-reducing: one key, never a code
         await pilot.pause(0.2)
-        assert app.screen.query("#totp")
-        app.screen.query_one("#totp").value = (
-            "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
-        )
+        assert isinstance(app.screen, ConfirmScreen)
+        assert not app.screen.query("#totp")
         await pilot.press("y")
+        await until(lambda: host.snapshot.kill_switch, pilot)
+        wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+        await pilot.press("a")  # risk-increasing: the code field has the focus
+        await pilot.pause(0.2)
+        assert app.screen.focused is app.screen.query_one("#totp")
+        await pilot.press(*wrong, "enter")  # typed, then Enter: confirms (never cancels)
         await pilot.pause(0.5)
-        assert not host.snapshot.kill_switch  # wrong code: denied in the engine
+        assert host.snapshot.kill_switch  # wrong code: denied in the engine
         code = pyotp.TOTP(secret).now()
-        await pilot.press("ctrl+k")
+        await pilot.press("a")
         await pilot.pause(0.2)
-        app.screen.query_one("#totp").value = code
-        await pilot.press("y")
+        await pilot.press(*code, "enter")
+        await until(lambda: not host.snapshot.kill_switch, pilot)
+        await pilot.press("ctrl+k", "y")
         await until(lambda: host.snapshot.kill_switch, pilot)
         await pilot.press("a")  # disarm with the SAME code: a replay
         await pilot.pause(0.2)
-        app.screen.query_one("#totp").value = code
-        await pilot.press("y")
+        await pilot.press(*code, "enter")
         await pilot.pause(0.6)
         assert host.snapshot.kill_switch
         state = await _db(host, "SELECT value FROM engine_state WHERE key='totp_state'")
         assert state
         assert "last_step" in state[0][0]
+
+
+async def test_observer_when_critical_key_pressed_then_refused_without_prompt_and_audited(
+    make_host,
+):
+    host = make_host(role="observer")
+    app = CockpitApp(host, role="observer")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: app.snap is not None, pilot)
+        await pilot.press("a")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, ConfirmScreen)  # no prompt walked through
+        rows = await _db(host, "SELECT actor, payload FROM audit_log WHERE kind = 'command_denied'")
+        assert rows
+        assert rows[-1][0].startswith("tui:")
+        assert rows[-1][0].endswith("(observer)")
+        assert "DisarmKillSwitch" in rows[-1][1]
 
 
 async def test_safe_mode_key_when_on_then_immediate_and_off_needs_reason_and_confirmation(
@@ -208,7 +231,7 @@ async def test_incident_note_when_typed_then_journal_row_with_context(make_host)
         panel = app.query_one(IncidentsPanel)
         await until(lambda: panel.row_count == 1, pilot)
         time_utc, actor, note, _gates, flags = panel.row_text(panel.row_keys()[0])
-        assert (actor, note, flags) == ("operator", "feed lag seen", "-")
+        assert (actor.endswith("(operator)"), note, flags) == (True, "feed lag seen", "-")
         assert time_utc.endswith("Z")
 
 
@@ -312,3 +335,35 @@ async def test_console_size_when_terminal_resized_then_follows_the_app(make_host
         await pilot.resize_terminal(120, 40)
         await pilot.pause(0.1)
         assert tuple(app.console.size) == (120, 40)
+
+
+async def test_80x24_when_operator_looks_for_actions_then_help_palette_and_views_find_them(
+    make_host,
+):
+    from cockpit.palette import HelpScreen
+    from widgets import DecisionsPanel, PreflightPanel
+
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: app.snap is not None, pilot)
+        await pilot.press("question_mark")  # the whole key list, on its own screen
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, HelpScreen)
+        keys = str(app.screen.query_one("#keys").render())
+        for label in ("Flatten", "Kill scope", "Breaker reset", "Go live", "Reduce-only"):
+            assert label in keys, label
+        await pilot.press("escape")
+        await pilot.press("4")  # the model tab: why each symbol is NO_TRADE
+        await until(lambda: bool(app.snap.decisions), pilot)
+        await pilot.pause(0.5)
+        text = str(app.query_one(DecisionsPanel).render())
+        assert "why:" in text or "LONG" in text or "SHORT" in text
+        await pilot.press("F")  # preflight on a key: its notice, then the panel
+        await until(lambda: isinstance(app.screen, NoticeScreen), pilot, 30)
+        assert "PREFLIGHT" in str(app.screen.query_one("Static").render())
+        await pilot.press("enter")
+        await pilot.press("5")
+        await until(lambda: bool(app.snap.stops.preflight_checks), pilot)
+        await pilot.pause(0.5)
+        assert "audit_chain" in str(app.query_one(PreflightPanel).render())

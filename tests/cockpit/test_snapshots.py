@@ -18,5 +18,6 @@ def test_overview_when_rendered_then_matches_snapshot(snap_compare, size) -> Non
     assert snap_compare(CockpitApp(FixedHost()), terminal_size=size)
 
 
-def test_kill_switch_modal_when_open_then_matches_snapshot(snap_compare) -> None:
+def test_kill_switch_modal_when_open_then_matches_snapshot(snap_compare, monkeypatch) -> None:
+    monkeypatch.setenv("LOGNAME", "alice")  # the actor shown is the terminal's user: pin it
     assert snap_compare(CockpitApp(FixedHost()), press=["ctrl+k"], terminal_size=(80, 24))

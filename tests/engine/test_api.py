@@ -34,10 +34,10 @@ def test_promote_then_rollback_when_commanded_then_roles_swap_back_and_persist(
     api = _api(b)
     assert api.handle(PromoteChallenger(actor="alice")).ok
     reg = b.strategy.registry
-    assert (reg.champion_id, reg.challenger_id) == ("meanrev_v1", "trend_v1")
+    assert (reg.champion_id, reg.challenger_id) == ("trend_fast_v1", "trend_v1")
     res = api.handle(RollbackModel(actor="alice"))
     assert res.ok
-    assert (reg.champion_id, reg.challenger_id) == ("trend_v1", "meanrev_v1")
+    assert (reg.champion_id, reg.challenger_id) == ("trend_v1", "trend_fast_v1")
     assert not api.handle(RollbackModel(actor="alice")).ok  # nothing left to roll back
     assert api.handle(PinModel(model_id="meanrev_v1", actor="alice")).ok
     assert api.handle(SetCanaryShare(share=0.2, actor="alice")).ok
@@ -141,8 +141,12 @@ def test_reset_risk_when_drawdown_breached_then_rebaselined_and_audited(make_boo
     assert e.gates.states["daily_drawdown"].active
     res = api.handle(ResetRisk(actor="op", reason="reviewed"))
     assert res.ok
-    assert "drawdown was" in res.message
+    assert "drawdown baseline 3.05% -> 0.00%" in res.message
+    assert "account 1" in res.message  # says which budgets it restarted
     assert not e.gates.states["daily_drawdown"].active
+    assert e.risk.orders_today == 0
+    assert e.risk.orders_by_symbol == {}
+    assert e.budget_gate.left() == e.budget_gate.account
 
 
 def test_execute_when_called_from_another_thread_then_runs_on_engine_loop(make_booted):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -17,20 +16,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from engine.obs.textfile import clean_stale_temps, write_textfile
-
-
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail(
-            "promtool not found: run scripts/install_system_deps.sh (installs Debian 'prometheus')"
-        )
-    return path
+from tests.conftest import promtool
 
 
 def _check_metrics(text: bytes) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_promtool(), "check", "metrics"],
+        [promtool(), "check", "metrics"],
         input=text.decode(),
         capture_output=True,
         text=True,

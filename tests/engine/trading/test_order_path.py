@@ -287,7 +287,7 @@ def test_market_order_when_larger_than_top_of_book_then_partial_fills_walk_depth
     assert o.status == oms.FILLED
     assert len(o.trade_ids) == 3
     assert o.avg_price_e8 > to_e8(65001)  # paid through the book
-    assert e.portfolio.recent_slippage[-1] > 0
+    assert e.kpis.slippage_p95()[0] > 0
 
 
 def test_limit_order_when_market_crosses_then_fills_as_maker_and_survives_restart(make_booted):
