@@ -18,28 +18,64 @@ Invariants:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
+from itertools import islice
 
 from engine.core.samples import Samples
-from engine.trading.windows import p95
 
 WINDOW = 500
 ALL = ""  # the key of the engine-wide window
 
 
 class Window:
-    """Recent (time µs, value) samples, newest last, at most ``WINDOW`` of them."""
+    """Recent (time µs, value) samples, newest last, at most ``WINDOW`` of them.
 
-    __slots__ = ("samples",)
+    Cheap to ask twice: the sum is kept as samples come and go (the error rate is O(1)), values
+    and times sit in two flat deques (sorting floats runs in C), and a p95 is cached until the
+    window changes or its time cut moves past another sample — the telemetry and the breakers ask
+    for the same figures in the same refresh."""
+
+    __slots__ = ("_p95", "times", "total", "vals", "version")
 
     def __init__(self) -> None:
-        self.samples: deque[tuple[int, float]] = deque(maxlen=WINDOW)
+        self.times: deque[int] = deque(maxlen=WINDOW)
+        self.vals: deque[float] = deque(maxlen=WINDOW)
+        self.total = 0.0
+        self.version = 0
+        self._p95: tuple[int, int, float] = (-1, -1, 0.0)  # (version, samples counted, p95)
+
+    def add(self, ts_us: int, value: float) -> None:
+        if len(self.vals) == WINDOW:
+            self.total -= self.vals[0]
+        self.times.append(ts_us)
+        self.vals.append(value)
+        self.total += value
+        self.version += 1
 
     def values(self, since_us: int = 0) -> list[float]:
-        return [v for ts, v in self.samples if ts >= since_us]
+        n = self.count_since(since_us)
+        return list(islice(self.vals, len(self.vals) - n, None))
+
+    def count_since(self, since_us: int) -> int:
+        """Samples at or after ``since_us`` (times are appended in order)."""
+        if since_us <= 0 or not self.times or self.times[0] >= since_us:
+            return len(self.times)
+        return len(self.times) - bisect_left(self.times, since_us)
+
+    def p95(self, since_us: int = 0) -> tuple[float, int]:
+        """(p95, samples counted) of the samples at or after ``since_us``."""
+        n = self.count_since(since_us)
+        version, counted, value = self._p95
+        if version != self.version or counted != n:
+            start = len(self.vals) - n
+            ordered = sorted(islice(self.vals, start, None) if start else self.vals)
+            value = ordered[min(n - 1, int(n * 0.95))] if n else 0.0
+            self._p95 = (self.version, n, value)
+        return value, n
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.vals)
 
 
 class Kpis:
@@ -97,20 +133,18 @@ class Kpis:
     def error_rate(self, symbol: str = ALL) -> tuple[float, int]:
         """(share of recent orders rejected, orders in the window)."""
         w = self.errors.get(symbol)
-        vals = w.values() if w is not None else []
-        return (sum(vals) / len(vals) if vals else 0.0), len(vals)
+        n = len(w) if w is not None else 0
+        return ((w.total / n) if w is not None and n else 0.0), n
 
     def place_p95_ms(self, symbol: str = ALL, since_us: int = 0) -> tuple[float, int]:
         """(p95 submit→ack latency in ms, acks counted), acks at or after ``since_us`` only."""
         w = self.latency.get(symbol)
-        vals = w.values(since_us) if w is not None else []
-        return p95(vals), len(vals)
+        return w.p95(since_us) if w is not None else (0.0, 0)
 
     def slippage_p95(self, symbol: str = ALL) -> tuple[float, int]:
         """(p95 fill slippage vs arrival mid in bps, fills in the window)."""
         w = self.slippage.get(symbol)
-        vals = w.values() if w is not None else []
-        return p95(vals), len(vals)
+        return w.p95() if w is not None else (0.0, 0)
 
     def symbols(self) -> list[str]:
         return sorted(k for k in {*self.errors, *self.slippage, *self.latency} if k != ALL)
@@ -123,8 +157,8 @@ class Kpis:
 
 
 def _add(windows: dict[str, Window], symbol: str, ts_us: int, value: float) -> None:
-    windows[ALL].samples.append((ts_us, value))
+    windows[ALL].add(ts_us, value)
     w = windows.get(symbol)
     if w is None:
         w = windows[symbol] = Window()
-    w.samples.append((ts_us, value))
+    w.add(ts_us, value)
