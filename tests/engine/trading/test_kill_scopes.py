@@ -133,3 +133,14 @@ def test_policy_when_asked_then_arming_reduces_risk_and_lifting_adds_it():
     assert adds_risk(SetReduceOnly(on=False))
     assert adds_risk(SetSafeMode(on=False))
     assert adds_risk(Flatten())
+
+
+def test_kill_scopes_when_persisted_value_unreadable_then_start_arms_global_kill(make_booted):
+    b = make_booted()
+    b.engine.recorder.set_state("kill_scopes", '{"symbol:BTC/USDT": ')  # a torn value
+    b.flush()
+    b.writer.wait_idle()
+    b.close("restart")
+    b2 = make_booted()
+    assert b2.engine.risk.kill_switch  # fail closed: the scopes cannot be read back
+    assert "kill_scopes unreadable" in b2.engine.risk.kill_reason
