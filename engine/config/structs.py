@@ -182,7 +182,7 @@ class ModelsConfig:
     champion: str = _f("trend_v1", "Champion model id", pattern=_MODEL_ID)
     challenger: str = _f("trend_fast_v1", "Challenger (canary) model id", pattern=_MODEL_ID)
     canary_share: float = _f(
-        0.05, "Share of decisions to the challenger", "CANARY_SHARE", rng="[0, 1]"
+        0.05, "Share of trades given to the challenger", "CANARY_SHARE", rng="[0, 1]"
     )
     prob_min: float = _f(0.55, "Min model probability to act", "PROB_MIN", rng="[0, 1]")
     min_expected_return: float = _f(

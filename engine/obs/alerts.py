@@ -95,7 +95,9 @@ def _gt(series: Iterable[tuple[Labels, float]], limit: float) -> Hits:
     return [(labels, v) for labels, v in series if v > limit]
 
 
-def standard_rules(*, psi_halve: float = 0.2, max_skew_s: float = 0.5) -> list[Rule]:
+def standard_rules(
+    *, psi_halve: float = 0.2, max_skew_s: float = 0.5, dislocation_bps: float = 5.0
+) -> list[Rule]:
     """The runbook alerts (seed 002 "Alertas", SPEC §3), thresholds from the profile."""
 
     def budget(s: Series, h: History) -> Hits:
@@ -142,8 +144,8 @@ def standard_rules(*, psi_halve: float = 0.2, max_skew_s: float = 0.5) -> list[R
         Rule(
             "FeedDislocation",
             "warn",
-            "websocket and REST prices disagree by > 5 bps",
-            lambda s, h: _gt(s.all("feed_dislocation_bps"), 5.0),
+            f"websocket and REST prices disagree by > {dislocation_bps:g} bps",
+            lambda s, h: _gt(s.all("feed_dislocation_bps"), dislocation_bps),
         ),
         Rule(
             "DataStale",

@@ -73,7 +73,9 @@ class Booted:
         )
         cfg = self.cfg
         rules = standard_rules(
-            psi_halve=cfg.models.psi_halve, max_skew_s=cfg.risk.max_time_skew_ms / 1000
+            psi_halve=cfg.models.psi_halve,
+            max_skew_s=cfg.risk.max_time_skew_ms / 1000,
+            dislocation_bps=cfg.feeds.dislocation_alert_bps,
         )
         self.alerts = AlertEngine(self.engine.metrics.registry, rules, self._alert_changed)
 

@@ -31,6 +31,7 @@ from engine.core.events import CommandResult, RecordPreflight
 from engine.runtime.booted import Booted
 from engine.runtime.maintenance import BACKUPS_DIR
 from engine.security.audit import HeadFile, load_or_create_key, verify_connection
+from engine.security.keystore import KeystoreError, open_keystore
 from engine.trading.breakers import Breakers
 from engine.trading.kpis import Kpis
 
@@ -110,12 +111,21 @@ class Preflight:
         return Check("config", "fail" if self.live else "warn", why)
 
     def secrets(self) -> Check:
+        """The encrypted keyring opens with the configured key (it holds the TOTP seed and the
+        keys), and exchange keys are present when a real exchange is used. Values never shown."""
+        try:
+            open_keystore(self.data_dir)
+            where = "keyring opens"
+        except KeystoreError as exc:
+            if self.live or (self.api.totp is not None and self.api.totp.enrolled):
+                return _fail("secrets", f"keyring: {exc}")
+            where = "no keyring configured"
         x = self.cfg.exchange
         if self.cfg.venue != "ccxt" or self.cfg.offline:
-            return _ok("secrets", "no exchange keys needed (paper / loopback venue)")
+            return _ok("secrets", f"{where}; no exchange keys needed (paper / loopback venue)")
         if x.api_key and x.api_secret:
-            return _ok("secrets", "exchange API key and secret present (values not shown)")
-        return _fail("secrets", "API_KEY / API_SECRET missing: set them in the keyring")
+            return _ok("secrets", f"{where}; exchange API key and secret present")
+        return _fail("secrets", f"{where}; API_KEY / API_SECRET missing")
 
     def two_factor(self) -> Check:
         enrolled = self.api.totp is not None and self.api.totp.enrolled

@@ -2,7 +2,7 @@
 
 Role: turn a symbol's ``FeatureState`` into a ``Decision`` (LONG / SHORT / NO_TRADE with prob,
 expected return, regime, reason, risk flag and size). The engine runs a champion and a challenger
-side by side; ``CanaryRouter`` picks which one's decision is routed.
+side by side; ``CanaryRouter`` gives the challenger its share of trades.
 
 Invariants:
 - Pure and deterministic: a decision depends only on the features, the params and the ids passed
@@ -21,9 +21,8 @@ thresholds (and its own drift reference).
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from engine.config.structs import BUILTIN_MODEL_IDS
 from engine.core.events import Action, Decision, Regime
@@ -244,21 +243,23 @@ def build_model(model_id: str) -> Model:
     return cls()
 
 
-Route = Literal["champion", "challenger"]
-_BUCKETS = 10_000
-
-
 class CanaryRouter:
-    """Sends ``share`` of decisions to the challenger, chosen by a hash of the decision id."""
+    """Gives the challenger its ``share`` of *trades* (the canary share the runbook, the canary
+    panel, the CanaryImbalance alert and the notional cap all measure).
 
-    __slots__ = ("_cut", "_share", "canary", "total")
+    Routing decisions by a hash gave the challenger its share of *decisions*, not of trades: a
+    challenger that rarely has a signal traded almost never, and one that disagrees with the
+    champion's position traded far above its share (each of its orders was undone by the
+    champion's next). So the challenger takes a decision only when it has a signal and taking it
+    keeps its trades within the share: ``canary + 1 <= share * (total + 1)``; every other decision
+    is the champion's. Deterministic: the same sequence of decisions routes the same way.
+    """
+
+    __slots__ = ("_share",)
 
     def __init__(self, share: float) -> None:
         self._share = 0.0
-        self._cut = 0
         self.share = share
-        self.total = 0
-        self.canary = 0
 
     @property
     def share(self) -> float:
@@ -270,12 +271,7 @@ class CanaryRouter:
         if not 0.0 <= value <= 1.0:  # also rejects NaN
             raise ValueError(f"canary share must be within 0..1, got {value}")
         self._share = value
-        self._cut = round(value * _BUCKETS)
 
-    def route(self, decision_id: str) -> Route:
-        self.total += 1
-        # crc32 is stable across processes and versions (unlike hash()), so replays agree.
-        if zlib.crc32(decision_id.encode()) % _BUCKETS < self._cut:
-            self.canary += 1
-            return "challenger"
-        return "champion"
+    def challenger_due(self, canary_trades: int, total_trades: int) -> bool:
+        """Would one more challenger trade stay within the share of trades?"""
+        return canary_trades + 1 <= self._share * (total_trades + 1) + 1e-9

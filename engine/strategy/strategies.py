@@ -122,7 +122,6 @@ class ModelStrategy:
     def decide(self, symbol: str, ts_ns: int) -> None:
         e = self.engine
         did = e.ids.next()
-        model_id, routed = self.registry.resolve(self.router.route(did))
         f = self.features[symbol]
         self.decisions += 1
         bad = False
@@ -131,8 +130,7 @@ class ModelStrategy:
         else:
             bad = not all(math.isfinite(v) for v in f.values())
             self.missing.append(1 if bad else 0)
-        d = self.models[model_id].decide(symbol, f, ts_ns // 1000, did, self.params)
-        d = msgspec.structs.replace(d, routed=routed, psi=e.risk.psi.get(model_id, 0.0))
+        d = self._routed_decision(symbol, f, ts_ns // 1000, did)
         if bad:  # never trade on a NaN: every threshold comparison with it is False
             d = msgspec.structs.replace(
                 d, action="NO_TRADE", position_size=0.0, regime_reason="features missing (NaN)"
@@ -166,13 +164,30 @@ class ModelStrategy:
                 limit_price_e8=(q[0] if side == "buy" else q[1])
                 if self.order_type == "limit"
                 else 0,
-                strategy=model_id,
-                model_id=model_id,
+                strategy=d.model_id,
+                model_id=d.model_id,
                 actor="engine",
                 ts_us=e.clock.now_us(),  # when decided (its TTL runs from here)
             ),
-            routed,
+            d.routed,
         )
+
+    def _routed_decision(self, symbol: str, f: FeatureState, ts_us: int, did: str) -> Decision:
+        """The pinned model's decision; else the challenger's when it has a signal and is due its
+        share of trades (``CanaryRouter``); else the champion's."""
+        reg, k = self.registry, self.engine.kpis
+        model_id, routed = reg.resolve("champion")  # the pin, or the champion
+        due = self.router.challenger_due(k.canary_placed, k.trades_placed)
+        if routed == "champion" and reg.challenger_id and due:
+            d = self.models[reg.challenger_id].decide(symbol, f, ts_us, did, self.params)
+            if d.action != "NO_TRADE":
+                return self._stamped(d, "challenger")
+        d = self.models[model_id].decide(symbol, f, ts_us, did, self.params)
+        return self._stamped(d, routed)
+
+    def _stamped(self, d: Decision, routed: str) -> Decision:
+        psi = self.engine.risk.psi.get(d.model_id, 0.0)
+        return msgspec.structs.replace(d, routed=routed, psi=psi)
 
     def update_psi(self) -> None:
         for model_id, mon in self.psi.items():

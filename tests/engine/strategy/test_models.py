@@ -172,21 +172,29 @@ def test_build_model_when_unknown_id_then_one_line_value_error() -> None:
 # --- canary router ---------------------------------------------------------------------------
 
 
-def test_route_when_same_id_then_same_route_and_share_within_tolerance() -> None:
-    a, b = CanaryRouter(0.1), CanaryRouter(0.1)
-    ids = [f"BTC/USDT-{i}" for i in range(20_000)]
-    routes = [a.route(i) for i in ids]
-    assert routes == [b.route(i) for i in ids]
-    assert a.total == 20_000
-    assert abs(a.canary / a.total - 0.1) <= 0.01
-    assert routes.count("challenger") == a.canary
+def _trades(router: CanaryRouter, n: int, signal_every: int = 1) -> int:
+    """Trades placed one by one; the challenger takes one when it is due and has a signal."""
+    canary = 0
+    for total in range(n):
+        if total % signal_every == 0 and router.challenger_due(canary, total):
+            canary += 1
+    return canary
 
 
-def test_route_when_share_zero_or_one_then_never_or_always_challenger() -> None:
+def test_challenger_due_when_trading_then_its_share_of_trades_never_above() -> None:
+    r = CanaryRouter(0.05)
+    canary = _trades(r, 2_000)
+    assert canary == 100  # exactly 5 % of the trades
+    assert not CanaryRouter(0.05).challenger_due(0, 0)  # its first trade would be 100 %
+    assert CanaryRouter(0.05).challenger_due(0, 19)  # the 20th trade: 1/20
+    assert _trades(CanaryRouter(0.2), 1_000, signal_every=3) <= 200  # rare signals: below
+
+
+def test_challenger_due_when_share_zero_or_one_then_never_or_always() -> None:
     r = CanaryRouter(0.0)
-    assert all(r.route(f"d{i}") == "champion" for i in range(2_000))
+    assert _trades(r, 2_000) == 0
     r.share = 1.0
-    assert all(r.route(f"d{i}") == "challenger" for i in range(2_000))
+    assert _trades(r, 2_000) == 2_000
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match=r"0..1"):
             r.share = bad

@@ -33,7 +33,7 @@ def test_builtin_challenger_when_canary_share_set_then_trades_near_that_share(ma
     k = e.kpis
     assert k.trades_placed >= 50, k.trades_placed
     share = k.canary_placed / k.trades_placed
-    assert 0.1 <= share <= 0.3, (k.canary_placed, k.trades_placed)
+    assert abs(share - 0.2) <= 0.02, (k.canary_placed, k.trades_placed)  # its share of trades
     reg = e.metrics.registry
     assert reg.get_sample_value("canary_trades_total") == k.canary_placed
     # every order sent recorded its decision -> send latency
