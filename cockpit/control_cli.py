@@ -119,8 +119,14 @@ REPORTS = ("status", "preflight", "go-no-go")
 COMMANDS = (*VERBS, *REPORTS)
 
 
+def shown(text: str) -> str:
+    """Engine text as the terminal shows it: control characters escaped (``\\x1b``), never run;
+    a reason or model id typed by someone else cannot move the cursor or retitle the window."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _err(msg: str) -> None:
-    print(f"cockpit: {msg}", file=sys.stderr)
+    print(f"cockpit: {shown(msg)}", file=sys.stderr)
 
 
 def _flags(p: Any, *, reason: bool = True, critical: bool = True) -> None:
@@ -242,7 +248,7 @@ def _act(data_dir: Any, args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         _err(str(exc))
         return 1
-    print(result["message"])
+    print(shown(result["message"]))
     return 0
 
 
@@ -261,7 +267,7 @@ def _status(data_dir: Any, as_json: bool) -> int:
         print(json.dumps(st, sort_keys=True, default=str))
         return 0
     for key in sorted(st):
-        print(f"{key:>16}: {st[key]}")
+        print(shown(f"{key:>16}: {st[key]}"))
     return 0
 
 
@@ -271,10 +277,10 @@ def _preflight(data_dir: Any, as_json: bool) -> int:
         print(json.dumps(res, sort_keys=True))
     else:
         for c in res["checks"]:
-            print(f"{c['status'].upper():>4}  {c['name']:<15} {c['reason']}")
+            print(shown(f"{c['status'].upper():>4}  {c['name']:<15} {c['reason']}"))
         verdict = "GREEN: all checks pass" if res["ok"] else "RED: fix the failed checks"
         kept = "" if res["recorded"] else f" (not recorded: {res['message']})"
-        print(f"preflight {res['preflight_id']}: {verdict}{kept}")
+        print(shown(f"preflight {res['preflight_id']}: {verdict}{kept}"))
     return 0 if res["ok"] else 1
 
 

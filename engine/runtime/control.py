@@ -144,6 +144,9 @@ class ControlServer:
             role = self.roles.role_of(caller.uid)
             if role is None:
                 log.warning("control connection refused: %s has no role here", caller.actor)
+                with contextlib.suppress(asyncio.TimeoutError, ValueError, ConnectionError):
+                    # take its request first, so the caller is never cut off mid-send
+                    await asyncio.wait_for(reader.readline(), 1.0)
                 await self._send(
                     writer,
                     {
@@ -220,10 +223,15 @@ def call(
                 s.connect(address)
         except (ConnectionRefusedError, FileNotFoundError) as exc:
             raise NotRunning(str(path)) from exc
-        s.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
+        # refused at connect, the engine writes why and closes: the reply is still read below
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
         buf = b""
         while not buf.endswith(b"\n"):
-            chunk = s.recv(65536)
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
             if not chunk:
                 raise ConnectionError(f"{path}: engine closed the connection")
             buf += chunk

@@ -17,6 +17,8 @@ Invariants:
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from engine.core.events import CommandResult, SubmitOrder
@@ -31,9 +33,14 @@ def scope_key(symbol: str, model: str) -> str:
     return f"symbol:{symbol}" if symbol else f"model:{model}"
 
 
+_MODEL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def _valid_scope(e: Engine, symbol: str, model: str) -> str | None:
     if symbol and symbol not in e.symbols:
         return f"unknown symbol {symbol!r} (traded: {', '.join(e.symbols)})"
+    if model and not _MODEL_ID.fullmatch(model):
+        return f"not a model id: {model!r} (letters, digits, _ . -)"
     if symbol and model:
         return "a kill-switch scope is one symbol or one model, not both"
     return None

@@ -144,3 +144,15 @@ def test_kill_scopes_when_persisted_value_unreadable_then_start_arms_global_kill
     b2 = make_booted()
     assert b2.engine.risk.kill_switch  # fail closed: the scopes cannot be read back
     assert "kill_scopes unreadable" in b2.engine.risk.kill_reason
+
+
+def test_scope_when_model_id_hostile_then_refused_and_shell_output_escaped(make_booted):
+    from cockpit.control_cli import shown
+
+    b = make_booted()
+    res = EngineAPI(b.engine).handle(ArmKillSwitch(model="\x1b]0;pwned\x07", reason="x"))
+    assert not res.ok
+    assert "not a model id" in res.message
+    assert "\x1b" not in shown(res.message)  # what the shell prints: escaped, never run
+    assert "\\x1b" in shown(res.message)
+    assert not b.engine.risk.kill_scopes
