@@ -93,6 +93,10 @@ safe_mode = false
 risk_per_trade_pct = 2.0
 dupe_intent_window_ms = 0.0
 max_data_staleness_ms = 1000.0
+# these runs test crash safety / faults on a loaded CI box: the SLO gate (p95 > 300 ms,
+# stale acks) would stop their orders first
+max_p95_place_ms = 600000.0
+slo_stale_ms = 3600000.0
 [models]
 prob_min = 0.5
 min_expected_return = 0.0

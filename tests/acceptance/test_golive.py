@@ -70,7 +70,8 @@ class Codes:
     def next(self) -> str:
         while True:
             step = int(time.time() // 30)
-            use = max(self.last + 1, step - 1)
+            # never the previous step's code: on a loaded box it can expire on the way
+            use = max(self.last + 1, step)
             if use <= step + 1:
                 self.last = use
                 return self.totp.at(use * 30)
