@@ -47,7 +47,12 @@ def rate_limit_scenario(run: Run, port: int, duration: float) -> dict[str, Any]:
     a ban (the venue_throttle gate's reason says so); ``max_order_notional_over_cap`` /
     ``max_position_over_cap``: USD above the caps (``cap_audit``)."""
     profile = run.work / "rate-limit.toml"  # its own client id prefix: the venue is shared
-    profile.write_text(run.profile.read_text() + '\n[oms]\nclient_id_prefix = "rl"\n')
+    # a steady order flow (the benchmark workload), whatever regime the market is in: the model
+    # strategy may hold its target for a minute, and then no order meets the injected 429/418
+    text = run.profile.read_text().replace(
+        "[models]\n", '[models]\nstrategy = "alternating"\nalternating_every_ticks = 25\n', 1
+    )
+    profile.write_text(text + '\n[oms]\nclient_id_prefix = "rl"\n')
     rl = Run(run.work, run.work / "rate-limit-data", profile, run.env, run.rng, run.deadline)
     proc, out = spawn(rl, "rate-limit", duration, "")
     try:
