@@ -20,7 +20,10 @@ def _stop(p) -> None:
 
 def test_ops_when_engine_running_and_stopped_then_same_answers(tmp_path: Path) -> None:
     d = tmp_path / "d"
-    p = start("--headless", "--profile", str(fast_profile(tmp_path)), "--data-dir", str(d))
+    # this test is about the ops answers: on a loaded CI box a quote can be a second late or an
+    # ack slow, and healthcheck rightly turns degraded for the gate that then stands
+    calm = {"MAX_DATA_STALENESS_MS": "10000", "MAX_P95_PLACE_MS": "60000"}
+    p = start("--headless", "--profile", str(fast_profile(tmp_path)), "--data-dir", str(d), **calm)
     try:
         wait_for_log(d, "engine running")
         sock = d / "control.sock"
@@ -41,7 +44,8 @@ def test_ops_when_engine_running_and_stopped_then_same_answers(tmp_path: Path) -
         "orphan",
     }
     health = json.loads(live["healthcheck"].stdout)
-    assert live["healthcheck"].returncode == 0
+    not_ok = [c for c in health["checks"] if c["status"] != "ok"]
+    assert live["healthcheck"].returncode == 0, not_ok
     assert health["engine_running"]
     assert {c["name"] for c in health["checks"]} >= {
         "venue",
@@ -102,7 +106,10 @@ def test_restore_when_backup_verified_then_db_replaced_and_engine_starts(tmp_pat
 
 def test_restore_when_engine_running_then_refused(tmp_path: Path) -> None:
     d = tmp_path / "d"
-    p = start("--headless", "--profile", str(fast_profile(tmp_path)), "--data-dir", str(d))
+    # this test is about the ops answers: on a loaded CI box a quote can be a second late or an
+    # ack slow, and healthcheck rightly turns degraded for the gate that then stands
+    calm = {"MAX_DATA_STALENESS_MS": "10000", "MAX_P95_PLACE_MS": "60000"}
+    p = start("--headless", "--profile", str(fast_profile(tmp_path)), "--data-dir", str(d), **calm)
     try:
         wait_for_log(d, "engine running")
         res = run("restore", "--data-dir", str(d), str(tmp_path / "whatever.duckdb"))
@@ -114,7 +121,10 @@ def test_restore_when_engine_running_then_refused(tmp_path: Path) -> None:
 
 def test_control_socket_when_malformed_request_then_error_line_and_engine_lives(tmp_path):
     d = tmp_path / "d"
-    p = start("--headless", "--profile", str(fast_profile(tmp_path)), "--data-dir", str(d))
+    # this test is about the ops answers: on a loaded CI box a quote can be a second late or an
+    # ack slow, and healthcheck rightly turns degraded for the gate that then stands
+    calm = {"MAX_DATA_STALENESS_MS": "10000", "MAX_P95_PLACE_MS": "60000"}
+    p = start("--headless", "--profile", str(fast_profile(tmp_path)), "--data-dir", str(d), **calm)
     try:
         wait_for_log(d, "engine running")
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
