@@ -95,6 +95,11 @@ def _gt(series: Iterable[tuple[Labels, float]], limit: float) -> Hits:
     return [(labels, v) for labels, v in series if v > limit]
 
 
+def _above(name: str, severity: str, summary: str, metric: str, limit: float) -> Rule:
+    """A rule that fires for every series of ``metric`` above ``limit`` (with its labels)."""
+    return Rule(name, severity, summary, lambda s, h: _gt(s.all(metric), limit))
+
+
 def standard_rules(
     *, psi_halve: float = 0.2, max_skew_s: float = 0.5, dislocation_bps: float = 5.0
 ) -> list[Rule]:
@@ -135,35 +140,34 @@ def standard_rules(
         Rule("BudgetDepleted", "page", "daily order budget spent", budget),
         Rule("SLOGateStuck", "warn", "SLO gate active > 25 of the last 30 min", slo_stuck),
         Rule("CanaryImbalance", "warn", "canary trade share off its setting by > 5 pts", canary),
-        Rule(
+        _above(
             "FeaturesMissing",
             "warn",
             "decisions without ready features > 1 %",
-            lambda s, h: _gt(s.all("features_missing_ratio"), 0.01),
+            "features_missing_ratio",
+            0.01,
         ),
-        Rule(
+        _above(
             "FeedDislocation",
             "warn",
             f"websocket and REST prices disagree by > {dislocation_bps:g} bps",
-            lambda s, h: _gt(s.all("feed_dislocation_bps"), dislocation_bps),
+            "feed_dislocation_bps",
+            dislocation_bps,
         ),
-        Rule(
-            "DataStale",
-            "warn",
-            "market data older than 1 s",
-            lambda s, h: _gt(s.all("data_stale_seconds"), 1.0),
-        ),
-        Rule(
+        _above("DataStale", "warn", "market data older than 1 s", "data_stale_seconds", 1.0),
+        _above(
             "ModelDrift",
             "warn",
             f"model drift PSI above {psi_halve:g} (size halved)",
-            lambda s, h: _gt(s.all("model_drift_psi"), psi_halve),
+            "model_drift_psi",
+            psi_halve,
         ),
-        Rule(
+        _above(
             "ReconciliationMismatch",
             "page",
             "reconciliation left mismatches open",
-            lambda s, h: _gt(s.all("reconciliation_open_mismatches"), 0.0),
+            "reconciliation_open_mismatches",
+            0.0,
         ),
         Rule("BreakerTripped", "page", "an execution breaker tripped", breaker),
         Rule("ClockSkew", "page", f"clock skew above {max_skew_s * 1000:g} ms", skew),
