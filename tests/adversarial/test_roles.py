@@ -34,12 +34,11 @@ def _nobody_can_run_project() -> bool:
     return True
 
 
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0, reason="switching to a second user needs root"),
-    pytest.mark.skipif(
-        not _nobody_can_run_project(), reason="the checkout is not traversable by 'nobody'"
-    ),
-]
+# only the tests that really switch users carry these marks; the roles-file mode test runs anywhere
+second_user = pytest.mark.skipif(
+    os.geteuid() != 0 or not _nobody_can_run_project(),
+    reason="switching to 'nobody' needs root and a checkout 'nobody' can traverse",
+)
 
 
 def as_nobody(*args: str) -> subprocess.CompletedProcess[str]:
@@ -90,6 +89,7 @@ def engine_with_roles(tmp_path: Path, roles: str | None) -> tuple[subprocess.Pop
     return proc, d
 
 
+@second_user
 def test_second_user_when_listed_as_observer_then_command_denied_in_engine_and_audited(
     shared_tmp: Path,
 ) -> None:
@@ -109,6 +109,7 @@ def test_second_user_when_listed_as_observer_then_command_denied_in_engine_and_a
     assert rows[-1][0].startswith("unix:nobody(uid 65534,")
 
 
+@second_user
 def test_second_user_when_not_listed_then_refused_at_connection(shared_tmp: Path) -> None:
     proc, d = engine_with_roles(shared_tmp, None)
     try:
