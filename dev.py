@@ -64,7 +64,7 @@ def precompile() -> None:
 def system_deps() -> None:
     from shutil import which
 
-    if which("promtool") and which("tmux"):
+    if which("promtool") and which("tmux") and which("systemd-analyze"):
         return
     subprocess.run(["bash", str(ROOT / "scripts" / "install_system_deps.sh")], check=True)
 

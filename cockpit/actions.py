@@ -60,6 +60,34 @@ def _report(app: _App, name: str, render: Callable[[Any], str]) -> None:
     app.host.query(name.replace("-", "_")).add_done_callback(done)
 
 
+def _db_check_text(res: Any) -> str:
+    lines = [f"DATABASE: {'OK' if res['ok'] else 'DAMAGED'}"]
+    lines += [f"{c['status'].upper():>4} {c['name']}: {c['detail']}" for c in res["checks"]]
+    return "\n".join(lines + ([f"remedy: {res['remedy']}"] if res["remedy"] else []))
+
+
+class OpsActions:
+    """The daily routines (runbook 001/002): backup, restore test, DB check, regulatory export —
+    the same engine queries ``cockpit backup|restore --test|db check|export regulatory`` send."""
+
+    def action_backup(self: _App) -> None:
+        _report(self, "backup", lambda r: f"backup written: {r['backup']} ({r['bytes']} bytes)")
+
+    def action_restore_test(self: _App) -> None:
+        def render(r: Any) -> str:
+            return f"restore test {'passed' if r['ok'] else 'FAILED'}: {r['backup']}: {r['reason']}"
+
+        _report(self, "restore_test", render)
+
+    def action_db_check(self: _App) -> None:
+        _report(self, "db_check", _db_check_text)
+
+    def action_regulatory(self: _App) -> None:
+        _report(
+            self, "regulatory", lambda r: f"regulatory export: {r['export']} ({r['rows']} records)"
+        )
+
+
 class GoLiveActions:
     """Actions bound in ``cockpit.keymap`` (ids: preflight, go_no_go, go_live, breaker_reset,
     kill_scope, lift_scope, reduce_only, flatten)."""

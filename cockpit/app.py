@@ -35,7 +35,7 @@ from textual.binding import BindingType
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from cockpit.actions import GoLiveActions
+from cockpit.actions import GoLiveActions, OpsActions
 from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen, bindings
 from cockpit.palette import CockpitCommands, HelpScreen
 from cockpit.port import EnginePort
@@ -91,7 +91,7 @@ def tui_actor(role: str) -> str:
 log = logging.getLogger("cockpit.app")
 
 
-class CockpitApp(GoLiveActions, App[None]):
+class CockpitApp(GoLiveActions, OpsActions, App[None]):
     """The cockpit screen: panels fed by one bridge (``pull``), keys from ``cockpit.keymap``, critical
     actions through the one confirmation modal, commands through the engine port."""
 

@@ -18,7 +18,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cockpit import control_cli, ops_cli, totp_cli
+from cockpit import (
+    config_cli,
+    control_cli,
+    notify_cli,
+    ops_cli,
+    report_cli,
+    secrets_cli,
+    service_cli,
+    totp_cli,
+)
 from engine.api import RoleRefused, effective_role
 from engine.config.live_locks import check_live_locks
 from engine.config.loader import (
@@ -44,6 +53,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         _err(f"{message} (see `{self.prog} --help`)")
         raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("trading-cockpit")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _log_level(text: str) -> str:
@@ -73,6 +91,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cockpit", description="Terminal trading cockpit")
+    p.add_argument("--version", action="version", version=f"cockpit {_version()}")
     _common(p)
     p.add_argument("--headless", action="store_true", help="run the engine without the TUI")
     p.add_argument("--duration", type=_duration, help="stop cleanly after S seconds (> 0)")
@@ -96,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     csub = c.add_subparsers(dest="config_cmd", required=True)
     show = csub.add_parser("show", help="effective configuration with sources, secrets redacted")
     _common(show)
+    config_cli.add_parsers(csub, show, _common)
     es = sub.add_parser("env-sample", help="write a documented env sample")
     es.add_argument("--output", "-o", help="file to write (default: stdout)")
     a = sub.add_parser("audit", help="audit chain tools")
@@ -103,6 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     v = asub.add_parser("verify", help="verify the hash chain; exit 0 when intact")
     _common(v)
     ops_cli.add_parsers(sub, _common)
+    report_cli.add_parsers(sub, _common)
+    notify_cli.add_parsers(sub, _common)
+    service_cli.add_parsers(sub, _common)
+    secrets_cli.add_parsers(sub, _common)
     control_cli.add_parsers(sub, _common)
     totp_cli.add_parser(sub)
     return p
@@ -135,16 +159,29 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(text)
             return EXIT_OK
         if args.cmd == "config":
+            if args.config_cmd in config_cli.COMMANDS or args.running:
+                return config_cli.run(args)
             sys.stdout.write(render_config(_load(args)))
             return EXIT_OK
         if args.cmd == "audit":
             return _audit_verify(resolve_data_dir(args.data_dir))
-        if args.cmd in ("reconcile", "healthcheck", "backup", "restore"):
+        if args.cmd in ("reconcile", "healthcheck", "backup", "restore", "db"):
             return ops_cli.run(args)
         if args.cmd == "totp":
             return totp_cli.run(args)
+        if args.cmd in report_cli.COMMANDS:
+            return report_cli.run(args)
+        if args.cmd == "notify":
+            return notify_cli.run(args)
+        if args.cmd in service_cli.COMMANDS:
+            return service_cli.run(args)
+        if args.cmd in secrets_cli.COMMANDS:
+            return secrets_cli.run(args)
         if args.cmd in control_cli.COMMANDS:
             return control_cli.run(args)
+        if args.cmd is not None:  # a subcommand nobody dispatched must never start trading
+            _err(f"{args.cmd}: no handler for this command (a bug): nothing was done")
+            return EXIT_BAD_INPUT
         cfg = _load(args)
         args.role = effective_role(cfg.observer_start, args.role)
         data_dir = resolve_data_dir(args.data_dir)
@@ -320,7 +357,13 @@ def _ui_crash(exc: BaseException) -> str:
 def _audit_verify(data_dir: Path) -> int:
     from engine.runtime.boot import db_path
     from engine.runtime.control import NotRunning, call
-    from engine.security.audit import HeadFile, VerifyResult, load_or_create_key, verify_db
+    from engine.security.audit import (
+        KEY_ENV,
+        HeadFile,
+        VerifyResult,
+        load_or_create_key,
+        verify_db,
+    )
 
     try:  # a running engine owns the file: it verifies through its own connection
         return _verify_result(VerifyResult(**call(data_dir, "audit_verify")))
@@ -331,9 +374,7 @@ def _audit_verify(data_dir: Path) -> int:
     if not db.exists():
         _err(f"{db}: no database here (wrong --data-dir?)")
         return EXIT_BAD_INPUT
-    if not (data_dir / "secrets" / "audit.key").exists() and not os.environ.get(
-        "COCKPIT_AUDIT_KEY"
-    ):
+    if not (data_dir / "secrets" / "audit.key").exists() and not os.environ.get(KEY_ENV):
         _err(f"{data_dir / 'secrets' / 'audit.key'}: audit key missing; cannot verify")
         return EXIT_BAD_INPUT
     try:

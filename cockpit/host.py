@@ -33,6 +33,7 @@ from typing import Any
 
 from engine.api import EngineAPI
 from engine.config.loader import ConfigError
+from engine.core.envvars import COCKPIT_GC_POLICY
 from engine.core.events import Command, CommandResult
 from engine.obs.gcwatch import GcPacer
 from engine.security.keystore import KeystoreError
@@ -55,7 +56,7 @@ def apply_gc_policy() -> None:
 def gc_policy() -> str:
     """``on`` (freeze + high thresholds), ``paced`` (plus engine-timed small collections) or
     ``off`` (CPython defaults) — the last two for the benchmark's A/B."""
-    return os.environ.get("COCKPIT_GC_POLICY", "paced")
+    return os.environ.get(COCKPIT_GC_POLICY, "paced")
 
 
 class EngineHost:

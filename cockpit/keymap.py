@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.core.envvars import COCKPIT_KEYMAP, HOME, XDG_CONFIG_HOME
+
 
 class KeymapError(ValueError):
     """A keymap file that cannot be used as written (one line: file, id, value, remedy)."""
@@ -69,6 +71,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("reduce_only", "r", "reduce_only", "Reduce-only", "cockpit", show=False),
     KeySpec("flatten", "L", "flatten", "Flatten", "cockpit", show=False),
     KeySpec("export", "o", "export", "Export", "cockpit", show=False),
+    KeySpec("regulatory", "O", "regulatory", "Regulatory export", "cockpit", show=False),
+    KeySpec("backup", "J", "backup", "Backup now", "cockpit", show=False),
+    KeySpec("restore_test", "T", "restore_test", "Restore test", "cockpit", show=False),
+    KeySpec("db_check", "V", "db_check", "DB check", "cockpit", show=False),
     KeySpec("tab.overview", "1", "show_tab('overview')", "Overview tab", "cockpit", show=False),
     KeySpec("tab.trading", "2", "show_tab('trading')", "Trading tab", "cockpit", show=False),
     KeySpec("tab.feeds", "3", "show_tab('feeds-tab')", "Feeds/SLO tab", "cockpit", show=False),
@@ -97,7 +103,7 @@ NAMED_KEYS = frozenset(
     | {"pageup", "pagedown", "up", "down", "left", "right"}
     | {f"f{n}" for n in range(1, 25)}
 )
-_ENV = "COCKPIT_KEYMAP"
+_ENV = COCKPIT_KEYMAP
 
 
 def scope_keys(scope: str) -> list[KeySpec]:
@@ -111,9 +117,9 @@ def keymap_path(arg: str | None, env: Mapping[str, str] | None = None) -> Path |
         return Path(arg)
     if env.get(_ENV):
         return Path(env[_ENV])
-    base = Path(env["XDG_CONFIG_HOME"]) if env.get("XDG_CONFIG_HOME") else None
-    if base is None and env.get("HOME"):
-        base = Path(env["HOME"]) / ".config"
+    base = Path(env[XDG_CONFIG_HOME]) if env.get(XDG_CONFIG_HOME) else None
+    if base is None and env.get(HOME):
+        base = Path(env[HOME]) / ".config"
     default = base / "cockpit" / "keymap.toml" if base is not None else None
     return default if default is not None and default.is_file() else None
 

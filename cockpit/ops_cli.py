@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.loader import load_config, resolve_data_dir
+from engine.core.envvars import EXEC_PROFILE
 from engine.runtime.control import NotRunning, call
 
 
@@ -30,9 +31,21 @@ def add_parsers(sub: Any, common: Any) -> None:
     b = sub.add_parser("backup", help="consistent copy of the DB")
     common(b)
     b.add_argument("--out", help="backup file (default <data-dir>/backups/cockpit-<utc>.duckdb)")
-    rs = sub.add_parser("restore", help="replace the DB with a verified backup (engine stopped)")
+    b.add_argument("--json", action="store_true")
+    rs = sub.add_parser(
+        "restore",
+        help="replace the DB with a verified backup (engine stopped); --test: restore into a temp "
+        "dir and verify, touching nothing",
+    )
     common(rs)
-    rs.add_argument("backup", help="backup file to restore")
+    rs.add_argument("backup", nargs="?", help="backup file (--test: default the newest)")
+    rs.add_argument("--test", action="store_true", help="restore test only; exit 0 passed, 1 not")
+    rs.add_argument("--json", action="store_true")
+    db = sub.add_parser("db", help="database tools")
+    dsub = db.add_subparsers(dest="db_cmd", required=True)
+    dc = dsub.add_parser("check", help="DuckDB block checks + audit chain; exit 0 ok, 1 damaged")
+    common(dc)
+    dc.add_argument("--json", action="store_true")
 
 
 def _err(msg: str) -> None:
@@ -65,7 +78,79 @@ def run(args: argparse.Namespace) -> int:
         return _healthcheck(args, data_dir)
     if args.cmd == "backup":
         return _backup(args, data_dir)
+    if args.cmd == "db":
+        return _db_check(args, data_dir)
+    if args.test:
+        return _restore_test(args, data_dir)
+    if not args.backup:
+        _err("restore needs the backup file (or --test to test the newest)")
+        return 2
     return _restore(args, data_dir)
+
+
+def _restore_test(args: argparse.Namespace, data_dir: Path) -> int:
+    """Restore into a temp dir, verify, record next to the backup: the live DB is never touched,
+    so it runs with the engine up too."""
+    from engine.runtime.backups import backups, record_restore_test, restore_test
+    from engine.security.audit import load_or_create_key
+
+    if args.backup:
+        backup = Path(args.backup).absolute()
+        if not backup.is_file():
+            _err(f"{backup}: no such backup file")
+            return 2
+    else:
+        found = backups(data_dir)
+        if not found:
+            _err(f"no backup in {data_dir / 'backups'} (`cockpit backup` takes one)")
+            return 2
+        backup = found[-1]
+    result = restore_test(backup, load_or_create_key(data_dir))
+    record_restore_test(result)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        verdict = "passed" if result["ok"] else "FAILED"
+        print(f"restore test {verdict}: {backup}: {result['reason']}")
+    return 0 if result["ok"] else 1
+
+
+def _db_check(args: argparse.Namespace, data_dir: Path) -> int:
+    from engine.runtime import dbcheck
+
+    report = _running_call(data_dir, "db_check")
+    if report is None:
+        report = _db_check_offline(data_dir)
+        if report is None:
+            return 2
+    print(json.dumps(report, sort_keys=True) if args.json else dbcheck.render(report))
+    return 0 if report["ok"] else 1
+
+
+def _db_check_offline(data_dir: Path) -> Any:
+    import duckdb
+
+    from engine.runtime import dbcheck
+    from engine.security.audit import HeadFile, load_or_create_key
+
+    db = data_dir / "cockpit.duckdb"
+    if not db.exists():
+        _err(f"{db}: no database here (wrong --data-dir?)")
+        return None
+    lock = _lock_or_exit(data_dir)
+    try:
+        key = load_or_create_key(data_dir)
+        head = HeadFile(data_dir / "audit" / "head.json").read()
+        try:
+            con = duckdb.connect(str(db), read_only=True)
+        except duckdb.Error as exc:
+            return dbcheck.unopenable(data_dir, exc)
+        try:
+            return dbcheck.check_connection(con, key, head, data_dir)
+        finally:
+            con.close()
+    finally:
+        lock.release()
 
 
 def _config(args: argparse.Namespace, data_dir: Path) -> Any:
@@ -73,7 +158,7 @@ def _config(args: argparse.Namespace, data_dir: Path) -> Any:
     created with, else paper: an offline command must talk to the data dir's own venue."""
     from engine.runtime.boot import recorded_profile
 
-    if args.profile or os.environ.get("EXEC_PROFILE"):
+    if args.profile or os.environ.get(EXEC_PROFILE):
         return load_config(args.profile)
     return load_config(recorded_profile(data_dir))
 
@@ -145,6 +230,9 @@ def _backup(args: argparse.Namespace, data_dir: Path) -> int:
             return 4
         finally:
             lock.release()
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return 0
     print(
         f"backup written: {result['backup']} ({result['bytes']} bytes, audit seq "
         f"{result['audit_seq']})"

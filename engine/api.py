@@ -32,6 +32,7 @@ from engine.core.events import (
     GoLive,
     PinModel,
     PromoteChallenger,
+    RecordConfigChange,
     RecordIncident,
     RecordPreflight,
     ResetBreaker,
@@ -74,6 +75,8 @@ def adds_risk(cmd: Command) -> bool:
     """Commands that can add risk (TOTP when enrolled): see ``RISK_INCREASING``."""
     if isinstance(cmd, SetSafeMode | SetReduceOnly):
         return not cmd.on  # turning a protection off
+    if isinstance(cmd, RecordConfigChange):
+        return cmd.apply  # a limit changed on the running engine (it may be loosened)
     return isinstance(cmd, RISK_INCREASING)
 
 
@@ -128,6 +131,8 @@ class EngineAPI:
         self.role = role
         self.totp = totp
         self.queries: dict[str, Query] = dict(queries or {})
+        # called with the new Config once a hot config change is applied (the runtime's copy)
+        self.config_hooks: list[Callable[[Any], None]] = []
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -189,6 +194,8 @@ class EngineAPI:
                 return c.reset_breaker(cmd.name, cmd.actor, cmd.reason)
             case RecordIncident():
                 return c.record_incident(cmd.actor, cmd.note)
+            case RecordConfigChange():
+                return c.change_config(cmd, self._config_applied)
             case AcknowledgeOrphans():
                 return c.acknowledge_orphans(cmd.symbol, cmd.actor, cmd.reason)
             case PinModel() | PromoteChallenger() | RollbackModel() | SetCanaryShare():
@@ -209,6 +216,13 @@ class EngineAPI:
             case SetCanaryShare():
                 return m.set_canary_share(cmd.share, cmd.actor)
         return CommandResult(ok=False, message=f"not a model command: {type(cmd).__name__}")
+
+    def _config_applied(self, cfg: Any) -> None:
+        """A hot config change is in the engine's gates: the strategy and the runtime follow."""
+        if self.models is not None:
+            self.models.apply_config(cfg)
+        for hook in self.config_hooks:
+            hook(cfg)
 
     def _enrolled(self) -> bool:
         return self.totp is not None and self.totp.enrolled

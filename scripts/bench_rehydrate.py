@@ -302,7 +302,9 @@ def seed_db(db: Path, n_hist: int, open_rows: list[tuple[Any, ...]], seed: int) 
     try:
         con.execute("BEGIN")
         for table, rows in (("orders", orders_v), ("fills", fills), ("order_outbox", outbox_v)):
-            cols = [c for c, _ in COLUMNS[table]] + (["rev"] if table in VERSIONED_TABLES else [])
+            # acked_us (migration 6) is left NULL: rehydration never reads it
+            cols = [c for c, _ in COLUMNS[table] if c != "acked_us"]
+            cols += ["rev"] if table in VERSIONED_TABLES else []
             f = pl.DataFrame(rows, schema=cols, orient="row", infer_schema_length=None)  # noqa: F841 - read by DuckDB's replacement scan
             target = log_table(table) if table in VERSIONED_TABLES else table
             names = ", ".join(cols)

@@ -60,6 +60,7 @@ def _rows(n: int, k: int, state: str, ts: int) -> dict[str, tuple[Any, ...]]:
             ts,
             ts + 300,
             ts + 900,
+            ts + 400 if state != "pending" else None,  # acked_us
         ),
         "order_outbox": (
             cid,

@@ -3,6 +3,8 @@
 #
 #   prometheus  -> provides `promtool` (tests run `promtool check metrics` on our textfile)
 #   tmux        -> the cockpit acceptance tests drive the real TUI inside tmux
+#   systemd     -> provides `systemd-analyze` (tests run `systemd-analyze verify` on the rendered
+#                  service units); installing the package does not make systemd PID 1
 #
 # Idempotent: when every command is already present it does nothing (no apt-get update, no sudo).
 # Uses sudo only when not root. The prometheus package ships a service; its postinst would start
@@ -15,6 +17,7 @@ set -euo pipefail
 declare -A PKG_FOR_CMD=(
     [promtool]=prometheus
     [tmux]=tmux
+    [systemd-analyze]=systemd
 )
 
 missing=()

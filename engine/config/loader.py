@@ -1,7 +1,9 @@
 """Profiles parsed into frozen, validated configuration structs.
 
-Role: turn a profile TOML file (``profiles/<name>.toml``), environment variables and explicit
-overrides into one immutable :class:`Config`. Precedence, lowest first:
+Role: turn a profile TOML file (a path, or a name looked up by :mod:`engine.config.profiles`:
+``./profiles``, ``$XDG_CONFIG_HOME/cockpit``, ``/etc/cockpit``, the built-in ``profiles/``; or only
+``COCKPIT_PROFILES_DIR``), environment variables and explicit overrides into one immutable
+:class:`Config`. Precedence, lowest first:
 defaults < profile file < environment < overrides. The keys themselves are declared in
 :mod:`engine.config.structs`; the text views in :mod:`engine.config.render`. This module is the
 public entry point and re-exports both, so callers import everything from ``engine.config.loader``.
@@ -33,6 +35,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from engine.config.errors import ConfigError
+from engine.config.profiles import display, resolve_profile
 from engine.config.render import render_config, render_env_sample
 from engine.config.structs import (
     BUILTIN_MODEL_IDS,
@@ -57,6 +61,7 @@ from engine.config.structs import (
     iter_fields,
     section_types,
 )
+from engine.core.envvars import COCKPIT_DATA_DIR, EXEC_PROFILE
 
 # The public surface: callers import from engine.config.loader, never from the split-out modules.
 __all__ = [
@@ -82,30 +87,19 @@ __all__ = [
     "iter_fields",
     "load_config",
     "metrics_path",
+    "parse_value",
     "render_config",
     "render_env_sample",
     "resolve_data_dir",
     "section_types",
+    "with_value",
 ]
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
-_PROFILE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SECRET_NAME = re.compile(r"api_?key|secret|token|passw(or)?d|passphrase|private_?key", re.I)
 _ASCII_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _ASCII_FLOAT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
-
-
-class ConfigError(Exception):
-    """Invalid configuration. ``str(err)`` is one line: ``<origin>: <dotted.key>: <problem>``."""
-
-    def __init__(self, problem: str, *, origin: str | None = None, key: str | None = None) -> None:
-        self.origin = origin
-        self.key = key
-        self.problem = problem
-        # One line even when the problem quotes a multi-line parser message.
-        text = ": ".join(p for p in (origin, key, problem) if p)
-        super().__init__(" ".join(text.split()))
 
 
 @cache
@@ -238,39 +232,6 @@ def _suggest(word: str, candidates: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------------------- loading
-
-
-def _display(path: Path) -> str:
-    """Path as shown in messages and sources: relative to the cwd when under it."""
-    full = path.expanduser().absolute()
-    try:
-        return str(full.relative_to(Path.cwd()))
-    except ValueError:
-        return str(full)
-
-
-def _default_profiles_dir(env: Mapping[str, str]) -> Path:
-    configured = env.get("COCKPIT_PROFILES_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[2] / "profiles"
-
-
-def _resolve_profile(profile: str, profiles_dir: Path) -> Path:
-    if profile.endswith(".toml") or "/" in profile or os.sep in profile:
-        path = Path(profile).expanduser()
-    elif _PROFILE_NAME.fullmatch(profile):
-        path = profiles_dir / f"{profile}.toml"
-    else:
-        raise ConfigError(f"invalid profile name {profile!r}", origin="profile")
-    if not path.is_file():
-        found = sorted(p.stem for p in profiles_dir.glob("*.toml")) if profiles_dir.is_dir() else []
-        listing = ", ".join(found) if found else "none"
-        raise ConfigError(
-            f"profile {profile!r} not found (available in {_display(profiles_dir)}: {listing})",
-            origin=_display(path),
-        )
-    return path
 
 
 def _read_toml(path: Path, shown: str) -> dict[str, Any]:
@@ -452,13 +413,14 @@ def load_config(
     """Load ``profile`` (a name in ``profiles_dir`` or a ``.toml`` path) + env + overrides.
 
     ``profile`` None means env ``EXEC_PROFILE``, else ``paper``. ``env`` defaults to
-    ``os.environ``; ``profiles_dir`` to env ``COCKPIT_PROFILES_DIR``, else ``<repo>/profiles``.
+    ``os.environ``. A name is looked up by :func:`engine.config.profiles.resolve_profile`
+    (``./profiles``, ``$XDG_CONFIG_HOME/cockpit``, ``/etc/cockpit``, the built-in
+    ``<repo>/profiles``; or only ``profiles_dir`` / env ``COCKPIT_PROFILES_DIR`` when given).
     Raises :class:`ConfigError` (one line) on any invalid input.
     """
     env_map: Mapping[str, str] = os.environ if env is None else env
-    pdir = profiles_dir if profiles_dir is not None else _default_profiles_dir(env_map)
-    path = _resolve_profile(profile or env_map.get("EXEC_PROFILE") or "paper", pdir)
-    shown = _display(path)
+    path = resolve_profile(profile or env_map.get(EXEC_PROFILE) or "paper", env_map, profiles_dir)
+    shown = display(path)
     values: dict[str, Any] = {s.key: s.default for s in iter_fields()}
     sources: dict[str, str] = {s.key: "default" for s in iter_fields()}
     values["name"], sources["name"] = path.stem, f"profile:{shown}"
@@ -470,10 +432,33 @@ def load_config(
     return cfg
 
 
+def parse_value(key: str, raw: object, origin: str) -> Any:
+    """One key's new value, checked by the rules the loader applies: text (``"2.5"``,
+    ``"a,b"``, ``"yes"``) is parsed as an env var is, a typed value as a TOML value is. Raises
+    :class:`ConfigError` from ``origin`` (an unknown key names the closest valid one)."""
+    values: dict[str, Any] = {}
+    try:
+        _apply_overrides({key: raw}, values, {})
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, origin=origin, key=exc.key) from None
+    return values[key]
+
+
+def with_value(cfg: Config, key: str, value: object, source: str) -> Config:
+    """``cfg`` with ``key`` set to ``value`` (as :func:`parse_value` returns it) from ``source``
+    (e.g. ``profile:<path>``), cross-field checks included: a Config that exists is valid."""
+    values = {s.key: s.get(cfg) for s in iter_fields()}
+    sources = {s.key: "default" for s in iter_fields()} | dict(cfg.sources)
+    values[key], sources[key] = value, source
+    out = _build(values, sources)
+    _cross_check(out)
+    return out
+
+
 def resolve_data_dir(cli_value: str | None, env: Mapping[str, str] | None = None) -> Path:
     """Data directory: CLI value, else env ``COCKPIT_DATA_DIR``, else ``./data``; absolute."""
     env_map: Mapping[str, str] = os.environ if env is None else env
-    chosen = cli_value or env_map.get("COCKPIT_DATA_DIR") or "data"
+    chosen = cli_value or env_map.get(COCKPIT_DATA_DIR) or "data"
     return Path(chosen).expanduser().absolute()
 
 

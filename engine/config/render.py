@@ -13,16 +13,20 @@ Invariants:
   deliberately uncommented.
 - Output is deterministic (declaration order) and ends with a newline, so it can be diffed and
   golden-tested.
-- Imports only :mod:`engine.config.structs` (not :mod:`engine.config.loader`), so there is no import cycle.
+- Imports :mod:`engine.config.structs`, :mod:`engine.config.profiles` and
+  :mod:`engine.core.envvars`, never :mod:`engine.config.loader`, so there is no import cycle.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import fields
 from typing import Any
 
+from engine.config.profiles import profile_file
 from engine.config.structs import Config, FieldSpec, iter_fields
+from engine.core.envvars import ENV_VARS, GROUPS
 
 
 def _toml_value(value: Any) -> str:
@@ -81,8 +85,19 @@ def render_config(cfg: Config) -> str:
             src += f"; range {spec.meta['rng']}"
         rows.append((f"{spec.key} = {shown}", src))
     width = max(len(left) for left, _ in rows)
-    header = f"# effective configuration: profile {cfg.name!r}, kind {cfg.kind!r}"
+    where = profile_file(cfg.sources) or "defaults"  # the file actually used: first header line
+    header = f"# effective configuration: profile {cfg.name!r} from {where}, kind {cfg.kind!r}"
     return "\n".join([header, *(f"{left:<{width}}  # {src}" for left, src in rows)]) + "\n"
+
+
+def _also_read() -> list[str]:
+    """The variables read that are not config keys (``engine.core.envvars``), by group."""
+    lines = ["# Also read (not config keys), from engine/core/envvars.py:"]
+    width = max(len(name) for name in ENV_VARS)
+    for group, title in GROUPS.items():
+        lines.append(f"#  {title}:")
+        lines += [f"#   {v.name:<{width}}  {v.doc}" for v in ENV_VARS.values() if v.group == group]
+    return lines
 
 
 def render_env_sample() -> str:
@@ -98,10 +113,7 @@ def render_env_sample() -> str:
         "# Every VAR=value line below is commented out, so this file changes nothing as copied.",
         "# Uncommenting a line overrides the profile for that key (e.g. SAFE_MODE=false beats",
         "# safe_mode = true in live.toml): uncomment only the lines you mean to change.",
-        "# Also read (not config keys):",
-        "#   EXEC_PROFILE          profile name or path to a .toml file (default paper)",
-        "#   COCKPIT_DATA_DIR      data directory (default ./data)",
-        "#   COCKPIT_PROFILES_DIR  profiles directory (default <repo>/profiles)",
+        *_also_read(),
     ]
     section: str | None = ""
     for spec in iter_fields():
@@ -118,3 +130,16 @@ def render_env_sample() -> str:
         lines.append(f"# {spec.meta['doc']} ({', '.join(p for p in parts if p)})")
         lines.append(f"# {spec.env}={'' if spec.secret else _env_value(spec.default)}")
     return "\n".join(lines) + "\n"
+
+
+def config_hash(cfg: Config) -> str:
+    """sha256 of the effective configuration (every key and value, in declaration order).
+
+    A secret counts only as set / unset: its value never enters the hash (a hash of a short
+    secret can be brute-forced), yet adding or removing one still changes it."""
+    h = hashlib.sha256()
+    for spec in iter_fields():
+        value = spec.get(cfg)
+        shown = ("<set>" if value else "<unset>") if spec.secret else _toml_value(value)
+        h.update(f"{spec.key}={shown}\n".encode())
+    return h.hexdigest()

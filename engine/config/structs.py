@@ -41,7 +41,9 @@ def _f(
     Rules: ``rng`` (``"[0, 1]"``, ``"(0, 100]"``, ``">= 0"``, ``"> 0"``; stored as ``min``/``max``/
     ``min_exclusive``/``max_exclusive``), ``choices``, ``pattern`` (full match), ``nonempty``,
     ``item_pattern``, ``unique``, ``min_items``. Secrets get ``repr=False`` so a logged Config
-    cannot leak them.
+    cannot leak them. ``hot=True``: a running engine takes a new value without a restart
+    (``cockpit config set``; applied by ``engine.trading.hot_config``, which has an applier for
+    exactly these keys — a test holds the two together).
     """
     meta: dict[str, Any] = {"doc": doc, "env": env, "secret": secret, **rules}
     if "rng" in rules:
@@ -75,12 +77,14 @@ class RiskConfig:
         "Rejected-order share that trips the error-rate breaker",
         "MAX_ERROR_RATE",
         rng="[0, 1]",
+        hot=True,
     )
     max_slippage_bps: float = _f(
         25.0,
         "Slippage p95 that trips the slippage breaker, bps",
         "MAX_SLIPPAGE_BPS",
         rng="[0, 10000]",
+        hot=True,
     )
     breaker_min_sample: int = _f(
         20, "Orders (fills) a breaker needs before it judges a window", rng="[1, 100000]"
@@ -90,22 +94,32 @@ class RiskConfig:
         "p95 place latency that blocks new orders (SLO gate), ms",
         "MAX_P95_PLACE_MS",
         rng="(0, 600000]",
+        hot=True,
     )
-    slo_window_s: float = _f(300.0, "SLO gate: acks counted in its p95, s", rng="(0, 86400]")
+    slo_window_s: float = _f(
+        300.0, "SLO gate: acks counted in its p95, s", rng="(0, 86400]", hot=True
+    )
     slo_stale_ms: float = _f(
         10000.0,
         "SLO gate: sent orders with no venue answer this long = stale p95, ms",
         rng="(0, 3600000]",
+        hot=True,
     )
     risk_per_trade_pct: float = _f(
-        0.5, "Equity risked per trade, percent", "RISK_PER_TRADE_PCT", rng="(0, 100]"
+        0.5, "Equity risked per trade, percent", "RISK_PER_TRADE_PCT", rng="(0, 100]", hot=True
     )
-    max_open_positions: int = _f(3, "Max open positions", "MAX_OPEN_POSITIONS", rng="[0, 10000]")
+    max_open_positions: int = _f(
+        3, "Max open positions", "MAX_OPEN_POSITIONS", rng="[0, 10000]", hot=True
+    )
     max_trades_per_day: int = _f(
-        500, "Max trades per UTC day", "MAX_TRADES_PER_DAY", rng="[0, 100000000]"
+        500, "Max trades per UTC day", "MAX_TRADES_PER_DAY", rng="[0, 100000000]", hot=True
     )
     max_daily_drawdown_pct: float = _f(
-        1.0, "Daily drawdown that halts trading, percent", "MAX_DAILY_DRAWDOWN_PCT", rng="(0, 100]"
+        1.0,
+        "Daily drawdown that halts trading, percent",
+        "MAX_DAILY_DRAWDOWN_PCT",
+        rng="(0, 100]",
+        hot=True,
     )
     flatten_on_daily_loss: bool = _f(
         False,
@@ -120,27 +134,49 @@ class RiskConfig:
         "Identical intents in this window are dropped, ms",
         "DUPE_INTENT_WINDOW_MS",
         rng="[0, 3600000]",
+        hot=True,
     )
     budget_orders_per_day_strategy: int = _f(
-        300, "Orders per strategy per day", "BUDGET_ORDERS_PER_DAY_STRATEGY", rng="[0, 100000000]"
+        300,
+        "Orders per strategy per day",
+        "BUDGET_ORDERS_PER_DAY_STRATEGY",
+        rng="[0, 100000000]",
+        hot=True,
     )
     budget_orders_per_day_symbol: int = _f(
-        200, "Orders per symbol per day", "BUDGET_ORDERS_PER_DAY_SYMBOL", rng="[0, 100000000]"
+        200,
+        "Orders per symbol per day",
+        "BUDGET_ORDERS_PER_DAY_SYMBOL",
+        rng="[0, 100000000]",
+        hot=True,
     )
     budget_orders_per_day_account: int = _f(
-        500, "Orders per account per day", "BUDGET_ORDERS_PER_DAY_ACCOUNT", rng="[0, 100000000]"
+        500,
+        "Orders per account per day",
+        "BUDGET_ORDERS_PER_DAY_ACCOUNT",
+        rng="[0, 100000000]",
+        hot=True,
     )
     cooldown_ms: float = _f(
-        0.0, "Pause after a fill before the next order, ms", "COOLDOWN_MS", rng="[0, 86400000]"
+        0.0,
+        "Pause after a fill before the next order, ms",
+        "COOLDOWN_MS",
+        rng="[0, 86400000]",
+        hot=True,
     )
     canary_notional_cap_pct: float = _f(
         25.0,
         "Challenger (canary) notional today, max percent of the day's notional",
         "CANARY_NOTIONAL_CAP_PCT",
         rng="[0, 100]",
+        hot=True,
     )
     max_order_notional_usd: float = _f(
-        5000.0, "Max notional of one order, USD", "MAX_ORDER_NOTIONAL_USD", rng="(0, 1000000000000]"
+        5000.0,
+        "Max notional of one order, USD",
+        "MAX_ORDER_NOTIONAL_USD",
+        rng="(0, 1000000000000]",
+        hot=True,
     )
     max_position_notional_usd: float = _f(
         10000.0,
@@ -149,6 +185,7 @@ class RiskConfig:
         "down, denied when less than one lot fits",
         "MAX_POSITION_NOTIONAL_USD",
         rng="(0, 1000000000000]",
+        hot=True,
     )
     max_gross_exposure_usd: float = _f(
         25000.0,
@@ -156,6 +193,7 @@ class RiskConfig:
         "(as for max_position_notional_usd); larger orders are sized down",
         "MAX_GROSS_EXPOSURE_USD",
         rng="(0, 1000000000000]",
+        hot=True,
     )
 
 
@@ -184,18 +222,20 @@ class ModelsConfig:
     canary_share: float = _f(
         0.05, "Share of trades given to the challenger", "CANARY_SHARE", rng="[0, 1]"
     )
-    prob_min: float = _f(0.55, "Min model probability to act", "PROB_MIN", rng="[0, 1]")
+    prob_min: float = _f(0.55, "Min model probability to act", "PROB_MIN", rng="[0, 1]", hot=True)
     min_expected_return: float = _f(
         0.0002,
         "Min expected return, fraction (0.0002 = 2 bps)",
         "MIN_EXPECTED_RETURN",
         rng="[0, 1]",
+        hot=True,
     )
     risk_max: float = _f(
         0.6,
         "Max per-tick volatility (EW std of log returns) to trade, bps",
         "RISK_MAX",
         rng="[0, 100000]",
+        hot=True,
     )
     decision_interval_ms: float = _f(
         1000.0, "Interval between model decisions, ms", rng="(0, 3600000]"
@@ -204,7 +244,7 @@ class ModelsConfig:
         0.2, "Feature drift (PSI) that halves size", "PSI_HALVE", rng="[0, 1000000]"
     )
     psi_block: float = _f(
-        0.3, "Feature drift (PSI) that blocks entries", "PSI_BLOCK", rng="[0, 1000000]"
+        0.3, "Feature drift (PSI) that blocks entries", "PSI_BLOCK", rng="[0, 1000000]", hot=True
     )
 
 
@@ -367,6 +407,30 @@ class FeedsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsConfig:
+    dea: bool = _f(
+        False,
+        "Regulatory export: orders reach the venue under direct electronic access (dea column)",
+        "REGULATORY_DEA",
+    )
+    backup_interval_min: float = _f(
+        360.0,
+        "Scheduled online backup while the engine runs, every N minutes (0 = off)",
+        "BACKUP_INTERVAL_MIN",
+        rng="[0, 10080]",
+    )
+    backup_keep: int = _f(
+        8, "Scheduled backups kept in <data-dir>/backups (older ones pruned)", rng="[2, 10000]"
+    )
+    notify_min_interval_s: float = _f(
+        1.0, "Telegram: at most one message per this many seconds", rng="[0, 3600]"
+    )
+    notify_queue: int = _f(
+        100, "Telegram: messages held while Telegram is slow (oldest dropped)", rng="[1, 100000]"
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class ControlConfig:
     diagnostics: bool = _f(
         False,
@@ -413,6 +477,10 @@ class Config:
         default_factory=NetSimConfig, metadata={"doc": "Injected network faults (tests only)"}
     )
     feeds: FeedsConfig = field(default_factory=FeedsConfig, metadata={"doc": "Websocket feeds"})
+    ops: OpsConfig = field(
+        default_factory=OpsConfig,
+        metadata={"doc": "Operations: reports, regulatory export, backups, notifications"},
+    )
     control: ControlConfig = field(
         default_factory=ControlConfig,
         metadata={"doc": "Control socket (engine/runtime/control.py)"},
@@ -451,6 +519,11 @@ class FieldSpec:
     @property
     def secret(self) -> bool:
         return bool(self.meta.get("secret", False))
+
+    @property
+    def hot(self) -> bool:
+        """A running engine applies a new value at once (see :func:`_f`); else: restart."""
+        return bool(self.meta.get("hot", False))
 
     @property
     def is_list(self) -> bool:

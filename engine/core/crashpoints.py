@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import signal
 
-ENV = "COCKPIT_CRASH_AT"
+from engine.core.envvars import COCKPIT_CRASH_AT
+
+ENV = COCKPIT_CRASH_AT
 POINTS = ("after_intent_durable", "after_venue_accept", "before_commit", "after_commit")
 
 _spec = os.environ.get(ENV, "")

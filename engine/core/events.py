@@ -196,6 +196,24 @@ class RecordIncident(_Frozen, frozen=True):
     actor: str = "operator"
 
 
+class RecordConfigChange(_Frozen, frozen=True):
+    """A profile key was changed on disk (``cockpit config set``): audited as ``config_changed``
+    and noted in the incident journal. ``old`` / ``new`` are TOML literals (``1.0``, ``"x"``,
+    ``["A/B"]``; ``old`` may say the key was unset); ``profile`` the file written, ``backup``
+    the copy of what it held. ``apply``: the running engine also takes ``new`` at once — only
+    for a key declared ``hot``, of the profile it runs, that no env var or option overrides
+    (checked again by the engine; ``engine.trading.config_change``)."""
+
+    key: str
+    old: str
+    new: str
+    reason: str
+    profile: str
+    backup: str = ""
+    actor: str = "operator"
+    apply: bool = False
+
+
 class ResetRisk(_Frozen, frozen=True):
     """Re-baseline the daily drawdown and restart today's order budgets (runbook "Reset budget")."""
 
@@ -230,6 +248,7 @@ Command = (
     | ResetBreaker
     | AcknowledgeOrphans
     | RecordIncident
+    | RecordConfigChange
 )
 
 

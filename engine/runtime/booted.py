@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ class Booted:
     journal: IntentJournal | None
     halt: HaltFile
     rehydrated: dict[str, int] = field(default_factory=dict)
+    # operator notifications (Telegram), set by the runner once its ops tasks run; never blocks
+    notify: Callable[[str, str], None] | None = None
     rehydrate_s: float = -1.0  # boot + start-up reconciliation, measured by the runner
     lag_us: Samples | None = None
     feed_wake_us: Samples | None = None

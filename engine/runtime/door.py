@@ -15,7 +15,7 @@ new mutating request cannot be added without a command, so it cannot skip role, 
 from __future__ import annotations
 
 import asyncio
-import time
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from engine.core.events import (
     GoLive,
     PinModel,
     PromoteChallenger,
+    RecordConfigChange,
     RecordIncident,
     ResetBreaker,
     ResetRisk,
@@ -41,14 +42,19 @@ from engine.core.events import (
     SetSafeMode,
 )
 from engine.obs import gcwatch, memwatch
+from engine.runtime.backups import backups, record_restore_test, restore_test
 from engine.runtime.boot import db_path
 from engine.runtime.booted import Booted
+from engine.runtime.config_record import running_config
+from engine.runtime.control import peer
+from engine.runtime.daily import plan, produce
+from engine.runtime.dbcheck import check_connection
 from engine.runtime.gonogo import go_no_go
 from engine.runtime.maintenance import backup_target, copy_db, healthcheck_online
 from engine.runtime.preflight import preflight_and_record
 from engine.security.audit import HeadFile, load_or_create_key, verify_connection
+from engine.security.keystore import open_keystore, use_process_keys
 from engine.security.totp import enrolment_policy
-from engine.store.report import export_report
 from engine.strategy.strategies import ModelStrategy
 
 
@@ -78,7 +84,10 @@ def build_api(booted: Booted, *, role: str, data_dir: Path, totp_secret: str | N
         )
     strategy = booted.strategy
     models = strategy if isinstance(strategy, ModelStrategy) else None  # the bench has none
-    return EngineAPI(engine, models, role=role, totp=verdict.guard)
+    api = EngineAPI(engine, models, role=role, totp=verdict.guard)
+    # a hot config change: the runtime's copy follows (preflight and reports read booted.cfg)
+    api.config_hooks.append(lambda cfg: setattr(booted, "cfg", cfg))
+    return api
 
 
 def _str(args: Mapping[str, Any], key: str, default: str = "") -> str:
@@ -133,6 +142,11 @@ SOCKET_COMMANDS: dict[str, Callable[[Mapping[str, Any], str], Command]] = {
     ),
     "incident_note": lambda a, who: RecordIncident(note=_str(a, "note"), actor=who),
     "go_live": lambda a, who: GoLive(phrase=_str(a, "phrase"), actor=who),
+    "config_change": lambda a, who: RecordConfigChange(
+        **{f: _str(a, f) for f in ("key", "old", "new", "reason", "profile", "backup")},
+        actor=who,
+        apply=a.get("apply") is True,
+    ),
 }
 # Read-only requests only the socket answers (they concern the socket caller): what a command
 # needs from that caller (role, confirmation, TOTP) before it is sent.
@@ -146,8 +160,14 @@ QUERIES = (
     "backup",
     "status",
     "export",
+    "report",
+    "regulatory",
+    "keyring",
+    "db_check",
+    "restore_test",
     "preflight",
     "go_no_go",
+    "config",
     *DIAGNOSTICS,
 )
 
@@ -192,12 +212,64 @@ def queries(
     async def status(args: Mapping[str, Any]) -> Any:
         return {**engine.status(), "alerts_firing": booted.alerts.names_firing()}
 
-    async def export(args: Mapping[str, Any]) -> Any:
-        name = time.strftime("report-%Y%m%dT%H%M%SZ.zip", time.gmtime())
-        out = data_dir / "reports" / name
-        meta = {"profile": cfg_name, "venue": engine.venue.name}
-        await on_writer(lambda con: export_report(con, out, meta))
-        return {"path": str(out)}
+    async def export(args: Mapping[str, Any]) -> Any:  # the TUI's export key: today's report
+        return {"path": (await report({"date": "today"}))["report"]}
+
+    async def on_reader(fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn`` on its own DuckDB cursor in a worker thread: a report of a busy day takes
+        seconds, and the writer (which persists every order) must not wait for it."""
+        booted.flush()  # everything decided so far is committed before the cursor opens
+        cur = await asyncio.wrap_future(booted.writer.call(lambda con: con.cursor()))
+        try:
+            return await asyncio.to_thread(fn, cur)
+        finally:
+            cur.close()
+
+    async def daily(kind: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        now_us = engine.clock.now_us()
+        req = plan(kind, data_dir, args.get("date"), args.get("out"), now_us)
+        cfg, venue = booted.cfg, engine.venue.name
+        res = await on_reader(lambda cur: produce(cur, req, cfg, venue, now_us))
+        if kind == "report" and booted.notify is not None:
+            booted.notify("report", f"daily report ready: {req.out.name}")
+        return dict(res)
+
+    async def report(args: Mapping[str, Any]) -> Any:
+        return await daily("report", args)
+
+    async def regulatory(args: Mapping[str, Any]) -> Any:
+        return await daily("regulatory", args)
+
+    async def keyring(args: Mapping[str, Any]) -> Any:
+        """``cockpit secrets rotate``: read with ``keys`` from now on (the CLI re-encrypts the
+        file in between). Only the engine's own user, as operator: the key opens every secret."""
+        who = peer()
+        if api is not None and api.role == "observer":
+            raise ValueError("observers cannot act: this engine runs as observer")
+        if who.role != "operator" or who.uid != os.geteuid():
+            raise ValueError("only the engine's own user, as operator, may switch its keyring key")
+        op, keys = _str(args, "op"), args.get("keys")
+        if op not in ("add", "drop") or not isinstance(keys, list) or not keys:
+            raise ValueError("keyring: op must be add or drop, with a list of keys")
+        use_process_keys([str(k) for k in keys])
+        if op == "drop":
+            await asyncio.to_thread(lambda: open_keystore(data_dir).check())
+        engine.recorder.audit(who.actor, "keyring_key_switched", {"op": op, "keys": len(keys)})
+        return {"op": op, "keys": len(keys)}
+
+    async def db_check(args: Mapping[str, Any]) -> Any:
+        key = load_or_create_key(data_dir)
+        head = HeadFile(data_dir / "audit" / "head.json").read()
+        return await on_reader(lambda cur: check_connection(cur, key, head, data_dir))
+
+    async def restore_test_query(args: Mapping[str, Any]) -> Any:
+        found = backups(data_dir)
+        if not found:
+            raise ValueError(f"no backup in {data_dir / 'backups'}: take one first")
+        key = load_or_create_key(data_dir)
+        result = await asyncio.to_thread(restore_test, found[-1], key)
+        await asyncio.to_thread(record_restore_test, result)
+        return result
 
     async def preflight(args: Mapping[str, Any]) -> Any:
         if api is None:
@@ -215,8 +287,14 @@ def queries(
         "backup": backup,
         "status": status,
         "export": export,
+        "report": report,
+        "regulatory": regulatory,
+        "keyring": keyring,
+        "db_check": db_check,
+        "restore_test": restore_test_query,
         "preflight": preflight,
         "go_no_go": lambda args: go_no_go(booted),
+        "config": lambda args: running_config(engine),
     }
     found.update(_diagnostics(booted) if diagnostics else _diagnostics_off())
     assert tuple(found) == QUERIES, "door.QUERIES must list every query"  # noqa: S101 - import-time wiring check

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from engine.api import EngineAPI
+from engine.core.envvars import LIVE_API_KEY, TESTNET_API_KEY
 from engine.core.events import CommandResult, RecordPreflight
+from engine.runtime.backups import backups, record_restore_test, recorded_restore_test, restore_test
 from engine.runtime.booted import Booted
 from engine.runtime.maintenance import BACKUPS_DIR
 from engine.security.audit import HeadFile, load_or_create_key, verify_connection
@@ -138,7 +137,7 @@ class Preflight:
         import os
 
         key = self.cfg.exchange.api_key
-        other = os.environ.get("TESTNET_API_KEY" if self.live else "LIVE_API_KEY", "")
+        other = os.environ.get(TESTNET_API_KEY if self.live else LIVE_API_KEY, "")
         if key and other and key == other:
             return _fail("keys_differ", "the testnet and live API keys are the same key")
         return _ok("keys_differ", "testnet and live keys differ (or only one is configured)")
@@ -188,9 +187,7 @@ class Preflight:
 
     async def backup(self) -> Check:
         limit_h = self.cfg.live.backup_max_age_h
-        files = sorted(
-            (self.data_dir / BACKUPS_DIR).glob("*.duckdb"), key=lambda p: p.stat().st_mtime
-        )
+        files = backups(self.data_dir)
         if not files:
             why = f"no backup in {self.data_dir / BACKUPS_DIR} (`cockpit backup`)"
             return Check("backup", "fail" if self.live else "warn", why)
@@ -199,11 +196,15 @@ class Preflight:
         if age_h > limit_h:
             why = f"newest backup {newest.name} is {age_h:.1f} h old (> {limit_h:g} h)"
             return Check("backup", "fail" if self.live else "warn", why)
-        key = load_or_create_key(self.data_dir)
-        tested = await asyncio.to_thread(restore_test, newest, key)
-        if tested.status != "ok":
-            return tested
-        return _ok("backup", f"{newest.name} ({age_h:.1f} h old); {tested.reason}")
+        tested = recorded_restore_test(newest)  # `cockpit restore --test` of this very file
+        if tested is None:
+            key = load_or_create_key(self.data_dir)
+            tested = await asyncio.to_thread(restore_test, newest, key)
+            await asyncio.to_thread(record_restore_test, tested)
+        if not tested["ok"]:
+            return _fail("backup", f"restore test of {newest.name}: {tested['reason']}")
+        why = f"{newest.name} ({age_h:.1f} h old); restore test passed: {tested['reason']}"
+        return _ok("backup", why)
 
     def breakers(self) -> Check:
         tripped = self.e.breakers.tripped()
@@ -238,31 +239,6 @@ def self_test_breakers(risk_cfg: Any) -> str | None:
         kpis.note_slippage("SELFTEST", i, float(risk_cfg.max_slippage_bps) * 2 + 1)
     silent = [name for name, b in scratch.by_name.items() if b.probe(n) is None]
     return f"self-test: {', '.join(silent)} did not trip" if silent else None
-
-
-def restore_test(backup: Path, key: bytes) -> Check:
-    """Restore ``backup`` into a temp dir, open it, verify its audit chain, count its rows."""
-    with tempfile.TemporaryDirectory(prefix="cockpit-restore-test-") as tmp:
-        copy = Path(tmp) / "restored.duckdb"
-        shutil.copyfile(backup, copy)
-        try:
-            con = duckdb.connect(str(copy), read_only=True)
-        except duckdb.Error as exc:
-            return _fail("backup", f"restore test: {backup.name} does not open: {exc}"[:200])
-        try:
-            res = verify_connection(con, key, None, backup.name, require_head=False)
-            counts = {
-                t: int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])  # type: ignore[index]  # noqa: S608 - names from the file itself
-                for (t,) in con.execute(
-                    "SELECT table_name FROM duckdb_tables() WHERE NOT internal"
-                ).fetchall()
-            }
-        finally:
-            con.close()
-    if not res.ok:
-        return _fail("backup", f"restore test: audit chain: {res.reason}")
-    rows = sum(counts.values())
-    return _ok("backup", f"restore test passed: {res.checked} audit rows verified, {rows} rows")
 
 
 async def preflight_and_record(

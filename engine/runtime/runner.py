@@ -27,7 +27,9 @@ from engine.runtime.boot import boot
 from engine.runtime.booted import Booted
 from engine.runtime.control import ControlServer, Refused, peer, socket_path
 from engine.runtime.door import SOCKET_COMMANDS, SOCKET_ONLY, build_api, queries
+from engine.runtime.ops_tasks import OpsTasks
 from engine.runtime.roles import Roles, load_roles
+from engine.runtime.secrets import apply_keyring
 from engine.security.totp import load_totp_secret
 from engine.sim.marketsim import MarketSimulator
 from engine.sim.simfeed import SimFeed
@@ -203,6 +205,7 @@ class EngineRuntime:
         self.roles: Roles | None = None  # the roles file, read before boot
         self.tasks: list[asyncio.Task[Any]] = []
         self.extra_refresh: list[Callable[[], None]] = []
+        self.ops: OpsTasks | None = None
         self.lag_us = Samples(2**17)  # 22 min at 100 Hz
         self.gc_pacer: gcwatch.GcPacer | None = None  # set by a host that paces collections
         self.sim_feed: SimFeed | None = None
@@ -244,10 +247,15 @@ class EngineRuntime:
         else:
             self._start_sim_feed(booted)
         self.tasks = self._loops(booted)
+        self.ops = OpsTasks(booted, self.data_dir, cfg)
+        booted.notify = self.ops.notify
+        self.tasks += self.ops.start()
         log.info("engine running: profile=%s data_dir=%s", cfg.name, self.data_dir)
 
     async def _boot(self) -> tuple[Booted, EngineAPI]:
         """The venue connection, the engine on the checked DB, and the one API (all or nothing)."""
+        # secrets from the encrypted keyring (env only as a fallback); a wrong key stops here
+        self.cfg = apply_keyring(self.cfg, self.data_dir)
         cfg, clock = self.cfg, self.clock
         # before anything is opened or written: a missing or wrong keyring key stops the start here
         totp_secret = load_totp_secret(self.data_dir)
@@ -381,6 +389,8 @@ class EngineRuntime:
         if isinstance(self.booted.strategy, ModelStrategy):
             self.booted.strategy.update_psi()
         self.booted.evaluate_alerts()  # over the gauges just refreshed
+        if self.ops is not None:
+            self.ops.refreshed()
         for fn in self.extra_refresh:
             fn()
 
@@ -391,6 +401,8 @@ class EngineRuntime:
         booted, wiring = self.booted, self.wiring
         if self.control is not None:
             await self.control.stop()
+        if self.ops is not None:
+            await self.ops.stop()
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -35,10 +35,11 @@ from typing import NamedTuple
 import duckdb
 import msgspec
 
+from engine.core.envvars import COCKPIT_AUDIT_KEY
 from engine.core.fsutil import fsync_dir, make_private_dir, write_private_atomic
 
 GENESIS = "0" * 64
-KEY_ENV = "COCKPIT_AUDIT_KEY"
+KEY_ENV = COCKPIT_AUDIT_KEY
 KEY_BYTES = 32
 
 AUDIT_TABLE_DDL = (

@@ -43,9 +43,10 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 from keyring.errors import PasswordDeleteError
 
+from engine.core.envvars import COCKPIT_KEYRING_KEY, CREDENTIALS_DIRECTORY
 from engine.core.fsutil import write_private_atomic
 
-KEY_ENV = "COCKPIT_KEYRING_KEY"
+KEY_ENV = COCKPIT_KEYRING_KEY
 CREDENTIAL_NAME = "cockpit-keyring-key"
 FILE_NAME = "keyring.enc"
 LOCK_NAME = "keyring.lock"
@@ -88,13 +89,39 @@ def _parse_keys(raw: str, source: str) -> list[Fernet]:
     return fernets
 
 
+# Set in a running engine while ``cockpit secrets rotate`` switches its key (newest first): the
+# engine's own environment still holds the old key, and must keep reading the file after it.
+_process_keys: list[str] = []
+
+
+def use_process_keys(keys: list[str]) -> None:
+    """From now on this process opens the keyring with ``keys`` (newest first), not the env's."""
+    _parse_keys(",".join(keys), "new key")  # refuse a bad key before anything changes
+    _process_keys[:] = keys
+
+
+def key_texts(env: Mapping[str, str] | None = None) -> list[str]:
+    """The keys in use, as text, newest first (process keys, else env, else credential)."""
+    if _process_keys:
+        return list(_process_keys)
+    environ = os.environ if env is None else env
+    raw = environ.get(KEY_ENV, "")
+    if not raw.strip():
+        cred = Path(environ.get(CREDENTIALS_DIRECTORY, "") or "/nonexistent") / CREDENTIAL_NAME
+        if cred.is_file():
+            raw = cred.read_text(encoding="ascii")
+    return [p.strip() for p in raw.replace("\n", ",").split(",") if p.strip()]
+
+
 def load_keys(env: Mapping[str, str] | None = None) -> list[Fernet]:
     """The keyring keys, newest first, from the environment or the systemd credential."""
+    if _process_keys and env is None:
+        return _parse_keys(",".join(_process_keys), "rotated keys")
     environ = os.environ if env is None else env
     raw = environ.get(KEY_ENV, "")
     if raw.strip():
         return _parse_keys(raw, KEY_ENV)
-    cred_dir = environ.get("CREDENTIALS_DIRECTORY", "")
+    cred_dir = environ.get(CREDENTIALS_DIRECTORY, "")
     if cred_dir:
         cred = Path(cred_dir) / CREDENTIAL_NAME
         if cred.is_file():
@@ -143,6 +170,10 @@ class EncryptedFileKeyring(KeyringBackend):
     def get_password(self, service: str, username: str) -> str | None:
         entries = self._read()
         return entries.get(service, {}).get(username)
+
+    def names(self, service: str) -> list[str]:
+        """The names stored under ``service`` (never their values)."""
+        return sorted(self._read().get(service, {}))
 
     def set_password(self, service: str, username: str, password: str) -> None:
         if not isinstance(password, str):

@@ -49,6 +49,7 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
         ("created_us", "BIGINT NOT NULL"),
         ("submitted_us", "BIGINT"),
         ("updated_us", "BIGINT NOT NULL"),
+        ("acked_us", "BIGINT"),  # migration 6: first venue acknowledgement (accept or fill)
     ),
     "fills": (
         ("trade_id", "VARCHAR NOT NULL"),
@@ -176,7 +177,7 @@ def _create(table: str) -> str:
 
 # Columns that arrived after version 1 (added by ALTER in their migration, appended at the end),
 # with that migration's version: a table re-created by a migration gets the columns of its time.
-_LATER_COLUMNS = {("fills", "fee_base_e8"): 3}
+_LATER_COLUMNS = {("fills", "fee_base_e8"): 3, ("orders", "acked_us"): 6}
 
 
 def _columns_at(table: str, version: int, cols: tuple[tuple[str, str], ...] = ()) -> str:
@@ -277,6 +278,16 @@ MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     ),
     (4, "history without indexes; per-order state as versions", _v4()),
     (5, "go-live preflight runs", (_create("preflight_runs"),)),
+    (
+        6,
+        "venue acknowledgement time per order",
+        (
+            # appended after rev: the writer inserts by name, and the view lists it last
+            "ALTER TABLE orders_log ADD COLUMN IF NOT EXISTS acked_us BIGINT",
+            "DROP VIEW IF EXISTS orders",
+            _latest_view("orders"),
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -196,7 +196,8 @@ def _insert(
                 f"DELETE FROM {table} WHERE {schema.names[0]} IN ({', '.join('?' * len(keys))})",  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
                 keys,
             )
-        con.execute(f"INSERT INTO {table} SELECT * FROM _batch_frame")  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
+        # BY NAME: a column added by a later migration sits after ``rev`` in a log table
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch_frame")  # noqa: S608 - identifiers from our own schema constants; values are bound parameters
     finally:
         # the transaction may already have failed: keep the original error, not this one
         with contextlib.suppress(duckdb.Error):

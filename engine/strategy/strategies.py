@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 import msgspec
 
@@ -76,13 +77,11 @@ class ModelStrategy:
         cfg = engine.cfg
         self.engine = engine
         self.registry = registry
-        self.params = ModelParams(
-            prob_min=cfg.models.prob_min,
-            min_expected_return=cfg.models.min_expected_return,
-            risk_max=cfg.models.risk_max,
-        )
+        self.params = ModelParams(0.0, 0.0, 0.0)
+        self.risk_pct = 0.0
+        self.psi_block = 0.0
+        self.apply_config(cfg)
         self.interval_ns = int(cfg.models.decision_interval_ms * 1_000_000)
-        self.risk_pct = cfg.risk.risk_per_trade_pct
         self.order_type = cfg.oms.order_type
         self.features = {s: FeatureState() for s in engine.symbols}
         self.next_ns = {s: 0 for s in engine.symbols}
@@ -106,7 +105,16 @@ class ModelStrategy:
         # runbook's features_missing_ratio (data quality; warm-up is not missing data)
         self.missing: deque[int] = deque(maxlen=200)
         self.last: dict[str, DecisionView] = {}  # the latest decision per symbol (screens)
-        self.psi_block = cfg.models.psi_block
+
+    def apply_config(self, cfg: Any) -> None:
+        """The thresholds read per decision, from ``cfg``: at start, and when a running engine
+        takes a hot key (``engine.trading.hot_config.STRATEGY_KEYS``)."""
+        m = cfg.models
+        self.params = ModelParams(
+            prob_min=m.prob_min, min_expected_return=m.min_expected_return, risk_max=m.risk_max
+        )
+        self.risk_pct = cfg.risk.risk_per_trade_pct
+        self.psi_block = m.psi_block
 
     def on_quote(self, symbol: str, bid_e8: int, ask_e8: int, ts_ns: int) -> None:
         f = self.features[symbol]

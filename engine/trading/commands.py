@@ -1,5 +1,5 @@
 """The operator's commands on a running engine: kill switch, safe mode, cancels, risk reset,
-orphan acknowledgement, incident notes.
+orphan acknowledgement, incident notes, configuration changes.
 
 Role: the one class `engine.api.EngineAPI` calls once a command has passed the role and TOTP
 checks; nothing else changes engine state on an operator's behalf. The engine's own safety
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
-from engine.core.events import CommandResult, RecordPreflight
-from engine.trading import blocks, day_counters, golive, kill_scopes
+from engine.core.events import CommandResult, RecordConfigChange, RecordPreflight
+from engine.trading import blocks, config_change, day_counters, golive, kill_scopes
 from engine.trading.engine import Engine
 
 log = logging.getLogger("engine")
@@ -186,6 +188,16 @@ class Commands:
         )
         e.gates.refresh(e.clock.now_us())
         return CommandResult(ok=True, message=f"{symbol}: orphan acknowledged, trading allowed")
+
+    def change_config(
+        self, cmd: RecordConfigChange, on_applied: Callable[[Any], None]
+    ) -> CommandResult:
+        """``cockpit config set``: audited (``config_changed``), written to the incident journal,
+        a hot key applied when asked (``engine.trading.config_change``)."""
+        res, note = config_change.run(self.engine, cmd, on_applied)
+        if res.ok:
+            self.record_incident(cmd.actor, note)
+        return res
 
     def record_incident(self, actor: str, note: str) -> CommandResult:
         """Incident journal: the note plus UTC time, profile, venue, active gates, flags, metrics."""

@@ -359,6 +359,9 @@ class Engine:
         was = o.status
         if was in (oms.SUBMITTED, oms.UNKNOWN) and u.status != oms.REJECTED:
             lat_ms = (u.ts_us - o.submitted_us) / 1000.0
+            if not o.acked_us:
+                o.acked_us = u.ts_us
+                self.order_cache.dirty_orders[o.client_order_id] = o
             self.kpis.note_ack(o.symbol, u.ts_us, lat_ms)
             self.metrics.place_latency.observe(max(lat_ms, 0.0) / 1000.0)
         if u.status in (oms.PARTIALLY_FILLED, oms.FILLED) and u.filled_qty_e8 > o.filled_qty_e8:

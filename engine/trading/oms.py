@@ -83,6 +83,7 @@ class Order:
     """The engine's mutable view of one order (owned by the engine loop; never shared)."""
 
     __slots__ = (
+        "acked_us",
         "arrival_mid_e8",
         "client_order_id",
         "created_us",
@@ -146,6 +147,7 @@ class Order:
         self.decided_us = decided_us
         self.send_by_us = send_by_us  # decision + TTL: a venue never sends it later than this
         self.submitted_us = 0
+        self.acked_us = 0  # first venue acknowledgement (accept or fill): regulatory timestamp
         self.updated_us = created_us
         self.trade_ids: set[str] = set()
 
@@ -176,6 +178,10 @@ class Order:
         if self.filled_qty_e8 + qty_e8 > self.qty_e8:
             return False  # a venue never fills more than asked: treat as an invariant breach
         self.trade_ids.add(trade_id)
+        if not self.acked_us:
+            self.acked_us = (
+                ts_us  # a fill is an acknowledgement too (a market order may skip "new")
+            )
         self.filled_qty_e8 += qty_e8
         self.notional_filled_e16 += qty_e8 * price_e8
         new = FILLED if self.filled_qty_e8 == self.qty_e8 else PARTIALLY_FILLED
@@ -204,6 +210,7 @@ class Order:
             self.created_us,
             self.submitted_us,
             self.updated_us,
+            self.acked_us,
         )
 
     @classmethod
@@ -228,6 +235,7 @@ class Order:
             created,
             submitted,
             updated,
+            *later,  # acked_us (migration 6)
         ) = row
         o = cls(
             str(cid),
@@ -250,6 +258,7 @@ class Order:
         o.reason = str(reason or "")
         o.submitted_us = int(submitted or 0)  # type: ignore[call-overload]
         o.updated_us = int(updated)  # type: ignore[call-overload]
+        o.acked_us = int(later[0] or 0) if later else 0  # type: ignore[call-overload]
         o.trade_ids = trade_ids
         return o
 

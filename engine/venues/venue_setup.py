@@ -32,6 +32,7 @@ import ccxt.pro as ccxtpro
 from engine.config.live_locks import check_live_locks
 from engine.config.loader import Config, ConfigError
 from engine.core.clock import Clock
+from engine.core.envvars import LIVE_API_KEY
 from engine.venues.binance_urls import binance_urls, ccxt_options
 from engine.venues.ccxt_venue import CcxtVenue
 from engine.venues.egress import EgressGuard
@@ -44,7 +45,7 @@ SIM_KEY, SIM_SECRET = "sim-key", "sim-secret"
 
 def check_testnet_keys(cfg: Config, env: Mapping[str, str]) -> None:
     """A testnet profile must never run with the live key."""
-    live_key = env.get("LIVE_API_KEY", "")
+    live_key = env.get(LIVE_API_KEY, "")
     if (
         cfg.kind in ("testnet", "staging")
         and cfg.exchange.api_key

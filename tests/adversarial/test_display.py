@@ -8,6 +8,7 @@ operator reads), but show as visible escapes. The report export must work whatev
 
 from __future__ import annotations
 
+import datetime as dt
 import unicodedata
 import zipfile
 from pathlib import Path
@@ -17,8 +18,8 @@ import pytest
 
 from cockpit.app import CockpitApp
 from cockpit.testkit import T0, FixedHost, gate, order, snap, symbol
+from engine.runtime.reports import write_report
 from engine.snapshot import AuditView, BudgetView, FeedView, FillView, ModelView, ReconView
-from engine.store.report import export_report
 from engine.store.writer import migrate
 from widgets import lit
 
@@ -106,7 +107,8 @@ def test_report_export_when_path_has_sql_hostile_characters_then_zip_written(
     con = duckdb.connect(str(tmp_path / "cockpit.duckdb"))
     try:
         migrate(con, T0)
-        res = export_report(con, out_dir / f"report {name}.zip", {"profile": "paper"})
+        out = out_dir / f"report {name}.zip"
+        res = write_report(con, dt.date(2026, 12, 4), out, {"profile": "paper"})
         assert con.execute("SELECT count(*) FROM orders").fetchone() == (0,)  # table still there
     finally:
         con.close()
@@ -114,5 +116,12 @@ def test_report_export_when_path_has_sql_hostile_characters_then_zip_written(
     assert out.parent == out_dir
     assert out.exists()
     names = zipfile.ZipFile(out).namelist()
-    assert set(names) == {"orders.csv", "fills.csv", "pnl.csv", "tca.csv", "metadata.json"}
+    assert set(names) == {
+        "orders.csv",
+        "fills.csv",
+        "pnl.csv",
+        "tca.csv",
+        "tca_summary.csv",
+        "metadata.json",
+    }
     assert list(out_dir.iterdir()) == [out]  # no temp files left behind

@@ -53,6 +53,9 @@ def test_socket_when_observer_then_every_command_denied_and_audited_queries_answ
             if name in DIAGNOSTICS:
                 with pytest.raises(RuntimeError, match="diagnostics are off"):
                     call(d, name)
+            elif name == "keyring":  # switches the engine's keyring key: an act, not a read
+                with pytest.raises(RuntimeError, match="observers cannot act"):
+                    call(d, name, {"op": "add", "keys": ["x"]})
             else:
                 assert call(d, name, timeout_s=60) is not None
     finally:

@@ -279,7 +279,14 @@ async def test_export_when_pressed_then_report_zip_with_all_files(make_host):
         reports = host.runtime.data_dir / "reports"
         await until(lambda: reports.exists() and list(reports.glob("*.zip")), pilot)
         names = zipfile.ZipFile(next(reports.glob("*.zip"))).namelist()
-        assert set(names) == {"orders.csv", "fills.csv", "pnl.csv", "tca.csv", "metadata.json"}
+        assert set(names) == {
+            "orders.csv",
+            "fills.csv",
+            "pnl.csv",
+            "tca.csv",
+            "tca_summary.csv",
+            "metadata.json",
+        }
 
 
 async def test_engine_thread_dead_when_pulled_then_operator_told(make_host):
@@ -367,3 +374,24 @@ async def test_80x24_when_operator_looks_for_actions_then_help_palette_and_views
         await until(lambda: bool(app.snap.stops.preflight_checks), pilot)
         await pilot.pause(0.5)
         assert "audit_chain" in str(app.query_one(PreflightPanel).render())
+
+
+async def test_ops_keys_when_pressed_then_backup_restore_test_db_check_and_regulatory(make_host):
+    host = make_host()
+    app = CockpitApp(host)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(1.0)
+        for key, needle in (
+            ("J", "backup written"),
+            ("T", "restore test passed"),
+            ("V", "DATABASE: OK"),
+            ("O", "regulatory export"),
+        ):
+            await pilot.press(key)
+            await until(lambda: isinstance(app.screen, NoticeScreen), pilot, 30)
+            text = app.screen.text  # type: ignore[attr-defined]
+            assert needle in text, (key, text)
+            await pilot.press("enter")
+            await until(lambda: not isinstance(app.screen, NoticeScreen), pilot, 5)
+    backups = list((host.runtime.data_dir / "backups").glob("*.duckdb.tested.json"))
+    assert backups, "the restore test is recorded next to the backup"
