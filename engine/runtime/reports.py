@@ -39,7 +39,7 @@ from engine.config.render import config_hash
 from engine.core.fsutil import fsync_dir, make_private_dir
 from engine.core.units import SCALE
 from engine.security.audit import tail_state
-from engine.trading.positions import Position
+from engine.trading.positions import avg_cost_step
 
 DAY_US = 86_400_000_000
 REPORT_MEMORY_MB = 1024  # DuckDB spills to disk beyond this; the engine's own limit is restored
@@ -145,22 +145,22 @@ def fmt_e8(value: int) -> str:
 
 
 def _pnl_rows(con: Any, day: dt.date, start: int, end: int) -> list[list[str]]:
-    """Replay every fill up to the day's end (average cost, the engine's ``Position``)."""
+    """Replay every fill up to the day's end with the engine's average-cost step."""
     reader = con.sql(
-        "SELECT symbol, side, qty_e8, price_e8, fee_e8, coalesce(fee_base_e8, 0), ts_us "
+        "SELECT symbol, side = 'buy', qty_e8, price_e8, fee_e8, coalesce(fee_base_e8, 0), ts_us "
         "FROM fills WHERE ts_us < $end ORDER BY ts_us, trade_id",
         params={"end": end},
     ).to_arrow_reader(200_000)
-    books: dict[str, Position] = {}
+    book: dict[str, list[int]] = {}  # symbol -> qty, avg, last price
     day_stats: dict[str, list[int]] = {}  # fills, realised, fees, fees_base, turnover
-    last_px: dict[str, int] = {}
+    step = avg_cost_step
     for batch in reader:  # Arrow columns -> lists: ~5x faster than fetching row tuples
-        for sym, side, qty, px, fee, fee_base, ts in zip(
+        for sym, buy, qty, px, fee, fee_base, ts in zip(
             *(c.to_pylist() for c in batch.columns), strict=True
         ):
-            pos = books.get(sym) or books.setdefault(sym, Position(sym))
-            realized = pos.apply_fill(side, qty, px, fee, ts)
-            last_px[sym] = px
+            b = book.get(sym) or book.setdefault(sym, [0, 0, 0])
+            b[0], b[1], realized = step(b[0], b[1], qty if buy else -qty, px)
+            b[2] = px
             if ts >= start:
                 st = day_stats.get(sym) or day_stats.setdefault(sym, [0, 0, 0, 0, 0])
                 st[0] += 1
@@ -169,21 +169,12 @@ def _pnl_rows(con: Any, day: dt.date, start: int, end: int) -> list[list[str]]:
                 st[3] += fee_base
                 st[4] += qty * px // SCALE
     rows = []
-    for sym in sorted(set(day_stats) | {s for s, p in books.items() if p.qty_e8}):
-        pos = books[sym]
+    for sym in sorted(set(day_stats) | {s for s, b in book.items() if b[0]}):
+        qty, avg, mark = book[sym]
         n, realized, fees, fees_base, turnover = day_stats.get(sym, [0, 0, 0, 0, 0])
-        mark = last_px.get(sym, 0)
-        values = (pos.qty_e8, pos.avg_price_e8, mark, realized, pos.unrealized_e8(mark), fees)
-        rows.append(
-            [
-                day.isoformat(),
-                sym,
-                str(n),
-                *map(fmt_e8, values),
-                fmt_e8(fees_base),
-                fmt_e8(turnover),
-            ]
-        )
+        unrealized = (mark - avg) * qty // SCALE if qty and mark > 0 else 0  # Position's rule
+        values = (qty, avg, mark, realized, unrealized, fees, fees_base, turnover)
+        rows.append([day.isoformat(), sym, str(n), *map(fmt_e8, values)])
     return rows
 
 
@@ -281,14 +272,23 @@ def _build(
         ("fills.csv", lambda p: copy_csv(con, FILLS_SQL, p, bounds)),
         ("tca.csv", lambda p: copy_csv(con, TCA_SQL, p, bounds)),
         ("tca_summary.csv", lambda p: copy_csv(con, TCA_SUMMARY_SQL, p, bounds)),
-        ("pnl.csv", lambda p: _write_pnl(con, day, bounds, p)),
     )
     counts: dict[str, int] = {}
     prepare_day(con, bounds)
-    with _Zipper(part, day) as zipper:
+    # the PnL replay is Python (holds the GIL) while DuckDB and zlib release it: run it alongside
+    # on a cursor of its own
+    pnl_cur = con.cursor()
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="report-pnl") as pool,
+        _Zipper(part, day) as zipper,
+    ):
+        pnl = pool.submit(_write_pnl, pnl_cur, day, bounds, tmp / "pnl.csv")
         for name, make in steps:
             counts[name] = make(tmp / name)
             zipper.add(name, tmp / name)
+        counts["pnl.csv"] = pnl.result()
+        zipper.add("pnl.csv", tmp / "pnl.csv")
+        pnl_cur.close()
         digests = zipper.digests()
         seq, head = tail_state(con)
         full = {

@@ -12,6 +12,25 @@ from __future__ import annotations
 from engine.core.units import SCALE
 
 
+def avg_cost_step(old: int, avg: int, signed: int, price_e8: int) -> tuple[int, int, int]:
+    """One fill under average-cost accounting: (new quantity, new average, realised PnL), all e8.
+
+    The one implementation: the engine's ``Position`` and the daily report's replay both call it,
+    so a report cannot disagree with the engine by a rounding."""
+    if old == 0 or (old > 0) == (signed > 0):
+        new = old + signed
+        # re-average: (|old|*avg + |signed|*px) / |new|
+        return new, (abs(old) * avg + abs(signed) * price_e8) // abs(new), 0
+    closed = min(abs(old), abs(signed))
+    realized = (price_e8 - avg) * closed * (1 if old > 0 else -1) // SCALE
+    new = old + signed
+    if new == 0:
+        return 0, 0, realized
+    if (new > 0) != (old > 0):
+        return new, price_e8, realized  # flipped: the remainder opened at this fill
+    return new, avg, realized
+
+
 class Position:
     """One symbol's net position: quantity, average entry, realised PnL and fees (integer e8)."""
 
@@ -28,23 +47,9 @@ class Position:
     def apply_fill(self, side: str, qty_e8: int, price_e8: int, fee_e8: int, ts_us: int) -> int:
         """Apply one fill; returns the PnL it realised (e8)."""
         signed = qty_e8 if side == "buy" else -qty_e8
-        old = self.qty_e8
-        realized = 0
-        if old == 0 or (old > 0) == (signed > 0):
-            new = old + signed
-            # re-average: (|old|*avg + |signed|*px) / |new|
-            self.avg_price_e8 = (abs(old) * self.avg_price_e8 + abs(signed) * price_e8) // abs(new)
-            self.qty_e8 = new
-        else:
-            closed = min(abs(old), abs(signed))
-            direction = 1 if old > 0 else -1
-            realized = (price_e8 - self.avg_price_e8) * closed * direction // SCALE
-            new = old + signed
-            self.qty_e8 = new
-            if new == 0:
-                self.avg_price_e8 = 0
-            elif (new > 0) != (old > 0):
-                self.avg_price_e8 = price_e8  # flipped: the remainder opened at this fill
+        self.qty_e8, self.avg_price_e8, realized = avg_cost_step(
+            self.qty_e8, self.avg_price_e8, signed, price_e8
+        )
         self.realized_pnl_e8 += realized
         self.fees_e8 += fee_e8
         self.updated_us = ts_us
