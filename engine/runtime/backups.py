@@ -8,7 +8,8 @@ Role:
 - ``prune_scheduled``: keeps the newest ``ops.backup_keep`` *scheduled* backups. A backup an
   operator took (``cockpit backup``) is never deleted by the program.
 - ``restore_test``: restores a backup into a temp dir (a copy, never the original), opens it,
-  verifies its audit chain and counts every table's rows; ``record_restore_test`` keeps the result
+  reads every column of every table (DuckDB's block checksums), verifies its audit chain and
+  counts the rows; ``record_restore_test`` keeps the result
   next to the backup (``<backup>.tested.json``), which the preflight reads.
 
 Invariants: nothing here touches the live DB, its WAL, the audit key or head; records are
@@ -70,8 +71,12 @@ def restore_test(backup: Path, key: bytes) -> dict[str, Any]:
             return _result(backup, False, f"does not open: {first}"[:200], 0, {}, started)
         try:
             res = verify_connection(con, key, None, backup.name, require_head=False)
+            # every column of every table is read (not only counted): a damaged block in any
+            # table fails its checksum here, not on the day the backup is needed
             counts = {
-                str(t): int(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])  # type: ignore[index]  # noqa: S608 - names from the file itself
+                str(t): int(
+                    con.execute(f'SELECT count(*), max(hash(COLUMNS(*))) FROM "{t}"').fetchone()[0]  # type: ignore[index]  # noqa: S608 - names from the file itself
+                )
                 for (t,) in con.execute(
                     "SELECT table_name FROM duckdb_tables() WHERE NOT internal ORDER BY 1"
                 ).fetchall()
