@@ -21,6 +21,7 @@ from typing import Any
 from cockpit import (
     config_cli,
     control_cli,
+    data_cli,
     notify_cli,
     ops_cli,
     report_cli,
@@ -127,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     notify_cli.add_parsers(sub, _common)
     service_cli.add_parsers(sub, _common)
     secrets_cli.add_parsers(sub, _common)
+    data_cli.add_parsers(sub, _common)
     control_cli.add_parsers(sub, _common)
     totp_cli.add_parser(sub)
     return p
@@ -177,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return service_cli.run(args)
         if args.cmd in secrets_cli.COMMANDS:
             return secrets_cli.run(args)
+        if args.cmd == "data":
+            return data_cli.run(args)
         if args.cmd in control_cli.COMMANDS:
             return control_cli.run(args)
         if args.cmd is not None:  # a subcommand nobody dispatched must never start trading

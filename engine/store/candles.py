@@ -1,0 +1,164 @@
+"""Market data for research: OHLCV candles and ingestion runs, in their own DuckDB file.
+
+Role: ``<data-dir>/market/candles.duckdb`` holds what ``cockpit data backfill`` fetched. It is a
+separate file from the live DB on purpose: a backfill or a campaign reads and writes it while the
+engine trades, without the engine's lock, memory limit or audit chain being involved.
+
+Invariants:
+- One row per (symbol, interval, open time): the primary key makes a re-run idempotent (``INSERT
+  OR IGNORE``); the table is bounded by the calendar (one row per candle), so its index is small.
+- Prices and volumes are e8 integers (exact), times UTC microseconds, like the live DB.
+- Each page of candles is committed as it arrives: an interrupted run keeps what it fetched.
+- Intervals are a fixed grid from the epoch (1w on Monday 00:00 UTC, like Binance).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from engine.core.fsutil import make_private_dir
+
+INTERVAL_US = {
+    "15m": 15 * 60_000_000,
+    "30m": 30 * 60_000_000,
+    "1h": 3_600_000_000,
+    "4h": 4 * 3_600_000_000,
+    "1d": 86_400_000_000,
+    "1w": 7 * 86_400_000_000,
+}
+_WEEK_OFFSET_US = 4 * 86_400_000_000  # 1970-01-01 was a Thursday; weeks open on Monday
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS candles (symbol VARCHAR NOT NULL, interval VARCHAR NOT NULL, "
+    "open_us BIGINT NOT NULL, open_e8 BIGINT NOT NULL, high_e8 BIGINT NOT NULL, low_e8 BIGINT "
+    "NOT NULL, close_e8 BIGINT NOT NULL, volume_e8 BIGINT NOT NULL, ingested_us BIGINT NOT NULL, "
+    "PRIMARY KEY (symbol, interval, open_us))",
+    "CREATE TABLE IF NOT EXISTS ingestion_runs (run_id VARCHAR NOT NULL, interval VARCHAR NOT "
+    "NULL, started_us BIGINT NOT NULL, finished_us BIGINT NOT NULL, symbols VARCHAR NOT NULL, "
+    "rows BIGINT NOT NULL, failures BIGINT NOT NULL, status VARCHAR NOT NULL, message VARCHAR "
+    "NOT NULL)",
+)
+
+
+def market_db_path(data_dir: Path) -> Path:
+    return data_dir / "market" / "candles.duckdb"
+
+
+def open_market_db(data_dir: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    path = market_db_path(data_dir)
+    if not read_only:
+        make_private_dir(path.parent)
+    con = duckdb.connect(str(path), read_only=read_only)
+    if not read_only:
+        path.chmod(0o600)
+        for sql in DDL:
+            con.execute(sql)
+    return con
+
+
+def align(ts_us: int, interval: str) -> int:
+    """The open time of the candle holding ``ts_us`` (on or before it)."""
+    step = INTERVAL_US[interval]
+    offset = _WEEK_OFFSET_US if interval == "1w" else 0
+    return (ts_us - offset) // step * step + offset
+
+
+def align_up(ts_us: int, interval: str) -> int:
+    start = align(ts_us, interval)
+    return start if start == ts_us else start + INTERVAL_US[interval]
+
+
+def insert_candles(
+    con: duckdb.DuckDBPyConnection, symbol: str, interval: str, rows: Iterable[Sequence[Any]]
+) -> int:
+    """Insert ccxt OHLCV rows ``[ms, o, h, l, c, v]``; returns how many were new."""
+    now = time.time_ns() // 1000
+    values = [
+        (symbol, interval, int(r[0]) * 1000, *(round(float(x) * 1e8) for x in r[1:6]), now)
+        for r in rows
+    ]
+    if not values:
+        return 0
+    before = _count(con, symbol, interval)
+    con.executemany("INSERT OR IGNORE INTO candles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    return _count(con, symbol, interval) - before
+
+
+def _count(con: duckdb.DuckDBPyConnection, symbol: str, interval: str) -> int:
+    row = con.execute(
+        "SELECT count(*) FROM candles WHERE symbol = ? AND interval = ?", [symbol, interval]
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    symbol: str
+    interval: str
+    start_us: int  # first missing open time
+    end_us: int  # last missing open time (inclusive)
+
+    @property
+    def candles(self) -> int:
+        return (self.end_us - self.start_us) // INTERVAL_US[self.interval] + 1
+
+
+def gaps(
+    con: duckdb.DuckDBPyConnection, symbol: str, interval: str, start_us: int, end_us: int
+) -> list[Gap]:
+    """Missing candles of ``[start_us, end_us)`` (open times on the grid; only closed candles)."""
+    step = INTERVAL_US[interval]
+    first = align_up(start_us, interval)
+    last = align(end_us, interval) - step  # the newest candle that has closed by end_us
+    if last < first:
+        return []
+    have = [
+        int(r[0])
+        for r in con.execute(
+            "SELECT open_us FROM candles WHERE symbol = ? AND interval = ? AND open_us BETWEEN "
+            "? AND ? ORDER BY open_us",
+            [symbol, interval, first, last],
+        ).fetchall()
+    ]
+    out, expect = [], first
+    for ts in [*have, last + step]:
+        if ts > expect:
+            out.append(Gap(symbol, interval, expect, ts - step))
+        expect = max(expect, ts + step)
+    return out
+
+
+def record_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    con.execute(
+        "INSERT INTO ingestion_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run["run_id"],
+            run["interval"],
+            run["started_us"],
+            run["finished_us"],
+            ",".join(run["symbols"]),
+            run["rows"],
+            run["failures"],
+            run["status"],
+            run["message"],
+        ],
+    )
+
+
+def last_runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The newest run per interval, with the candle count and newest candle per interval."""
+    rows = con.execute(
+        "SELECT r.interval, r.finished_us, r.rows, r.failures, r.status, r.message, "
+        "(SELECT count(*) FROM candles c WHERE c.interval = r.interval), "
+        "(SELECT max(open_us) FROM candles c WHERE c.interval = r.interval) "
+        "FROM ingestion_runs r QUALIFY row_number() OVER (PARTITION BY r.interval ORDER BY "
+        "r.finished_us DESC) = 1 ORDER BY r.interval"
+    ).fetchall()
+    keys = ("interval", "finished_us", "rows", "failures", "status", "message", "candles", "newest")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
