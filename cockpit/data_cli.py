@@ -50,6 +50,14 @@ def add_parsers(sub: Any, common: Any) -> None:
     g.add_argument("--days", type=int, required=True)
     g.add_argument("--symbols", nargs="+")
     g.add_argument("--json", action="store_true")
+    c = dsub.add_parser("curate", help="features into a new versioned Parquet dataset")
+    common(c)
+    c.add_argument("--interval", required=True, choices=(*INTERVAL_US, "all"))
+    c.add_argument("--tag", default="curated", help="version tag (a-z 0-9 - _)")
+    c.add_argument("--json", action="store_true")
+    v = dsub.add_parser("versions", help="curated versions; archive candidates marked")
+    common(v)
+    v.add_argument("--json", action="store_true")
     s = dsub.add_parser("status", help="last ingestion run per interval")
     common(s)
     s.add_argument("--json", action="store_true")
@@ -62,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
         return _status(data_dir, args.json)
     if args.data_cmd == "gaps":
         return _gaps(data_dir, cfg, args)
+    if args.data_cmd == "curate":
+        return _curate(data_dir, args)
+    if args.data_cmd == "versions":
+        return _versions(data_dir, args.json)
     return _backfill(data_dir, cfg, args)
 
 
@@ -265,4 +277,50 @@ def _status(data_dir: Path, as_json: bool) -> int:
         print(f"{r['interval']:>4}: last run {_iso(r['finished_us'])} {r['status']}, {r['rows']} "
               f"new, {r['failures']} failures; {r['candles']} candles held, newest {newest}"
               + (f" — {r['message']}" if r["message"] else ""))  # fmt: skip
+    return 0
+
+
+def _curate(data_dir: Path, args: argparse.Namespace) -> int:
+    from engine.store.candles import market_db_path
+    from engine.strategy.curate import CurateError, curate
+
+    intervals = list(INTERVAL_US) if args.interval == "all" else [args.interval]
+    if args.interval == "all":  # only what was backfilled
+        con = _open_db(data_dir, read_only=True) if market_db_path(data_dir).exists() else None
+        held = (
+            {r[0] for r in con.execute("SELECT DISTINCT interval FROM candles").fetchall()}
+            if con
+            else set()
+        )
+        intervals = [i for i in intervals if i in held] or intervals[:1]
+        if con is not None:
+            con.close()
+    today = dt.datetime.now(dt.UTC).date()
+    made = []
+    try:
+        for interval in intervals:
+            made.append(curate(data_dir, interval, args.tag, today))
+    except CurateError as exc:
+        _err(str(exc))
+        return 2
+    if args.json:
+        print(json.dumps({"versions": made}, sort_keys=True))
+    for v in [] if args.json else made:
+        print(f"curated {v['interval']}: {v['file']} ({v['rows']} rows, {len(v['features'])} "
+              f"features, {_iso(v['from_us'])} .. {_iso(v['to_us'])}, sha256 {v['sha256'][:12]})")  # fmt: skip
+    return 0
+
+
+def _versions(data_dir: Path, as_json: bool) -> int:
+    from engine.strategy.curate import versions
+
+    found = versions(data_dir)
+    if as_json:
+        print(json.dumps({"versions": found}, sort_keys=True))
+        return 0
+    if not found:
+        print("no curated versions yet (`cockpit data curate --interval 1h`)")
+    for v in found:
+        mark = "  (archive candidate: older than the newest two)" if v["archive"] else ""
+        print(f"{v['interval']:>4} {v['file']}: {v['rows']} rows, sha256 {v['sha256'][:12]}{mark}")
     return 0
