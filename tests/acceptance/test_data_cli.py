@@ -1,0 +1,67 @@
+"""`cockpit data gaps|status|curate|versions` from a shell, on a real market DB."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from engine.store.candles import INTERVAL_US, align, insert_candles, open_market_db, record_run
+from tests.acceptance.helpers import run
+
+H = INTERVAL_US["1h"]
+
+
+def _fill(d: Path, hours: int, skip: range = range(0)) -> int:
+    now = time.time_ns() // 1000
+    last = align(now, "1h") - H  # the newest closed candle
+    con = open_market_db(d)
+    for sym in ("BTC/USDT", "ETH/USDT", "SOL/USDT"):
+        rows = [
+            [(last - i * H) // 1000, 100 + i % 5, 102 + i % 3, 99, 101 + (i % 7) * 0.1, 5 + i % 4]
+            for i in range(hours)
+            if i not in skip or sym != "ETH/USDT"
+        ]
+        insert_candles(con, sym, "1h", rows)
+    record_run(con, {"run_id": "t", "interval": "1h", "started_us": now, "finished_us": now,
+                     "symbols": ["BTC/USDT"], "rows": hours, "failures": 2, "status": "ok",
+                     "message": ""})  # fmt: skip
+    con.close()
+    return last
+
+
+def test_gaps_when_hole_then_exit_1_with_range_and_0_when_complete(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    none = run("data", "gaps", "--interval", "1h", "--days", "1", "--data-dir", str(d))
+    assert none.returncode == 1
+    assert "cockpit data backfill" in none.stderr
+    last = _fill(d, 72, skip=range(30, 33))
+    res = run("data", "gaps", "--interval", "1h", "--days", "2", "--data-dir", str(d), "--json")
+    assert res.returncode == 1, res.stderr
+    found = json.loads(res.stdout)["gaps"]
+    assert [(g["symbol"], g["candles"]) for g in found] == [("ETH/USDT", 3)]
+    assert found[0]["from_us"] == last - 32 * H
+    assert found[0]["to_us"] == last - 30 * H
+    ok = run("data", "gaps", "--interval", "1h", "--days", "1", "--data-dir", str(d))
+    assert ok.returncode == 0, ok.stdout
+    assert "no gaps" in ok.stdout
+    bad = run("data", "gaps", "--interval", "2h", "--days", "1", "--data-dir", str(d))
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr
+    status = run("data", "status", "--data-dir", str(d), "--json")
+    (last_run,) = json.loads(status.stdout)["runs"]
+    assert (last_run["interval"], last_run["failures"], last_run["candles"]) == ("1h", 2, 213)
+
+
+def test_curate_and_versions_from_shell(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    missing = run("data", "curate", "--interval", "1h", "--data-dir", str(d))
+    assert missing.returncode == 2
+    assert "cockpit data backfill --interval 1h" in missing.stderr
+    _fill(d, 100)
+    for _ in range(3):
+        res = run("data", "curate", "--interval", "1h", "--tag", "t1", "--data-dir", str(d))
+        assert res.returncode == 0, res.stderr
+    listed = json.loads(run("data", "versions", "--data-dir", str(d), "--json").stdout)["versions"]
+    assert [v["archive"] for v in listed] == [True, False, False]
+    assert (d / "curated" / "1h" / "latest.parquet").exists()
