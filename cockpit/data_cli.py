@@ -198,7 +198,8 @@ class _progress:
             if symbol not in self.tasks:
                 self.tasks[symbol] = self.bar.add_task(symbol, total=max(total, 1))
             self.bar.update(self.tasks[symbol], completed=done if total else 1)
-        elif not self.quiet and done == total:
+        elif not self.quiet and done == total and symbol not in self.tasks:
+            self.tasks[symbol] = None  # one line per symbol
             print(f"{symbol}: {total} candles fetched", flush=True)
 
 
@@ -237,6 +238,9 @@ def _gaps(data_dir: Path, cfg: Config, args: argparse.Namespace) -> int:
     if con is None:
         _err(f"no market data yet in {data_dir} (`cockpit data backfill --interval 1h`)")
         return 1
+    if args.interval == "all":  # the intervals that were backfilled, not every one there is
+        held = {str(r[0]) for r in con.execute("SELECT DISTINCT interval FROM candles").fetchall()}
+        intervals = [i for i in intervals if i in held]
     found = [
         g
         for interval in intervals

@@ -15,6 +15,9 @@ Role: JSON-over-HTTP controls under ``/admin``, unsigned (the venue binds loopba
   "reorder_rate", "seed"}``: NET_SIM faults (all zero = off); ``GET`` returns them.
 - ``POST /admin/slippage {"bps": float}``: MARKET orders fill that many bps worse than the book
   (0 = off); for the slippage breaker.
+- ``POST /admin/klines/gaps {"symbol", "interval", "start_ms", "end_ms"}``: candles of that range
+  are left out of ``/api/v3/klines`` (``*`` matches any symbol / interval) until
+  ``DELETE /admin/klines/gaps`` repairs them. 5xx, 429 and timeouts on klines: ``/admin/inject``.
 - ``GET /admin/state``: venue truth (orders, trades, balances, server_time_ms), amounts as strings.
 - ``POST /admin/balances {"BTC": "1000", ...}``: set free balances (pushes an account update).
 - ``POST /admin/order_external {symbol, side, type, quantity, price, ...}``: place an order
@@ -146,7 +149,20 @@ def add_admin_routes(app: web.Application, venue: VenueSim) -> None:
         venue.apply(ch)
         return {a: fmt(venue.exchange.balances[a][0]) for a in sorted(ch.assets)}
 
+    async def kline_gap(request: web.Request) -> dict[str, Any]:
+        b = await _body(request)
+        gap = (str(b.get("symbol", "*")).replace("/", "").upper() or "*", str(b.get("interval", "*")),
+               int(b["start_ms"]), int(b["end_ms"]))  # fmt: skip
+        venue.klines.gaps.append(gap)
+        return {"gaps": [list(g) for g in venue.klines.gaps]}
+
+    async def kline_gaps_clear(request: web.Request) -> dict[str, Any]:
+        venue.klines.gaps.clear()
+        return {"gaps": []}
+
     r = app.router
+    r.add_post("/admin/klines/gaps", wrap(kline_gap))
+    r.add_delete("/admin/klines/gaps", wrap(kline_gaps_clear))
     r.add_post("/admin/clock", wrap(clock))
     r.add_post("/admin/inject", wrap(inject))
     r.add_delete("/admin/inject", wrap(inject_clear))

@@ -115,6 +115,7 @@ def build_app(venue: VenueSim) -> web.Application:
     r.add_get("/api/v3/time", rest.time)
     r.add_get("/api/v3/exchangeInfo", rest.exchange_info)
     r.add_get("/api/v3/depth", rest.depth)
+    r.add_get("/api/v3/klines", venue.klines.handler)
     r.add_get("/api/v3/ticker/bookTicker", rest.book_ticker)
     r.add_get("/api/v3/account", rest.account)
     r.add_post("/api/v3/order", rest.new_order)

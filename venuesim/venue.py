@@ -31,6 +31,7 @@ from engine.core.units import to_e8
 from engine.sim.marketsim import MarketSimulator, symbol_spec
 from venuesim.book import DepthBook, DepthDiff
 from venuesim.exchange import Exchange, Market
+from venuesim.klines import Klines
 from venuesim.netsim import Injector, NetSim
 from venuesim.orderbook_db import VenueStore
 from venuesim.protocol import Change, fmt
@@ -68,6 +69,9 @@ class VenueSim:
         self.injector = Injector()
         self.hub = WsHub(self.net, self.server_ms, api_key, api_secret)
         self.sim = MarketSimulator(self.symbols, seed=seed, ticks_per_second=ticks_per_second)
+        self.klines = Klines(
+            seed, {s.replace("/", ""): s for s in self.symbols}, lambda: self.server_ms()
+        )
         books = [DepthBook(symbol_spec(s), random.Random(f"{seed}:{s}:depth")) for s in symbols]
         self.store = VenueStore(self.state_dir)
         self.exchange = Exchange(

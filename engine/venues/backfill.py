@@ -130,4 +130,15 @@ class Backfill:
                         "same command again to resume"
                     ) from None
                 base, cap = self.backoff
-                await self.sleep(min(cap, base * 2 ** (attempt - 1)) * (0.5 + self._rng.random()))
+                wait = min(cap, base * 2 ** (attempt - 1)) * (0.5 + self._rng.random())
+                if reason == "rate_limited":  # the exchange says how long: never come back sooner
+                    wait = max(wait, self._retry_after_s())
+                await self.sleep(wait)
+
+    def _retry_after_s(self) -> float:
+        headers = getattr(self.ex, "last_response_headers", None) or {}
+        raw = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), "0")
+        try:
+            return min(float(raw), 300.0)
+        except (TypeError, ValueError):
+            return 0.0

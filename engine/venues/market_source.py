@@ -36,9 +36,12 @@ async def market_exchange(cfg: Config, data_dir: Path, url: str | None) -> Async
     urls = binance_urls(base, base.replace("http", "ws", 1)) if base else None
     guard = EgressGuard(offline=cfg.offline)
     ex = make_exchange(cfg, guard, api_key="", secret="", urls=urls, throttle=not cfg.offline)
+    session = ex.session  # caller-owned: ccxt leaves it open (and forgets it on close)
     try:
         yield ex
     finally:
         await ex.close()
+        if session is not None and not session.closed:
+            await session.close()
         if proc is not None:
             await proc.stop()
