@@ -9,7 +9,9 @@
   ranges; exit 0 none, 1 gaps found, 2 bad input.
 - ``status [--json]``: the last run per interval (time, rows, failures, status) and what is held.
 
-The market DB is not the live DB: these commands run whether or not the engine trades.
+The market DB is not the live DB: these commands run whether or not the engine trades. DuckDB lets
+one process hold the file: while a backfill runs, the others exit 3 with one line saying so. DuckDB lets
+one process hold the file: while a backfill runs, the others exit 3 with one line saying so.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from engine.config.loader import Config, load_config, resolve_data_dir
 from engine.store.candles import INTERVAL_US
 
 DEFAULT_DAYS = {"15m": 7, "30m": 14, "1h": 30, "4h": 90, "1d": 365, "1w": 3 * 365}
+
+
+class Busy(Exception):
+    """The market DB is held by another process: exit 3, like a command that finds the engine."""
 
 
 def _err(msg: str) -> None:
@@ -64,6 +70,14 @@ def add_parsers(sub: Any, common: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except Busy as exc:
+        _err(str(exc))
+        return 3
+
+
+def _run(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     cfg = load_config(args.profile)
     if args.data_cmd == "status":
@@ -99,10 +113,11 @@ def _open_db(data_dir: Path, read_only: bool = False) -> Any:
         return None
     try:
         return open_market_db(data_dir, read_only=read_only)
-    except duckdb.IOException as exc:  # another backfill holds it
+    except duckdb.IOException as exc:  # a running backfill holds it (DuckDB: one process)
         first = (str(exc).splitlines() or [""])[0]
-        raise ValueError(
-            f"{market_db_path(data_dir)}: in use by another process ({first})"
+        raise Busy(
+            f"{market_db_path(data_dir)}: in use by another process, e.g. a running backfill "
+            f"({first}); try again when it ends"
         ) from None
 
 
@@ -112,10 +127,10 @@ def _backfill(data_dir: Path, cfg: Config, args: argparse.Namespace) -> int:
     now_us = time.time_ns() // 1000
     try:
         since = _since_us(args.since, args.interval, now_us)
-        con = _open_db(data_dir)
     except ValueError as exc:
         _err(str(exc))
         return 2
+    con = _open_db(data_dir)
     symbols = list(args.symbols or cfg.symbols)
     run_id = uuid.uuid4().hex[:12]
     status, message, stats = "ok", "", BackfillStats()

@@ -25,6 +25,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from engine.core.fsutil import make_private_dir, write_private_atomic
@@ -57,7 +58,13 @@ def _candles(data_dir: Path, interval: str) -> pl.DataFrame:
         raise CurateError(
             f"no market data in {data_dir}: run `cockpit data backfill --interval {interval}`"
         )
-    con = open_market_db(data_dir, read_only=True)
+    try:
+        con = open_market_db(data_dir, read_only=True)
+    except duckdb.IOException:  # DuckDB lets one process hold the file: a backfill is running
+        raise CurateError(
+            f"{market_db_path(data_dir)} is in use by another process (a running backfill?): "
+            "curate when it ends"
+        ) from None
     try:
         frame: pl.DataFrame = con.sql(
             "SELECT symbol, open_us, open_e8 / 1e8 AS open, high_e8 / 1e8 AS high, "

@@ -65,3 +65,18 @@ def test_curate_and_versions_from_shell(tmp_path: Path) -> None:
     listed = json.loads(run("data", "versions", "--data-dir", str(d), "--json").stdout)["versions"]
     assert [v["archive"] for v in listed] == [True, False, False]
     assert (d / "curated" / "1h" / "latest.parquet").exists()
+
+
+def test_data_commands_when_a_backfill_holds_the_db_then_exit_3_one_line(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    _fill(d, 30)
+    holder = open_market_db(d)  # this process plays the running backfill (DuckDB: one process)
+    try:
+        for cmd in (["gaps", "--interval", "1h", "--days", "1"], ["status"],
+                    ["curate", "--interval", "1h"], ["backfill", "--interval", "1h"]):  # fmt: skip
+            res = run("data", *cmd, "--data-dir", str(d))
+            assert res.returncode in (2, 3), (cmd, res.returncode)
+            assert "in use by another process" in res.stderr, cmd
+            assert "Traceback" not in res.stderr, cmd
+    finally:
+        holder.close()
