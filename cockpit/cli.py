@@ -25,6 +25,7 @@ from cockpit import (
     notify_cli,
     ops_cli,
     report_cli,
+    research_cli,
     secrets_cli,
     service_cli,
     totp_cli,
@@ -181,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return secrets_cli.run(args)
         if args.cmd == "data":
             return data_cli.run(args)
+        if args.cmd == "model" and args.model_cmd in research_cli.MODEL_COMMANDS:
+            return research_cli.run(args)
         if args.cmd in control_cli.COMMANDS:
             return control_cli.run(args)
         if args.cmd is not None:  # a subcommand nobody dispatched must never start trading

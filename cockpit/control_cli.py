@@ -156,7 +156,9 @@ def add_parsers(sub: Any, common: Any) -> None:
     for name, what in (("reduce-only", "reduce-only mode"), ("safe-mode", "safe mode")):
         new(name, f"turn {what} on or off").add_argument("state", choices=("on", "off"))
     new("flatten", "cancel all and close every position at market")
-    m = sub.add_parser("model", help="model registry: pin, unpin, promote, rollback, canary-share")
+    m = sub.add_parser(
+        "model", help="models: pin, unpin, promote, rollback, canary-share; train, list"
+    )
     msub = m.add_subparsers(dest="model_cmd", required=True)
     for name, help_text in (
         ("pin", "route every decision to ID"),
@@ -172,6 +174,9 @@ def add_parsers(sub: Any, common: Any) -> None:
             p.add_argument("model_id", help="a registered model id (see `cockpit status`)")
         if name == "canary-share":
             p.add_argument("share", type=_canary)
+    from cockpit import research_cli  # train / list: research, no engine needed
+
+    research_cli.add_model_parsers(msub, common)
     r = sub.add_parser("risk", help="risk: reset the drawdown baseline and today's budgets")
     rsub = r.add_subparsers(dest="risk_cmd", required=True)
     p = rsub.add_parser("reset", help="runbook 'Reset budget'")

@@ -1,0 +1,57 @@
+"""``cockpit model train {trend,return,risk}`` and ``cockpit model list``: research models.
+
+Training reads ``<data-dir>/curated/<interval>/latest.parquet`` and saves a new version under
+``<data-dir>/models/`` (``engine.strategy.training``); no engine is needed and none is touched.
+Exit codes: 0 done; 2 missing input (no curated dataset, too little data) or bad input — one line
+naming the remedy (seed 001 incidents B and C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.config.loader import resolve_data_dir
+
+MODEL_COMMANDS = ("train", "list")
+
+
+def add_model_parsers(msub: Any, common: Any) -> None:
+    t = msub.add_parser("train", help="train a trend, return or risk model on curated data")
+    common(t)
+    t.add_argument("kind", choices=("trend", "return", "risk"))
+    t.add_argument("--interval", default="1h", help="curated interval (default 1h)")
+    t.add_argument("--json", action="store_true")
+    ls = msub.add_parser("list", help="trained model versions with their out-of-sample metrics")
+    common(ls)
+    ls.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.strategy.training import TrainingError, list_models, train
+
+    data_dir = resolve_data_dir(args.data_dir)
+    try:
+        if args.model_cmd == "list":
+            found = list_models(data_dir)
+            if args.json:
+                print(json.dumps({"models": found}, sort_keys=True))
+            elif not found:
+                print("no trained models yet (`cockpit model train trend`)")
+            for m in [] if args.json else found:
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in m["metrics"].items())
+                print(f"{m['model_id']}: {shown} (train {m['train_rows']}, test {m['test_rows']})")
+            return 0
+        doc = train(data_dir, args.kind, args.interval)
+    except TrainingError as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return 2
+    summary = {k: doc[k] for k in ("model_id", "metrics", "train_rows", "test_rows", "label")}
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in doc["metrics"].items())
+        print(f"trained {doc['model_id']} on {doc['dataset']['file']}: out of sample {shown}")
+    return 0
