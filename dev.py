@@ -70,11 +70,11 @@ def system_deps() -> None:
 
 
 def check() -> int:
-    code = ["engine", "cockpit", "widgets", "venuesim", "tests", "scripts", "dev.py"]
+    code = ["engine", "cockpit", "widgets", "venuesim", "research", "tests", "scripts", "dev.py"]
     steps = [
         [str(BIN / "ruff"), "format", "--check", *code],
         [str(BIN / "ruff"), "check", *code],
-        [str(BIN / "mypy"), "engine", "cockpit", "widgets", "venuesim"],
+        [str(BIN / "mypy"), "engine", "cockpit", "widgets", "venuesim", "research"],
         [str(BIN / "lint-imports")],
     ]
     for cmd in steps:

@@ -30,7 +30,7 @@ def add_model_parsers(msub: Any, common: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.strategy.training import TrainingError, list_models, train
+    from research.training import TrainingError, list_models, train
 
     data_dir = resolve_data_dir(args.data_dir)
     try:

@@ -58,7 +58,7 @@ def add_admin_routes(app: web.Application, venue: VenueSim) -> None:
                 return web.json_response(await fn(request))
             except VenueError as e:
                 return web.json_response(e.body(), status=e.status)
-            except (TypeError, ValueError) as e:
+            except (KeyError, TypeError, ValueError) as e:  # KeyError: a required field
                 return web.json_response({"code": -1100, "msg": f"admin: {e}"}, status=400)
 
         return handler

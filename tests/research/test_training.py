@@ -12,7 +12,7 @@ import pytest
 
 from engine.store.candles import INTERVAL_US, insert_candles, open_market_db
 from engine.strategy.curate import curate
-from engine.strategy.training import (
+from research.training import (
     EMBARGO_CANDLES,
     TrainingError,
     _split,
