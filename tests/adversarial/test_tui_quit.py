@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.app import CockpitApp
+from engine.core.events import SetSafeMode
 from tests.acceptance.test_tmux import tmux, wait_screen
 from tests.cockpit.test_app import make_host  # noqa: F401 - fixture
 from tests.conftest import PY, ROOT, query
@@ -31,6 +32,14 @@ async def test_q_then_n_when_pressed_back_to_back_then_clean_quit_no_crash(make_
     app = CockpitApp(host)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
+        # the case under test is a plain quit: with an order open, q asks first and n declines
+        # (on a loaded CI box the fast profile had one open at that instant). Safe mode stops
+        # new orders; wait until none is open.
+        assert host.execute(SetSafeMode(on=True, actor="op", reason="quit test")).result(10).ok
+        for _ in range(100):
+            if app.snap is not None and app.snap.open_orders == 0:
+                break
+            await pilot.pause(0.1)
         app.simulate_key("q")  # both keys queued before the first is handled: a fast typist
         app.simulate_key("n")
         await pilot.pause(0.5)
