@@ -38,6 +38,7 @@ from typing import Any
 from engine.config.errors import ConfigError
 from engine.config.profiles import display, resolve_profile
 from engine.config.render import render_config, render_env_sample
+from engine.config.schema import FieldSpec, iter_fields, section_types
 from engine.config.structs import (
     BUILTIN_MODEL_IDS,
     FEEDS,
@@ -48,7 +49,6 @@ from engine.config.structs import (
     Config,
     ExchangeConfig,
     FeedsConfig,
-    FieldSpec,
     LiveConfig,
     MetricsConfig,
     ModelsConfig,
@@ -58,8 +58,6 @@ from engine.config.structs import (
     RiskConfig,
     SimConfig,
     StorageConfig,
-    iter_fields,
-    section_types,
 )
 from engine.core.envvars import COCKPIT_DATA_DIR, EXEC_PROFILE
 

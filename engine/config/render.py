@@ -5,7 +5,7 @@ value) and a documented env sample, both generated from the field declarations i
 :mod:`engine.config.structs`. Re-exported by :mod:`engine.config.loader`; import them from there.
 
 Invariants:
-- No key is listed here by hand; everything iterates :func:`engine.config.structs.iter_fields`.
+- No key is listed here by hand; everything iterates :func:`engine.config.schema.iter_fields`.
 - A secret's value is never rendered: ``"***"`` when set, ``""`` when empty. The env sample leaves
   secrets blank.
 - The env sample is inert as written: every ``VAR=default`` line is commented out, so copying it
@@ -25,7 +25,8 @@ from dataclasses import fields
 from typing import Any
 
 from engine.config.profiles import profile_file
-from engine.config.structs import Config, FieldSpec, iter_fields
+from engine.config.schema import FieldSpec, iter_fields
+from engine.config.structs import Config
 from engine.core.envvars import ENV_VARS, GROUPS
 
 

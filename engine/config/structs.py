@@ -1,9 +1,8 @@
 """The configuration schema: the one place every key is declared and documented.
 
 Role: declare each TOML section as a frozen dataclass whose fields carry, in ``metadata``, the
-key's doc, env var, secret flag and validation rules (via :func:`_f`), and derive from those
-declarations the flat list of keys (:func:`iter_fields`) that the loader (:mod:`engine.config.loader`)
-and the renderers (:mod:`engine.config.render`) iterate.
+key's doc, env var, secret flag and validation rules (via :func:`_f`), whose flat list of
+keys :mod:`engine.config.schema` derives (``iter_fields``) for the loader and the renderers.
 
 Invariants:
 - Every key is declared exactly once, here; there is no second list of keys anywhere. Adding a
@@ -12,7 +11,7 @@ Invariants:
 - Structs are frozen and slotted. Secret fields are ``repr=False`` so a logged Config cannot
   leak them.
 - Only ``bool``, ``int``, ``float``, ``str`` and ``tuple[str, ...]`` fields are supported;
-  :func:`iter_fields` raises ``TypeError`` on anything else, and on a number declared without a
+  ``schema.iter_fields`` raises ``TypeError`` on anything else, and on a number declared without a
   two-sided range (``rng="[lo, hi]"``): every numeric key is refused outside a documented range.
 - No parsing or validation logic lives here (see :mod:`engine.config.loader`). Stdlib only.
 """
@@ -21,10 +20,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any
 
 KINDS = ("paper", "testnet", "live", "staging")
 VENUES = ("paper", "ccxt")
@@ -492,78 +490,3 @@ class Config:
         repr=False,
         metadata={"internal": True},
     )
-
-
-# ---------------------------------------------------------------------------------------- schema
-
-
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
-    """One configuration key, derived from the dataclass declarations (never written by hand)."""
-
-    section: str | None  # None for top-level keys
-    name: str
-    type: Any  # bool, int, float, str or tuple[str, ...]
-    default: object
-    meta: Mapping[str, Any]
-
-    @property
-    def key(self) -> str:
-        return self.name if self.section is None else f"{self.section}.{self.name}"
-
-    @property
-    def env(self) -> str | None:
-        env: str | None = self.meta.get("env")
-        return env
-
-    @property
-    def secret(self) -> bool:
-        return bool(self.meta.get("secret", False))
-
-    @property
-    def hot(self) -> bool:
-        """A running engine applies a new value at once (see :func:`_f`); else: restart."""
-        return bool(self.meta.get("hot", False))
-
-    @property
-    def is_list(self) -> bool:
-        return get_origin(self.type) is tuple
-
-    def get(self, cfg: Config) -> Any:
-        holder = cfg if self.section is None else getattr(cfg, self.section)
-        return getattr(holder, self.name)
-
-
-def _specs_of(cls: type, section: str | None) -> list[FieldSpec]:
-    hints = get_type_hints(cls)
-    out = []
-    for f in fields(cls):
-        hint = hints[f.name]
-        if f.metadata.get("internal") or is_dataclass(hint):
-            continue
-        if get_origin(hint) is tuple and get_args(hint) != (str, Ellipsis):
-            raise TypeError(f"{cls.__name__}.{f.name}: only tuple[str, ...] lists are supported")
-        if hint in (int, float) and not {"min", "max"} <= f.metadata.keys():
-            # every number is refused outside a documented range (``config show``, env sample)
-            raise TypeError(f'{cls.__name__}.{f.name}: a numeric key needs rng="[lo, hi]"')
-        default = f.default if f.default is not MISSING else None
-        out.append(FieldSpec(section, f.name, hint, default, f.metadata))
-    return out
-
-
-@cache
-def section_types() -> Mapping[str, type]:
-    """Section name -> section dataclass, in declaration order."""
-    hints = get_type_hints(Config)
-    return MappingProxyType(
-        {f.name: hints[f.name] for f in fields(Config) if is_dataclass(hints[f.name])}
-    )
-
-
-@cache
-def iter_fields() -> tuple[FieldSpec, ...]:
-    """Every configuration key: top-level keys first, then each section's, in declaration order."""
-    specs = _specs_of(Config, None)
-    for name, cls in section_types().items():
-        specs.extend(_specs_of(cls, name))
-    return tuple(specs)

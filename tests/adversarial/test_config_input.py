@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config.structs import iter_fields
+from engine.config.schema import iter_fields
 from engine.runtime.control import NotRunning, call
 from tests.acceptance.helpers import run, start
 
