@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit import (
+    campaign_cli,
     config_cli,
     control_cli,
     data_cli,
@@ -130,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     service_cli.add_parsers(sub, _common)
     secrets_cli.add_parsers(sub, _common)
     data_cli.add_parsers(sub, _common)
+    campaign_cli.add_parsers(sub, _common)
     control_cli.add_parsers(sub, _common)
     totp_cli.add_parser(sub)
     return p
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             return secrets_cli.run(args)
         if args.cmd == "data":
             return data_cli.run(args)
+        if args.cmd == "campaign":
+            return campaign_cli.run(args)
         if args.cmd == "model" and args.model_cmd in research_cli.MODEL_COMMANDS:
             return research_cli.run(args)
         if args.cmd in control_cli.COMMANDS:

@@ -78,6 +78,12 @@ def _model(a: argparse.Namespace) -> tuple[str, dict[str, Any], str]:
             return "model_pin", {"model_id": a.model_id}, f"pin model {a.model_id}"
         case "unpin":
             return "model_pin", {"model_id": ""}, "unpin the model (the router decides again)"
+        case "challenger":
+            return (
+                "model_challenger",
+                {"model_id": a.model_id, "reason": a.reason},
+                f"make {a.model_id} the challenger (it trades at the canary share)",
+            )
         case "promote":
             return "model_promote", {"reason": a.reason}, "promote the challenger to champion"
         case "rollback":
@@ -163,6 +169,7 @@ def add_parsers(sub: Any, common: Any) -> None:
     for name, help_text in (
         ("pin", "route every decision to ID"),
         ("unpin", "let the canary router decide again"),
+        ("challenger", "make ID (e.g. a trained ml_1h_v2) the challenger"),
         ("promote", "challenger becomes champion"),
         ("rollback", "undo the last promotion"),
         ("canary-share", "share of decisions to the challenger (0.05 or 5%)"),
@@ -170,7 +177,7 @@ def add_parsers(sub: Any, common: Any) -> None:
         p = msub.add_parser(name, help=help_text)
         common(p)
         _flags(p)
-        if name == "pin":
+        if name in ("pin", "challenger"):
             p.add_argument("model_id", help="a registered model id (see `cockpit status`)")
         if name == "canary-share":
             p.add_argument("share", type=_canary)

@@ -39,6 +39,7 @@ from engine.core.events import (
     ResetRisk,
     RollbackModel,
     SetCanaryShare,
+    SetChallenger,
     SetReduceOnly,
     SetSafeMode,
     SubmitOrder,
@@ -54,6 +55,7 @@ from engine.trading.engine import Engine
 RISK_INCREASING = (
     DisarmKillSwitch,
     PromoteChallenger,
+    SetChallenger,
     RollbackModel,
     SetCanaryShare,
     ResetRisk,
@@ -198,7 +200,13 @@ class EngineAPI:
                 return c.change_config(cmd, self._config_applied)
             case AcknowledgeOrphans():
                 return c.acknowledge_orphans(cmd.symbol, cmd.actor, cmd.reason)
-            case PinModel() | PromoteChallenger() | RollbackModel() | SetCanaryShare():
+            case (
+                PinModel()
+                | SetChallenger()
+                | PromoteChallenger()
+                | RollbackModel()
+                | SetCanaryShare()
+            ):
                 return self._models(cmd)
         return CommandResult(ok=False, message=f"unknown command {type(cmd).__name__}")
 
@@ -209,6 +217,8 @@ class EngineAPI:
         match cmd:
             case PinModel():
                 return m.pin(cmd.model_id, cmd.actor)
+            case SetChallenger():
+                return m.set_challenger(cmd.model_id, cmd.actor)
             case PromoteChallenger():
                 return m.promote(cmd.actor)
             case RollbackModel():

@@ -16,8 +16,9 @@ Invariants:
 - Missing inputs are one-line ``TrainingError`` naming the remedy (seed 001 incidents B and C).
 - Deterministic: the same dataset gives the same coefficients and metrics.
 
-Not yet (next session): registering a version with the engine's live model registry — the live
-strategy computes tick features, so a candle model needs the candle-feature path first.
+Bundles: once a trend, a return and a risk version exist for an interval, every training also
+writes ``ml_<interval>_v<N>.json`` naming the newest three — the unit the engine's model registry
+registers (``engine.strategy.candle_model``), `cockpit signal` decides with and campaigns test.
 """
 
 from __future__ import annotations
@@ -115,38 +116,93 @@ def _metrics(
     return out
 
 
+def fit_doc(kind: str, train_df: pl.DataFrame, test_df: pl.DataFrame) -> dict[str, Any]:
+    """Fit ``kind`` on ``train_df`` (rows with a label) and score it on ``test_df``: the JSON
+    fields of a model version (scaler, coefficients, metrics, reference; ``risk_max`` — the 90th
+    percentile of the training label, a bundle's RISK_MAX — for the risk model)."""
+    label = KINDS[kind]
+    train_df = train_df.drop_nulls([label])
+    test_df = test_df.drop_nulls([label])
+    x_raw = train_df.select(FEATURES).to_numpy()
+    scaler = StandardScaler().fit(x_raw)
+    y_train = train_df[label].to_numpy()
+    model = _fit(kind, scaler.transform(x_raw), y_train)
+    metrics = (
+        _metrics(kind, model, scaler.transform(test_df.select(FEATURES).to_numpy()),
+                 test_df[label].to_numpy())
+        if test_df.height > 1 else {}
+    )  # fmt: skip
+    doc = {
+        "features": list(FEATURES), "label": label,
+        "scaler": {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
+        "coef": np.ravel(model.coef_).tolist(), "intercept": float(np.ravel([model.intercept_])[0]),
+        "metrics": metrics, "train_rows": train_df.height, "test_rows": test_df.height,
+        "reference": _reference(x_raw),
+    }  # fmt: skip
+    if kind == "risk":
+        doc["risk_max"] = float(np.quantile(y_train, 0.9))
+    return doc
+
+
 def train(data_dir: Path, kind: str, interval: str, now_us: int | None = None) -> dict[str, Any]:
     if kind not in KINDS:
         raise TrainingError(f"model kind {kind!r}: one of {', '.join(KINDS)}")
     table, dataset = load_dataset(data_dir, interval)
-    label = KINDS[kind]
-    train_df, test_df = _split(table, interval, label)
-    scaler = StandardScaler().fit(train_df.select(FEATURES).to_numpy())
-    x_train = scaler.transform(train_df.select(FEATURES).to_numpy())
-    x_test = scaler.transform(test_df.select(FEATURES).to_numpy())
-    y_train, y_test = train_df[label].to_numpy(), test_df[label].to_numpy()
-    model = _fit(kind, x_train, y_train)
+    train_df, test_df = _split(table, interval, KINDS[kind])
     version = 1 + sum(
         1 for m in list_models(data_dir) if m["kind"] == kind and m["interval"] == interval
     )
-    model_id = f"{kind}_{interval}_v{version}"
     doc = {
-        "model_id": model_id, "kind": kind, "interval": interval, "version": version,
-        "features": list(FEATURES), "label": label,
-        "scaler": {"mean": scaler.mean_.tolist(), "scale": scaler.scale_.tolist()},
-        "coef": np.ravel(model.coef_).tolist(), "intercept": float(np.ravel([model.intercept_])[0]),
-        "metrics": _metrics(kind, model, x_test, y_test),
-        "train_rows": train_df.height, "test_rows": test_df.height, "embargo_candles": EMBARGO_CANDLES,
+        "model_id": f"{kind}_{interval}_v{version}", "kind": kind, "interval": interval,
+        "version": version, **fit_doc(kind, train_df, test_df),
+        "embargo_candles": EMBARGO_CANDLES,
         "dataset": {"file": dataset.get("file", "latest.parquet"), "sha256": dataset.get("sha256")},
-        "reference": _reference(train_df.select(FEATURES).to_numpy()),
         "created_us": now_us if now_us is not None else time.time_ns() // 1000,
     }  # fmt: skip
+    _save(data_dir, doc)
+    bundle = make_bundle(data_dir, interval, int(doc["created_us"]))
+    if bundle is not None:
+        doc["bundle"] = bundle["model_id"]
+    return doc
+
+
+def _save(data_dir: Path, doc: dict[str, Any]) -> None:
     folder = models_dir(data_dir)
     make_private_dir(folder)
-    path = folder / f"{model_id}.json"
+    path = folder / f"{doc['model_id']}.json"
     if path.exists():  # a version is never overwritten
         raise TrainingError(f"{path} exists: a model version is never replaced")
     write_private_atomic(path, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+
+def make_bundle(data_dir: Path, interval: str, now_us: int) -> dict[str, Any] | None:
+    """A new ``ml_<interval>_v<N>`` naming the newest trend, return and risk versions, unless one
+    with those members exists (None when a kind has no version yet)."""
+    found = [m for m in list_models(data_dir) if m["interval"] == interval]
+    newest = {m["kind"]: m for m in found}  # list_models is oldest first
+    if not all(k in newest for k in KINDS):
+        return None
+    members = {k: newest[k]["model_id"] for k in KINDS}
+    bundles = [m for m in found if m["kind"] == "bundle"]
+    if bundles and bundles[-1].get("members") == members:
+        return None
+    trend = _load_doc(data_dir, members["trend"])
+    risk = _load_doc(data_dir, members["risk"])
+    version = 1 + len(bundles)
+    doc = {
+        "model_id": f"ml_{interval}_v{version}", "kind": "bundle", "interval": interval,
+        "version": version, "members": members, "features": list(FEATURES),
+        "metrics": {k: newest[k]["metrics"] for k in KINDS},
+        "risk_max": risk["risk_max"], "reference": trend["reference"],
+        "train_rows": trend["train_rows"], "test_rows": trend["test_rows"],
+        "dataset": trend["dataset"], "created_us": now_us,
+    }  # fmt: skip
+    _save(data_dir, doc)
+    return doc
+
+
+def _load_doc(data_dir: Path, model_id: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((models_dir(data_dir) / f"{model_id}.json").read_text())
     return doc
 
 
@@ -155,9 +211,13 @@ def list_models(data_dir: Path) -> list[dict[str, Any]]:
     out = []
     for path in sorted(models_dir(data_dir).glob("*.json")):
         doc = json.loads(path.read_text())
-        out.append({k: doc[k] for k in ("model_id", "kind", "interval", "version", "metrics",
-                                        "train_rows", "test_rows", "dataset", "created_us")})  # fmt: skip
-    return sorted(out, key=lambda m: (m["created_us"], m["model_id"]))
+        row = {k: doc[k] for k in ("model_id", "kind", "interval", "version", "metrics",
+                                   "train_rows", "test_rows", "dataset", "created_us")}  # fmt: skip
+        if "members" in doc:
+            row["members"] = doc["members"]
+        out.append(row)
+    # a bundle is written in the same microsecond as its newest member: members sort first
+    return sorted(out, key=lambda m: (m["created_us"], m["kind"] == "bundle", m["version"]))
 
 
 def latest_model(data_dir: Path, kind: str) -> dict[str, Any]:

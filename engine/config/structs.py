@@ -429,6 +429,16 @@ class OpsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ResearchConfig:
+    dask: str = _f(
+        "",
+        "Dask scheduler for campaign folds, e.g. tcp://10.0.0.5:8786 (empty: local processes)",
+        pattern=r"(tcp|tls|inproc)://[A-Za-z0-9_.:\[\]-]+|",
+    )
+    campaign_workers: int = _f(2, "Local worker processes for campaign folds", rng="[1, 256]")
+
+
+@dataclass(frozen=True, slots=True)
 class ControlConfig:
     diagnostics: bool = _f(
         False,
@@ -478,6 +488,9 @@ class Config:
     ops: OpsConfig = field(
         default_factory=OpsConfig,
         metadata={"doc": "Operations: reports, regulatory export, backups, notifications"},
+    )
+    research: ResearchConfig = field(
+        default_factory=ResearchConfig, metadata={"doc": "Research: walk-forward campaigns"}
     )
     control: ControlConfig = field(
         default_factory=ControlConfig,

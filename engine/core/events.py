@@ -166,6 +166,15 @@ class PinModel(_Frozen, frozen=True):
     actor: str = "operator"
 
 
+class SetChallenger(_Frozen, frozen=True):
+    """Make ``model_id`` the challenger (a registered model, or a trained bundle ``ml_*`` whose
+    files are in ``<data-dir>/models``: registered on the way)."""
+
+    model_id: str
+    actor: str = "operator"
+    reason: str = ""
+
+
 class PromoteChallenger(_Frozen, frozen=True):
     actor: str = "operator"
     reason: str = ""
@@ -241,6 +250,7 @@ Command = (
     | RecordPreflight
     | SetSafeMode
     | PinModel
+    | SetChallenger
     | PromoteChallenger
     | RollbackModel
     | SetCanaryShare

@@ -46,6 +46,7 @@ from engine.store.haltfile import HaltFile
 from engine.store.intent_journal import IntentJournal, is_intent, quarantine, replay
 from engine.store.lockfile import EngineLock, acquire
 from engine.store.writer import Batch, StoreError, Writer, latest_ids, latest_rows, migrate, open_db
+from engine.strategy.candle_model import register_trained
 from engine.strategy.registry import ModelRegistry, builtin_reference
 from engine.strategy.signal_models import build_model
 from engine.strategy.strategies import REFERENCE_TICKS, AlternatingStrategy, ModelStrategy
@@ -364,6 +365,7 @@ def _load(
         registry = _load_registry(con, cfg, now)
         if "models" in state:
             registry.load_state(msgspec.json.decode(state["models"]))
+        register_trained(registry, data_dir / "models", now)  # `cockpit model train` bundles
     return _Loaded(
         state, session, venue, lots, orders, journal, positions, last_fill_ms, base_fees, registry
     )

@@ -38,6 +38,7 @@ from engine.core.events import (
     ResetRisk,
     RollbackModel,
     SetCanaryShare,
+    SetChallenger,
     SetReduceOnly,
     SetSafeMode,
 )
@@ -133,6 +134,9 @@ SOCKET_COMMANDS: dict[str, Callable[[Mapping[str, Any], str], Command]] = {
     "flatten": lambda a, who: Flatten(actor=who, reason=_str(a, "reason")),
     "safe_mode": lambda a, who: SetSafeMode(on=_bool(a, "on"), actor=who, reason=_str(a, "reason")),
     "model_pin": lambda a, who: PinModel(model_id=_str(a, "model_id") or None, actor=who),
+    "model_challenger": lambda a, who: SetChallenger(
+        model_id=_str(a, "model_id"), actor=who, reason=_str(a, "reason")
+    ),
     "model_promote": lambda a, who: PromoteChallenger(actor=who, reason=_str(a, "reason")),
     "model_rollback": lambda a, who: RollbackModel(actor=who, reason=_str(a, "reason")),
     "canary_share": lambda a, who: SetCanaryShare(share=_share(a), actor=who),

@@ -165,6 +165,7 @@ class ModelRegistry:
         self._pinned: str | None = None
         self._canary_share = 0.05
         self._history: list[tuple[str, str]] = []  # (champion, challenger) before each promote
+        self.models_dir: Path | None = None  # where trained bundles live (``candle_model``)
 
     # --- queries ---------------------------------------------------------------------------
 

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from engine.core.events import CommandResult, Decision, Side, SubmitOrder
+from engine.core.events import CommandResult, Decision, OrderType, Side, SubmitOrder
 from engine.core.units import SCALE
 from engine.snapshot import DecisionView
+from engine.strategy.candle_model import CandleStrategyModel, build_trained, is_trained_id
 from engine.strategy.drift import PsiMonitor
 from engine.strategy.features import FeatureState
 from engine.strategy.registry import ModelRegistry
@@ -90,9 +92,15 @@ class ModelStrategy:
         # short or decision-cadence sample differs from the reference even without drift.
         # Models sharing one reference share one monitor (same input, same answer).
         self.psi: dict[str, PsiMonitor] = {}
+        self.models_dir = registry.models_dir or Path("models")
+        self.candle_models: list[CandleStrategyModel] = []  # fed every quote (own candles)
         by_ref: dict[str, PsiMonitor] = {}
         for e in registry.entries():
-            self.models[e.model_id] = build_model(e.model_id)
+            model = self._build(e.model_id)
+            self.models[e.model_id] = model
+            if isinstance(model, CandleStrategyModel):
+                self.psi[e.model_id] = model.monitor  # candle features, per closed candle
+                continue
             ref_key = e.reference.to_json()
             if ref_key not in by_ref:
                 by_ref[ref_key] = PsiMonitor(e.reference, window=PSI_WINDOW, min_samples=PSI_MIN)
@@ -116,7 +124,19 @@ class ModelStrategy:
         self.risk_pct = cfg.risk.risk_per_trade_pct
         self.psi_block = m.psi_block
 
+    def _build(self, model_id: str) -> Model:
+        if is_trained_id(model_id):
+            model = build_trained(self.models_dir, model_id)
+            if isinstance(model, CandleStrategyModel):
+                self.candle_models.append(model)
+            return model
+        return build_model(model_id)
+
     def on_quote(self, symbol: str, bid_e8: int, ask_e8: int, ts_ns: int) -> None:
+        if self.candle_models:
+            volume = self.engine.market.trade_volume_e8.get(symbol, 0) * 1e-8
+            for m in self.candle_models:
+                m.observe(symbol, (bid_e8 + ask_e8) * 0.5e-8, ts_ns // 1000, volume)
         f = self.features[symbol]
         f.update((bid_e8 + ask_e8) * 0.5e-8, ts_ns)
         if f.ready:
@@ -145,40 +165,8 @@ class ModelStrategy:
             )
         e.record_decision(d)
         self.last[symbol] = decision_view(d, self.params, self.psi_block)
-        if d.action == "NO_TRADE":
-            return
-        mid = e.market.mid_e8(symbol)
-        lot = e.lot(symbol)
-        if mid <= 0:
-            return
-        target_notional = e.risk.equity_e8 * self.risk_pct / 100.0 * d.position_size
-        target = int(target_notional * SCALE / mid) // lot * lot
-        if d.action == "SHORT":
-            target = -target
-        # aim from where every open order leaves us, not the filled position: with slow fills
-        # the filled one is stale and each decision would order the same delta again
-        delta = target - e.exposure.net(symbol)
-        if abs(delta) < lot or abs(delta) * mid // SCALE < e.venue.limits(symbol).min_notional_e8:
-            return  # below what the venue accepts: not worth a denial at every decision
-        side: Side = "buy" if delta > 0 else "sell"
-        q = e.market.quotes[symbol]
-        e.submit(
-            SubmitOrder(
-                decision_id=did,
-                symbol=symbol,
-                side=side,
-                qty_e8=abs(delta),
-                order_type=self.order_type,
-                limit_price_e8=(q[0] if side == "buy" else q[1])
-                if self.order_type == "limit"
-                else 0,
-                strategy=d.model_id,
-                model_id=d.model_id,
-                actor="engine",
-                ts_us=e.clock.now_us(),  # when decided (its TTL runs from here)
-            ),
-            d.routed,
-        )
+        if d.action != "NO_TRADE":
+            submit_target(e, d, did, self.risk_pct, self.order_type)
 
     def _routed_decision(self, symbol: str, f: FeatureState, ts_us: int, did: str) -> Decision:
         """The pinned model's decision; else the challenger's when it has a signal and is due its
@@ -244,6 +232,26 @@ class ModelStrategy:
             return CommandResult(ok=False, message=err)
         return self._changed(actor, "model_pinned", {"model_id": model_id})
 
+    def set_challenger(self, model_id: str, actor: str) -> CommandResult:
+        """``model_id`` becomes the challenger; a trained bundle not yet registered is loaded
+        from the models folder first (a damaged or missing file is a denial, nothing changes)."""
+        reg, now = self.registry, self.engine.clock.now_us()
+        if model_id not in self.models:
+            if not is_trained_id(model_id):
+                return CommandResult(ok=False, message=self._guard(reg.entry, model_id) or "")
+            model = build_trained(self.models_dir, model_id)
+            if not isinstance(model, CandleStrategyModel):
+                return CommandResult(ok=False, message=model.reason)
+            self.models[model_id] = model
+            self.candle_models.append(model)
+            self.psi[model_id] = model.monitor
+            reg.register(model, "challenger", model.bundle.reference, now)
+        elif model_id == reg.champion_id:
+            return CommandResult(ok=False, message=f"{model_id} is the champion")
+        else:
+            reg.register(self.models[model_id], "challenger", reg.entry(model_id).reference, now)
+        return self._changed(actor, "challenger_set", {"model_id": model_id})
+
     def promote(self, actor: str) -> CommandResult:
         err = self._guard(self.registry.promote, self.engine.clock.now_us())
         return CommandResult(ok=False, message=err) if err else self._changed(actor, "promoted", {})
@@ -259,6 +267,44 @@ class ModelStrategy:
         if err:
             return CommandResult(ok=False, message=err)
         return self._changed(actor, "canary_share_set", {"share": share})
+
+
+def submit_target(e: Engine, d: Decision, did: str, risk_pct: float, order_type: str) -> None:
+    """Order the difference between the decision's target position (``position_size`` of the
+    risk budget, in the decision's direction) and the exposure, through ``Engine.submit``.
+    Shared by the live strategy and walk-forward campaigns: one sizing, one order path."""
+    symbol = d.symbol
+    kind: OrderType = "limit" if order_type == "limit" else "market"
+    mid = e.market.mid_e8(symbol)
+    lot = e.lot(symbol)
+    if mid <= 0:
+        return
+    target_notional = e.risk.equity_e8 * risk_pct / 100.0 * d.position_size
+    target = int(target_notional * SCALE / mid) // lot * lot
+    if d.action == "SHORT":
+        target = -target
+    # aim from where every open order leaves us, not the filled position: with slow fills
+    # the filled one is stale and each decision would order the same delta again
+    delta = target - e.exposure.net(symbol)
+    if abs(delta) < lot or abs(delta) * mid // SCALE < e.venue.limits(symbol).min_notional_e8:
+        return  # below what the venue accepts: not worth a denial at every decision
+    side: Side = "buy" if delta > 0 else "sell"
+    q = e.market.quotes[symbol]
+    e.submit(
+        SubmitOrder(
+            decision_id=did,
+            symbol=symbol,
+            side=side,
+            qty_e8=abs(delta),
+            order_type=kind,
+            limit_price_e8=(q[0] if side == "buy" else q[1]) if order_type == "limit" else 0,
+            strategy=d.model_id,
+            model_id=d.model_id,
+            actor="engine",
+            ts_us=e.clock.now_us(),  # when decided (its TTL runs from here)
+        ),
+        d.routed,
+    )
 
 
 class AlternatingStrategy:

@@ -52,7 +52,15 @@ def test_train_when_curated_then_three_kinds_embargoed_and_deterministic(tmp_pat
     assert again["model_id"] == "trend_1h_v2"  # a new version, never a replacement
     assert again["coef"] == docs["trend"]["coef"]  # same data, same fit
     assert again["metrics"] == docs["trend"]["metrics"]
-    assert [m["model_id"] for m in list_models(tmp_path)][-1] == "trend_1h_v2"
+    ids = [m["model_id"] for m in list_models(tmp_path)]
+    assert ids[-2:] == ["trend_1h_v2", "ml_1h_v2"]  # a new bundle names the new trend version
+    assert docs["risk"]["bundle"] == "ml_1h_v1"
+    assert "bundle" not in docs["trend"]
+    bundles = [m for m in list_models(tmp_path) if m["kind"] == "bundle"]
+    assert bundles[0]["members"] == {"trend": "trend_1h_v1", "return": "return_1h_v1",
+                                     "risk": "risk_1h_v1"}  # fmt: skip
+    assert bundles[1]["members"]["trend"] == "trend_1h_v2"
+    assert docs["risk"]["risk_max"] > 0
     assert latest_model(tmp_path, "trend")["model_id"] == "trend_1h_v2"
     stored = json.loads((tmp_path / "models" / "trend_1h_v1.json").read_text())
     assert stored["dataset"]["sha256"]

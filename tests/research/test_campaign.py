@@ -1,0 +1,132 @@
+"""Walk-forward campaigns through the real engine: embargoed folds, deterministic metrics,
+identical locally and on a Dask LocalCluster, persisted and recognised by spec hash."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+
+from engine.store.candles import INTERVAL_US, insert_candles, open_market_db
+from engine.strategy.curate import curate
+from research import campaign_store
+from research.campaign import CampaignError, CampaignSpec, plan, run_campaign
+from research.training import EMBARGO_CANDLES, load_dataset
+from tests.acceptance.helpers import run
+
+H = INTERVAL_US["1h"]
+T0 = int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp() * 1e6)
+SPEC = CampaignSpec("1h", "2026-06-20", "2026-07-10", 10, 4, 5.0, ("ml", "momentum"))
+THRESHOLDS = {"models.prob_min": 0.55, "models.min_expected_return": 0.0}
+FOLD_KEYS = ("candidate", "fold", "cost_bps", "total_return", "sharpe", "max_drawdown",
+             "hit_rate", "turnover", "costs_paid", "trades", "candles", "ticks")  # fmt: skip
+
+
+def make_curated(data_dir: Path, days: int = 45) -> None:
+    con = open_market_db(data_dir)
+    for k, sym in enumerate(("BTC/USDT", "ETH/USDT")):
+        rnd = random.Random(k)
+        c, rows = 60000.0 / (1 + 15 * k), []
+        for i in range(24 * days):
+            o = c
+            c = o * math.exp(rnd.gauss(0.0, 0.004) + 0.002 * math.sin(i / 40))
+            rows.append([(T0 + i * H) // 1000, o, max(o, c) * 1.001, min(o, c) * 0.999, c,
+                         rnd.uniform(5, 15)])  # fmt: skip
+        insert_candles(con, sym, "1h", rows)
+    con.close()
+    curate(data_dir, "1h", "camp", dt.date(2026, 12, 4))
+
+
+def _folds(data_dir: Path, campaign_id: str) -> list[tuple[object, ...]]:
+    c = campaign_store.load(data_dir, campaign_id)
+    assert c is not None
+    return [tuple(f[k] for k in FOLD_KEYS) for f in c["folds_detail"]]
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("campaign")
+    make_curated(d)
+    return d
+
+
+def test_plan_embargoes_training_before_each_fold(curated: Path) -> None:
+    table, _ = load_dataset(curated, "1h")
+    tasks = plan(SPEC, table, THRESHOLDS)
+    assert len(tasks) == 4
+    for a, b in itertools.pairwise(tasks):
+        assert a.test_to_us == b.test_from_us  # folds tile [start, end)
+    for t in tasks:
+        # a training row at t has labels up to t + 24 candles: all end before the fold
+        assert t.train_to_us + EMBARGO_CANDLES * H <= t.test_from_us + 0
+        assert t.test_from_us - t.train_to_us == EMBARGO_CANDLES * H
+    with pytest.raises(CampaignError, match="backfill with `cockpit data backfill --interval 1h"):
+        plan(CampaignSpec("1h", "2026-06-05", "2026-07-10", 30, 4, 5.0), table, THRESHOLDS)
+
+
+def test_campaign_local_and_dask_give_identical_metrics(curated: Path) -> None:
+    from distributed import LocalCluster
+
+    local = run_campaign(curated, SPEC, THRESHOLDS, workers=2, now_us=1)
+    assert local["campaign_id"] == local["spec_hash"][:12]
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None)  # type: ignore[no-untyped-call]  # fmt: skip
+    with cluster:
+        remote = run_campaign(curated, SPEC, THRESHOLDS, dask=cluster.scheduler_address, now_us=2)
+    assert remote["spec_hash"] == local["spec_hash"]  # a rerun is recognised...
+    assert remote["campaign_id"] == local["campaign_id"] + "-r2"  # ...and kept, not replaced
+    assert remote["earlier_runs"] == [local["campaign_id"]]
+    assert remote["runner"].startswith("dask tcp://127.0.0.1:")
+    rows = _folds(curated, local["campaign_id"])
+    assert rows == _folds(curated, remote["campaign_id"])
+    assert len(rows) == 4 * 2 * 2  # folds x candidates x (cost, zero-cost twin)
+    for key in ("total_return", "sharpe", "deflated_sharpe", "pbo", "cost_drag", "trades"):
+        assert local[key] == remote[key], key
+    assert local["trades"] > 0
+    assert local["cost_drag"] > 0  # the twin without fees or spread did better
+    assert 0.0 <= local["deflated_sharpe"] <= 1.0
+    assert local["pbo"] is not None
+    eq = json.loads(local["equity_json"])
+    assert eq[0][1] == 1.0
+    assert len(eq) == 20 * 24 + 1
+    assert local["verdict"] in ("pass", "fail")
+    assert local["verdict_reason"]
+
+
+def test_campaign_cli_run_list_show_and_errors(curated: Path) -> None:
+    args = ["--data-dir", str(curated)]
+    r = run("campaign", "run", *args, "--start", "2026-06-20", "--end", "2026-07-10",
+            "--walk-forward-window", "10", "--folds", "2", "--cost-bps", "10",
+            "--models", "momentum,reversal", "--workers", "0", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["models"] == "momentum,reversal"
+    assert doc["folds"] == 2
+    assert doc["spec"]["code_version"]
+    assert doc["spec"]["dataset_sha256"]
+    shown = run("campaign", "show", *args, doc["campaign_id"])
+    assert shown.returncode == 0
+    assert "fold 2 reversal 10bps" in shown.stdout
+    listed = run("campaign", "list", *args)
+    assert doc["campaign_id"] in listed.stdout
+    bad = run("campaign", "run", *args, "--start", "2026-07-10", "--end", "2026-06-20",
+              "--walk-forward-window", "10", "--cost-bps", "5")  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1
+    assert "must be after" in bad.stderr
+    unknown = run("campaign", "run", *args, "--start", "2026-06-20", "--end", "2026-07-10",
+                  "--walk-forward-window", "10", "--cost-bps", "5", "--models", "ml,magic")  # fmt: skip
+    assert unknown.returncode == 2
+    assert "unknown candidate 'magic'" in unknown.stderr
+    down = run("campaign", "run", *args, "--start", "2026-06-20", "--end", "2026-07-10",
+               "--walk-forward-window", "10", "--cost-bps", "5", "--dask", "tcp://127.0.0.1:9")  # fmt: skip
+    assert down.returncode == 1
+    assert "cannot reach the Dask scheduler" in down.stderr
+    assert "Traceback" not in down.stderr + bad.stderr + unknown.stderr
+    missing = run("campaign", "show", *args, "nope")
+    assert missing.returncode == 2
+    assert "campaign list" in missing.stderr
