@@ -25,8 +25,10 @@ import getpass
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events
@@ -39,6 +41,7 @@ from cockpit.actions import GoLiveActions, OpsActions
 from cockpit.confirm import ConfirmScreen, NoticeScreen, PromptScreen, bindings
 from cockpit.palette import CockpitCommands, HelpScreen
 from cockpit.port import EnginePort
+from cockpit.research_view import ResearchTab, promote_verdict
 from engine.core.events import (
     ArmKillSwitch,
     Command,
@@ -109,8 +112,12 @@ class CockpitApp(GoLiveActions, OpsActions, App[None]):
         refresh_hz: float = 4.0,
         role: str = "operator",
         keymap: Mapping[str, str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         super().__init__()
+        # the research tab and the promote modal read <data-dir>/research/campaigns.duckdb; the CLI
+        # passes it, an EngineHost also knows it (on its runtime), a FixedHost has none
+        self.data_dir = data_dir or getattr(getattr(host, "runtime", None), "data_dir", None)
         self.keymap_overrides = dict(keymap or {})  # shown by the help screen and palette
         if keymap:  # checked whole by cockpit.keymap before the engine started
             self.set_keymap(dict(keymap))
@@ -176,6 +183,8 @@ class CockpitApp(GoLiveActions, OpsActions, App[None]):
                 yield AlertsPanel(id="alerts")
                 yield IncidentsPanel(id="incidents")
                 yield AuditPanel(id="audit")
+            with TabPane("Research", id="research-tab"):
+                yield ResearchTab(self.data_dir, id="research-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -264,7 +273,9 @@ class CockpitApp(GoLiveActions, OpsActions, App[None]):
     def _observer(self) -> bool:
         return self.role == "observer" or (self.snap is not None and self.snap.role == "observer")
 
-    def _critical(self, action: str, effect: str, cmd: Command) -> None:
+    def _critical(
+        self, action: str, effect: str, cmd: Command, detail: Callable[[], str] | None = None
+    ) -> None:
         if self._observer():  # refused and audited by the engine, before any prompt
             self._send(cmd)
             return
@@ -274,7 +285,7 @@ class CockpitApp(GoLiveActions, OpsActions, App[None]):
             if result and result[0]:
                 self._send(cmd, result[1])
 
-        self.push_screen(ConfirmScreen(action, effect, repr(cmd), needs), answered)
+        self.push_screen(ConfirmScreen(action, effect, repr(cmd), needs, detail=detail), answered)
 
     def action_kill_switch(self) -> None:
         if isinstance(self.screen, ConfirmScreen) and "kill switch" in self.screen.action_name:
@@ -318,6 +329,10 @@ class CockpitApp(GoLiveActions, OpsActions, App[None]):
             "PROMOTE CHALLENGER",
             "The challenger becomes champion; the champion becomes challenger.",
             PromoteChallenger(actor=self.actor),
+            # the challenger's latest walk-forward verdict, read off the UI thread by the modal
+            detail=partial(
+                promote_verdict, self.data_dir, self.snap.model.challenger if self.snap else ""
+            ),
         )
 
     def action_rollback(self) -> None:

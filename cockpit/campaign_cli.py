@@ -7,8 +7,8 @@ and saved as a new id (``<hash>-r2``); the output says which earlier runs share 
 whether their metrics match.
 
 Exit codes: 0 done (whatever the verdict); 1 the Dask scheduler is unreachable; 2 bad or missing
-input (dates, candidates, no curated data, too little data) — one line naming the remedy; 3 the
-campaigns DB is held by another process.
+input (dates, candidates, no curated data, too little data, a damaged campaigns DB — named, never
+replaced) — one line naming the remedy; 3 the campaigns DB is held by another process.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _err(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from research.campaign_store import CampaignStoreBusy
+    from research.campaign_store import CampaignStoreBusy, CampaignStoreDamaged
 
     try:
         if args.campaign_cmd == "run":
@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     except CampaignStoreBusy as exc:
         _err(str(exc))
         return 3
+    except CampaignStoreDamaged as exc:
+        _err(str(exc))
+        return 2
 
 
 def _thresholds(cfg: Any) -> dict[str, Any]:

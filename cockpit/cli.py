@@ -29,6 +29,7 @@ from cockpit import (
     research_cli,
     secrets_cli,
     service_cli,
+    signal_cli,
     totp_cli,
 )
 from engine.api import RoleRefused, effective_role
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     data_cli.add_parsers(sub, _common)
     campaign_cli.add_parsers(sub, _common)
     control_cli.add_parsers(sub, _common)
+    signal_cli.add_parsers(sub, _common)
     totp_cli.add_parser(sub)
     return p
 
@@ -188,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             return campaign_cli.run(args)
         if args.cmd == "model" and args.model_cmd in research_cli.MODEL_COMMANDS:
             return research_cli.run(args)
+        if args.cmd in signal_cli.COMMANDS:
+            return signal_cli.run(args)
         if args.cmd in control_cli.COMMANDS:
             return control_cli.run(args)
         if args.cmd is not None:  # a subcommand nobody dispatched must never start trading
@@ -320,7 +324,7 @@ def _run_tui(cfg: Any, data_dir: Path, args: argparse.Namespace) -> int:
     reason = "cockpit quit"
     failure: str | None = None
     try:
-        app = CockpitApp(host, role=host.role, keymap=keymap)
+        app = CockpitApp(host, role=host.role, keymap=keymap, data_dir=data_dir)
         app.run()
         if app.hangup:
             reason = "SIGHUP"

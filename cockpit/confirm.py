@@ -6,11 +6,16 @@ confirms. When the action needs a TOTP code, focus starts in the code field: dig
 Enter confirms (so "type the code, press Enter" never cancels), ``y`` confirms too and
 ``n``/escape cancel — those keys are priority bindings, so they work inside the digits-only field.
 Every key comes from ``cockpit.keymap`` and a keymap file can move it. The kill-switch key is an
-app-level priority binding, so it is never typed into the field either.
+app-level priority binding, so it is never typed into the field either. Context for the decision
+(promote: the challenger's latest campaign verdict) comes from a blocking reader the modal runs
+off the UI thread once it is up: the keys work meanwhile, and a failing reader is one line.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -42,6 +47,7 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
     }
     ConfirmScreen #title { text-style: bold; color: $warning; }
     ConfirmScreen #command { color: $accent; }
+    ConfirmScreen #detail { color: $text-muted; }
     ConfirmScreen #error { color: $error; }
     ConfirmScreen Horizontal { height: 3; align: right middle; }
     """
@@ -51,18 +57,31 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
     # (it comes first), else Cancel
     AUTO_FOCUS = "#totp, #cancel"
 
-    def __init__(self, action: str, effect: str, command: str, needs_totp: bool) -> None:
+    def __init__(
+        self,
+        action: str,
+        effect: str,
+        command: str,
+        needs_totp: bool,
+        *,
+        detail: Callable[[], str] | None = None,
+    ) -> None:
         super().__init__()
         self.action_name = action
         self.effect = effect
         self.command = command
         self.needs_totp = needs_totp
+        # context worth reading before confirming (promote: the challenger's latest campaign
+        # verdict), from a blocking reader run off the UI thread once the modal is up
+        self.detail = detail
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(Text(f"Confirm: {self.action_name}"), id="title")
             yield Static(Text(self.effect), id="effect")
             yield Static(Text(f"command: {self.command}"), id="command")
+            if self.detail is not None:
+                yield Static(Text("reading…"), id="detail")
             if self.needs_totp:
                 yield Input(
                     placeholder="TOTP code (6 digits), Enter to confirm",
@@ -74,6 +93,18 @@ class ConfirmScreen(ModalScreen[tuple[bool, str]]):
             with Horizontal():
                 yield Button("Cancel (n)", id="cancel", variant="primary")
                 yield Button("Confirm (y)", id="ok", variant="warning")
+
+    def on_mount(self) -> None:
+        if self.detail is not None:
+            self.run_worker(self._show_detail(self.detail), group="confirm-detail")
+
+    async def _show_detail(self, detail: Callable[[], str]) -> None:
+        try:
+            text = await asyncio.to_thread(detail)
+        except Exception as exc:  # the modal works whatever its context's reader does
+            logging.getLogger("cockpit.confirm").warning("confirm detail failed", exc_info=exc)
+            text = f"(not available: {type(exc).__name__})"
+        self.query_one("#detail", Static).update(Text(text))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "ok":

@@ -107,13 +107,16 @@ def _since_us(text: str | None, interval: str, now_us: int) -> int:
 def _open_db(data_dir: Path, read_only: bool = False) -> Any:
     import duckdb
 
-    from engine.store.candles import market_db_path, open_market_db
+    from engine.store.candles import damaged_message, market_db_path, open_market_db
 
     if read_only and not market_db_path(data_dir).exists():
         return None
     try:
         return open_market_db(data_dir, read_only=read_only)
     except duckdb.IOException as exc:  # a running backfill holds it (DuckDB: one process)
+        damaged = damaged_message(market_db_path(data_dir), exc)
+        if damaged is not None:
+            raise Busy(damaged) from None
         first = (str(exc).splitlines() or [""])[0]
         raise Busy(
             f"{market_db_path(data_dir)}: in use by another process, e.g. a running backfill "

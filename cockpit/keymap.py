@@ -81,6 +81,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("tab.model", "4", "show_tab('model-tab')", "Model tab", "cockpit", show=False),
     KeySpec("tab.golive", "5", "show_tab('golive-tab')", "Go-live tab", "cockpit", show=False),
     KeySpec("tab.log", "6", "show_tab('log-tab')", "Log tab", "cockpit", show=False),
+    KeySpec("tab.research", "7", "show_tab('research-tab')", "Research tab", "cockpit", show=False),
     KeySpec("help", "question_mark", "help", "Help", "cockpit"),
     KeySpec("quit", "q", "quit_cockpit", "Quit", "cockpit"),
     # priority: they work with the focus in the TOTP field (digits only, so nothing is lost)

@@ -1,7 +1,9 @@
 """``cockpit model train {trend,return,risk}`` and ``cockpit model list``: research models.
 
 Training reads ``<data-dir>/curated/<interval>/latest.parquet`` and saves a new version under
-``<data-dir>/models/`` (``engine.strategy.training``); no engine is needed and none is touched.
+``<data-dir>/models/`` (``research.training``), plus a bundle ``ml_<interval>_vN`` once the three
+kinds exist; no engine is needed and none is touched (a running engine registers a bundle when
+``cockpit model challenger ID`` names it).
 Exit codes: 0 done; 2 missing input (no curated dataset, too little data) or bad input — one line
 naming the remedy (seed 001 incidents B and C).
 """
@@ -41,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
             elif not found:
                 print("no trained models yet (`cockpit model train trend`)")
             for m in [] if args.json else found:
+                if m["kind"] == "bundle":
+                    print(f"{m['model_id']}: bundle of {', '.join(m['members'].values())}")
+                    continue
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in m["metrics"].items())
                 print(f"{m['model_id']}: {shown} (train {m['train_rows']}, test {m['test_rows']})")
             return 0
@@ -49,9 +54,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"cockpit: {exc}", file=sys.stderr)
         return 2
     summary = {k: doc[k] for k in ("model_id", "metrics", "train_rows", "test_rows", "label")}
+    summary["bundle"] = doc.get("bundle")
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in doc["metrics"].items())
         print(f"trained {doc['model_id']} on {doc['dataset']['file']}: out of sample {shown}")
+        if doc.get("bundle"):
+            print(f"bundle {doc['bundle']} written (trend + return + risk): make it the challenger "
+                  f"with `cockpit model challenger {doc['bundle']}`")  # fmt: skip
     return 0

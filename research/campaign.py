@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import json
 import multiprocessing
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -176,11 +177,26 @@ def fan_out(tasks: list[FoldTask], workers: int, dask: str | None,
     return results
 
 
+def _reachable(address: str) -> None:
+    """A refused tcp:// scheduler is one line now, not after the client's retries time out."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    if not address.startswith("tcp://") or not port.isdigit():
+        return  # tls://, inproc:// ...: the client reports those itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5.0).close()
+    except OSError as exc:
+        raise CampaignError(
+            f"--dask {address}: cannot reach the Dask scheduler ({exc}); check the address and "
+            "that the scheduler runs (`dask scheduler`)"
+        ) from None
+
+
 def _on_dask(
     tasks: list[FoldTask], address: str, done: Callable[[int], None] | None
 ) -> list[dict[str, Any]]:
     from distributed import Client
 
+    _reachable(address)
     try:
         client = Client(address, timeout="10s")  # type: ignore[no-untyped-call]
     except (OSError, TimeoutError) as exc:
@@ -229,6 +245,7 @@ def run_campaign(
     doc = spec_document(spec, str(dataset.get("sha256")), overrides)
     digest = spec_hash(doc)
     tasks = plan(spec, table, overrides)
+    campaign_store.check_writable(data_dir)
     t0 = time.perf_counter()
     results = fan_out(tasks, workers, dask, done)
     wall = time.perf_counter() - t0

@@ -16,12 +16,14 @@ Invariants:
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from engine.core.fsutil import make_private_dir
+from engine.store.candles import damaged_message
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS campaigns (
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS campaign_folds (
     model_ids VARCHAR, PRIMARY KEY (campaign_id, candidate, fold, cost_bps)
 );
 """
+WRITE_WAIT_S = 10.0
 CAMPAIGN_COLS = (
     "campaign_id", "spec_hash", "spec_json", "created_us", "interval", "start_date", "end_date",
     "folds", "window_days", "cost_bps", "models", "runner", "total_return", "sharpe",
@@ -64,6 +67,10 @@ class CampaignStoreBusy(Exception):
     """The campaigns DB is held by another process (a campaign being saved)."""
 
 
+class CampaignStoreDamaged(Exception):
+    """The campaigns DB is not a readable DuckDB file (named, never replaced or deleted)."""
+
+
 def store_path(data_dir: Path) -> Path:
     return data_dir / "research" / "campaigns.duckdb"
 
@@ -76,7 +83,10 @@ def _open(data_dir: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         make_private_dir(path.parent)
         con = duckdb.connect(str(path))
         path.chmod(0o600)
-    except duckdb.IOException:
+    except duckdb.IOException as exc:
+        damaged = damaged_message(path, exc)
+        if damaged is not None:
+            raise CampaignStoreDamaged(damaged) from None
         raise CampaignStoreBusy(
             f"{path} is in use by another process (a campaign being saved): retry in a moment"
         ) from None
@@ -92,9 +102,29 @@ def next_id(data_dir: Path, spec_hash: str) -> tuple[str, list[str]]:
     return (base if not earlier else f"{base}-r{len(earlier) + 1}"), earlier
 
 
+def _open_for_write(data_dir: Path, wait_s: float = WRITE_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """The store for writing, waiting up to ``wait_s`` while a reader (the cockpit's research
+    tab reads for a few ms every few seconds) holds it: a finished campaign is never lost to
+    that."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return _open(data_dir, read_only=False)
+        except CampaignStoreBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+def check_writable(data_dir: Path) -> None:
+    """Open and close the store for writing: a damaged or busy file is found before a campaign
+    spends minutes on folds it could not save."""
+    _open_for_write(data_dir).close()
+
+
 def save(data_dir: Path, campaign: dict[str, Any], folds: list[dict[str, Any]]) -> None:
     """Insert one campaign and its fold rows in one transaction."""
-    con = _open(data_dir, read_only=False)
+    con = _open_for_write(data_dir)
     try:
         con.execute("BEGIN")
         con.execute(_INSERT_CAMPAIGN, [campaign[c] for c in CAMPAIGN_COLS])

@@ -214,7 +214,12 @@ def queries(
         return await on_writer(lambda con: copy_db(con, db_path(data_dir), out))
 
     async def status(args: Mapping[str, Any]) -> Any:
-        return {**engine.status(), "alerts_firing": booted.alerts.names_firing()}
+        out = {**engine.status(), "alerts_firing": booted.alerts.names_firing()}
+        if isinstance(engine.strategy, ModelStrategy):  # `cockpit signal` decides with these
+            reg = engine.strategy.registry
+            out["models"] = {"champion": reg.champion_id, "challenger": reg.challenger_id,
+                             "pinned": reg.pinned, "canary_share": reg.canary_share}  # fmt: skip
+        return out
 
     async def export(args: Mapping[str, Any]) -> Any:  # the TUI's export key: today's report
         return {"path": (await report({"date": "today"}))["report"]}

@@ -162,3 +162,15 @@ def last_runs(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     ).fetchall()
     keys = ("interval", "finished_us", "rows", "failures", "status", "message", "candles", "newest")
     return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def damaged_message(path: Path, exc: Exception) -> str | None:
+    """One line for a DuckDB file that is not a database (damaged, or not ours), else None —
+    DuckDB raises the same IOException for that and for a file another process holds."""
+    text = str(exc)
+    if "not a valid DuckDB database file" not in text and "Could not read enough bytes" not in text:
+        return None
+    return (
+        f"{path} is not a readable DuckDB database (damaged?): move it aside under a new name "
+        f"(e.g. `mv {path} {path}.damaged`) and run the command again; nothing was changed"
+    )

@@ -27,6 +27,7 @@ from engine.strategy.features import FeatureState
 from engine.strategy.registry import ModelRegistry
 from engine.strategy.signal_models import CanaryRouter, Model, ModelParams, build_model
 from engine.trading.engine import Engine
+from engine.trading.venue_gates import MARKET_NOTIONAL_HEADROOM
 
 PSI_WINDOW = 20_000  # ticks: spans several regimes (measured: median PSI ~0.1 without drift)
 PSI_MIN = 5_000
@@ -286,7 +287,10 @@ def submit_target(e: Engine, d: Decision, did: str, risk_pct: float, order_type:
     # aim from where every open order leaves us, not the filled position: with slow fills
     # the filled one is stale and each decision would order the same delta again
     delta = target - e.exposure.net(symbol)
-    if abs(delta) < lot or abs(delta) * mid // SCALE < e.venue.limits(symbol).min_notional_e8:
+    need = e.venue.limits(symbol).min_notional_e8
+    if kind == "market":  # the venue-limits gate keeps this headroom for a market order's price
+        need = int(need * MARKET_NOTIONAL_HEADROOM)
+    if abs(delta) < lot or abs(delta) * mid // SCALE < need:
         return  # below what the venue accepts: not worth a denial at every decision
     side: Side = "buy" if delta > 0 else "sell"
     q = e.market.quotes[symbol]

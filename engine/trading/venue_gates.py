@@ -95,8 +95,13 @@ class VenueLimitsGate:
         if need and ctx.order_type == "market":  # the venue prices a market order, not us
             need = int(need * MARKET_NOTIONAL_HEADROOM)
         if ctx.notional_e8 < need:
+            margin = (
+                f" + {(MARKET_NOTIONAL_HEADROOM - 1) * 100:g} % headroom for a market order"
+                if need != lim.min_notional_e8
+                else ""
+            )
             return (
                 f"{ctx.symbol}: notional {ctx.notional_e8 / SCALE:.2f} below the venue minimum "
-                f"notional {lim.min_notional_e8 / SCALE:g} (NOTIONAL)"
+                f"notional {lim.min_notional_e8 / SCALE:g}{margin} (NOTIONAL)"
             )
         return None

@@ -130,3 +130,33 @@ def test_campaign_cli_run_list_show_and_errors(curated: Path) -> None:
     missing = run("campaign", "show", *args, "nope")
     assert missing.returncode == 2
     assert "campaign list" in missing.stderr
+
+
+def test_campaign_store_damaged_or_held_is_one_line_and_kept(tmp_path: Path) -> None:
+    import duckdb
+
+    d = tmp_path / "d"
+    store = campaign_store.store_path(d)
+    store.parent.mkdir(parents=True)
+    store.write_bytes(b"not a database")
+    listed = run("campaign", "list", "--data-dir", str(d))
+    assert listed.returncode == 2
+    assert "not a readable DuckDB database" in listed.stderr
+    assert listed.stderr.count("\n") == 1
+    assert store.read_bytes() == b"not a database"  # kept as it was, never replaced
+    market = d / "market" / "candles.duckdb"
+    market.parent.mkdir()
+    market.write_bytes(b"\x00" * 64)
+    gaps = run("data", "gaps", "--interval", "1h", "--days", "1", "--data-dir", str(d))
+    assert "not a readable DuckDB database" in gaps.stderr
+    assert "Traceback" not in gaps.stderr
+    store.unlink()
+    campaign_store.check_writable(d)
+    holder = duckdb.connect(str(store))  # another process holds it (DuckDB: one writer process)
+    try:
+        busy = run("campaign", "list", "--data-dir", str(d))
+    finally:
+        holder.close()
+    assert busy.returncode == 3
+    assert "in use by another process" in busy.stderr
+    assert store.stat().st_mode & 0o777 == 0o600
