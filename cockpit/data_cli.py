@@ -334,9 +334,13 @@ def _curate(data_dir: Path, args: argparse.Namespace) -> int:
 
 
 def _versions(data_dir: Path, as_json: bool) -> int:
-    from engine.strategy.curate import versions
+    from engine.strategy.curate import CurateError, versions
 
-    found = versions(data_dir)
+    try:
+        found = versions(data_dir)
+    except CurateError as exc:
+        _err(str(exc))
+        return 2
     if as_json:
         print(json.dumps({"versions": found}, sort_keys=True))
         return 0

@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from engine.core.fsutil import make_private_dir, write_private_atomic
 from engine.store.candles import INTERVAL_US
-from engine.strategy.curate import FEATURES, curated_dir, read_manifest
+from engine.strategy.curate import FEATURES, CurateError, curated_dir, read_manifest
 
 KINDS = {"trend": "fwd_ret_4", "return": "fwd_ret_1", "risk": "fwd_vol_24"}
 EMBARGO_CANDLES = 24  # the longest label horizon (fwd_vol_24)
@@ -59,11 +59,21 @@ def load_dataset(data_dir: Path, interval: str) -> tuple[pl.DataFrame, dict[str,
             f"feature dataset not found: {path}; run `cockpit data curate --interval {interval}` "
             f"(after `cockpit data backfill --interval {interval}`)"
         )
-    manifest = read_manifest(folder)
+    try:
+        manifest = read_manifest(folder)  # first: its remedy comes before curating again
+        table = pl.read_parquet(path)
+    except CurateError as exc:
+        raise TrainingError(str(exc)) from None
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise TrainingError(
+            f"curated dataset {folder} is unreadable ({first}): curate again with `cockpit data "
+            f"curate --interval {interval}` (the damaged file is left as it is)"
+        ) from None
     latest: dict[str, Any] = next(
         (v for v in manifest["versions"] if v["file"] == manifest.get("latest")), {}
     )
-    return pl.read_parquet(path), latest
+    return table, latest
 
 
 def _split(table: pl.DataFrame, interval: str, label: str) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -27,11 +27,14 @@ import json
 import math
 from collections import deque
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from engine.core.events import Action, Decision, Regime
-from engine.store.candles import INTERVAL_US
+from engine.store.candles import INTERVAL_US, align, market_db_path, open_market_db
 from engine.strategy.drift import PsiMonitor
 from engine.strategy.features import FeatureState
 from engine.strategy.registry import ModelRegistry, Reference
@@ -119,10 +122,14 @@ class CandleBuilder:
     returns the candle that just closed as (open_us, high, low, close, volume), else None. The
     first candle is dropped unless its first quote is on the boundary: it would be partial."""
 
-    __slots__ = ("close", "cum0", "cum_last", "high", "interval_us", "low", "open_us", "partial")
+    __slots__ = (
+        "close", "cum0", "cum_last", "high", "interval_us", "keep_first", "low", "open_us",
+        "partial",
+    )  # fmt: skip
 
-    def __init__(self, interval_us: int) -> None:
+    def __init__(self, interval_us: int, keep_first: bool = False) -> None:
         self.interval_us = interval_us
+        self.keep_first = keep_first
         self.open_us = -1
         self.high = self.low = self.close = 0.0
         self.cum0 = self.cum_last = 0.0
@@ -137,7 +144,7 @@ class CandleBuilder:
             if self.open_us >= 0 and not self.partial:
                 done = (self.open_us, self.high, self.low, self.close, self.cum_last - self.cum0)
             # the first candle seen started before us: partial, never emitted
-            self.partial = self.open_us < 0 and ts_us != bucket
+            self.partial = self.open_us < 0 and ts_us != bucket and not self.keep_first
             if self.open_us < 0:
                 self.cum_last = cum_volume
             self.open_us, self.high, self.low, self.cum0 = bucket, mid, mid, self.cum_last
@@ -324,6 +331,9 @@ class CandleStrategyModel:
         w = self.windows.setdefault(symbol, CandleWindow())
         for h, lo, c, v in candles:
             w.push(h, lo, c, v)
+        # the candle in progress follows the seeded ones: keep it, partial as it is (its close
+        # is right; dropping it would leave a hole in the window)
+        self.builders[symbol] = CandleBuilder(INTERVAL_US[self.bundle.interval], keep_first=True)
 
     def observe(self, symbol: str, mid: float, ts_us: int, cum_volume: float) -> None:
         b = self.builders.get(symbol)
@@ -395,3 +405,39 @@ def register_trained(registry: ModelRegistry, models_dir: Path, now_us: int) -> 
             registry.register(model, "retired", model.bundle.reference, now_us)
             added.append(model_id)
     return added
+
+
+def seed_from_market(
+    model: CandleStrategyModel, data_dir: Path, symbols: tuple[str, ...], now_us: int
+) -> dict[str, int]:
+    """Warm ``model`` with the last ``LOOKBACK`` closed candles per symbol from the market DB
+    (``cockpit data backfill``), so a 1d model decides today, not in 25 days. Only a contiguous
+    run ending at the newest closed candle is used (a hole or stale data would poison the
+    features); a missing or busy DB seeds nothing. Returns candles seeded per symbol."""
+    path = market_db_path(data_dir)
+    interval = model.bundle.interval
+    step = INTERVAL_US[interval]
+    newest = align(now_us, interval) - step  # open time of the newest closed candle
+    if not path.exists():
+        return {}
+    try:
+        con = open_market_db(data_dir, read_only=True)
+    except duckdb.Error:  # held by a running backfill: warm up from live quotes instead
+        return {}
+    seeded = {}
+    try:
+        for sym in symbols:
+            rows = con.execute(
+                "SELECT open_us, high_e8, low_e8, close_e8, volume_e8 FROM candles WHERE "
+                "symbol = ? AND interval = ? AND open_us <= ? ORDER BY open_us DESC LIMIT ?",
+                [sym, interval, newest, LOOKBACK],
+            ).fetchall()[::-1]
+            if len(rows) < LOOKBACK or rows[-1][0] != newest:
+                continue
+            if any(b[0] - a[0] != step for a, b in pairwise(rows)):
+                continue
+            model.seed(sym, [(h * 1e-8, lo * 1e-8, c * 1e-8, v * 1e-8) for _, h, lo, c, v in rows])
+            seeded[sym] = len(rows)
+    finally:
+        con.close()
+    return seeded

@@ -121,10 +121,18 @@ def _sha256(path: Path) -> str:
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / "manifest.json"
     try:
-        doc: dict[str, Any] = json.loads((folder / "manifest.json").read_text())
+        doc: dict[str, Any] = json.loads(path.read_text())
+        if not isinstance(doc.get("versions"), list):
+            raise ValueError("no list of versions")
     except FileNotFoundError:
         return {"versions": []}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CurateError(
+            f"{path} is damaged ({exc}): move it aside (`mv {path} {path}.damaged`) and curate "
+            "again; the version files next to it are intact"
+        ) from None
     return doc
 
 
@@ -138,6 +146,7 @@ def curate(data_dir: Path, interval: str, tag: str, today: dt.date) -> dict[str,
         raise CurateError(f"too few {interval} candles for the 24-candle look-back: backfill more")
     folder = curated_dir(data_dir, interval)
     make_private_dir(folder)
+    manifest = read_manifest(folder)  # a damaged one stops us before anything is written
     path = _version_path(folder, today, tag)
     part = path.with_name(f".{path.name}.tmp")
     table.write_parquet(part, statistics=False)
@@ -157,7 +166,6 @@ def curate(data_dir: Path, interval: str, tag: str, today: dt.date) -> dict[str,
         "labels": list(LABELS),
         "sha256": _sha256(path),
     }
-    manifest = read_manifest(folder)
     manifest["versions"].append(entry)
     manifest["latest"] = path.name
     write_private_atomic(folder / "manifest.json", json.dumps(manifest, indent=2).encode())

@@ -11,6 +11,7 @@ orders go only through ``Engine.submit`` (gates → OMS → venue).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from pathlib import Path
@@ -21,7 +22,12 @@ import msgspec
 from engine.core.events import CommandResult, Decision, OrderType, Side, SubmitOrder
 from engine.core.units import SCALE
 from engine.snapshot import DecisionView
-from engine.strategy.candle_model import CandleStrategyModel, build_trained, is_trained_id
+from engine.strategy.candle_model import (
+    CandleStrategyModel,
+    build_trained,
+    is_trained_id,
+    seed_from_market,
+)
 from engine.strategy.drift import PsiMonitor
 from engine.strategy.features import FeatureState
 from engine.strategy.registry import ModelRegistry
@@ -29,6 +35,7 @@ from engine.strategy.signal_models import CanaryRouter, Model, ModelParams, buil
 from engine.trading.engine import Engine
 from engine.trading.venue_gates import MARKET_NOTIONAL_HEADROOM
 
+log = logging.getLogger("engine.strategy")
 PSI_WINDOW = 20_000  # ticks: spans several regimes (measured: median PSI ~0.1 without drift)
 PSI_MIN = 5_000
 REFERENCE_TICKS = 80_000  # a longer reference is less noisy (~0.05 -> ~0.01 PSI floor)
@@ -129,9 +136,19 @@ class ModelStrategy:
         if is_trained_id(model_id):
             model = build_trained(self.models_dir, model_id)
             if isinstance(model, CandleStrategyModel):
+                self._warm(model)
                 self.candle_models.append(model)
             return model
         return build_model(model_id)
+
+    def _warm(self, model: CandleStrategyModel) -> None:
+        """Seed a trained model with the market DB's candles when the quotes are the venue's
+        (the embedded simulator's prices are not those candles: it warms up live)."""
+        e = self.engine
+        if e.cfg.feed == "sim":
+            return
+        seeded = seed_from_market(model, self.models_dir.parent, e.symbols, e.clock.now_us())
+        log.info("model %s seeded from the market DB: %s", model.model_id, seeded or "nothing")
 
     def on_quote(self, symbol: str, bid_e8: int, ask_e8: int, ts_ns: int) -> None:
         if self.candle_models:
@@ -243,6 +260,7 @@ class ModelStrategy:
             model = build_trained(self.models_dir, model_id)
             if not isinstance(model, CandleStrategyModel):
                 return CommandResult(ok=False, message=model.reason)
+            self._warm(model)
             self.models[model_id] = model
             self.candle_models.append(model)
             self.psi[model_id] = model.monitor

@@ -89,3 +89,24 @@ def test_model_train_and_list_from_shell(tmp_path: Path) -> None:
     assert json.loads(res.stdout)["model_id"] == "risk_1h_v1"
     listed = json.loads(run("model", "list", "--data-dir", str(d), "--json").stdout)["models"]
     assert [m["model_id"] for m in listed] == ["risk_1h_v1"]
+
+
+def test_damaged_curated_files_are_one_line_and_kept(tmp_path: Path) -> None:
+    _curated(tmp_path)
+    folder = tmp_path / "curated" / "1h"
+    (folder / "latest.parquet").write_bytes(b"junk")
+    r = run("model", "train", "trend", "--data-dir", str(tmp_path))
+    assert r.returncode == 2
+    assert "is unreadable" in r.stderr
+    assert "cockpit data curate --interval 1h" in r.stderr
+    assert "Traceback" not in r.stderr
+    (folder / "manifest.json").write_text("{bad")
+    before = sorted(p.name for p in folder.iterdir())
+    for args in (("data", "curate", "--interval", "1h"), ("data", "versions"),
+                 ("model", "train", "risk")):  # fmt: skip
+        r = run(*args, "--data-dir", str(tmp_path))
+        assert r.returncode == 2, (args, r.stderr)
+        assert "manifest.json is damaged" in r.stderr
+        assert "Traceback" not in r.stderr
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written, nothing dropped
+    assert (folder / "manifest.json").read_text() == "{bad"

@@ -102,3 +102,38 @@ def test_bundle_file_damaged_is_one_line(tmp_path: Path) -> None:
     (models / "ml_1h_v1.json").write_text(json.dumps({"members": {}}))
     with pytest.raises(ModelFileError, match="malformed"):
         load_bundle(models, "ml_1h_v1")
+
+
+def test_seed_from_market_takes_a_contiguous_run_ending_at_the_newest_closed_candle(
+    tmp_path: Path,
+) -> None:
+    from engine.store.candles import open_market_db
+    from engine.strategy.candle_model import seed_from_market
+    from research.training import train
+    from tests.research.test_training import T0, H
+
+    _curated(tmp_path)  # 400 hourly candles of BTC/USDT and ETH/USDT from T0
+    for kind in ("trend", "return", "risk"):
+        train(tmp_path, kind, "1h", now_us=1)
+    bundle = load_bundle(tmp_path / "models", "ml_1h_v1")
+    syms = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+    now = T0 + 400 * H + 5  # just after the newest candle closed
+    live = CandleStrategyModel(bundle)
+    assert seed_from_market(live, tmp_path, syms, now) == {"BTC/USDT": 25, "ETH/USDT": 25}
+    table = pl.read_parquet(tmp_path / "curated" / "1h" / "latest.parquet")
+    last = table.filter(pl.col("symbol") == "BTC/USDT").sort("open_us").row(-1, named=True)
+    got = live.windows["BTC/USDT"].features()
+    assert got is not None
+    assert list(got) == pytest.approx([last[n] for n in CANDLE_FEATURES], rel=1e-6)
+    d = live.decide("BTC/USDT", FeatureState(), now, "d", ModelParams(0.0, 0.0, 1.0))
+    assert "warming up" not in d.regime_reason  # decides at once, not in 25 hours
+    live.observe("BTC/USDT", 150.0, now + 10, 0.0)  # the candle in progress is kept...
+    live.observe("BTC/USDT", 151.0, now + H, 0.0)
+    assert live.windows["BTC/USDT"].closes[-1] == 150.0  # ...and appended when it closes
+    stale = CandleStrategyModel(bundle)
+    assert seed_from_market(stale, tmp_path, syms, now + H) == {}  # the newest is missing
+    con = open_market_db(tmp_path)
+    con.execute("DELETE FROM candles WHERE symbol = 'ETH/USDT' AND open_us = ?", [T0 + 390 * H])
+    con.close()
+    holed = CandleStrategyModel(bundle)
+    assert seed_from_market(holed, tmp_path, syms, now) == {"BTC/USDT": 25}  # a hole: skipped

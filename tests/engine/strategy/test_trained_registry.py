@@ -70,3 +70,20 @@ def test_trained_bundle_registered_challenger_promoted_and_rolled_back(
     d = b2.strategy.models["ml_1h_v2"].decide("BTC/USDT", None, 1, "d", b2.strategy.params)
     assert d.action == "NO_TRADE"
     assert "ml_1h_v2.json is unreadable" in d.regime_reason
+
+
+def test_on_a_venue_feed_a_trained_champion_is_seeded_from_the_market_db(
+    make_booted: Any, tmp_path: Path
+) -> None:
+    from engine.core.clock import SimClock
+    from tests.research.test_training import T0, H
+
+    data = tmp_path / "data"
+    _curated(data)  # 400 hourly candles from T0, in the market DB
+    _train_all(data)
+    clock = SimClock(start_ns=(T0 + 400 * H + 1_000) * 1000)  # the newest candle just closed
+    b = make_booted(strategy="models", overrides={"feed": "exchange"}, clock=clock)
+    api = EngineAPI(b.engine, b.strategy)
+    assert api.handle(SetChallenger(model_id="ml_1h_v1", actor="alice")).ok
+    model = b.strategy.models["ml_1h_v1"]
+    assert model.windows["BTC/USDT"].n == 25  # warm at once: no 25-hour wait
