@@ -21,6 +21,8 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from engine.strategy.strategies import submit_target
 from research.candidates import build_candidate
 
 FLUSH_ROWS = 8192
+PREFIX = "campaign-fold-"  # + pid + "-": a scratch dir names the process that owns it
 DEPTH_E8 = 1_000_000 * 100_000_000  # quoted size: deep enough that a market order never walks
 
 
@@ -99,12 +102,45 @@ def quote_ticks(
     return bid.tolist(), ask.tolist(), offsets
 
 
+def sweep_stale(root: str | None = None) -> list[str]:
+    """Remove fold scratch dirs whose process is gone (a worker killed mid-fold leaves its
+    throw-away engine DB behind, in memory when under /dev/shm); returns what was removed."""
+    root = root or _scratch() or tempfile.gettempdir()
+    gone = []
+    for name in os.listdir(root):
+        pid = name.removeprefix(PREFIX).partition("-")[0]
+        if not name.startswith(PREFIX) or not pid.isdigit() or _alive(int(pid)):
+            continue
+        path = os.path.join(root, name)
+        if os.path.isdir(path) and os.stat(path).st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
+            gone.append(path)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _scratch() -> str | None:
+    """Where a fold's throw-away engine keeps its DB: memory-backed ``/dev/shm`` when there is
+    one (two workers' fsyncs would otherwise queue on one disk), else the temp dir."""
+    shm = "/dev/shm"  # noqa: S108 (a private TemporaryDirectory is created inside it)
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 class _Replay:
     """One engine, one candidate, one cost: feeds candles and records the equity curve."""
 
     def __init__(self, task: FoldTask, cost_bps: float, symbols: tuple[str, ...], start_ns: int):
         self.task = task
-        self.tmp = tempfile.TemporaryDirectory(prefix="campaign-fold-")
+        self.tmp = tempfile.TemporaryDirectory(prefix=f"{PREFIX}{os.getpid()}-", dir=_scratch())
         cfg = load_config(
             "paper",
             env={},
@@ -207,6 +243,7 @@ def _replay(task: FoldTask, candles: pl.DataFrame, decide: Callable[..., Decisio
 
 def run_fold(task: FoldTask) -> dict[str, Any]:
     """Train (when a candidate needs it) and replay every candidate at every cost."""
+    sweep_stale()
     engine_log = logging.getLogger("engine")
     level = engine_log.level
     engine_log.setLevel(logging.ERROR)  # gate flips are the replay working, not news

@@ -160,3 +160,35 @@ def test_campaign_store_damaged_or_held_is_one_line_and_kept(tmp_path: Path) -> 
     assert busy.returncode == 3
     assert "in use by another process" in busy.stderr
     assert store.stat().st_mode & 0o777 == 0o600
+
+
+def test_fold_worker_killed_mid_replay_leaves_scratch_the_next_fold_sweeps(curated: Path) -> None:
+    import glob
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from research.fold_replay import _scratch, sweep_stale
+
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from research.campaign import CampaignSpec, plan\n"
+        "from research.training import load_dataset\n"
+        "from research.fold_replay import run_fold\n"
+        "t, _ = load_dataset(Path(sys.argv[1]), '1h')\n"
+        "spec = CampaignSpec('1h', '2026-06-20', '2026-07-10', 10, 4, 5.0, ('momentum',),"
+        " ticks_per_candle=4000)\n"
+        "run_fold(plan(spec, t, {})[0])\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(curated)])
+    pattern = f"{_scratch() or '/tmp'}/campaign-fold-{proc.pid}-*"
+    deadline = time.monotonic() + 60
+    while not glob.glob(pattern) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    (left,) = glob.glob(pattern)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert Path(left).is_dir()  # kill -9: no cleanup ran
+    assert left in sweep_stale()
+    assert not Path(left).exists()
