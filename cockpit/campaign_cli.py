@@ -8,7 +8,8 @@ whether their metrics match.
 
 Exit codes: 0 done (whatever the verdict); 1 the Dask scheduler is unreachable; 2 bad or missing
 input (dates, candidates, no curated data, too little data, a damaged campaigns DB — named, never
-replaced) — one line naming the remedy; 3 the campaigns DB is held by another process.
+replaced) — one line naming the remedy; 3 the campaigns DB is held by another process, or a
+finished campaign could not be written (a full disk: its results are printed as JSON instead).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _err(msg: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from research.campaign_store import CampaignStoreBusy, CampaignStoreDamaged
+    from research.campaign_store import CampaignNotSaved, CampaignStoreBusy, CampaignStoreDamaged
 
     try:
         if args.campaign_cmd == "run":
@@ -69,6 +70,11 @@ def run(args: argparse.Namespace) -> int:
     except CampaignStoreDamaged as exc:
         _err(str(exc))
         return 2
+    except CampaignNotSaved as exc:  # the work is done: show it rather than lose it
+        _err(str(exc))
+        if exc.campaign is not None:
+            print(json.dumps(_public(exc.campaign), sort_keys=True, default=str))
+        return 3
 
 
 def _thresholds(cfg: Any) -> dict[str, Any]:

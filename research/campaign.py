@@ -213,10 +213,9 @@ def _on_dask(
     return sorted(results, key=lambda r: r["fold"])
 
 
-def _metrics(run: dict[str, Any], per_year: float) -> dict[str, Any]:
-    eq = [v for _, v in run["curve"]]
-    rets = stats.returns(eq)
-    held = [r for r, m in zip(rets, run["in_market"], strict=False) if m]
+def _metrics(
+    run: dict[str, Any], eq: list[float], rets: list[float], held: list[float], per_year: float
+) -> dict[str, Any]:
     start = run["start"]
     return {
         "total_return": eq[-1] / eq[0] - 1 if eq and eq[0] else 0.0,
@@ -260,8 +259,12 @@ def run_campaign(
     )  # fmt: skip
     for f in folds:
         f["campaign_id"] = campaign_id
-    campaign_store.save(data_dir, campaign, folds)
     campaign["earlier_runs"] = earlier
+    try:
+        campaign_store.save(data_dir, campaign, folds)
+    except campaign_store.CampaignNotSaved as exc:
+        exc.campaign = {**campaign, "folds_detail": folds}
+        raise
     return campaign
 
 
@@ -276,21 +279,23 @@ def summarise(spec: CampaignSpec, tasks: list[FoldTask],
     for task, res in zip(tasks, results, strict=True):
         for run in res["runs"]:
             key = (run["candidate"], run["cost_bps"])
-            m = _metrics(run, per_year)
+            eq = [v for _, v in run["curve"]]
+            rets = stats.returns(eq)  # once per run: metrics, the stitched curve, the hit rate
+            held = [r for r, h in zip(rets, run["in_market"], strict=False) if h]
+            m = _metrics(run, eq, rets, held, per_year)
             folds.append({
                 "candidate": key[0], "fold": task.fold + 1, "cost_bps": key[1],
                 "train_from_us": task.train_from_us, "train_to_us": task.train_to_us,
                 "test_from_us": task.test_from_us, "test_to_us": task.test_to_us,
                 "model_ids": run["model_ids"], **m,
             })  # fmt: skip
-            stitched.setdefault(key, []).extend(stats.returns([v for _, v in run["curve"]]))
-            agg = stitched_runs.setdefault(key, {"trades": 0, "notional": 0.0, "costs": 0.0,
-                                                 "start": 0.0, "held": [], "turnover": 0.0})  # fmt: skip
+            stitched.setdefault(key, []).extend(rets)
+            agg = stitched_runs.setdefault(key, {"trades": 0, "costs": 0.0, "held": [],
+                                                 "turnover": 0.0})  # fmt: skip
             agg["trades"] += m["trades"]
             agg["costs"] += m["costs_paid"]
             agg["turnover"] += m["turnover"]
-            held = stats.returns([v for _, v in run["curve"]])
-            agg["held"].extend(r for r, h in zip(held, run["in_market"], strict=False) if h)
+            agg["held"].extend(held)
             if key == (spec.models[0], spec.cost_bps):
                 times.extend(t for t, _ in run["curve"][1:])
     return _verdict(spec, per_year, stitched, stitched_runs, times), folds

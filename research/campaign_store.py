@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -65,6 +66,15 @@ _INSERT_FOLD = f"INSERT INTO campaign_folds ({', '.join(FOLD_COLS)}) VALUES ({',
 
 class CampaignStoreBusy(Exception):
     """The campaigns DB is held by another process (a campaign being saved)."""
+
+
+class CampaignNotSaved(Exception):
+    """Writing a finished campaign failed (a full disk...): one line; the caller still holds the
+    results (``campaign``) and shows them, so the work is not lost."""
+
+    def __init__(self, message: str, campaign: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.campaign = campaign
 
 
 class CampaignStoreDamaged(Exception):
@@ -130,6 +140,14 @@ def save(data_dir: Path, campaign: dict[str, Any], folds: list[dict[str, Any]]) 
         con.execute(_INSERT_CAMPAIGN, [campaign[c] for c in CAMPAIGN_COLS])
         con.executemany(_INSERT_FOLD, [[f[c] for c in FOLD_COLS] for f in folds])
         con.execute("COMMIT")
+    except duckdb.Error as exc:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise CampaignNotSaved(
+            f"campaign {campaign['campaign_id']} could not be saved to {store_path(data_dir)} "
+            f"({first}): free space and run it again; its results follow on stdout"
+        ) from None
     finally:
         con.close()
 

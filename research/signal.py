@@ -49,6 +49,7 @@ from engine.strategy.candle_model import (
     PSI_WINDOW_CANDLES,
     CandleModel,
     is_trained_id,
+    trained_ids,
     window_features,
 )
 from engine.strategy.drift import PsiMonitor
@@ -177,8 +178,7 @@ def measure_drift(
 
 def bundle_ids(folder: Path, interval: str) -> list[str]:
     """Trained bundles of ``interval`` in ``folder``, oldest version first."""
-    found = [p.stem for p in folder.glob(f"ml_{interval}_v*.json") if is_trained_id(p.stem)]
-    return sorted(found, key=lambda m: int(m.rpartition("_v")[2]))
+    return [m for m in trained_ids(folder) if m.startswith(f"ml_{interval}_v")]
 
 
 def engine_registry(data_dir: Path) -> tuple[str | None, str | None, str]:

@@ -1,7 +1,7 @@
 """The configuration schema: the one place every key is declared and documented.
 
 Role: declare each TOML section as a frozen dataclass whose fields carry, in ``metadata``, the
-key's doc, env var, secret flag and validation rules (via :func:`_f`), whose flat list of
+key's doc, env var, secret flag and validation rules (via ``fields.config_field``), whose flat list of
 keys :mod:`engine.config.schema` derives (``iter_fields``) for the loader and the renderers.
 
 Invariants:
@@ -18,44 +18,15 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+
+from engine.config.fields import config_field as _f
 
 KINDS = ("paper", "testnet", "live", "staging")
 VENUES = ("paper", "ccxt")
 FEEDS = ("sim", "exchange")
-
-_RANGE = re.compile(r"([\[(])\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*([\])])|(>=?|<=?)\s*(-?[\d.]+)")
-
-
-def _f(
-    default: Any, doc: str, env: str | None = None, *, secret: bool = False, **rules: Any
-) -> Any:
-    """Declare a config field once: default, doc, env var, secret flag and validation rules.
-
-    Rules: ``rng`` (``"[0, 1]"``, ``"(0, 100]"``, ``">= 0"``, ``"> 0"``; stored as ``min``/``max``/
-    ``min_exclusive``/``max_exclusive``), ``choices``, ``pattern`` (full match), ``nonempty``,
-    ``item_pattern``, ``unique``, ``min_items``. Secrets get ``repr=False`` so a logged Config
-    cannot leak them. ``hot=True``: a running engine takes a new value without a restart
-    (``cockpit config set``; applied by ``engine.trading.hot_config``, which has an applier for
-    exactly these keys — a test holds the two together).
-    """
-    meta: dict[str, Any] = {"doc": doc, "env": env, "secret": secret, **rules}
-    if "rng" in rules:
-        m = _RANGE.fullmatch(rules["rng"])
-        if m is None:
-            raise ValueError(f"bad range {rules['rng']!r}")
-        if m[1]:
-            meta.update(min=float(m[2]), min_exclusive=m[1] == "(")
-            meta.update(max=float(m[3]), max_exclusive=m[4] == ")")
-        else:
-            side = "min" if m[5].startswith(">") else "max"
-            meta.update({side: float(m[6]), f"{side}_exclusive": "=" not in m[5]})
-    return field(default=default, repr=not secret, metadata=meta)
-
 
 # --------------------------------------------------------------------------------------- sections
 # One dataclass per TOML section. Each field is the single declaration of its key.

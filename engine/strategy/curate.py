@@ -30,16 +30,9 @@ import polars as pl
 
 from engine.core.fsutil import make_private_dir, write_private_atomic
 from engine.store.candles import INTERVAL_US, market_db_path, open_market_db
+from engine.strategy.candle_model import CANDLE_FEATURES
 
-FEATURES = (
-    "ret_1",
-    "ret_4",
-    "ret_24",
-    "vol_24",
-    "range_pct",
-    "sma_ratio_24",
-    "volume_z_24",
-)
+FEATURES = CANDLE_FEATURES  # declared once, with the plain-Python definitions live trading uses
 LABELS = ("fwd_ret_1", "fwd_ret_4", "fwd_vol_24")
 KEEP_NEWEST = 2
 _TAG_OK = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
