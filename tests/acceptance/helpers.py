@@ -77,3 +77,14 @@ def wait_for_log(data_dir: Path, needle: str, timeout: float = 30.0) -> None:
 SIGNED_FILLS = (
     "SELECT symbol, sum(CASE side WHEN 'buy' THEN qty_e8 ELSE -qty_e8 END) FROM fills GROUP BY 1"
 )
+
+
+def clear_of_hour_turn(margin_s: float) -> None:
+    """Wait out the next hour turn if it falls within ``margin_s`` seconds.
+
+    Backfill and ``data gaps`` read the wall clock (the newest *closed* candle is "now"'s): a
+    test asserting exact candle counts or "no gaps" across an hour turn would see one candle more,
+    or one missing at the end. Daily candles turn at an hour turn too."""
+    left = 3600 - time.time() % 3600
+    if left < margin_s:
+        time.sleep(left + 2)

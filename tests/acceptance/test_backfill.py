@@ -8,6 +8,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from engine.store.candles import INTERVAL_US, align
 from engine.venues.venue_setup import VenueProcess
-from tests.acceptance.helpers import run
+from tests.acceptance.helpers import clear_of_hour_turn, run
 
 H = INTERVAL_US["1h"]
 
@@ -64,8 +65,7 @@ def test_backfill_when_venue_has_hole_then_gap_found_and_rerun_repairs_only_it(
     tmp_path: Path, venue: Venue
 ) -> None:
     d = tmp_path / "d"
-    import time
-
+    clear_of_hour_turn(120)  # "only the 4 missing" must not straddle a new candle
     last = align(time.time_ns() // 1000, "1h") - H
     hole = (last - 40 * H, last - 37 * H)  # four candles, a day and a half ago
     venue.admin("klines/gaps", {"symbol": "ETH/USDT", "interval": "1h",
@@ -120,8 +120,6 @@ def test_backfill_when_exchange_down_then_exit_1_data_kept_failures_counted(
 def test_backfill_when_429_then_waits_retry_after_and_completes(
     tmp_path: Path, venue: Venue
 ) -> None:
-    import time
-
     d = tmp_path / "d"
     venue.admin("inject", {"kind": "binance_error", "status": 429, "code": -1003,
                            "msg": "Too many requests", "retry_after_s": 5, "method": "GET",

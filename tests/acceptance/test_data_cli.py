@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from engine.store.candles import INTERVAL_US, align, insert_candles, open_market_db, record_run
-from tests.acceptance.helpers import run
+from tests.acceptance.helpers import clear_of_hour_turn, run
 
 H = INTERVAL_US["1h"]
 
@@ -35,6 +35,7 @@ def test_gaps_when_hole_then_exit_1_with_range_and_0_when_complete(tmp_path: Pat
     none = run("data", "gaps", "--interval", "1h", "--days", "1", "--data-dir", str(d))
     assert none.returncode == 1
     assert "cockpit data backfill" in none.stderr
+    clear_of_hour_turn(30)  # "no gaps" is as of now's newest closed candle
     last = _fill(d, 72, skip=range(30, 33))
     res = run("data", "gaps", "--interval", "1h", "--days", "2", "--data-dir", str(d), "--json")
     assert res.returncode == 1, res.stderr

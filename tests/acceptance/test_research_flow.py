@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from tests.acceptance.helpers import run, start, wait_for_log
+from tests.acceptance.helpers import clear_of_hour_turn, run, start, wait_for_log
 from tests.acceptance.test_backfill import Venue, _backfill, venue  # noqa: F401 (fixture)
 
 FOLD_KEYS = ("candidate", "fold", "cost_bps", "total_return", "sharpe", "max_drawdown",
@@ -33,6 +33,7 @@ def _campaign(d: Path, start: str, end: str, *extra: str) -> dict[str, object]:
 
 def test_offline_research_flow_end_to_end(tmp_path: Path, venue: Venue) -> None:  # noqa: F811
     d = tmp_path / "d"
+    clear_of_hour_turn(90)  # backfill to "gaps: none" must not straddle a new candle
     today = dt.datetime.now(dt.UTC).date()
     since = (today - dt.timedelta(days=30)).isoformat()
     hole_day = dt.datetime.combine(today - dt.timedelta(days=3), dt.time(), tzinfo=dt.UTC)
