@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.loader import resolve_data_dir
+from engine.core.fsutil import write_all
 from engine.runtime.control import NotRunning, call
 
 COMMANDS = ("secrets",)
@@ -130,10 +131,13 @@ def _write_key(path: Path, key: str) -> None:
     """The new key, durably, before anything is encrypted with it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, (key + "\n").encode("ascii"))
+        write_all(fd, (key + "\n").encode("ascii"))  # all of it: a cut key opens nothing
         os.fsync(fd)
-    finally:
+    except OSError:
         os.close(fd)
+        path.unlink(missing_ok=True)  # ours (O_EXCL), and useless: nothing was rotated
+        raise
+    os.close(fd)
 
 
 def _rotate(data_dir: Path, key_out: Path) -> int:

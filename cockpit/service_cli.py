@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.core.fsutil import write_all
 from engine.runtime import service_units as su
 
 COMMANDS = ("install-service",)
@@ -96,12 +97,15 @@ def _write_unit(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.fchmod(fd, 0o644)  # the CLI runs under umask 077; systemd must read this file
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
+        try:
+            os.fchmod(fd, 0o644)  # the CLI runs under umask 077; systemd must read this file
+            write_all(fd, text.encode("utf-8"))  # a full disk: never a truncated unit
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
     finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        tmp.unlink(missing_ok=True)
 
 
 def _write_all(out_dir: Path, units: dict[str, str]) -> list[Path]:

@@ -121,3 +121,43 @@ def feed_all(engine: Any, prices: dict[str, float] | None = None, spread_bps: fl
     for sym, mid in prices.items():
         half = mid * spread_bps / 20_000
         feed(engine, sym, round(mid - half, 2), round(mid + half, 2), dt_ms=1.0)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """Mount real, small tmpfs file systems (a real full disk at a chosen size), unmounted after;
+    the test is skipped where mounting is not allowed (not root)."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(size: str, at: Path | None = None) -> Path:
+        mnt = at or tmp_path / f"tmpfs{len(mounted)}"
+        mnt.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+            capture_output=True,
+            text=True,
+        )
+        if res.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in reversed(mounted):
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill_disk(mnt: Path, leave: int = 0) -> Path:
+    """Fill the file system holding ``mnt`` (a file ``filler``), less ``leave`` bytes."""
+    filler = mnt / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+    if leave:
+        os.truncate(filler, max(filler.stat().st_size - leave, 0))
+    return filler

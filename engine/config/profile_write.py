@@ -23,15 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.core.fsutil import fsync_dir, make_private_dir
+from engine.core.fsutil import fsync_dir, make_private_dir, write_all
 
 HISTORY_DIR = ".history"
 
 
 def _write_fd(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    write_all(fd, data)
     os.fsync(fd)
 
 

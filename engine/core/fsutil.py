@@ -2,6 +2,9 @@
 directories and the process umask.
 
 Invariants:
+- Every write of a whole buffer goes through ``write_all``: ``os.write`` may write *part* of it
+  (a full disk writes what fits and returns the count); unchecked, a truncated file would be
+  fsynced and renamed over the good one.
 - After ``write_private_atomic`` returns, the file holds exactly ``data`` with mode 0600 and the
   rename itself is durable (directory fsynced); on any failure the previous file is intact and no
   temp file is left behind.
@@ -14,6 +17,8 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import stat
 import tempfile
@@ -59,11 +64,33 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of ``data`` or raise ``OSError`` (ENOSPC when the disk is full)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:  # not seen on Linux (a full disk raises), but a 0 must never loop forever
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+
+
+def append_all(fd: int, data: bytes) -> None:
+    """Append every byte of ``data`` to the O_APPEND ``fd``, or none: on failure the file is cut
+    back to its old length, so no torn line is left for the next append to glue onto."""
+    size = os.fstat(fd).st_size
+    try:
+        write_all(fd, data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
+
+
 def write_private_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
     try:
         os.fchmod(fd, 0o600)
-        os.write(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
         os.close(fd)
         fd = -1

@@ -28,6 +28,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from engine.core.fsutil import write_all
+
 _WRITE_LOCK = threading.Lock()
 
 
@@ -80,9 +82,7 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
             try:
                 # os.open's mode is masked by the umask; fchmod is not.
                 os.fchmod(fd, 0o644)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -30,7 +30,7 @@ import duckdb
 from engine.config.profiles import profile_file
 from engine.config.render import render_config
 from engine.core.events import RecordConfigChange
-from engine.core.fsutil import fsync_dir, make_private_dir
+from engine.core.fsutil import append_all, fsync_dir, make_private_dir
 from engine.runtime.boot import db_path
 from engine.runtime.datacheck import restore_hint
 from engine.security.audit import KEY_ENV, AuditChain, HeadFile, load_key, tail_state
@@ -135,7 +135,7 @@ def append_history(data_dir: Path, entry: dict[str, Any]) -> Path:
     created = not path.exists()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, (json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode())
+        append_all(fd, (json.dumps(entry, sort_keys=True, ensure_ascii=False) + "\n").encode())
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -36,7 +36,7 @@ import duckdb
 import msgspec
 
 from engine.core.envvars import COCKPIT_AUDIT_KEY
-from engine.core.fsutil import fsync_dir, make_private_dir, write_private_atomic
+from engine.core.fsutil import fsync_dir, make_private_dir, write_all, write_private_atomic
 
 GENESIS = "0" * 64
 KEY_ENV = COCKPIT_AUDIT_KEY
@@ -421,7 +421,7 @@ def load_or_create_key(data_dir: Path, env: Mapping[str, str] | None = None) -> 
         fd, tmp = tempfile.mkstemp(dir=sdir, prefix=".audit.key.", suffix=".tmp")  # 0600
         try:
             os.fchmod(fd, 0o600)
-            os.write(fd, secrets.token_bytes(KEY_BYTES))
+            write_all(fd, secrets.token_bytes(KEY_BYTES))
             os.fsync(fd)
             os.close(fd)
             fd = -1

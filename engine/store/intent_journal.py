@@ -10,7 +10,9 @@ intent ``(client_order_id, decision_id, symbol, side, order_type, qty_e8, limit_
 A torn tail (crash mid-write) fails its length or CRC; everything before it is intact.
 
 Invariants:
-- ``append_durable`` returns only after the record is on stable storage.
+- ``append_durable`` returns only after the whole record is on stable storage; when it raises
+  (a full disk, an I/O error) the journal is cut back to its length before the call, so no torn
+  record is left for later appends to land behind.
 - Nothing in the journal is dropped silently. At start ``quarantine`` moves aside, to
   ``intents.bin.corrupt.<utc>`` beside it, every CRC-valid record that is not an intent (its
   length is trustworthy, so only that record) and anything from the first length/CRC failure on
@@ -20,6 +22,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import time
@@ -30,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from engine.core.fsutil import make_private_dir, write_private_atomic
+from engine.core.fsutil import make_private_dir, write_all, write_private_atomic
 
 _HEADER = struct.Struct("<II")
 _enc = msgspec.msgpack.Encoder()
@@ -45,12 +48,24 @@ class IntentJournal:
         self.path = path
         make_private_dir(path.parent)
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
         self.appended = 0
+
+    def _append(self, data: bytes) -> None:
+        try:
+            write_all(self._fd, data)
+            os.fdatasync(self._fd)
+        except OSError:
+            # part of it may have landed (a full disk writes what fits): cut it off, or every
+            # later record would sit behind a torn one and be quarantined at the next start
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(data)
 
     def append_durable(self, record: tuple[Any, ...]) -> None:
         payload = _enc.encode(record)
-        os.write(self._fd, _HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
-        os.fdatasync(self._fd)
+        self._append(_HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
         self.appended += 1
 
     def append_many_durable(self, records: list[tuple[Any, ...]]) -> None:
@@ -59,14 +74,14 @@ class IntentJournal:
         for record in records:
             payload = _enc.encode(record)
             buf += _HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-        os.write(self._fd, bytes(buf))
-        os.fdatasync(self._fd)
+        self._append(bytes(buf))
         self.appended += len(records)
 
     def checkpoint(self) -> None:
         """Drop every record: call only once the DB holds all intents appended so far."""
         os.ftruncate(self._fd, 0)
         os.fsync(self._fd)
+        self._size = 0
 
     def close(self) -> None:
         os.close(self._fd)

@@ -266,18 +266,12 @@ class Engine:
         risk.note_sent(ctx)
         if self.journal is not None and not self.venue.in_process:
             # durable before it leaves: an intent for an outside venue survives any crash
-            self.journal.append_durable(
-                (
-                    cid,
-                    cmd.decision_id,
-                    cmd.symbol,
-                    cmd.side,
-                    cmd.order_type,
-                    ctx.qty_e8,
-                    cmd.limit_price_e8,
-                    now,
-                )
-            )
+            intent = (cid, cmd.decision_id, cmd.symbol, cmd.side, cmd.order_type, ctx.qty_e8,
+                      cmd.limit_price_e8, now)  # fmt: skip
+            try:
+                self.journal.append_durable(intent)
+            except OSError as exc:
+                return self._not_durable(order, exc, now)
             if crashpoints.ENABLED:
                 crashpoints.hit("after_intent_durable")
         order.transition(oms.SUBMITTED, now)
@@ -316,6 +310,16 @@ class Engine:
         if self.log_orders:  # after the submit: formatting and I/O stay off the order path
             log.info("order submitted %s %s %s %s", cid, cmd.symbol, cmd.side, ctx.qty_e8 / SCALE)
         return CommandResult(ok=True, message="submitted", ref=cid)
+
+    def _not_durable(self, order: Order, exc: OSError, now: int) -> CommandResult:
+        """The intent is not durable (a full disk...): the order never leaves (``never_sent``,
+        certain) and trading halts, failing closed: every next intent would fail alike."""
+        why = f"intent journal write failed: {exc.strerror or exc}"
+        was = order.status
+        order.transition(oms.NEVER_SENT, now, f"not sent: {why}")
+        self.order_changed(order, was)
+        self.halt(why)
+        return CommandResult(ok=False, message=f"not sent: {why}", ref=order.client_order_id)
 
     def _deny(self, cmd: SubmitOrder, gate: str, reason: str, now: int) -> CommandResult:
         self.kpis.denials += 1

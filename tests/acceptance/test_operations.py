@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from tests.acceptance.helpers import fast_profile, run, start, wait_for_log
-from tests.conftest import PY, ROOT, clean_env, cockpit_cmd
+from tests.conftest import PY, ROOT, clean_env, cockpit_cmd, fill_disk
 from venuesim.botapi import DEFAULT_TOKEN, serve_in_thread
 
 CALM = {"MAX_DATA_STALENESS_MS": "10000", "MAX_P95_PLACE_MS": "60000"}
@@ -191,3 +191,21 @@ def test_bench_report_when_small_then_one_json_line_with_rows(tmp_path: Path) ->
     assert out["rows"]["fills.csv"] == 3000
     assert out["rows"]["pnl.csv"] == 20
     assert out["seconds"] > 0
+
+
+def test_rotate_when_key_out_disk_full_then_nothing_rotated_and_no_key_file_left(
+    tmp_path: Path, tmpfs: Callable[..., Path]
+) -> None:
+    d = tmp_path / "d"
+    old = Fernet.generate_key().decode()
+    _secret(d, "API_KEY", "rotation-canary-value", COCKPIT_KEYRING_KEY=old)
+    full = tmpfs("64k")
+    fill_disk(full)
+    res = run("secrets", "rotate", "--key-out", str(full / "new.key"), "--data-dir", str(d),
+              COCKPIT_KEYRING_KEY=old)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "nothing rotated" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (full / "new.key").exists()  # was: an empty key file, kept (a rerun was refused)
+    listed = run("secrets", "list", "--data-dir", str(d), COCKPIT_KEYRING_KEY=old)
+    assert listed.stdout.split() == ["API_KEY"]  # the old key still opens the keyring

@@ -9,7 +9,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ import pytest
 from engine.runtime.control import call
 from engine.store.intent_journal import _HEADER, IntentJournal
 from tests.acceptance.helpers import query, run, start, wait_for_log
+from tests.conftest import fill_disk
 
 RESTORE = "cockpit restore --data-dir"
 
@@ -190,39 +191,15 @@ def test_start_when_journal_has_crc_valid_malformed_record_then_quarantined_and_
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    res = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def _fill(mnt: Path) -> Path:
-    filler = mnt / "filler"
-    with open(filler, "wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-    return filler
+def small_fs(tmpfs: Callable[..., Path]) -> Path:
+    return tmpfs("24m")
 
 
 def test_start_when_disk_full_then_exit4_naming_file(small_fs: Path, profile: str) -> None:
     d = small_fs / "d"
     first = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
     assert first.returncode == 0, first.stderr
-    _fill(small_fs)
+    fill_disk(small_fs)
     res = run("--headless", "--profile", profile, "--duration", "1", "--data-dir", str(d))
     assert res.returncode == 4, res.stderr
     line = _one_line(res)
@@ -238,7 +215,7 @@ def test_run_when_disk_fills_then_halts_quietly_and_restart_comes_up_armed(
     p = start("--headless", "--profile", profile, "--data-dir", str(d))
     try:
         wait_for_log(d, "order submitted")
-        filler = _fill(small_fs)
+        filler = fill_disk(small_fs)
         deadline = time.monotonic() + 30
         while not call(d, "status")["kill_switch"]:
             assert time.monotonic() < deadline, "no halt after the disk filled"

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from research import campaign_store
 from research.campaign import CampaignError, CampaignSpec, plan, run_campaign
 from research.training import EMBARGO_CANDLES, load_dataset
 from tests.acceptance.helpers import run
+from tests.conftest import fill_disk
 
 H = INTERVAL_US["1h"]
 T0 = int(dt.datetime(2026, 6, 1, tzinfo=dt.UTC).timestamp() * 1e6)
@@ -195,34 +197,23 @@ def test_fold_worker_killed_mid_replay_leaves_scratch_the_next_fold_sweeps(curat
 
 
 def test_campaign_on_a_full_disk_is_one_line_and_its_results_are_printed(
-    curated: Path, tmp_path: Path
+    curated: Path, tmpfs: Callable[..., Path]
 ) -> None:
-    import os
     import shutil
-    import subprocess
 
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (a real full disk)")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)]).returncode:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
-        d = mnt / "d"
-        shutil.copytree(curated / "curated", d / "curated")
-        free_kib = shutil.disk_usage(mnt).free // 1024
-        (mnt / "fill").write_bytes(b"\0" * ((free_kib - 60) * 1024))  # room to open, not to save
-        r = run("campaign", "run", "--data-dir", str(d), "--start", "2026-06-20", "--end",
-                "2026-07-10", "--walk-forward-window", "10", "--folds", "2", "--cost-bps", "5",
-                "--models", "momentum", "--workers", "0", "--json")  # fmt: skip
-        assert r.returncode == 3, r.stderr
-        assert "could not be saved" in r.stderr
-        assert "No space left on device" in r.stderr
-        assert r.stderr.count("\n") == 1
-        assert "Traceback" not in r.stderr
-        assert json.loads(r.stdout)["folds"] == 2  # the finished work, not lost
-        (mnt / "fill").unlink()
-        listed = run("campaign", "list", "--data-dir", str(d))
-        assert listed.returncode == 0, listed.stderr  # the store is usable once space is back
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
+    mnt = tmpfs("4m")
+    d = mnt / "d"
+    shutil.copytree(curated / "curated", d / "curated")
+    filler = fill_disk(mnt, leave=60 * 1024)  # room to open, not to save
+    r = run("campaign", "run", "--data-dir", str(d), "--start", "2026-06-20", "--end",
+            "2026-07-10", "--walk-forward-window", "10", "--folds", "2", "--cost-bps", "5",
+            "--models", "momentum", "--workers", "0", "--json")  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert "could not be saved" in r.stderr
+    assert "No space left on device" in r.stderr
+    assert r.stderr.count("\n") == 1
+    assert "Traceback" not in r.stderr
+    assert json.loads(r.stdout)["folds"] == 2  # the finished work, not lost
+    filler.unlink()
+    listed = run("campaign", "list", "--data-dir", str(d))
+    assert listed.returncode == 0, listed.stderr  # the store is usable once space is back
