@@ -4,7 +4,9 @@
 processes, or on a Dask cluster with ``--dask ADDRESS`` (or ``research.dask`` in the profile), and
 saves the result in ``<data-dir>/research/campaigns.duckdb``. A spec that already ran is run again
 and saved as a new id (``<hash>-r2``); the output says which earlier runs share the spec and
-whether their metrics match.
+whether their metrics match. A run killed mid-way, or refused at the save by a full disk, resumes
+when run again: each finished fold is kept in ``<data-dir>/research/campaign-work/<spec hash>/``
+until the campaign is saved (stderr says how many were reused).
 
 Exit codes: 0 done (whatever the verdict); 1 the Dask scheduler is unreachable; 2 bad or missing
 input (dates, candidates, no curated data, too little data, a damaged campaigns DB — named, never
@@ -109,7 +111,8 @@ def _run(args: argparse.Namespace) -> int:
             print(f"fold {fold + 1}/{spec.folds} done", flush=True)
 
     try:
-        c = run_campaign(data_dir, spec, _thresholds(cfg), workers=workers, dask=dask, done=done)
+        c = run_campaign(data_dir, spec, _thresholds(cfg), workers=workers, dask=dask,
+                         done=done, note=_err)  # fmt: skip
     except CampaignError as exc:
         _err(str(exc))
         return 1 if "Dask scheduler" in str(exc) else 2

@@ -13,6 +13,9 @@ Invariants:
   sources), the dataset's sha256, interval, dates, window, folds, costs, candidates, thresholds
   and replay settings. The same spec gives the same metrics, locally or on Dask.
 - Folds are independent: results are ordered by fold, whatever order workers finish in.
+- Nothing finished is lost: each fold is kept on disk as it completes (``fold_checkpoints``) until
+  the campaign is saved, so a run killed mid-way, or refused by a full disk at the save, resumes
+  from the folds it had (same spec hash: the same results).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import multiprocessing
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ import polars as pl
 from engine.store.candles import INTERVAL_US
 from research import campaign_store, stats
 from research.candidates import CANDIDATES
+from research.fold_checkpoints import FoldCheckpoints
 from research.fold_replay import FoldTask, candles_for_fold, run_fold, to_ipc
 from research.training import EMBARGO_CANDLES, TrainingError, load_dataset
 
@@ -154,27 +158,28 @@ def _date(us: int) -> str:
 
 
 def fan_out(tasks: list[FoldTask], workers: int, dask: str | None,
-            done: Callable[[int], None] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+            finished: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """``run_fold`` over ``tasks``: on a Dask cluster, in ``workers`` local processes, or inline
-    (``workers`` 0); results in fold order."""
+    (``workers`` 0). ``finished`` sees each fold's result as it completes (any order); the
+    results come back in fold order."""
+    if not tasks:
+        return []
     if dask:
-        return _on_dask(tasks, dask, done)
+        return _on_dask(tasks, dask, finished)
+    out = []
     if workers <= 0:
-        out = []
         for t in tasks:
             out.append(run_fold(t))
-            if done:
-                done(t.fold)
+            if finished:
+                finished(out[-1])
         return out
     ctx = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = [pool.submit(run_fold, t) for t in tasks]
-        results = []
-        for t, f in zip(tasks, futures, strict=True):
-            results.append(f.result())
-            if done:
-                done(t.fold)
-    return results
+        for f in as_completed([pool.submit(run_fold, t) for t in tasks]):
+            out.append(f.result())
+            if finished:
+                finished(out[-1])
+    return sorted(out, key=lambda r: int(r["fold"]))
 
 
 def _reachable(address: str) -> None:
@@ -192,9 +197,10 @@ def _reachable(address: str) -> None:
 
 
 def _on_dask(
-    tasks: list[FoldTask], address: str, done: Callable[[int], None] | None
+    tasks: list[FoldTask], address: str, finished: Callable[[dict[str, Any]], None] | None
 ) -> list[dict[str, Any]]:
     from distributed import Client
+    from distributed import as_completed as dask_completed
 
     _reachable(address)
     try:
@@ -204,13 +210,14 @@ def _on_dask(
             f"--dask {address}: cannot reach the Dask scheduler ({exc}); check the address and "
             "that the scheduler runs (`dask scheduler`)"
         ) from None
+    out = []
     with client:
         futures = client.map(run_fold, tasks, pure=False)
-        results = client.gather(futures)  # type: ignore[no-untyped-call]
-    if done:
-        for t in tasks:
-            done(t.fold)
-    return sorted(results, key=lambda r: r["fold"])
+        for _, result in dask_completed(futures, with_results=True):  # type: ignore[no-untyped-call]
+            out.append(result)
+            if finished:
+                finished(result)
+    return sorted(out, key=lambda r: int(r["fold"]))
 
 
 def _metrics(
@@ -235,7 +242,10 @@ def run_campaign(
     dask: str | None = None,
     now_us: int | None = None,
     done: Callable[[int], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
+    """Run (or resume: the folds an interrupted run of the same spec finished are reused) and
+    save one campaign; ``done`` hears of each finished fold, ``note`` gets lines for stderr."""
     check_spec(spec)
     try:
         table, dataset = load_dataset(data_dir, spec.interval)
@@ -245,9 +255,22 @@ def run_campaign(
     digest = spec_hash(doc)
     tasks = plan(spec, table, overrides)
     campaign_store.check_writable(data_dir)
+    kept = FoldCheckpoints(data_dir, digest)
+    resumed = kept.load(len(tasks))
+    if note and (resumed or kept.damaged):
+        note(_resume_line(kept, len(resumed), len(tasks)))
+
+    def finished(result: dict[str, Any]) -> None:
+        told = bool(kept.failed)
+        if not kept.put(result) and note and not told:  # once: a full disk fails them all
+            note(f"warning: finished folds cannot be kept for a resume ({kept.failed})")
+        if done:
+            done(int(result["fold"]))
+
     t0 = time.perf_counter()
-    results = fan_out(tasks, workers, dask, done)
+    fresh = fan_out([t for t in tasks if t.fold not in resumed], workers, dask, finished)
     wall = time.perf_counter() - t0
+    results = sorted([*resumed.values(), *fresh], key=lambda r: int(r["fold"]))
     campaign_id, earlier = campaign_store.next_id(data_dir, digest)
     campaign, folds = summarise(spec, tasks, results)
     campaign.update(
@@ -260,12 +283,24 @@ def run_campaign(
     for f in folds:
         f["campaign_id"] = campaign_id
     campaign["earlier_runs"] = earlier
+    campaign["resumed_folds"] = len(resumed)
     try:
         campaign_store.save(data_dir, campaign, folds)
     except campaign_store.CampaignNotSaved as exc:
-        exc.campaign = {**campaign, "folds_detail": folds}
-        raise
+        line = str(exc)
+        if not kept.failed:  # every fold is on disk: the rerun recomputes nothing
+            line = line.replace("run it again", "run it again (it resumes from the kept folds)")
+        raise campaign_store.CampaignNotSaved(line, {**campaign, "folds_detail": folds}) from None
+    kept.clear(len(tasks))
     return campaign
+
+
+def _resume_line(kept: FoldCheckpoints, resumed: int, total: int) -> str:
+    line = f"resuming: {resumed} of {total} folds finished by an earlier run of this spec"
+    if kept.damaged:
+        names = ", ".join(str(p) for p in kept.damaged)
+        line += f"; damaged checkpoints kept aside and recomputed: {names}"
+    return line
 
 
 def summarise(spec: CampaignSpec, tasks: list[FoldTask],

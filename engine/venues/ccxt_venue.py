@@ -45,8 +45,7 @@ from engine.trading.venue_port import (
     VenueSink,
     VenueThrottle,
 )
-from engine.venues import ccxt_views
-from engine.venues.ccxt_views import STATUS
+from engine.venues import ccxt_translate, ccxt_views
 from engine.venues.ccxt_views import e8 as _e8
 from engine.venues.ccxt_views import fee_asset as _asset
 from engine.venues.venue_backoff import Backoff
@@ -361,17 +360,10 @@ class CcxtVenue:
             delay = min(delay * 2, 1.0)
 
     def _update_from_info(self, info: dict[str, Any], cid: str | None = None) -> VenueOrderUpdate:
-        void = str(info.get("orderId", ""))
-        cid = cid or info.get("origClientOrderId") or info.get("clientOrderId") or ""
-        if void and cid:
-            self.venue_to_cid[void] = cid
-        return VenueOrderUpdate(
-            client_order_id=cid,
-            venue_order_id=void,
-            status=STATUS.get(str(info.get("status")), "accepted"),
-            filled_qty_e8=_e8(info.get("executedQty")),
-            ts_us=self.clock.now_us(),
-        )
+        u = ccxt_translate.info_update(info, cid, self.clock.now_us())
+        if u.venue_order_id and u.client_order_id:
+            self.venue_to_cid[u.venue_order_id] = u.client_order_id
+        return u
 
     def _apply_response(self, o: OrderRequest, info: dict[str, Any]) -> None:
         sink = self._sink
@@ -392,63 +384,23 @@ class CcxtVenue:
         )
         ts_us = int(info.get("transactTime") or info.get("updateTime") or 0) * 1000 or u.ts_us
         for f in info.get("fills") or []:
-            self._fill(
-                o.client_order_id,
-                u.venue_order_id,
-                o.symbol,
-                o.side,
-                str(f["tradeId"]),
-                f["qty"],
-                f["price"],
-                f.get("commission"),
-                f.get("commissionAsset"),
-                "taker",
-                ts_us,
-            )
+            amounts = (f["qty"], f["price"], f.get("commission"), f.get("commissionAsset"))
+            self._fill(o.client_order_id, u.venue_order_id, o.symbol, o.side, str(f["tradeId"]),
+                       amounts, "taker", ts_us)  # fmt: skip
         if u.status in ("expired", "canceled"):
             sink.on_venue_update(u)
 
     def _fill(
-        self,
-        cid: str,
-        void: str,
-        symbol: str,
-        side: str,
-        trade_id: str,
-        qty: Any,
-        price: Any,
-        fee: Any,
-        fee_asset: Any,
-        liquidity: str,
-        ts_us: int,
-    ) -> None:
+        self, cid: str, void: str, symbol: str, side: str, trade_id: str,
+        amounts: tuple[Any, Any, Any, Any], liquidity: str, ts_us: int,
+    ) -> None:  # fmt: skip
         if self._sink is None:  # not an assert: python -O would drop it
             raise RuntimeError("self._sink is not set: used before start")
-        price_e8 = _e8(price)
-        fee_e8 = _e8(fee)
-        fee_base = 0
-        base, quote = symbol.split("/")
-        if fee_asset == base:
-            fee_base = fee_e8  # the account holds this much less base than the fills say
-            fee_e8 = fee_e8 * price_e8 // SCALE  # commission taken in base: value it in quote
-        elif fee_asset not in (quote, None, ""):
-            fee_e8 = 0  # a third asset (e.g. BNB): not in our quote PnL
         self.last_trade_ms[symbol] = max(self.last_trade_ms.get(symbol, 0), ts_us // 1000)
-        self._sink.on_venue_fill(
-            VenueFill(
-                client_order_id=cid,
-                venue_order_id=void,
-                trade_id=trade_id,
-                symbol=symbol,
-                side=side,  # type: ignore[arg-type]
-                qty_e8=_e8(qty),
-                price_e8=price_e8,
-                fee_e8=fee_e8,
-                liquidity=liquidity,  # type: ignore[arg-type]
-                ts_us=ts_us,
-                fee_base_e8=fee_base,
-            )
+        fill = ccxt_translate.fill_event(
+            cid, void, symbol, side, trade_id, amounts, liquidity, ts_us
         )
+        self._sink.on_venue_fill(fill)
 
     async def _cancel(self, cid: str, symbol: str) -> None:
         if self._sink is None:  # not an assert: python -O would drop it
@@ -484,24 +436,13 @@ class CcxtVenue:
     # --- user stream handlers and catch-up ------------------------------------------------
 
     def on_ws_order(self, order: dict[str, Any]) -> None:
-        info = order.get("info") or {}
-        cid = info.get("C") or info.get("c") or order.get("clientOrderId")
-        if not cid:
+        u = ccxt_translate.ws_order_update(order, self.clock.now_us())
+        if u is None:
             return
-        void = str(info.get("i", order.get("id", "")))
-        self.venue_to_cid.setdefault(void, cid)
+        self.venue_to_cid.setdefault(u.venue_order_id, u.client_order_id)
         if self._sink is None:  # not an assert: python -O would drop it
             raise RuntimeError("self._sink is not set: used before start")
-        self._sink.on_venue_update(
-            VenueOrderUpdate(
-                client_order_id=cid,
-                venue_order_id=void,
-                status=STATUS.get(str(info.get("X")), "accepted"),
-                filled_qty_e8=_e8(info.get("z")),
-                ts_us=int(info.get("E") or 0) * 1000 or self.clock.now_us(),
-                reason=str(info.get("r") or "") if info.get("r") not in (None, "NONE") else "",
-            )
-        )
+        self._sink.on_venue_update(u)
 
     def on_ws_trade(self, trade: dict[str, Any]) -> None:
         info = trade.get("info") or {}
@@ -511,19 +452,11 @@ class CcxtVenue:
             log.error("trade %s for unknown order %s (orphan)", trade.get("id"), void)
             return
         fee = trade.get("fee") or {}
-        self._fill(
-            cid,
-            void,
-            trade["symbol"],
-            trade["side"],
-            str(trade["id"]),
-            trade["amount"],
-            trade["price"],
-            fee.get("cost"),
-            _asset(self.ex, fee.get("currency")),
-            "maker" if trade.get("takerOrMaker") == "maker" else "taker",
-            int(trade["timestamp"]) * 1000,
-        )
+        amounts = (trade["amount"], trade["price"], fee.get("cost"),
+                   _asset(self.ex, fee.get("currency")))  # fmt: skip
+        liquidity = "maker" if trade.get("takerOrMaker") == "maker" else "taker"
+        self._fill(cid, void, trade["symbol"], trade["side"], str(trade["id"]), amounts,
+                   liquidity, int(trade["timestamp"]) * 1000)  # fmt: skip
 
     async def _fetch_fills(self, symbol: str, venue_order_id: str) -> None:
         if not venue_order_id:

@@ -209,11 +209,90 @@ def test_campaign_on_a_full_disk_is_one_line_and_its_results_are_printed(
             "2026-07-10", "--walk-forward-window", "10", "--folds", "2", "--cost-bps", "5",
             "--models", "momentum", "--workers", "0", "--json")  # fmt: skip
     assert r.returncode == 3, r.stderr
-    assert "could not be saved" in r.stderr
-    assert "No space left on device" in r.stderr
-    assert r.stderr.count("\n") == 1
     assert "Traceback" not in r.stderr
+    warned, failed = r.stderr.splitlines()  # the resume cannot be kept either: said once
+    assert "finished folds cannot be kept for a resume" in warned
+    assert "campaign-work" in warned
+    assert "could not be saved" in failed
+    assert "No space left on device" in failed
+    assert "resumes" not in failed  # no promise the kept folds cannot keep
     assert json.loads(r.stdout)["folds"] == 2  # the finished work, not lost
     filler.unlink()
     listed = run("campaign", "list", "--data-dir", str(d))
     assert listed.returncode == 0, listed.stderr  # the store is usable once space is back
+
+
+def _copy(curated: Path, to: Path) -> Path:
+    import shutil
+
+    shutil.copytree(curated / "curated", to / "curated")
+    return to
+
+
+CLI_RUN = ("campaign", "run", "--start", "2026-06-20", "--end", "2026-07-10",
+           "--walk-forward-window", "10", "--folds", "4", "--cost-bps", "5",
+           "--models", "ml,momentum", "--workers", "0", "--json")  # fmt: skip
+
+
+def test_campaign_killed_mid_run_then_rerun_resumes_kept_folds_with_identical_metrics(
+    curated: Path, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import clean_env, cockpit_cmd
+
+    ref_dir, d = _copy(curated, tmp_path / "ref"), _copy(curated, tmp_path / "d")
+    ref = run(*CLI_RUN, "--data-dir", str(ref_dir), timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    proc = subprocess.Popen(cockpit_cmd(*CLI_RUN, "--data-dir", str(d)), env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    work = d / "research" / "campaign-work"
+    deadline = time.monotonic() + 120
+    while not list(work.glob("*/fold-0.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the campaign ended before it could be killed"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill -9, mid-campaign (the next fold is under way)
+    proc.wait(timeout=30)
+    kept = sorted(p.name for p in work.glob("*/fold-*.json"))
+    assert kept
+    assert len(kept) < 4
+    again = run(*CLI_RUN, "--data-dir", str(d), timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert f"resuming: {len(kept)} of 4 folds" in again.stderr
+    doc, want = json.loads(again.stdout), json.loads(ref.stdout)
+    assert doc["resumed_folds"] == len(kept)
+    assert want["resumed_folds"] == 0
+    assert doc["campaign_id"] == want["campaign_id"]  # the same spec...
+    assert _folds(d, doc["campaign_id"]) == _folds(ref_dir, want["campaign_id"])  # ...same folds
+    for key in ("total_return", "sharpe", "deflated_sharpe", "pbo", "cost_drag", "equity"):
+        assert doc[key] == want[key], key
+    assert not work.exists()  # saved: the kept folds are gone
+
+
+def test_campaign_when_a_kept_fold_is_damaged_then_kept_aside_named_and_recomputed(
+    curated: Path, tmp_path: Path
+) -> None:
+    from research.campaign import spec_document, spec_hash
+
+    d = _copy(curated, tmp_path / "d")
+    spec = CampaignSpec("1h", "2026-06-20", "2026-07-10", 10, 2, 5.0, ("momentum",))
+    _, dataset = load_dataset(d, "1h")
+    digest = spec_hash(spec_document(spec, str(dataset["sha256"]), THRESHOLDS))
+    work = d / "research" / "campaign-work" / digest
+    work.mkdir(parents=True)
+    (work / "fold-1.json").write_text('{"spec_hash": "' + digest + '", "result": {"fold": 1, "ru')
+    (work / "fold-0.json").write_text(json.dumps({"spec_hash": "another", "result": {}}))
+    said: list[str] = []
+    got = run_campaign(d, spec, THRESHOLDS, workers=0, now_us=1, note=said.append)
+    assert got["resumed_folds"] == 0
+    (line,) = said
+    aside = sorted(work.glob("fold-*.json.damaged-*"))
+    assert len(aside) == 2  # both kept, named
+    assert all(str(p) in line for p in aside)
+    assert (work / "fold-1.json").exists() is False
+    fresh = run_campaign(_copy(curated, tmp_path / "f"), spec, THRESHOLDS, workers=0, now_us=1)
+    assert _folds(d, got["campaign_id"]) == _folds(tmp_path / "f", fresh["campaign_id"])
