@@ -4,7 +4,9 @@
   ``<data-dir>/market/candles.duckdb`` is missing through ccxt (offline profiles: the loopback
   venue simulator, started for the run unless ``--venue-url`` names one). A progress bar on a
   terminal, plain lines when piped. Exit 0 done; 1 the exchange stayed down beyond the retry
-  budget (what was fetched is kept; a re-run resumes); 2 bad input.
+  budget (what was fetched is kept; a re-run resumes), or sent rows that are not candles (text,
+  NaN, negative prices, high below close...: refused, named, left missing for the next run); 2
+  bad input.
 - ``gaps --interval I|all --days N [--json]``: missing candles per symbol and interval with their
   ranges; exit 0 none, 1 gaps found, 2 bad input.
 - ``status [--json]``: the last run per interval (time, rows, failures, status) and what is held.
@@ -143,6 +145,8 @@ def _backfill(data_dir: Path, cfg: Config, args: argparse.Namespace) -> int:
         status, message = "failed", str(exc)
     except Exception as exc:  # noqa: BLE001 - one line, never a traceback (unknown symbol, DNS)
         status, message = "failed", " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    if status == "ok" and stats.bad_data():
+        status, message = "bad_data", stats.bad_data()
     return _finish(data_dir, con, args, run_id, symbols, now_us, status, message, stats)
 
 

@@ -17,7 +17,9 @@ Role: JSON-over-HTTP controls under ``/admin``, unsigned (the venue binds loopba
   (0 = off); for the slippage breaker.
 - ``POST /admin/klines/gaps {"symbol", "interval", "start_ms", "end_ms"}``: candles of that range
   are left out of ``/api/v3/klines`` (``*`` matches any symbol / interval) until
-  ``DELETE /admin/klines/gaps`` repairs them. 5xx, 429 and timeouts on klines: ``/admin/inject``.
+  ``DELETE /admin/klines/gaps`` repairs them. ``POST /admin/klines/corrupt {"symbol", "interval",
+  "start_ms", "end_ms", "column": 0..5 (open time, o, h, l, c, v), "value"}`` serves that column of
+  those candles as ``value`` (any JSON) until ``DELETE /admin/klines/corrupt``. 5xx, 429 and timeouts on klines: ``/admin/inject``.
 - ``GET /admin/state``: venue truth (orders, trades, balances, server_time_ms), amounts as strings.
 - ``POST /admin/balances {"BTC": "1000", ...}``: set free balances (pushes an account update).
 - ``POST /admin/order_external {symbol, side, type, quantity, price, ...}``: place an order
@@ -160,9 +162,26 @@ def add_admin_routes(app: web.Application, venue: VenueSim) -> None:
         venue.klines.gaps.clear()
         return {"gaps": []}
 
+    async def kline_corrupt(request: web.Request) -> dict[str, Any]:
+        b = await _body(request)
+        column = int(b["column"])
+        if not 0 <= column <= 5:
+            raise bad(-1100, "column: 0 (open time) to 5 (volume)")
+        venue.klines.corrupt.append((
+            str(b.get("symbol", "*")).replace("/", "").upper() or "*", str(b.get("interval", "*")),
+            int(b["start_ms"]), int(b["end_ms"]), column, b.get("value"),
+        ))  # fmt: skip
+        return {"corrupt": len(venue.klines.corrupt)}
+
+    async def kline_corrupt_clear(request: web.Request) -> dict[str, Any]:
+        venue.klines.corrupt.clear()
+        return {"corrupt": 0}
+
     r = app.router
     r.add_post("/admin/klines/gaps", wrap(kline_gap))
     r.add_delete("/admin/klines/gaps", wrap(kline_gaps_clear))
+    r.add_post("/admin/klines/corrupt", wrap(kline_corrupt))
+    r.add_delete("/admin/klines/corrupt", wrap(kline_corrupt_clear))
     r.add_post("/admin/clock", wrap(clock))
     r.add_post("/admin/inject", wrap(inject))
     r.add_delete("/admin/inject", wrap(inject_clear))

@@ -3,7 +3,9 @@
 Role: serve OHLCV candles of any past time as a pure function of (seed, symbol, open time), so a
 backfill, its re-run and a later resumed run see the same data in every process. Faults: the
 generic injector (``POST /admin/inject`` with ``path`` ``/api/v3/klines``: 5xx, 429 with
-Retry-After, delays) and holes (``POST /admin/klines/gaps``: candles omitted until cleared).
+Retry-After, delays) and holes (``POST /admin/klines/gaps``: candles omitted until cleared), and bad data (``POST
+/admin/klines/corrupt``: a column of the candles in a range replaced by any JSON value — text,
+"NaN", a negative price, null — until cleared).
 
 Construction: a log-price path on a 15-minute base grid made of value noise at several scales
 (blake2b-hashed values at multiples of 4^j steps, linearly interpolated) plus two slow waves —
@@ -75,6 +77,8 @@ class Klines:
         self.symbols = symbols  # venue id (BTCUSDT) -> symbol (BTC/USDT)
         self.now_ms = now_ms
         self.gaps: list[tuple[str, str, int, int]] = []  # venue id or *, interval or *, ms range
+        # (venue id or *, interval or *, ms range, column index, value): bad data, served as is
+        self.corrupt: list[tuple[str, str, int, int, int, Any]] = []
         self._p0 = {vid: symbol_spec(sym).start_price_e8 / 1e8 for vid, sym in symbols.items()}
         # Candles are immutable (pure functions of their key), so a backfill's re-run or resume
         # is served from memory; the pure-Python build of a 1w candle (672 base steps) is not free.
@@ -151,9 +155,19 @@ class Klines:
         out: list[Any] = []
         while len(out) < limit and t <= min(end_ms, last_closed):
             if not self._hidden(vid, interval, t):
-                out.append(self.candle(vid, interval, t))
+                out.append(self._damaged(vid, interval, self.candle(vid, interval, t)))
             t += step
         return out
+
+    def _damaged(self, vid: str, interval: str, row: list[Any]) -> list[Any]:
+        hits = [(col, value) for s, i, a, b, col, value in self.corrupt
+                if s in ("*", vid) and i in ("*", interval) and a <= row[0] <= b]  # fmt: skip
+        if not hits:
+            return row
+        row = list(row)  # the cached candle stays good: clearing the fault repairs it
+        for col, value in hits:
+            row[col] = value
+        return row
 
     async def handler(self, request: web.Request) -> web.Response:
         q = request.query

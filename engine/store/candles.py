@@ -10,10 +10,14 @@ Invariants:
 - Prices and volumes are e8 integers (exact), times UTC microseconds, like the live DB.
 - Each page of candles is committed as it arrives: an interrupted run keeps what it fetched.
 - Intervals are a fixed grid from the epoch (1w on Monday 00:00 UTC, like Binance).
+- Only candles that make sense are stored (``bad_candle``): an open time on the grid, finite
+  positive prices, high and low around open and close, a finite volume >= 0, every value within
+  what an e8 BIGINT holds. An exchange's bad row is refused, never stored or "repaired".
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -67,6 +71,48 @@ def align(ts_us: int, interval: str) -> int:
     step = INTERVAL_US[interval]
     offset = _WEEK_OFFSET_US if interval == "1w" else 0
     return (ts_us - offset) // step * step + offset
+
+
+MAX_VALUE = 90_000_000_000.0  # e8 integers fit a BIGINT (9.2e18) below ~9.2e10
+_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+def candle_time_us(row: Any) -> int | None:
+    """The open time of a ccxt OHLCV row in µs, or None when it has none."""
+    try:
+        t = row[0]
+    except (TypeError, IndexError, KeyError):
+        return None
+    return t * 1000 if isinstance(t, int) and not isinstance(t, bool) and t >= 0 else None
+
+
+def bad_candle(row: Any, interval: str) -> str | None:
+    """Why a ccxt OHLCV row ``[ms, open, high, low, close, volume]`` is not a candle to store, in
+    words with the values shown literally (repr, cut); None when it is one."""
+    t_us = candle_time_us(row)
+    if t_us is None:
+        return f"open time {_show(row[0] if isinstance(row, list | tuple) and row else row)}"
+    if align(t_us, interval) != t_us:
+        return f"open time {row[0]}: not on the {interval} grid"
+    if len(row) < 6:
+        return f"{len(row)} columns: expected time, open, high, low, close, volume"
+    values = row[1:6]
+    for name, x in zip(_COLUMNS, values, strict=True):
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            return f"{name} {_show(x)}"
+        if not 0 <= x <= MAX_VALUE or (name != "volume" and x == 0):
+            return f"{name} {_show(x)}: out of range"
+    o, h, lo, c = values[:4]
+    if not lo <= min(o, c) <= max(o, c) <= h:
+        return (
+            f"high {_show(h)} and low {_show(lo)} do not hold open {_show(o)} and close {_show(c)}"
+        )
+    return None
+
+
+def _show(x: Any) -> str:
+    text = repr(x)  # untrusted: shown literally, control characters escaped, and cut
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def align_up(ts_us: int, interval: str) -> int:

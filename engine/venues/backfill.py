@@ -11,11 +11,17 @@ is retried with exponential backoff and jitter up to ``retry_budget`` attempts p
 failure is counted by reason (``ingestion_failure_total{interval,reason}``). When the budget is
 spent the run stops with ``BackfillFailed``: one line naming the reason, how many candles were
 kept, and that a re-run resumes. A request the exchange refuses (bad symbol) is not retried.
+
+Bad data: a row that is not a candle (``store.candles.bad_candle``: text, NaN, a negative price,
+a high below the close, an open time off the grid...) is refused and counted (reason
+``bad_data``); the candle stays missing, so ``data gaps`` lists it and the next run fetches it
+again. The first such row is named, its values shown literally (``BackfillStats.bad_data``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,7 +29,7 @@ from typing import Any
 
 import ccxt
 
-from engine.store.candles import INTERVAL_US, gaps, insert_candles
+from engine.store.candles import INTERVAL_US, bad_candle, candle_time_us, gaps, insert_candles
 
 PAGE = 1000
 
@@ -38,6 +44,16 @@ class BackfillStats:
     pages: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     ranges: int = 0
+    first_bad: str = ""  # the first refused row: symbol, time, why
+
+    def bad_data(self) -> str:
+        """One line for refused rows ("" when none was)."""
+        n = self.failures.get("bad_data", 0)
+        if not n:
+            return ""
+        return (f"{n} candles refused as bad data from the exchange (first: {self.first_bad}); "
+                "they stay missing: `cockpit data gaps` lists them, the next backfill fetches "
+                "them again")  # fmt: skip
 
 
 def failure_reason(exc: BaseException) -> str | None:
@@ -98,16 +114,38 @@ class Backfill:
     async def _range(self, symbol: str, start_us: int, end_us: int, done: int, total: int) -> int:
         cursor = start_us
         while cursor <= end_us:
-            rows = await self._page(symbol, cursor)
-            rows = [r for r in rows if cursor <= int(r[0]) * 1000 <= end_us]
-            if not rows:
+            rows, last = self._usable(symbol, await self._page(symbol, cursor), cursor, end_us)
+            if last is None:
                 break  # the exchange has nothing there (a hole on its side): the gap stays
-            self.stats.rows += insert_candles(self.con, symbol, self.interval, rows)
+            if rows:
+                self.stats.rows += insert_candles(self.con, symbol, self.interval, rows)
             self.stats.pages += 1
             done += len(rows)
             self.progress(symbol, min(done, total), total)
-            cursor = int(rows[-1][0]) * 1000 + self.step_us
+            cursor = last + self.step_us
         return done
+
+    def _usable(
+        self, symbol: str, page: list[Any], start_us: int, end_us: int
+    ) -> tuple[list[Any], int | None]:
+        """The page's good rows in range, and the last open time in range (bad rows too: the
+        run goes on past them)."""
+        good, last = [], None
+        for r in page:
+            t = candle_time_us(r)
+            if t is not None and not start_us <= t <= end_us:
+                continue
+            why = bad_candle(r, self.interval)
+            if why is not None:
+                self.stats.failures["bad_data"] = self.stats.failures.get("bad_data", 0) + 1
+                if not self.stats.first_bad:
+                    when = dt.datetime.fromtimestamp(t / 1e6, dt.UTC).isoformat() if t else "?"
+                    self.stats.first_bad = f"{symbol} {self.interval} {when}: {why}"
+            else:
+                good.append(r)
+            if t is not None:
+                last = t if last is None else max(last, t)
+        return good, last
 
     async def _page(self, symbol: str, cursor_us: int) -> list[Any]:
         attempt = 0

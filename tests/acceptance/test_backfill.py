@@ -51,6 +51,12 @@ def _backfill(
                "--profile", "testnet", "--data-dir", str(d), "--json", **env)  # fmt: skip
 
 
+def _days_ago(n: int) -> str:
+    import datetime as dt
+
+    return (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=n)).isoformat()
+
+
 def _market(d: Path, sql: str) -> list[Any]:
     import duckdb
 
@@ -146,3 +152,48 @@ def test_backfill_when_request_times_out_then_retried_and_complete(
     out = json.loads(res.stdout)
     assert out["failures"] == {"timeout": 1}
     assert out["rows"] > 0
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        (2, "abc", "high"),  # text where a price goes
+        (4, "NaN", "close nan"),
+        (3, "-5", "low -5.0"),
+        (5, None, "volume None"),
+        (2, "0.00000001", "do not hold"),  # a high below the close
+        (0, "off-grid", "not on the 1h grid"),  # an open time one second past the hour
+    ],
+)
+def test_backfill_when_exchange_sends_bad_candles_then_refused_named_and_left_missing(
+    tmp_path: Path, venue: Venue, column: int, value: object, shown: str
+) -> None:
+    d = tmp_path / "d"
+    clear_of_hour_turn(60)
+    last = align(time.time_ns() // 1000, "1h") - H
+    bad = (last - 20 * H, last - 18 * H)  # three candles
+    if value == "off-grid":
+        value = bad[0] // 1000 + 1000
+    venue.admin("klines/corrupt", {"symbol": "ETH/USDT", "interval": "1h", "start_ms": bad[0]
+                                   // 1000, "end_ms": bad[1] // 1000, "column": column,
+                                   "value": value})  # fmt: skip
+    res = _backfill(d, venue, "1h", _days_ago(3))
+    assert res.returncode == 1, res.stderr  # was: stored, or a crash mid-run
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "bad_data"
+    assert doc["failures"] == {"bad_data": 3}
+    assert "ETH/USDT 1h" in doc["message"]
+    assert shown in doc["message"]
+    assert "Traceback" not in res.stderr
+    held = _market(d, "SELECT open_us FROM candles WHERE symbol = 'ETH/USDT' "
+                        f"AND open_us BETWEEN {bad[0]} AND {bad[1]}")  # fmt: skip
+    assert held == []
+    gaps = run("data", "gaps", "--interval", "1h", "--days", "2", "--data-dir", str(d), "--json",
+               "--profile", "testnet")  # fmt: skip
+    found = [(g["symbol"], g["from_us"], g["to_us"]) for g in json.loads(gaps.stdout)["gaps"]]
+    assert found == [("ETH/USDT", *bad)]
+    req = urllib.request.Request(f"{venue.url}/admin/klines/corrupt", method="DELETE")
+    urllib.request.urlopen(req, timeout=10).read()  # the exchange serves good data again
+    again = _backfill(d, venue, "1h", _days_ago(3))
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["rows"] == 3  # exactly the refused ones
