@@ -198,6 +198,8 @@ def linear_from_doc(doc: dict[str, Any], path: Path | str) -> LinearModel:
         )
         if not len(m.mean) == len(m.scale) == len(m.coef) == len(CANDLE_FEATURES):
             raise ValueError("scaler and coefficients do not match the features")
+        if not all(math.isfinite(v) for v in (*m.mean, *m.scale, *m.coef, m.intercept)):
+            raise ValueError("a coefficient, mean or scale is not a finite number")
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"model file {path} is malformed ({exc}); retrain it") from None
     return m
@@ -236,6 +238,12 @@ class CandleModel:
         """The engine's thresholds with this bundle's risk limit (a volatility, not per-tick)."""
         return ModelParams(p.prob_min, p.min_expected_return, self.risk_max)
 
+    def _no_trade(self, symbol: str, ts_us: int, decision_id: str, reason: str) -> Decision:
+        return Decision(decision_id=decision_id, ts_us=ts_us, symbol=symbol,
+                        model_id=self.model_id, action="NO_TRADE", prob=0.5, expected_return=0.0,
+                        regime="RANGE", regime_reason=reason, risk_allowed=False,
+                        position_size=0.0)  # fmt: skip
+
     def decide_features(
         self,
         symbol: str,
@@ -254,12 +262,14 @@ class CandleModel:
             regime, reason = candle_regime(
                 x, self.reference.edges[3][-1] if self.reference.edges[3] else math.inf
             )
-            p_up = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, self.trend.score(x)))))
+            scores = (self.trend.score(x), self.ret.score(x), self.risk.score(x))
+            if not all(math.isfinite(v) for v in scores):  # min/max would read NaN as 50: LONG
+                return self._no_trade(symbol, ts_us, decision_id, "model output not finite")
+            p_up = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, scores[0]))))
             direction = "LONG" if p_up >= 0.5 else "SHORT"
             prob = min(max(p_up, 1.0 - p_up), 0.99)
-            r = self.ret.score(x)
-            expected = max(0.0, r if direction == "LONG" else -r)
-            risk_ok = self.risk.score(x) <= self.risk_max
+            expected = max(0.0, scores[1] if direction == "LONG" else -scores[1])
+            risk_ok = scores[2] <= self.risk_max
         action = direction
         if (
             direction == "NO_TRADE"

@@ -292,6 +292,10 @@ def submit_target(e: Engine, d: Decision, did: str, risk_pct: float, order_type:
     """Order the difference between the decision's target position (``position_size`` of the
     risk budget, in the decision's direction) and the exposure, through ``Engine.submit``.
     Shared by the live strategy and walk-forward campaigns: one sizing, one order path."""
+    if not 0.0 <= d.position_size <= 1.0:  # NaN too: a model bug is never an order
+        log.error("decision %s: position_size %r is not in [0, 1]; not ordered", did,
+                  d.position_size)  # fmt: skip
+        return
     symbol = d.symbol
     kind: OrderType = "limit" if order_type == "limit" else "market"
     mid = e.market.mid_e8(symbol)

@@ -137,3 +137,31 @@ def test_seed_from_market_takes_a_contiguous_run_ending_at_the_newest_closed_can
     con.close()
     holed = CandleStrategyModel(bundle)
     assert seed_from_market(holed, tmp_path, syms, now) == {"BTC/USDT": 25}  # a hole: skipped
+
+
+def test_bundle_with_non_finite_numbers_is_refused_and_a_non_finite_score_never_trades(
+    tmp_path: Path,
+) -> None:
+    import dataclasses
+
+    from engine.strategy.candle_model import LinearModel
+    from research.training import train
+
+    _curated(tmp_path)
+    for kind in ("trend", "return", "risk"):
+        train(tmp_path, kind, "1h", now_us=1)
+    bundle = load_bundle(tmp_path / "models", "ml_1h_v1")
+    loose = bundle.params(ModelParams(0.0, 0.0, 0.0))
+    # two huge weights overflow to +inf and -inf: the score is NaN, which min/max clamp read as 50
+    wild = LinearModel("trend_1h_v1", (0.0,) * 7, (1.0,) * 7, (1e308, -1e308, 0, 0, 0, 0, 0), 0.0)
+    d = dataclasses.replace(bundle, trend=wild).decide_features(
+        "BTC/USDT", (10.0,) * 7, 1, "d1", dataclasses.replace(loose, risk_max=math.inf)
+    )
+    assert d.action == "NO_TRADE"  # was: LONG at prob 0.99
+    assert d.regime_reason == "model output not finite"
+    trend = next((tmp_path / "models").glob("trend_1h_v1.json"))
+    doc = json.loads(trend.read_text())
+    doc["coef"][0] = math.nan  # a damaged or hand-edited file (JSON as Python writes it: NaN)
+    trend.write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match="not a finite number"):
+        load_bundle(tmp_path / "models", "ml_1h_v1")

@@ -34,3 +34,16 @@ def test_target_inside_market_headroom_is_not_sent_and_not_denied(make_booted: A
     submit_target(e, _decision(1.0), "d-2", pct * 1.5, "market")  # 12 lots: comfortably above
     assert e.kpis.denials == 0
     assert len(e.order_cache.orders) == 1
+
+
+def test_size_not_a_fraction_of_the_budget_is_never_ordered(make_booted: Any) -> None:
+    import math
+
+    b = make_booted()
+    e = b.engine
+    feed_all(e)
+    for i, size in enumerate((math.nan, math.inf, -0.5, 1.5)):  # a model bug, not a size
+        submit_target(e, _decision(size), f"d-{i}", 50.0, "market")  # was: ValueError on NaN
+    assert not e.order_cache.orders  # and 1.5 was ordered at 150 % of the risk budget
+    submit_target(e, _decision(1.0), "d-9", 50.0, "market")
+    assert len(e.order_cache.orders) == 1
