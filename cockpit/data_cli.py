@@ -31,6 +31,8 @@ from typing import Any
 from engine.config.loader import Config, load_config, resolve_data_dir
 from engine.store.candles import INTERVAL_US
 
+EARLIEST = dt.date(2010, 1, 1)  # before any exchange's first candle
+MAX_DAYS = 5000  # --days: ~13.7 years, back to before EARLIEST
 DEFAULT_DAYS = {"15m": 7, "30m": 14, "1h": 30, "4h": 90, "1d": 365, "1w": 3 * 365}
 
 
@@ -100,6 +102,8 @@ def _since_us(text: str | None, interval: str, now_us: int) -> int:
         day = dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"--since {text!r}: expected YYYY-MM-DD (UTC)") from None
+    if day < EARLIEST:
+        raise ValueError(f"--since {text}: before {EARLIEST}; no exchange has candles that old")
     since = (day - dt.date(1970, 1, 1)).days * 86_400_000_000
     if since >= now_us:
         raise ValueError(f"--since {text}: in the future")
@@ -250,8 +254,8 @@ def _write_metrics(
 def _gaps(data_dir: Path, cfg: Config, args: argparse.Namespace) -> int:
     from engine.store.candles import gaps
 
-    if args.days <= 0:
-        _err(f"--days {args.days}: must be > 0")
+    if not 0 < args.days <= MAX_DAYS:
+        _err(f"--days {args.days}: between 1 and {MAX_DAYS}")
         return 2
     now_us = time.time_ns() // 1000
     since = now_us - args.days * 86_400_000_000

@@ -81,3 +81,21 @@ def test_data_commands_when_a_backfill_holds_the_db_then_exit_3_one_line(tmp_pat
             assert "Traceback" not in res.stderr, cmd
     finally:
         holder.close()
+
+
+def test_data_commands_when_dates_out_of_any_exchange_history_then_one_line_exit_2(
+    tmp_path: Path,
+) -> None:
+    d = tmp_path / "d"
+    _fill(d, 3)
+    for cmd, needle in (
+        (
+            ["gaps", "--interval", "1h", "--days", "99999999"],
+            "between 1 and 5000",
+        ),  # was: a traceback
+        (["backfill", "--interval", "1h", "--since", "0001-01-01"], "no exchange has candles"),
+    ):
+        res = run("data", *cmd, "--data-dir", str(d))
+        assert res.returncode == 2, (cmd, res.stderr)
+        assert needle in res.stderr, cmd
+        assert res.stderr.count("\n") == 1, res.stderr
