@@ -8,7 +8,8 @@ whether their metrics match. A run killed mid-way, or refused at the save by a f
 when run again: each finished fold is kept in ``<data-dir>/research/campaign-work/<spec hash>/``
 until the campaign is saved (stderr says how many were reused).
 
-Exit codes: 0 done (whatever the verdict); 1 the Dask scheduler is unreachable; 2 bad or missing
+Exit codes: 0 done (whatever the verdict); 1 the Dask scheduler is unreachable, or a fold worker
+died (kill -9, out of memory: the run resumes when run again); 2 bad or missing
 input (dates, candidates, no curated data, too little data, a damaged campaigns DB — named, never
 replaced) — one line naming the remedy; 3 the campaigns DB is held by another process, or a
 finished campaign could not be written (a full disk: its results are printed as JSON instead).
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
                          done=done, note=_err)  # fmt: skip
     except CampaignError as exc:
         _err(str(exc))
-        return 1 if "Dask scheduler" in str(exc) else 2
+        return exc.code
     if args.json:
         print(json.dumps(_public(c), sort_keys=True))
         return 0

@@ -28,6 +28,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class CampaignError(Exception):
-    """A campaign that cannot run: one line naming the input and the remedy."""
+    """A campaign that cannot run: one line naming the input and the remedy. ``code`` is the
+    exit code: 2 bad input (the default), 1 the run could not be carried out (the Dask scheduler
+    is unreachable, a fold worker died)."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class WorkerLost(Exception):
+    """A fold's worker process died (kill -9, out of memory): the folds kept so far stay kept."""
 
 
 @dataclass(frozen=True)
@@ -175,10 +186,13 @@ def fan_out(tasks: list[FoldTask], workers: int, dask: str | None,
         return out
     ctx = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for f in as_completed([pool.submit(run_fold, t) for t in tasks]):
-            out.append(f.result())
-            if finished:
-                finished(out[-1])
+        try:
+            for f in as_completed([pool.submit(run_fold, t) for t in tasks]):
+                out.append(f.result())
+                if finished:
+                    finished(out[-1])
+        except BrokenProcessPool:
+            raise WorkerLost("a fold worker process died (killed, or out of memory)") from None
     return sorted(out, key=lambda r: int(r["fold"]))
 
 
@@ -192,14 +206,15 @@ def _reachable(address: str) -> None:
     except OSError as exc:
         raise CampaignError(
             f"--dask {address}: cannot reach the Dask scheduler ({exc}); check the address and "
-            "that the scheduler runs (`dask scheduler`)"
+            "that the scheduler runs (`dask scheduler`)",
+            code=1,
         ) from None
 
 
 def _on_dask(
     tasks: list[FoldTask], address: str, finished: Callable[[dict[str, Any]], None] | None
 ) -> list[dict[str, Any]]:
-    from distributed import Client
+    from distributed import Client, KilledWorker
     from distributed import as_completed as dask_completed
 
     _reachable(address)
@@ -208,15 +223,19 @@ def _on_dask(
     except (OSError, TimeoutError) as exc:
         raise CampaignError(
             f"--dask {address}: cannot reach the Dask scheduler ({exc}); check the address and "
-            "that the scheduler runs (`dask scheduler`)"
+            "that the scheduler runs (`dask scheduler`)",
+            code=1,
         ) from None
     out = []
     with client:
         futures = client.map(run_fold, tasks, pure=False)
-        for _, result in dask_completed(futures, with_results=True):  # type: ignore[no-untyped-call]
-            out.append(result)
-            if finished:
-                finished(result)
+        try:
+            for _, result in dask_completed(futures, with_results=True):  # type: ignore[no-untyped-call]
+                out.append(result)
+                if finished:
+                    finished(result)
+        except KilledWorker as exc:
+            raise WorkerLost(f"Dask lost the workers of a fold ({exc})") from None
     return sorted(out, key=lambda r: int(r["fold"]))
 
 
@@ -268,7 +287,12 @@ def run_campaign(
             done(int(result["fold"]))
 
     t0 = time.perf_counter()
-    fresh = fan_out([t for t in tasks if t.fold not in resumed], workers, dask, finished)
+    try:
+        fresh = fan_out([t for t in tasks if t.fold not in resumed], workers, dask, finished)
+    except WorkerLost as exc:
+        have = len(kept.load(len(tasks)))
+        raise CampaignError(f"{exc}; run the same command again: it resumes from the {have} "
+                            f"of {len(tasks)} folds kept", code=1) from None  # fmt: skip
     wall = time.perf_counter() - t0
     results = sorted([*resumed.values(), *fresh], key=lambda r: int(r["fold"]))
     campaign_id, earlier = campaign_store.next_id(data_dir, digest)

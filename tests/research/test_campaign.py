@@ -296,3 +296,51 @@ def test_campaign_when_a_kept_fold_is_damaged_then_kept_aside_named_and_recomput
     assert (work / "fold-1.json").exists() is False
     fresh = run_campaign(_copy(curated, tmp_path / "f"), spec, THRESHOLDS, workers=0, now_us=1)
     assert _folds(d, got["campaign_id"]) == _folds(tmp_path / "f", fresh["campaign_id"])
+
+
+def _descends(pid: int, root: int) -> bool:
+    while pid > 1:
+        if pid == root:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid
+    return False
+
+
+def test_campaign_when_a_fold_worker_is_killed_then_one_line_exit_1_and_rerun_resumes(
+    curated: Path, tmp_path: Path
+) -> None:
+    import glob
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from research.fold_replay import _scratch
+    from tests.conftest import clean_env, cockpit_cmd
+
+    d = _copy(curated, tmp_path / "d")
+    cmd = [*CLI_RUN[:-2], "2", "--json", "--data-dir", str(d)]  # two local worker processes
+    proc = subprocess.Popen(cockpit_cmd(*cmd), env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    victim, deadline = 0, time.monotonic() + 120
+    while not victim and time.monotonic() < deadline and proc.poll() is None:
+        for path in glob.glob(f"{_scratch() or '/tmp'}/campaign-fold-*"):
+            pid = int(Path(path).name.split("-")[2])
+            if _descends(pid, proc.pid):  # a worker of this run, mid-fold
+                victim = pid
+        time.sleep(0.02)
+    assert victim, "no fold worker seen"
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # was: a BrokenProcessPool traceback
+    assert "Traceback" not in err
+    (line,) = err.splitlines()
+    assert "a fold worker process died" in line
+    assert "run the same command again" in line
+    again = run(*cmd, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["folds"] == 4
