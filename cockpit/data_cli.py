@@ -174,11 +174,15 @@ def _finish(
     con.close()
     _write_metrics(data_dir, args.interval, failures, rows, status == "ok")
     out = {"status": status, "interval": args.interval, "rows": rows, "failures": failures,
-           "message": message, "run_id": run_id}  # fmt: skip
+           "message": message, "run_id": run_id, "missing": stats.missing}  # fmt: skip
     if args.json:
         print(json.dumps(out, sort_keys=True))
     elif status == "ok":
         print(f"backfill {args.interval}: {rows} new candles for {', '.join(symbols)}")
+        if stats.missing:
+            print(f"{stats.missing} candles the exchange did not serve stay missing: "
+                  f"`cockpit data gaps --interval {args.interval}` lists them; a later run "
+                  "fetches them once the exchange has them")  # fmt: skip
     else:
         _err(f"backfill {args.interval} stopped: {message}")
     return 0 if status == "ok" else 1

@@ -44,6 +44,7 @@ class BackfillStats:
     pages: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     ranges: int = 0
+    missing: int = 0  # candles still missing in the window after the run
     first_bad: str = ""  # the first refused row: symbol, time, why
 
     def bad_data(self) -> str:
@@ -109,6 +110,9 @@ class Backfill:
                 self.stats.ranges += 1
                 done = await self._range(symbol, gap.start_us, gap.end_us, done, total)
             self.progress(symbol, total, total)
+            if holes:  # what the exchange did not serve (a hole on its side, refused rows)
+                left = gaps(self.con, symbol, self.interval, since_us, now_us)
+                self.stats.missing += sum(g.candles for g in left)
         return self.stats
 
     async def _range(self, symbol: str, start_us: int, end_us: int, done: int, total: int) -> int:

@@ -79,6 +79,7 @@ def test_backfill_when_venue_has_hole_then_gap_found_and_rerun_repairs_only_it(
     first = _backfill(d, venue, "1h", "2026-11-01")
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["rows"] > 1000
+    assert json.loads(first.stdout)["missing"] == 4  # the run says what it could not get
     daily = _backfill(d, venue, "1d", "2026-01-01")
     assert daily.returncode == 0, daily.stderr
     gaps = run("data", "gaps", "--interval", "all", "--days", "5", "--data-dir", str(d), "--json",
@@ -92,6 +93,7 @@ def test_backfill_when_venue_has_hole_then_gap_found_and_rerun_repairs_only_it(
     again = _backfill(d, venue, "1h", "2026-11-01")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["rows"] == 4  # only what was missing
+    assert json.loads(again.stdout)["missing"] == 0
     assert run("data", "gaps", "--interval", "1h", "--days", "5", "--data-dir", str(d),
                "--profile", "testnet").returncode == 0  # fmt: skip
 
