@@ -30,7 +30,7 @@ import polars as pl
 
 from engine.core.fsutil import make_private_dir, write_private_atomic
 from engine.store.candles import INTERVAL_US, market_db_path, open_market_db
-from engine.strategy.candle_model import CANDLE_FEATURES
+from engine.strategy.candle_model import CANDLE_FEATURES, LOOKBACK
 
 FEATURES = CANDLE_FEATURES  # declared once, with the plain-Python definitions live trading uses
 LABELS = ("fwd_ret_1", "fwd_ret_4", "fwd_vol_24")
@@ -129,14 +129,26 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return doc
 
 
+def _no_rows(candles: pl.DataFrame, interval: str) -> str:
+    """Why no row has every feature: too little history, or history that defines none."""
+    longest = int(candles.group_by("symbol").len()["len"].max() or 0) if len(candles) else 0
+    if longest < LOOKBACK:  # ret_24 and vol_24 need 25 closes
+        return (f"too few {interval} candles for the 24-candle look-back ({longest} for the "
+                f"best-covered symbol): backfill more")  # fmt: skip
+    return (f"{longest} {interval} candles, but no row where every feature is defined (flat "
+            "prices or volumes leave returns, volatility or the volume z-score undefined): "
+            "backfill a period where the market moved, or other symbols")  # fmt: skip
+
+
 def curate(data_dir: Path, interval: str, tag: str, today: dt.date) -> dict[str, Any]:
     if interval not in INTERVAL_US:
         raise CurateError(f"--interval {interval!r}: one of {', '.join(INTERVAL_US)}")
     if not tag or set(tag) - _TAG_OK or len(tag) > 40:
         raise CurateError(f"--tag {tag!r}: lowercase letters, digits, - and _ (at most 40)")
-    table = features(_candles(data_dir, interval))
+    candles = _candles(data_dir, interval)
+    table = features(candles)
     if table.is_empty():
-        raise CurateError(f"too few {interval} candles for the 24-candle look-back: backfill more")
+        raise CurateError(_no_rows(candles, interval))
     folder = curated_dir(data_dir, interval)
     make_private_dir(folder)
     manifest = read_manifest(folder)  # a damaged one stops us before anything is written

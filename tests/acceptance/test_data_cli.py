@@ -99,3 +99,27 @@ def test_data_commands_when_dates_out_of_any_exchange_history_then_one_line_exit
         assert res.returncode == 2, (cmd, res.stderr)
         assert needle in res.stderr, cmd
         assert res.stderr.count("\n") == 1, res.stderr
+
+
+def test_curate_when_history_short_or_flat_then_one_line_naming_which(tmp_path: Path) -> None:
+    short = tmp_path / "short"
+    _fill(short, 20)
+    res = run("data", "curate", "--interval", "1h", "--data-dir", str(short))
+    assert res.returncode == 2, res.stderr
+    assert "too few 1h candles" in res.stderr
+    assert "(20 for the best-covered symbol)" in res.stderr
+    flat = tmp_path / "flat"
+    con = open_market_db(flat)
+    last = align(time.time_ns() // 1000, "1h") - H
+    for sym in ("BTC/USDT", "ETH/USDT"):  # a halted market: the same candle for a month
+        insert_candles(
+            con, sym, "1h", [[(last - i * H) // 1000, 1, 1, 1, 1, 10] for i in range(720)]
+        )
+    con.close()
+    res = run("data", "curate", "--interval", "1h", "--data-dir", str(flat))
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1
+    assert (
+        "720 1h candles, but no row where every feature is defined" in res.stderr
+    )  # was: "too few"
+    assert not (flat / "curated" / "1h" / "latest.parquet").exists()
