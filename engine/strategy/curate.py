@@ -131,7 +131,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def _no_rows(candles: pl.DataFrame, interval: str) -> str:
     """Why no row has every feature: too little history, or history that defines none."""
-    longest = int(candles.group_by("symbol").len()["len"].max() or 0) if len(candles) else 0
+    counts = candles.group_by("symbol").len()["len"].to_list() if len(candles) else []
+    longest = max(counts, default=0)
     if longest < LOOKBACK:  # ret_24 and vol_24 need 25 closes
         return (f"too few {interval} candles for the 24-candle look-back ({longest} for the "
                 f"best-covered symbol): backfill more")  # fmt: skip
