@@ -74,12 +74,15 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def append_all(fd: int, data: bytes) -> None:
-    """Append every byte of ``data`` to the O_APPEND ``fd``, or none: on failure the file is cut
-    back to its old length, so no torn line is left for the next append to glue onto."""
-    size = os.fstat(fd).st_size
+def append_all(fd: int, data: bytes, size: int | None = None, *, sync: bool = False) -> None:
+    """Append every byte of ``data`` to the O_APPEND ``fd`` (then ``fdatasync`` it with
+    ``sync``), or none: on failure the file is cut back to ``size`` (its length now, unless the
+    caller tracks it), so no torn record is left for the next append to glue onto."""
+    size = os.fstat(fd).st_size if size is None else size
     try:
         write_all(fd, data)
+        if sync:
+            os.fdatasync(fd)
     except OSError:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, size)

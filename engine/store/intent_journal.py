@@ -22,7 +22,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import time
@@ -33,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from engine.core.fsutil import make_private_dir, write_all, write_private_atomic
+from engine.core.fsutil import append_all, make_private_dir, write_private_atomic
 
 _HEADER = struct.Struct("<II")
 _enc = msgspec.msgpack.Encoder()
@@ -52,15 +51,9 @@ class IntentJournal:
         self.appended = 0
 
     def _append(self, data: bytes) -> None:
-        try:
-            write_all(self._fd, data)
-            os.fdatasync(self._fd)
-        except OSError:
-            # part of it may have landed (a full disk writes what fits): cut it off, or every
-            # later record would sit behind a torn one and be quarantined at the next start
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, self._size)
-            raise
+        # a failed append is cut back (a full disk writes what fits): a torn record would leave
+        # every later one behind it, to be quarantined at the next start
+        append_all(self._fd, data, self._size, sync=True)
         self._size += len(data)
 
     def append_durable(self, record: tuple[Any, ...]) -> None:

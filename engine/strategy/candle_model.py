@@ -238,11 +238,8 @@ class CandleModel:
         """The engine's thresholds with this bundle's risk limit (a volatility, not per-tick)."""
         return ModelParams(p.prob_min, p.min_expected_return, self.risk_max)
 
-    def _no_trade(self, symbol: str, ts_us: int, decision_id: str, reason: str) -> Decision:
-        return Decision(decision_id=decision_id, ts_us=ts_us, symbol=symbol,
-                        model_id=self.model_id, action="NO_TRADE", prob=0.5, expected_return=0.0,
-                        regime="RANGE", regime_reason=reason, risk_allowed=False,
-                        position_size=0.0)  # fmt: skip
+    def _scores(self, x: tuple[float, ...]) -> tuple[float, float, float]:
+        return self.trend.score(x), self.ret.score(x), self.risk.score(x)
 
     def decide_features(
         self,
@@ -256,15 +253,16 @@ class CandleModel:
         regime: Regime = "RANGE"
         direction: Action = "NO_TRADE"
         prob, expected, risk_ok = 0.5, 0.0, False
-        if x is None or not all(math.isfinite(v) for v in x):
+        ok = x is not None and all(math.isfinite(v) for v in x)
+        scores = self._scores(x) if x is not None and ok else None
+        if x is None or scores is None:
             reason = warm or "features missing (NaN)"
+        elif not all(math.isfinite(v) for v in scores):
+            reason = "model output not finite"  # never clamped: min/max read NaN as 50, a LONG
         else:
             regime, reason = candle_regime(
                 x, self.reference.edges[3][-1] if self.reference.edges[3] else math.inf
             )
-            scores = (self.trend.score(x), self.ret.score(x), self.risk.score(x))
-            if not all(math.isfinite(v) for v in scores):  # min/max would read NaN as 50: LONG
-                return self._no_trade(symbol, ts_us, decision_id, "model output not finite")
             p_up = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, scores[0]))))
             direction = "LONG" if p_up >= 0.5 else "SHORT"
             prob = min(max(p_up, 1.0 - p_up), 0.99)

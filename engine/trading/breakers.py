@@ -200,6 +200,11 @@ class CanaryCapGate:
         return None
 
 
+def preflight_required(cfg: Any) -> bool:
+    """Live always needs a green preflight for new orders; testnet when the profile asks."""
+    return cfg.kind == "live" or (cfg.kind == "testnet" and bool(cfg.live.preflight_on_testnet))
+
+
 class PreflightState:
     """The latest green preflight (its id and until when it counts; 0: none) and when this
     process went live (``trading.golive``; 0: not yet)."""

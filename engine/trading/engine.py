@@ -33,7 +33,7 @@ from engine.obs.metrics import EngineMetrics
 from engine.security.audit import AuditChain
 from engine.store.writer import Batch
 from engine.trading import day_counters, oms, telemetry
-from engine.trading.breakers import Breaker, Breakers, PreflightState
+from engine.trading.breakers import Breaker, Breakers, PreflightState, preflight_required
 from engine.trading.gates import GateContext, GatePipeline, GateState
 from engine.trading.kpis import Kpis
 from engine.trading.market import MarketState
@@ -50,11 +50,6 @@ from engine.trading.venue_port import VenuePort
 log = logging.getLogger("engine")
 
 MAX_ORDERS_IN_MEMORY = 5_000
-
-
-def preflight_required(cfg: Any) -> bool:
-    """Live always needs a green preflight for new orders; testnet when the profile asks."""
-    return cfg.kind == "live" or (cfg.kind == "testnet" and bool(cfg.live.preflight_on_testnet))
 
 
 class Strategy(Protocol):
